@@ -1,0 +1,168 @@
+"""A read-only view of v2 RecordBatch headers, and the checks a broker makes before appending.
+
+Layout (big-endian), offsets from the start of the batch:
+  baseOffset int64 @0, batchLength int32 @8 (bytes after this field), partitionLeaderEpoch int32 @12,
+  magic int8 @16, crc uint32 @17, attributes int16 @21, lastOffsetDelta int32 @23,
+  baseTimestamp int64 @27, maxTimestamp int64 @35, producerId int64 @43, producerEpoch int16 @51,
+  baseSequence int32 @53, recordCount int32 @57, records @61.
+The CRC32C covers attributes .. end, so baseOffset and partitionLeaderEpoch can be patched in place.
+Records themselves are never decoded here: batches pass through byte for byte.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+from crc32c import crc32c
+
+from odradek.protocol.errors import ErrorCode, KafkaError
+
+BATCH_HEADER_SIZE = 61
+LOG_OVERHEAD = 12  # baseOffset + batchLength: the bytes not counted by batchLength
+MAGIC_OFFSET = 16
+CRC_OFFSET = 17
+ATTRIBUTES_OFFSET = 21
+TIMESTAMP_TYPE_FLAG = 0x08
+TRANSACTIONAL_FLAG = 0x10
+CONTROL_FLAG = 0x20
+COMPRESSION_MASK = 0x07
+NO_PRODUCER_ID = -1
+
+_HEADER = struct.Struct(">qiibIhiqqqhii")
+_BASE_OFFSET = struct.Struct(">q")
+_BASE_OFFSET_AND_EPOCH = struct.Struct(">qii")  # baseOffset, batchLength, partitionLeaderEpoch
+_LENGTH = struct.Struct(">qi")
+
+
+class BatchHeader(NamedTuple):
+    """The fixed 61-byte header of one v2 RecordBatch, plus where it sits in its buffer."""
+
+    position: int
+    base_offset: int
+    batch_length: int
+    partition_leader_epoch: int
+    magic: int
+    crc: int
+    attributes: int
+    last_offset_delta: int
+    base_timestamp: int
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    record_count: int
+
+    @property
+    def size(self) -> int:
+        """Bytes the whole batch occupies, header included."""
+        return self.batch_length + LOG_OVERHEAD
+
+    @property
+    def last_offset(self) -> int:
+        return self.base_offset + self.last_offset_delta
+
+    @property
+    def next_offset(self) -> int:
+        return self.base_offset + self.last_offset_delta + 1
+
+    @property
+    def compression(self) -> int:
+        return self.attributes & COMPRESSION_MASK
+
+    @property
+    def is_log_append_time(self) -> bool:
+        return bool(self.attributes & TIMESTAMP_TYPE_FLAG)
+
+    @property
+    def is_transactional(self) -> bool:
+        return bool(self.attributes & TRANSACTIONAL_FLAG)
+
+    @property
+    def is_control(self) -> bool:
+        return bool(self.attributes & CONTROL_FLAG)
+
+    @property
+    def last_sequence(self) -> int:
+        if self.base_sequence < 0:
+            return -1
+        return (self.base_sequence + self.last_offset_delta) % (1 << 31)
+
+
+def read_batch_header(buffer, position: int = 0) -> BatchHeader:
+    """The header at `position`; the caller guarantees BATCH_HEADER_SIZE bytes are there."""
+    return BatchHeader(position, *_HEADER.unpack_from(buffer, position))
+
+
+def read_batch_size(buffer, position: int) -> int | None:
+    """Size of the batch at `position` from its first 12 bytes, or None if fewer are there."""
+    if len(buffer) - position < LOG_OVERHEAD:
+        return None
+    return _LENGTH.unpack_from(buffer, position)[1] + LOG_OVERHEAD
+
+
+def batch_crc_is_valid(buffer, header: BatchHeader) -> bool:
+    start = header.position + ATTRIBUTES_OFFSET
+    end = header.position + header.size
+    return crc32c(memoryview(buffer)[start:end]) == header.crc
+
+
+def check_batch(buffer, header: BatchHeader, available: int) -> str | None:
+    """Why the batch at header.position is not a valid v2 batch, or None if it is.
+
+    `available` is how many bytes from header.position belong to this buffer.
+    """
+    if header.batch_length < BATCH_HEADER_SIZE - LOG_OVERHEAD:
+        return f"batch length {header.batch_length} is below the minimum {BATCH_HEADER_SIZE - LOG_OVERHEAD}"
+    if header.size > available:
+        return f"batch of {header.size} bytes is cut short: only {available} bytes present"
+    if header.magic != 2:
+        return f"magic byte is {header.magic}, expected 2"
+    if header.record_count != header.last_offset_delta + 1:
+        return (
+            f"record count {header.record_count} does not match last offset delta "
+            f"{header.last_offset_delta} + 1"
+        )
+    if not batch_crc_is_valid(buffer, header):
+        return "CRC32C mismatch"
+    return None
+
+
+def validate_batches(records) -> list[BatchHeader]:
+    """Headers of every batch in a produce request's `records`, or CORRUPT_MESSAGE.
+
+    One call per partition per request; it walks batch headers only (no per-record work).
+    """
+    headers: list[BatchHeader] = []
+    total = len(records)
+    position = 0
+    if total == 0:
+        raise KafkaError(ErrorCode.corrupt_message, "produce request carried no record batch")
+    while position < total:
+        if total - position < BATCH_HEADER_SIZE:
+            if total - position >= MAGIC_OFFSET + 1 and records[position + MAGIC_OFFSET] != 2:
+                raise KafkaError(
+                    ErrorCode.corrupt_message,
+                    f"magic byte is {records[position + MAGIC_OFFSET]}, expected 2",
+                )
+            raise KafkaError(
+                ErrorCode.corrupt_message,
+                f"{total - position} trailing bytes are too few for a batch header",
+            )
+        header = read_batch_header(records, position)
+        problem = check_batch(records, header, total - position)
+        if problem is not None:
+            raise KafkaError(ErrorCode.corrupt_message, problem)
+        headers.append(header)
+        position += header.size
+    return headers
+
+
+def patch_base_offsets(buffer: bytearray, headers: list[BatchHeader], first_offset: int, leader_epoch: int) -> int:
+    """Assign consecutive offsets to the batches in `buffer`, in place. Returns the next offset."""
+    offset = first_offset
+    for header in headers:
+        _BASE_OFFSET.pack_into(buffer, header.position, offset)
+        struct.pack_into(">i", buffer, header.position + 12, leader_epoch)
+        offset += header.last_offset_delta + 1
+    return offset
