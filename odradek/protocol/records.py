@@ -166,3 +166,159 @@ def patch_base_offsets(buffer: bytearray, headers: list[BatchHeader], first_offs
         struct.pack_into(">i", buffer, header.position + 12, leader_epoch)
         offset += header.last_offset_delta + 1
     return offset
+
+
+# --- Records inside a batch: decoded only for the console tools, ListOffsets and compaction. ---
+#
+# Record layout (v2), all varints zigzag-encoded:
+#   length varint, attributes int8, timestampDelta varlong, offsetDelta varint,
+#   keyLength varint (-1 = null), key, valueLength varint (-1 = null), value,
+#   headerCount varint, then per header: keyLength varint, key (utf-8), valueLength varint, value.
+# Produce and fetch never come here: they move batches as bytes.
+
+
+class Record(NamedTuple):
+    """One decoded record; `offset` and `timestamp` are absolute."""
+
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple = ()
+
+
+def _read_varint(buffer, position: int) -> tuple[int, int]:
+    """A zigzag varint at `position`: (value, next position)."""
+    result = 0
+    shift = 0
+    while True:
+        byte = buffer[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            break
+        shift += 7
+        if shift > 63:
+            raise KafkaError(ErrorCode.corrupt_message, f"varint longer than 10 bytes ending at byte {position}")
+    return (result >> 1) ^ -(result & 1), position
+
+
+def _write_varint(out: bytearray, value: int) -> None:
+    zigzag = (value << 1) ^ (value >> 63)
+    zigzag &= (1 << 64) - 1
+    while zigzag >= 0x80:
+        out.append((zigzag & 0x7F) | 0x80)
+        zigzag >>= 7
+    out.append(zigzag)
+
+
+def _read_bytes(buffer, position: int) -> tuple[bytes | None, int]:
+    length, position = _read_varint(buffer, position)
+    if length < 0:
+        return None, position
+    if position + length > len(buffer):
+        raise KafkaError(ErrorCode.corrupt_message, f"field of {length} bytes at byte {position} runs past the batch")
+    return bytes(buffer[position : position + length]), position + length
+
+
+def _write_bytes(out: bytearray, value: bytes | None) -> None:
+    if value is None:
+        _write_varint(out, -1)
+    else:
+        _write_varint(out, len(value))
+        out += value
+
+
+def decode_records(buffer, header: BatchHeader) -> list[Record]:
+    """Every record of the batch at header.position, decompressed; CORRUPT_MESSAGE if malformed."""
+    from odradek.protocol.compression import decompress
+
+    start = header.position + BATCH_HEADER_SIZE
+    end = header.position + header.size
+    body = decompress(header.compression, memoryview(buffer)[start:end])
+    records: list[Record] = []
+    position = 0
+    log_append_time = header.is_log_append_time
+    try:
+        for _ in range(header.record_count):
+            length, position = _read_varint(body, position)
+            record_end = position + length
+            position += 1  # attributes: unused in v2
+            timestamp_delta, position = _read_varint(body, position)
+            offset_delta, position = _read_varint(body, position)
+            key, position = _read_bytes(body, position)
+            value, position = _read_bytes(body, position)
+            header_count, position = _read_varint(body, position)
+            headers = []
+            for _ in range(header_count):
+                header_key, position = _read_bytes(body, position)
+                header_value, position = _read_bytes(body, position)
+                headers.append(((header_key or b"").decode("utf-8", "replace"), header_value))
+            if position != record_end:
+                raise KafkaError(
+                    ErrorCode.corrupt_message,
+                    f"record declared {length} bytes but its fields took {length + position - record_end}",
+                )
+            timestamp = header.max_timestamp if log_append_time else header.base_timestamp + timestamp_delta
+            records.append(Record(header.base_offset + offset_delta, timestamp, key, value, tuple(headers)))
+    except IndexError as exc:
+        raise KafkaError(ErrorCode.corrupt_message, f"records run past the end of the batch at byte {position}") from exc
+    return records
+
+
+def encode_batch(
+    records,
+    *,
+    base_offset: int = 0,
+    codec: int = 0,
+    timestamp_type: int = 0,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    partition_leader_epoch: int = -1,
+    transactional: bool = False,
+    control: bool = False,
+) -> bytes:
+    """A valid v2 batch (CRC32C included) holding `records`.
+
+    `records` are Record values (their `offset` is ignored: offset deltas are 0..n-1) or
+    (timestamp, key, value[, headers]) tuples. The batch must hold at least one record.
+    """
+    from odradek.protocol.compression import compress
+
+    normalized = [r if isinstance(r, Record) else Record(0, *r) for r in records]
+    if not normalized:
+        raise ValueError("a record batch needs at least one record")
+    base_timestamp = normalized[0].timestamp
+    max_timestamp = max(r.timestamp for r in normalized)
+    body = bytearray()
+    record = bytearray()
+    for delta, r in enumerate(normalized):
+        record.clear()
+        record.append(0)
+        _write_varint(record, r.timestamp - base_timestamp)
+        _write_varint(record, delta)
+        _write_bytes(record, r.key)
+        _write_bytes(record, r.value)
+        _write_varint(record, len(r.headers))
+        for header_key, header_value in r.headers:
+            _write_bytes(record, header_key.encode("utf-8"))
+            _write_bytes(record, header_value)
+        _write_varint(body, len(record))
+        body += record
+    payload = compress(codec, body)
+    attributes = (codec & COMPRESSION_MASK) | (TIMESTAMP_TYPE_FLAG if timestamp_type else 0)
+    if transactional:
+        attributes |= TRANSACTIONAL_FLAG
+    if control:
+        attributes |= CONTROL_FLAG
+    batch = bytearray(BATCH_HEADER_SIZE)
+    batch += payload
+    count = len(normalized)
+    _HEADER.pack_into(
+        batch, 0,
+        base_offset, len(batch) - LOG_OVERHEAD, partition_leader_epoch, 2, 0, attributes, count - 1,
+        base_timestamp, max_timestamp, producer_id, producer_epoch, base_sequence, count,
+    )
+    struct.pack_into(">I", batch, CRC_OFFSET, crc32c(memoryview(batch)[ATTRIBUTES_OFFSET:]))
+    return bytes(batch)
