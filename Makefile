@@ -1,0 +1,32 @@
+# `make run`: the broker on localhost:9092 with config/server.properties.
+# `make test`: every test suite. Both set up .venv themselves; pip runs again only when
+# pyproject.toml changes (stamp files in .venv). Pass pytest flags with PYTEST_ARGS="-k roundtrip".
+
+VENV := .venv
+VENV_PYTHON := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: run test venv clean
+
+venv: $(VENV_PYTHON)
+
+$(VENV_PYTHON):
+	scripts/make-venv.sh $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(VENV_PYTHON)
+	$(VENV_PYTHON) -m pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(VENV_PYTHON)
+	$(VENV_PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	exec $(VENV)/bin/odradek server config/server.properties
+
+test: $(VENV)/.installed-test
+	scripts/ensure-system-packages.sh
+	$(VENV_PYTHON) -m pytest tests -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

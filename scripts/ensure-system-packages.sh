@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install the system packages the test suites need, only when a command they provide is missing.
+# A no-op when every command is present (the common case, and always so today).
+#
+# Each requirement is "command:apt-package". Later suites add e.g. "kcat:kcat",
+# "java:default-jre-headless", "zkServer.sh:zookeeper".
+set -euo pipefail
+
+REQUIREMENTS=(
+)
+
+missing=()
+for requirement in "${REQUIREMENTS[@]+"${REQUIREMENTS[@]}"}"; do
+    command_name=${requirement%%:*}
+    package=${requirement#*:}
+    if ! command -v "$command_name" >/dev/null 2>&1; then
+        missing+=("$package")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "missing system packages: ${missing[*]}; install them (no apt-get on this machine)" >&2
+    exit 1
+fi
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+        echo "missing system packages: ${missing[*]}; run as root or install sudo" >&2
+        exit 1
+    fi
+    sudo=(sudo)
+fi
+echo "installing system packages: ${missing[*]}" >&2
+"${sudo[@]+"${sudo[@]}"}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+"${sudo[@]+"${sudo[@]}"}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
