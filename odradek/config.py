@@ -1,0 +1,785 @@
+"""Broker and topic configuration: one table of definitions, and the parsers built on it.
+
+Owns the names, types, defaults, validators and docs of every config odradek knows
+(`CONFIG_DEFS`), the Java `.properties` reader, the typed `BrokerConfig`, and topic-config
+validation. The same table feeds `server.properties` parsing, DescribeConfigs and the
+generated docs, so a config is added in exactly one place.
+
+Names, types, defaults and semantics are Kafka's. Deliberate differences are said in the
+config's doc (for example the default data directory, `./odradek-data`).
+
+This module does no I/O beyond what its caller hands it and must not import the broker.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import socket
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+__all__ = [
+    "CONFIG_DEFS",
+    "AtLeast",
+    "Between",
+    "BrokerConfig",
+    "ConfigDef",
+    "ConfigError",
+    "Listener",
+    "OneOf",
+    "Password",
+    "broker_config_defs",
+    "broker_synonyms",
+    "describe_doc_markdown",
+    "parse_listeners",
+    "parse_properties",
+    "parse_value",
+    "topic_config_defaults",
+    "topic_config_defs",
+    "validate_topic_configs",
+]
+
+LONG_MAX = 2**63 - 1
+_INT_RANGES = {
+    "short": (-(2**15), 2**15 - 1),
+    "int": (-(2**31), 2**31 - 1),
+    "long": (-(2**63), 2**63 - 1),
+}
+CONFIG_TYPES = ("string", "int", "long", "short", "boolean", "list", "double", "password")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be accepted. The message is one line meant for the user."""
+
+
+class Password:
+    """A secret config value: its `str`/`repr` never show it; `.value` does."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "[hidden]"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Password) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+# ---------------------------------------------------------------------------------------
+# Validators: called with the typed value, return None when fine or the expectation
+# ("a value at least 14") when not. `str()` renders the valid values for the docs.
+
+
+@dataclass(frozen=True)
+class AtLeast:
+    minimum: float
+
+    def __call__(self, value: object) -> str | None:
+        if value is not None and value < self.minimum:  # type: ignore[operator]
+            return f"a value at least {_fmt_number(self.minimum)}"
+        return None
+
+    def __str__(self) -> str:
+        return f"[{_fmt_number(self.minimum)},...]"
+
+
+@dataclass(frozen=True)
+class Between:
+    minimum: float
+    maximum: float
+
+    def __call__(self, value: object) -> str | None:
+        if value is not None and not self.minimum <= value <= self.maximum:  # type: ignore[operator]
+            return f"a value between {_fmt_number(self.minimum)} and {_fmt_number(self.maximum)}"
+        return None
+
+    def __str__(self) -> str:
+        return f"[{_fmt_number(self.minimum)},...,{_fmt_number(self.maximum)}]"
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """Value (or, for a list, each element) must be one of `choices`."""
+
+    choices: tuple[str, ...]
+    case_sensitive: bool = True
+
+    def __call__(self, value: object) -> str | None:
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if item is None:
+                continue
+            if self.case_sensitive:
+                ok = item in self.choices
+            else:
+                ok = str(item).lower() in {c.lower() for c in self.choices}
+            if not ok:
+                return "one of " + ", ".join(self.choices)
+        return None
+
+    def __str__(self) -> str:
+        return "[" + ", ".join(self.choices) + "]"
+
+
+def _fmt_number(n: float) -> str:
+    return str(int(n)) if float(n).is_integer() else str(n)
+
+
+# ---------------------------------------------------------------------------------------
+# The table.
+
+
+@dataclass(frozen=True)
+class ConfigDef:
+    """One config: its Kafka name, type, default (typed; None means unset), validator, doc.
+
+    `scope` is "broker" (server.properties) or "topic" (CreateTopics / AlterConfigs).
+    A topic config's `synonym` names the broker config that supplies its default.
+    """
+
+    name: str
+    type: str
+    default: object
+    doc: str
+    scope: str = "broker"
+    validator: Callable[[object], str | None] | None = None
+    synonym: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in CONFIG_TYPES:
+            raise TypeError(f"config {self.name!r}: unknown type {self.type!r}")
+        if self.scope not in ("broker", "topic"):
+            raise TypeError(f"config {self.name!r}: unknown scope {self.scope!r}")
+
+    def parse(self, raw: str | None) -> object:
+        """The typed value of `raw`, validated; raises ConfigError naming this config."""
+        value = parse_value(self.name, self.type, raw, nullable=self.default is None)
+        if self.validator is not None and value is not None:
+            expected = self.validator(value)
+            if expected is not None:
+                raise ConfigError(_invalid(self.name, raw, expected))
+        return value
+
+
+def _b(name, type_, default, doc, validator=None) -> ConfigDef:
+    return ConfigDef(name, type_, default, doc, "broker", validator)
+
+
+def _t(name, type_, default, synonym, doc, validator=None) -> ConfigDef:
+    return ConfigDef(name, type_, default, doc, "topic", validator, synonym)
+
+
+_CLEANUP_POLICIES = OneOf(("delete", "compact"))
+_TIMESTAMP_TYPES = OneOf(("CreateTime", "LogAppendTime"))
+_COMPRESSION_TYPES = OneOf(("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"))
+_DEFAULT_PROTOCOL_MAP = "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
+
+CONFIG_DEFS: tuple[ConfigDef, ...] = (
+    # --- broker: identity and listeners ---
+    _b("node.id", "int", -1,
+       "The id of this broker. Synonym of broker.id: set either (if both are set they must "
+       "agree). When neither is set a single node uses id 0.", AtLeast(-1)),
+    _b("broker.id", "int", -1, "Synonym of node.id, the name older Kafka files use.", AtLeast(-1)),
+    _b("listeners", "list", ["PLAINTEXT://localhost:9092"],
+       "Comma-separated NAME://host:port addresses to listen on. An empty host listens on all "
+       "interfaces (0.0.0.0); IPv6 hosts go in brackets ([::1]); port 0 picks a free port."),
+    _b("advertised.listeners", "list", None,
+       "Addresses given to clients in Metadata responses, same form as listeners. "
+       "Unset means the same as listeners."),
+    _b("listener.security.protocol.map", "string", _DEFAULT_PROTOCOL_MAP,
+       "Listener name to security protocol, NAME:PROTOCOL pairs separated by commas."),
+    _b("inter.broker.listener.name", "string", None,
+       "The listener brokers use to talk to each other; unset means the first listener."),
+    _b("cluster.id", "string", None,
+       "The cluster id. Unset: odradek generates one on first start and stores it in "
+       "meta.properties in each log dir."),
+    _b("zookeeper.connect", "string", None,
+       "ZooKeeper connection string (host:port,...[/chroot]). Setting it selects cluster mode, "
+       "which is not yet supported: `odradek server` refuses to start with it set."),
+    _b("zookeeper.session.timeout.ms", "int", 18000, "ZooKeeper session timeout (cluster mode)."),
+    _b("zookeeper.connection.timeout.ms", "int", None,
+       "Time to wait for a ZooKeeper connection; unset means zookeeper.session.timeout.ms."),
+    # --- broker: storage ---
+    _b("log.dirs", "list", None,
+       "Comma-separated directories holding the partition logs. Unset means log.dir."),
+    _b("log.dir", "string", "./odradek-data",
+       "The data directory used when log.dirs is unset. odradek's default is ./odradek-data "
+       "(relative to the working directory), a deliberate difference from Kafka's "
+       "/tmp/kafka-logs, which many systems wipe on reboot."),
+    _b("num.partitions", "int", 1, "Default partition count for auto-created topics.", AtLeast(1)),
+    _b("default.replication.factor", "int", 1,
+       "Default replication factor for auto-created topics.", AtLeast(1)),
+    _b("auto.create.topics.enable", "boolean", True,
+       "Create a topic when a client asks for metadata of, or produces to, an unknown topic."),
+    _b("delete.topic.enable", "boolean", True, "Allow topics to be deleted."),
+    _b("min.insync.replicas", "int", 1,
+       "Default for the topic config min.insync.replicas.", AtLeast(1)),
+    _b("unclean.leader.election.enable", "boolean", False,
+       "Default for the topic config unclean.leader.election.enable."),
+    _b("compression.type", "string", "producer",
+       "Default for the topic config compression.type.", _COMPRESSION_TYPES),
+    _b("log.segment.bytes", "int", 1073741824, "Maximum size of one log segment file.", AtLeast(14)),
+    _b("log.roll.ms", "long", None,
+       "Roll a new segment after this long even if it is not full; unset means log.roll.hours."),
+    _b("log.roll.hours", "int", 168, "Segment roll time in hours, used when log.roll.ms is unset.",
+       AtLeast(1)),
+    _b("log.roll.jitter.ms", "long", None, "Maximum random jitter subtracted from the roll time; "
+       "unset means log.roll.jitter.hours."),
+    _b("log.roll.jitter.hours", "int", 0, "Roll jitter in hours, used when log.roll.jitter.ms "
+       "is unset.", AtLeast(0)),
+    _b("log.index.interval.bytes", "int", 4096,
+       "Bytes of log between two offset-index entries.", AtLeast(0)),
+    _b("log.index.size.max.bytes", "int", 10485760,
+       "Maximum size of an offset index file.", AtLeast(4)),
+    _b("log.preallocate", "boolean", False, "Preallocate segment files (topic default)."),
+    _b("log.segment.delete.delay.ms", "long", 60000,
+       "Wait before deleting a segment file removed from the log.", AtLeast(0)),
+    _b("message.max.bytes", "int", 1048588,
+       "Largest record batch the broker accepts (after compression).", AtLeast(0)),
+    _b("log.message.timestamp.type", "string", "CreateTime",
+       "Whether record timestamps are the producer's (CreateTime) or the broker's append time "
+       "(LogAppendTime).", _TIMESTAMP_TYPES),
+    _b("log.flush.interval.messages", "long", LONG_MAX,
+       "fsync a partition after this many messages; the default leaves flushing to the OS.",
+       AtLeast(1)),
+    _b("log.flush.interval.ms", "long", None,
+       "fsync a partition when its oldest unflushed message is this old; unset means "
+       "log.flush.scheduler.interval.ms."),
+    _b("log.flush.scheduler.interval.ms", "long", LONG_MAX,
+       "How often the flusher checks whether a log needs flushing."),
+    _b("log.cleanup.policy", "list", ["delete"],
+       "Default cleanup policy: delete old segments, compact by key, or both.", _CLEANUP_POLICIES),
+    _b("log.retention.hours", "int", 168,
+       "Keep log segments this many hours; used when log.retention.ms and .minutes are unset."),
+    _b("log.retention.minutes", "int", None,
+       "Retention in minutes; used when log.retention.ms is unset."),
+    _b("log.retention.ms", "long", None,
+       "Retention in milliseconds; takes precedence over minutes and hours. -1 keeps forever."),
+    _b("log.retention.bytes", "long", -1,
+       "Maximum size of a partition log before old segments are deleted; -1 means no limit."),
+    _b("log.retention.check.interval.ms", "long", 300000,
+       "How often the retention check runs.", AtLeast(1)),
+    _b("log.cleaner.delete.retention.ms", "long", 86400000,
+       "Default for the topic config delete.retention.ms.", AtLeast(0)),
+    _b("log.cleaner.min.cleanable.ratio", "double", 0.5,
+       "Default for the topic config min.cleanable.dirty.ratio.", Between(0, 1)),
+    _b("log.cleaner.min.compaction.lag.ms", "long", 0,
+       "Default for the topic config min.compaction.lag.ms.", AtLeast(0)),
+    _b("log.cleaner.max.compaction.lag.ms", "long", LONG_MAX,
+       "Default for the topic config max.compaction.lag.ms.", AtLeast(1)),
+    _b("num.recovery.threads.per.data.dir", "int", 1,
+       "Threads per log dir used to recover logs at start-up.", AtLeast(1)),
+    # --- broker: network ---
+    _b("socket.request.max.bytes", "int", 104857600,
+       "Largest request frame accepted; a larger frame closes the connection.", AtLeast(1)),
+    _b("socket.send.buffer.bytes", "int", 102400,
+       "SO_SNDBUF of client sockets; -1 uses the OS default."),
+    _b("socket.receive.buffer.bytes", "int", 102400,
+       "SO_RCVBUF of client sockets; -1 uses the OS default."),
+    _b("num.network.threads", "int", 3,
+       "Accepted for compatibility; odradek serves all connections on one event loop.", AtLeast(1)),
+    _b("num.io.threads", "int", 8,
+       "Accepted for compatibility; odradek runs blocking I/O on a worker pool.", AtLeast(1)),
+    # --- broker: coordinators ---
+    _b("offsets.topic.num.partitions", "int", 50,
+       "Partition count of __consumer_offsets (fixed once created).", AtLeast(1)),
+    _b("offsets.topic.replication.factor", "short", 3,
+       "Replication factor of __consumer_offsets. Kafka's default of 3; a single node should "
+       "set 1, as config/server.properties does.", AtLeast(1)),
+    _b("transaction.state.log.num.partitions", "int", 50,
+       "Partition count of __transaction_state.", AtLeast(1)),
+    _b("transaction.state.log.replication.factor", "short", 3,
+       "Replication factor of __transaction_state; a single node should set 1.", AtLeast(1)),
+    _b("transaction.state.log.min.isr", "int", 2,
+       "min.insync.replicas of __transaction_state; a single node should set 1.", AtLeast(1)),
+    _b("group.initial.rebalance.delay.ms", "int", 3000,
+       "How long a new classic group waits for more members before its first rebalance."),
+    _b("group.min.session.timeout.ms", "int", 6000, "Smallest session timeout a member may ask for."),
+    _b("group.max.session.timeout.ms", "int", 1800000, "Largest session timeout a member may ask for."),
+    # --- topic ---
+    _t("cleanup.policy", "list", ["delete"], "log.cleanup.policy",
+       "delete: drop segments past retention; compact: keep the latest record per key.",
+       _CLEANUP_POLICIES),
+    _t("retention.ms", "long", 604800000, "log.retention.ms",
+       "Keep segments this long; -1 keeps forever.", AtLeast(-1)),
+    _t("retention.bytes", "long", -1, "log.retention.bytes",
+       "Delete old segments when a partition grows past this size; -1 means no limit."),
+    _t("segment.bytes", "int", 1073741824, "log.segment.bytes", "Maximum size of one segment file.",
+       AtLeast(14)),
+    _t("segment.ms", "long", 604800000, "log.roll.ms",
+       "Roll a new segment after this long even if it is not full.", AtLeast(1)),
+    _t("segment.jitter.ms", "long", 0, "log.roll.jitter.ms",
+       "Maximum random jitter subtracted from segment.ms.", AtLeast(0)),
+    _t("segment.index.bytes", "int", 10485760, "log.index.size.max.bytes",
+       "Maximum size of the offset index of one segment.", AtLeast(4)),
+    _t("index.interval.bytes", "int", 4096, "log.index.interval.bytes",
+       "Bytes of log between two offset-index entries.", AtLeast(0)),
+    _t("flush.messages", "long", LONG_MAX, "log.flush.interval.messages",
+       "fsync after this many messages.", AtLeast(1)),
+    _t("flush.ms", "long", LONG_MAX, "log.flush.interval.ms",
+       "fsync when the oldest unflushed message is this old.", AtLeast(0)),
+    _t("max.message.bytes", "int", 1048588, "message.max.bytes",
+       "Largest record batch accepted (after compression).", AtLeast(0)),
+    _t("message.timestamp.type", "string", "CreateTime", "log.message.timestamp.type",
+       "CreateTime or LogAppendTime.", _TIMESTAMP_TYPES),
+    _t("min.insync.replicas", "int", 1, "min.insync.replicas",
+       "Replicas that must have a write for acks=all to succeed.", AtLeast(1)),
+    _t("delete.retention.ms", "long", 86400000, "log.cleaner.delete.retention.ms",
+       "How long tombstones are kept on a compacted topic.", AtLeast(0)),
+    _t("min.cleanable.dirty.ratio", "double", 0.5, "log.cleaner.min.cleanable.ratio",
+       "Compact when this fraction of the log is uncompacted.", Between(0, 1)),
+    _t("min.compaction.lag.ms", "long", 0, "log.cleaner.min.compaction.lag.ms",
+       "A record stays uncompacted at least this long.", AtLeast(0)),
+    _t("max.compaction.lag.ms", "long", LONG_MAX, "log.cleaner.max.compaction.lag.ms",
+       "A record becomes eligible for compaction at most this long after it is written.",
+       AtLeast(1)),
+    _t("compression.type", "string", "producer", "compression.type",
+       "Codec of stored batches; producer keeps what the producer sent.", _COMPRESSION_TYPES),
+    _t("unclean.leader.election.enable", "boolean", False, "unclean.leader.election.enable",
+       "Allow an out-of-sync replica to become leader, at the cost of losing data."),
+    _t("preallocate", "boolean", False, "log.preallocate", "Preallocate segment files."),
+    _t("file.delete.delay.ms", "long", 60000, "log.segment.delete.delay.ms",
+       "Wait before deleting a segment file removed from the log.", AtLeast(0)),
+)
+
+_BY_SCOPE: dict[str, dict[str, ConfigDef]] = {"broker": {}, "topic": {}}
+for _def in CONFIG_DEFS:
+    if _def.name in _BY_SCOPE[_def.scope]:
+        raise TypeError(f"config {_def.name!r} defined twice")
+    _BY_SCOPE[_def.scope][_def.name] = _def
+
+# Broker configs that override a topic default's synonym, most specific first
+# (Kafka's DescribeConfigs synonym order).
+_SYNONYM_CHAINS: dict[str, tuple[str, ...]] = {
+    "log.retention.ms": ("log.retention.ms", "log.retention.minutes", "log.retention.hours"),
+    "log.roll.ms": ("log.roll.ms", "log.roll.hours"),
+    "log.roll.jitter.ms": ("log.roll.jitter.ms", "log.roll.jitter.hours"),
+    "log.flush.interval.ms": ("log.flush.interval.ms", "log.flush.scheduler.interval.ms"),
+}
+
+
+def broker_config_defs() -> Mapping[str, ConfigDef]:
+    """Broker-scope definitions by name."""
+    return _BY_SCOPE["broker"]
+
+
+def topic_config_defs() -> Mapping[str, ConfigDef]:
+    """Topic-scope definitions by name."""
+    return _BY_SCOPE["topic"]
+
+
+def broker_synonyms(topic_config: str) -> tuple[str, ...]:
+    """Broker configs that supply `topic_config`'s default, most specific first."""
+    definition = _BY_SCOPE["topic"].get(topic_config)
+    if definition is None or definition.synonym is None:
+        return ()
+    return _SYNONYM_CHAINS.get(definition.synonym, (definition.synonym,))
+
+
+# ---------------------------------------------------------------------------------------
+# Values.
+
+
+def _invalid(name: str, raw: object, expected: str) -> str:
+    shown = raw if isinstance(raw, str) else repr(raw)
+    return f"invalid value '{shown}' for config '{name}': expected {expected}"
+
+
+def parse_value(name: str, type_: str, raw: str | None, *, nullable: bool = False) -> object:
+    """Convert `raw` to `type_` the way Kafka's ConfigDef does; ConfigError if it cannot.
+
+    None stays None. For a config whose default is unset (`nullable`), an empty or blank
+    value also means unset, so `zookeeper.connect=` in a file does not select cluster mode.
+    """
+    if raw is None:
+        return None
+    if type_ == "password":
+        return Password(raw)
+    text = raw.strip()
+    if nullable and not text:
+        return None
+    if type_ == "string":
+        return text
+    if type_ == "list":
+        return [item.strip() for item in text.split(",") if item.strip()]
+    if type_ == "boolean":
+        lowered = text.lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+        raise ConfigError(_invalid(name, raw, "a boolean (true or false)"))
+    if type_ in _INT_RANGES:
+        article = "a long integer" if type_ == "long" else "a short integer" if type_ == "short" else "an integer"
+        if not re.fullmatch(r"[+-]?\d+", text):
+            raise ConfigError(_invalid(name, raw, article))
+        value = int(text)
+        low, high = _INT_RANGES[type_]
+        if not low <= value <= high:
+            raise ConfigError(_invalid(name, raw, f"{article} between {low} and {high}"))
+        return value
+    if type_ == "double":
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(_invalid(name, raw, "a number")) from None
+        if math.isnan(value):
+            raise ConfigError(_invalid(name, raw, "a number"))
+        return value
+    raise TypeError(f"unknown config type {type_!r}")
+
+
+def _render(value: object) -> str:
+    """A typed value back in properties syntax (for docs and DescribeConfigs)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------
+# .properties files.
+
+_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
+
+
+def _logical_lines(text: str) -> Iterator[str]:
+    """Java's logical lines: comments and blanks dropped, backslash continuations joined."""
+    pending: list[str] | None = None
+    for natural in text.splitlines():
+        line = natural.lstrip(" \t\f")
+        if pending is None:
+            if not line or line[0] in "#!":
+                continue
+        trailing = len(line) - len(line.rstrip("\\"))
+        if trailing % 2 == 1:
+            pending = (pending or []) + [line[:-1]]
+            continue
+        yield "".join((pending or []) + [line])
+        pending = None
+    if pending is not None:
+        yield "".join(pending)
+
+
+def _unescape(text: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch != "\\" or i + 1 >= len(text):
+            out.append(ch)
+            i += 1
+            continue
+        nxt = text[i + 1]
+        if nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", text[i + 2 : i + 6]):
+            out.append(chr(int(text[i + 2 : i + 6], 16)))
+            i += 6
+            continue
+        out.append(_ESCAPES.get(nxt, nxt))
+        i += 2
+    return "".join(out)
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """Parse Java `.properties` text into key -> value strings; a later key wins.
+
+    Supports `#`/`!` comment lines, `key=value`, `key: value` and `key value`, trimmed
+    whitespace, backslash line continuation, and `\\t \\n \\r \\f \\uXXXX \\<char>` escapes.
+    """
+    result: dict[str, str] = {}
+    for line in _logical_lines(text):
+        i = 0
+        while i < len(line):
+            ch = line[i]
+            if ch == "\\":
+                i += 2
+                continue
+            if ch in "=: \t\f":
+                break
+            i += 1
+        key = line[:i]
+        rest = line[i:].lstrip(" \t\f")
+        if rest[:1] in ("=", ":"):
+            rest = rest[1:].lstrip(" \t\f")
+        # Trailing whitespace is trimmed unless escaped ("a\ " keeps its space).
+        stripped = rest.rstrip(" \t\f")
+        if stripped.endswith("\\") and len(stripped) < len(rest):
+            stripped = rest[: len(stripped) + 1]
+        result[_unescape(key)] = _unescape(stripped)
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# Listeners.
+
+_LISTENER_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)://(\[[^\]]*\]|[^:\[\]/]*):(\d+)$")
+
+
+class Listener(NamedTuple):
+    """One `NAME://host:port` endpoint. host "" is never stored: it becomes 0.0.0.0."""
+
+    name: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.name}://{host}:{self.port}"
+
+
+def parse_listeners(name: str, entries: list[str]) -> list[Listener]:
+    """Parse listener strings of config `name`; ConfigError on a malformed or duplicate one."""
+    listeners: list[Listener] = []
+    for entry in entries:
+        match = _LISTENER_RE.match(entry)
+        if match is None:
+            raise ConfigError(_invalid(name, entry, "NAME://host:port, for example PLAINTEXT://localhost:9092"))
+        listener_name, host, port_text = match.groups()
+        port = int(port_text)
+        if port > 65535:
+            raise ConfigError(_invalid(name, entry, "a port between 0 and 65535"))
+        if host.startswith("["):
+            host = host[1:-1]
+        listener = Listener(listener_name.upper(), host or "0.0.0.0", port)
+        if any(existing.name == listener.name for existing in listeners):
+            raise ConfigError(
+                f"invalid value '{','.join(entries)}' for config '{name}': "
+                f"expected each listener to have a different name, found {listener.name} twice"
+            )
+        listeners.append(listener)
+    return listeners
+
+
+# ---------------------------------------------------------------------------------------
+# Broker config.
+
+
+def _suggestion(key: str, known: Mapping[str, ConfigDef]) -> str | None:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+@dataclass(frozen=True, eq=False)
+class BrokerConfig:
+    """A broker's typed configuration: every broker config, set or defaulted.
+
+    `config["num.partitions"]` is the typed value; properties resolve Kafka's fallbacks
+    between related configs. `originals` holds the strings the user set for known keys
+    (anything not in it is at its default). Immutable.
+    """
+
+    _values: Mapping[str, object]
+    originals: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_properties(cls, props: Mapping[str, str]) -> tuple[BrokerConfig, list[str]]:
+        """Build from raw properties; returns the config and warnings (unknown keys).
+
+        Raises ConfigError, one line, for an invalid value or an inconsistent combination.
+        """
+        defs = _BY_SCOPE["broker"]
+        warnings: list[str] = []
+        # Copy list defaults so no caller can mutate the table through a config.
+        values: dict[str, object] = {
+            name: list(d.default) if isinstance(d.default, list) else d.default
+            for name, d in defs.items()
+        }
+        originals: dict[str, str] = {}
+        for key, raw in props.items():
+            definition = defs.get(key)
+            if definition is None:
+                guess = _suggestion(key, defs)
+                hint = f"; did you mean '{guess}'?" if guess else ""
+                warnings.append(f"unknown config '{key}' ignored{hint}")
+                continue
+            parsed = definition.parse(raw)
+            if parsed is not None:
+                values[key] = parsed
+            originals[key] = raw
+        config = cls(values, originals)
+        config._check()
+        return config, warnings
+
+    @classmethod
+    def defaults(cls) -> BrokerConfig:
+        return cls.from_properties({})[0]
+
+    def _check(self) -> None:
+        """Cross-config rules; each property raises ConfigError when its inputs disagree."""
+        _ = self.node_id, self.listeners, self.advertised_listeners, self.log_dirs
+
+    def __getitem__(self, name: str) -> object:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise KeyError(f"unknown broker config {name!r}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
+    def get(self, name: str, default: object = None) -> object:
+        return self._values.get(name, default)
+
+    def items(self) -> Iterator[tuple[str, object]]:
+        return iter(self._values.items())
+
+    def is_default(self, name: str) -> bool:
+        """True when the user did not set `name` (DescribeConfigs source DEFAULT_CONFIG)."""
+        return name not in self.originals
+
+    def __repr__(self) -> str:
+        return f"BrokerConfig({dict(self.originals)!r})"
+
+    # -- resolved values ---------------------------------------------------------------
+
+    @property
+    def node_id(self) -> int:
+        node_id, broker_id = self["node.id"], self["broker.id"]
+        if node_id != -1 and broker_id != -1 and node_id != broker_id:
+            raise ConfigError(
+                f"config 'node.id' ({node_id}) and 'broker.id' ({broker_id}) disagree; set only one"
+            )
+        if node_id != -1:
+            return node_id  # type: ignore[return-value]
+        if broker_id != -1:
+            return broker_id  # type: ignore[return-value]
+        return 0
+
+    @property
+    def log_dirs(self) -> list[Path]:
+        dirs = self["log.dirs"] or [self["log.dir"]]
+        return [Path(d) for d in dirs]  # type: ignore[union-attr]
+
+    @property
+    def listeners(self) -> list[Listener]:
+        listeners = parse_listeners("listeners", self["listeners"])  # type: ignore[arg-type]
+        if not listeners:
+            raise ConfigError("invalid value '' for config 'listeners': expected at least one listener")
+        return listeners
+
+    @property
+    def advertised_listeners(self) -> list[Listener]:
+        """What clients are told. Unset means `listeners`, with a wildcard host replaced by
+        this machine's name (Kafka does the same). Port 0 stays 0: the server substitutes
+        the port it bound."""
+        explicit = self["advertised.listeners"]
+        if explicit is None:
+            return [
+                l._replace(host=socket.getfqdn()) if l.host in ("0.0.0.0", "::") else l
+                for l in self.listeners
+            ]
+        advertised = parse_listeners("advertised.listeners", explicit)  # type: ignore[arg-type]
+        for listener in advertised:
+            if listener.host in ("0.0.0.0", "::"):
+                raise ConfigError(_invalid(
+                    "advertised.listeners", ",".join(explicit),  # type: ignore[arg-type]
+                    "routable hosts; 0.0.0.0 cannot be advertised to clients",
+                ))
+        return advertised
+
+    @property
+    def log_roll_ms(self) -> int:
+        roll_ms = self["log.roll.ms"]
+        return roll_ms if roll_ms is not None else self["log.roll.hours"] * 3_600_000  # type: ignore[return-value,operator]
+
+    @property
+    def log_roll_jitter_ms(self) -> int:
+        jitter_ms = self["log.roll.jitter.ms"]
+        return jitter_ms if jitter_ms is not None else self["log.roll.jitter.hours"] * 3_600_000  # type: ignore[return-value,operator]
+
+    @property
+    def flush_interval_ms(self) -> int:
+        flush_ms = self["log.flush.interval.ms"]
+        return flush_ms if flush_ms is not None else self["log.flush.scheduler.interval.ms"]  # type: ignore[return-value]
+
+    @property
+    def retention_ms(self) -> int:
+        """log.retention.ms, else .minutes, else .hours, in ms; any negative means -1 (forever)."""
+        if self["log.retention.ms"] is not None:
+            ms = self["log.retention.ms"]
+        elif self["log.retention.minutes"] is not None:
+            ms = self["log.retention.minutes"] * 60_000  # type: ignore[operator]
+        else:
+            ms = self["log.retention.hours"] * 3_600_000  # type: ignore[operator]
+        return -1 if ms < 0 else ms  # type: ignore[operator,return-value]
+
+
+# ---------------------------------------------------------------------------------------
+# Topic configs.
+
+_DERIVED_SYNONYMS: dict[str, Callable[[BrokerConfig], object]] = {
+    "log.retention.ms": lambda b: b.retention_ms,
+    "log.roll.ms": lambda b: b.log_roll_ms,
+    "log.roll.jitter.ms": lambda b: b.log_roll_jitter_ms,
+    "log.flush.interval.ms": lambda b: b.flush_interval_ms,
+}
+
+
+def topic_config_defaults(broker: BrokerConfig) -> dict[str, object]:
+    """Every topic config with its effective default, taken from its broker synonym."""
+    defaults: dict[str, object] = {}
+    for name, definition in _BY_SCOPE["topic"].items():
+        synonym = definition.synonym
+        if synonym is None:
+            value = definition.default
+        elif synonym in _DERIVED_SYNONYMS:
+            value = _DERIVED_SYNONYMS[synonym](broker)
+        else:
+            value = broker[synonym]
+        defaults[name] = list(value) if isinstance(value, list) else value
+    return defaults
+
+
+def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, object]:
+    """Typed values of topic config overrides; ConfigError (one line) for an unknown name or
+    a bad value. A None value means "no override" and stays None."""
+    defs = _BY_SCOPE["topic"]
+    typed: dict[str, object] = {}
+    for name, raw in configs.items():
+        definition = defs.get(name)
+        if definition is None:
+            guess = _suggestion(name, defs)
+            hint = f"; did you mean '{guess}'?" if guess else ""
+            raise ConfigError(f"unknown topic config '{name}'{hint}")
+        typed[name] = None if raw is None else definition.parse(raw)
+    return typed
+
+
+# ---------------------------------------------------------------------------------------
+# Docs.
+
+
+def describe_doc_markdown() -> str:
+    """The config table as markdown: one section per scope, one row per config."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines: list[str] = []
+    for scope, title in (("broker", "Broker configs (server.properties)"), ("topic", "Topic configs")):
+        lines += [f"## {title}", ""]
+        header = "| name | type | default | valid values |"
+        rule = "| --- | --- | --- | --- |"
+        if scope == "topic":
+            header += " broker synonym |"
+            rule += " --- |"
+        lines += [header + " description |", rule + " --- |"]
+        for d in sorted(_BY_SCOPE[scope].values(), key=lambda d: d.name):
+            row = f"| `{d.name}` | {d.type} | `{cell(_render(d.default))}` | {cell(str(d.validator or ''))} |"
+            if scope == "topic":
+                row += f" {'`' + d.synonym + '`' if d.synonym else ''} |"
+            lines.append(row + f" {cell(d.doc)} |")
+        lines.append("")
+    return "\n".join(lines)
