@@ -1,0 +1,57 @@
+"""The `odradek` command: argparse front end that dispatches to one module per subcommand.
+
+Owns argument parsing, exit codes and how usage errors are shown: one line on stderr and
+exit 2, never a traceback. Each subcommand module exposes `register(subparsers)`, which
+adds its parser and sets `run(args) -> int` as the parser's default `func`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+import odradek
+from odradek.cli import UsageError, server
+
+__all__ = ["build_parser", "main"]
+
+EXIT_USAGE = 2
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line naming the command, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="odradek",
+        description="A Kafka-compatible event-streaming broker in Python.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"odradek {odradek.__version__}"
+    )
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    server.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return func(args)
+    except UsageError as e:
+        print(f"odradek: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
