@@ -1,0 +1,118 @@
+"""The `odradek` command as a user runs it: a subprocess, exit codes, what lands on stderr."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import odradek
+from odradek.cli.main import main
+from odradek.cli.server import load_config, parse_overrides
+from odradek.cli import UsageError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def odradek_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "odradek", *args],
+        capture_output=True, text=True, env=env, cwd=cwd or REPO, timeout=30,
+    )
+
+
+def assert_one_line_usage_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("odradek: "), result.stderr
+    for fragment in fragments:
+        assert fragment in last
+
+
+def test_version():
+    result = odradek_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"odradek {odradek.__version__}"
+
+
+def test_server_invalid_value_exits_2_with_one_line():
+    result = odradek_cli("server", "--override", "num.partitions=abc")
+    assert_one_line_usage_error(
+        result, "invalid value 'abc' for config 'num.partitions': expected an integer"
+    )
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_server_missing_config_file_exits_2(tmp_path):
+    missing = tmp_path / "nope.properties"
+    result = odradek_cli("server", str(missing))
+    assert_one_line_usage_error(result, "cannot read config file", str(missing), "No such file")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_server_invalid_value_in_file_exits_2(tmp_path):
+    path = tmp_path / "server.properties"
+    path.write_text("listeners=PLAINTEXT://localhost:9092\nlog.segment.bytes=10\n")
+    result = odradek_cli("server", str(path))
+    assert_one_line_usage_error(result, "'log.segment.bytes'", "at least 14")
+
+
+def test_server_malformed_override_exits_2():
+    result = odradek_cli("server", "--override", "foo")
+    assert_one_line_usage_error(result, "malformed --override 'foo': expected key=value")
+
+
+def test_server_zookeeper_connect_is_refused_after_warning_about_typos(tmp_path):
+    path = tmp_path / "server.properties"
+    path.write_text("zookeeper.connect=localhost:2181\nlog.segment.byte=100\n")
+    result = odradek_cli("server", str(path))
+    assert_one_line_usage_error(result, "zookeeper.connect", "cluster mode is not yet supported")
+    assert "WARN unknown config 'log.segment.byte' ignored; did you mean 'log.segment.bytes'?" in result.stderr
+    assert "(odradek.config)" in result.stderr
+
+
+def test_unknown_option_is_one_line_not_a_usage_dump():
+    result = odradek_cli("server", "--bogus")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "--bogus" in result.stderr
+
+
+def test_no_command_prints_help_and_exits_2():
+    result = odradek_cli()
+    assert result.returncode == 2
+    assert "server" in result.stderr
+
+
+def test_overrides_take_precedence_over_the_file(tmp_path):
+    path = tmp_path / "server.properties"
+    path.write_text("num.partitions=2\nlog.dirs=/data\n")
+    config, warnings = load_config(path, ["num.partitions=5", "listeners=PLAINTEXT://:0"])
+    assert warnings == []
+    assert config["num.partitions"] == 5
+    assert config.log_dirs == [Path("/data")]
+    assert config.listeners[0].port == 0
+
+
+def test_override_value_may_contain_equals_signs():
+    assert parse_overrides(["a=b=c", "empty="]) == {"a": "b=c", "empty": ""}
+    with pytest.raises(UsageError):
+        parse_overrides(["=value"])
+
+
+def test_main_runs_the_broker_with_the_built_config(monkeypatch, tmp_path):
+    import types
+
+    seen = {}
+
+    def run_broker(config):
+        seen["config"] = config
+        return 0
+
+    monkeypatch.setitem(sys.modules, "odradek.broker", types.SimpleNamespace(run_broker=run_broker))
+    assert main(["server", str(REPO / "config" / "server.properties"), "--override", "node.id=7"]) == 0
+    assert seen["config"].node_id == 7
+    assert seen["config"]["num.partitions"] == 1
