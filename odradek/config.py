@@ -458,7 +458,8 @@ _ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
 def _logical_lines(text: str) -> Iterator[str]:
     """Java's logical lines: comments and blanks dropped, backslash continuations joined."""
     pending: list[str] | None = None
-    for natural in text.splitlines():
+    # Only \n, \r and \r\n end a line in Java; str.splitlines would also split on \f, \x85, ...
+    for natural in re.split(r"\r\n|\r|\n", text):
         line = natural.lstrip(" \t\f")
         if pending is None:
             if not line or line[0] in "#!":

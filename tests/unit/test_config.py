@@ -3,6 +3,8 @@
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from odradek.config import (
     CONFIG_DEFS,
@@ -351,3 +353,31 @@ def test_doc_markdown_lists_every_config_once_per_scope():
         assert f"| `{d.name}` |" in markdown
     assert "/tmp/kafka-logs" in markdown
     assert "not yet supported" in markdown
+
+
+# --- round trip against Java's escaping -----------------------------------------------------
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+
+
+def _java_escape(text: str) -> str:
+    """Escape as java.util.Properties.store does (spaces everywhere, to keep them)."""
+    out = []
+    for ch in text:
+        if ch in "\\=:#! ":
+            out.append("\\" + ch)
+        elif ch in "\t\n\r\f":
+            out.append({"\t": "\\t", "\n": "\\n", "\r": "\\r", "\f": "\\f"}[ch])
+        elif ord(ch) < 0x20 or 0x7E < ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+@given(st.dictionaries(_text.filter(bool), _text, max_size=8), st.sampled_from(["=", ": ", " ", " = "]))
+def test_properties_round_trip_java_escaped_text(props, separator):
+    text = "# generated\n" + "".join(
+        f"{_java_escape(k)}{separator}{_java_escape(v)}\n" for k, v in props.items()
+    )
+    assert parse_properties(text) == props
