@@ -357,7 +357,7 @@ def test_doc_markdown_lists_every_config_once_per_scope():
 
 # --- round trip against Java's escaping -----------------------------------------------------
 
-_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
 
 
 def _java_escape(text: str) -> str:
