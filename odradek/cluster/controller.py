@@ -1,0 +1,185 @@
+"""The controller: topic creation and deletion, placement, topic configs.
+
+In single-node mode this broker is the controller and the only replica of every partition.
+It changes the metadata store first and then tells the replica manager to create or drop
+the partitions, so a crash between the two is repaired at start-up (partitions are created
+for every stored topic; directories of topics no longer stored are deleted).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Mapping
+
+from odradek.cluster.store import MetadataStore, TopicRecord
+from odradek.config import BrokerConfig, ConfigError, topic_config_defaults, validate_topic_configs
+from odradek.protocol.errors import ErrorCode, KafkaError
+
+log = logging.getLogger(__name__)
+
+MAX_TOPIC_NAME_LENGTH = 249
+LEGAL_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]+")
+MAX_PARTITIONS = 100_000
+
+
+def validate_topic_name(name: str | None) -> None:
+    """Kafka's topic-name rules, as INVALID_TOPIC_EXCEPTION with the reason."""
+    if not name:
+        raise KafkaError(ErrorCode.invalid_topic_exception, "topic name is empty")
+    if name in (".", ".."):
+        raise KafkaError(ErrorCode.invalid_topic_exception, f"topic name cannot be '{name}'")
+    if len(name) > MAX_TOPIC_NAME_LENGTH:
+        raise KafkaError(
+            ErrorCode.invalid_topic_exception,
+            f"topic name is {len(name)} characters long, at most {MAX_TOPIC_NAME_LENGTH} are allowed",
+        )
+    if not LEGAL_TOPIC_NAME.fullmatch(name):
+        raise KafkaError(
+            ErrorCode.invalid_topic_exception,
+            f"topic name '{name}' is illegal: only ASCII letters, digits, '.', '_' and '-' are allowed",
+        )
+
+
+class Controller:
+    """Owns topic lifecycle; the replica manager owns the partitions that follow from it."""
+
+    def __init__(self, store: MetadataStore, replicas, config: BrokerConfig, node_id: int) -> None:
+        self.store = store
+        self.replicas = replicas
+        self.config = config
+        self.node_id = node_id
+        self._topics: dict[str, TopicRecord] = store.topics()
+        self._by_id: dict[uuid.UUID, TopicRecord] = {r.topic_id: r for r in self._topics.values()}
+        self._defaults = topic_config_defaults(config)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def topic(self, name: str) -> TopicRecord | None:
+        return self._topics.get(name)
+
+    def topic_by_id(self, topic_id: uuid.UUID) -> TopicRecord | None:
+        return self._by_id.get(topic_id)
+
+    def topic_names(self) -> list[str]:
+        return list(self._topics)
+
+    def topics(self) -> list[TopicRecord]:
+        return list(self._topics.values())
+
+    def effective_topic_configs(self, record: TopicRecord) -> dict[str, str]:
+        """Every topic config with its value, as strings (overrides over broker defaults)."""
+        values = dict(self._defaults)
+        values.update(validate_topic_configs(record.configs))
+        return {name: _config_string(value) for name, value in values.items()}
+
+    def topic_config_values(self, name: str) -> dict[str, object]:
+        """Typed effective configs of a topic; broker defaults for an unknown one."""
+        values = dict(self._defaults)
+        record = self._topics.get(name)
+        if record is not None:
+            values.update(validate_topic_configs(record.configs))
+        return values
+
+    validate_topic_name = staticmethod(validate_topic_name)
+
+    # -- changing --------------------------------------------------------------------------
+
+    def create_topic(
+        self,
+        name: str,
+        num_partitions: int,
+        replication_factor: int,
+        configs: Mapping[str, str | None],
+        *,
+        assignments: Mapping[int, tuple[int, ...]] | None = None,
+        validate_only: bool = False,
+    ) -> TopicRecord:
+        validate_topic_name(name)
+        if name in self._topics:
+            raise KafkaError(ErrorCode.topic_already_exists, f"topic '{name}' already exists")
+        if assignments:
+            if num_partitions != -1 or replication_factor != -1:
+                raise KafkaError(
+                    ErrorCode.invalid_request,
+                    "give either a replica assignment or partitions and replication factor, not both",
+                )
+            if sorted(assignments) != list(range(len(assignments))):
+                raise KafkaError(ErrorCode.invalid_replica_assignment, "assigned partitions must be 0..n-1")
+            for partition, brokers in assignments.items():
+                if list(brokers) != [self.node_id]:
+                    raise KafkaError(
+                        ErrorCode.invalid_replica_assignment,
+                        f"partition {partition} is assigned to brokers {list(brokers)}; the only broker is {self.node_id}",
+                    )
+            num_partitions, replication_factor = len(assignments), 1
+        if num_partitions == -1:
+            num_partitions = self.config["num.partitions"]
+        if replication_factor == -1:
+            replication_factor = self.config["default.replication.factor"]
+        if not 1 <= num_partitions <= MAX_PARTITIONS:
+            raise KafkaError(
+                ErrorCode.invalid_partitions, f"number of partitions must be between 1 and {MAX_PARTITIONS}, got {num_partitions}"
+            )
+        if replication_factor < 1:
+            raise KafkaError(ErrorCode.invalid_replication_factor, f"replication factor must be at least 1, got {replication_factor}")
+        if replication_factor > 1:
+            raise KafkaError(
+                ErrorCode.invalid_replication_factor,
+                f"replication factor: {replication_factor} larger than available brokers: 1",
+            )
+        overrides = {key: value for key, value in configs.items() if value is not None}
+        try:
+            validate_topic_configs(overrides)
+        except ConfigError as error:
+            raise KafkaError(ErrorCode.invalid_config, str(error)) from None
+        record = TopicRecord(name, uuid.uuid4(), num_partitions, replication_factor, overrides)
+        if validate_only:
+            return record
+        self.store.put_topic(record)
+        self._topics[name] = record
+        self._by_id[record.topic_id] = record
+        self.replicas.create_partitions(record, self.topic_config_values(name))
+        log.info("Created topic %s with %d partition(s) and id %s", name, num_partitions, record.topic_id)
+        return record
+
+    def auto_create_topic(self, name: str) -> TopicRecord:
+        """Create `name` with the broker defaults, if auto-creation is on (else UNKNOWN_TOPIC_OR_PARTITION)."""
+        if not self.config["auto.create.topics.enable"]:
+            raise KafkaError(ErrorCode.unknown_topic_or_partition, f"topic '{name}' does not exist")
+        existing = self._topics.get(name)
+        if existing is not None:
+            return existing
+        return self.create_topic(name, -1, -1, {})
+
+    def auto_create_topic_if_enabled(self, name: str) -> TopicRecord | None:
+        try:
+            return self.auto_create_topic(name)
+        except KafkaError as error:
+            if error.code == ErrorCode.unknown_topic_or_partition:
+                return None
+            raise
+
+    def delete_topic(self, name: str) -> TopicRecord:
+        record = self._topics.get(name)
+        if record is None:
+            raise KafkaError(ErrorCode.unknown_topic_or_partition, f"topic '{name}' does not exist")
+        self.store.remove_topic(name)
+        del self._topics[name]
+        self._by_id.pop(record.topic_id, None)
+        self.replicas.delete_partitions(record)
+        log.info("Deleted topic %s", name)
+        return record
+
+    def load_partitions(self) -> None:
+        """At start-up: a partition for every stored topic; directories of unknown topics deleted."""
+        self.replicas.reconcile({record.name: record for record in self._topics.values()}, self.topic_config_values)
+
+
+def _config_string(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return "" if value is None else str(value)

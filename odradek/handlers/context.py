@@ -1,0 +1,36 @@
+"""What a handler may reach: the broker's services, and facts about the request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from odradek.clock import Clock
+    from odradek.cluster.controller import Controller
+    from odradek.config import BrokerConfig
+    from odradek.coordinator.producer_ids import ProducerIdManager
+    from odradek.replica.manager import ReplicaManager
+
+
+@dataclass
+class BrokerServices:
+    """The layers below the handlers, assembled once per broker."""
+
+    config: BrokerConfig
+    node_id: int
+    cluster_id: str
+    advertised_host: str
+    advertised_port: int
+    clock: Clock
+    controller: Controller
+    replicas: ReplicaManager
+    producer_ids: ProducerIdManager
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    services: BrokerServices
+    api_version: int
+    client_id: str | None
+    peer: str

@@ -1,0 +1,54 @@
+"""DeleteTopics (key 20), v1-v6: by name, or (v6) by name or id.
+
+The topic leaves the metadata at once and its partition directories are renamed to
+`-delete` and removed in the background.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from odradek.handlers.context import RequestContext
+from odradek.handlers.responses import build, sibling
+from odradek.protocol.errors import ErrorCode, KafkaError
+
+API_KEY = 20
+MIN_VERSION = 1
+MAX_VERSION = 6
+
+ZERO_UUID = uuid.UUID(int=0)
+log = logging.getLogger(__name__)
+
+
+async def handle(ctx: RequestContext, request):
+    from odradek.handlers.registry import response_class
+
+    response = response_class(API_KEY, ctx.api_version)
+    result_class = sibling(response, "DeletableTopicResult")
+    controller = ctx.services.controller
+    if ctx.api_version >= 6:
+        wanted = [(state.name, state.topic_id) for state in request.topics]
+    else:
+        wanted = [(name, None) for name in request.topic_names]
+    results = []
+    for name, topic_id in wanted:
+        try:
+            if name is None:
+                record = controller.topic_by_id(topic_id) if topic_id and topic_id != ZERO_UUID else None
+                if record is None:
+                    raise KafkaError(ErrorCode.unknown_topic_id, f"no topic has id {topic_id}")
+                name = record.name
+            record = controller.delete_topic(name)
+            results.append(build(result_class, name=name, topic_id=record.topic_id, error_code=ErrorCode.none, error_message=None))
+        except KafkaError as error:
+            results.append(
+                build(result_class, name=name, topic_id=topic_id or ZERO_UUID, error_code=error.code, error_message=error.message or None)
+            )
+        except Exception:
+            log.exception("unexpected error deleting topic %r", name)
+            results.append(
+                build(result_class, name=name, topic_id=topic_id or ZERO_UUID, error_code=ErrorCode.unknown_server_error, error_message="see the broker log")
+            )
+    return build(response, throttle_time=timedelta(0), responses=tuple(results))

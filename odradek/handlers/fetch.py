@@ -1,0 +1,149 @@
+"""Fetch (key 1), v4-v17, for consumers.
+
+Per partition: whole batches from the first batch holding `fetch_offset`, up to
+`partition_max_bytes`, bounded by the high watermark; the response as a whole stays within
+`max_bytes` except that the first partition with data always gets one whole batch (KIP-74).
+If fewer than `min_bytes` are ready the request parks until an append wakes it or `max_wait`
+passes; nothing polls. Batches are read from the page cache and sent as stored.
+
+Fetch sessions (KIP-227): not offered. A full fetch asking for a new session (id 0, epoch 0)
+gets session id 0, which every client understands as "keep sending full fetches"; a session
+id we never handed out gets FETCH_SESSION_ID_NOT_FOUND. Follower fetches (replica_id >= 0)
+are refused until replication exists. v13+ names topics by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import timedelta
+
+from odradek.handlers.context import RequestContext
+from odradek.handlers.responses import build, sibling
+from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.protocol.topic_partition import TopicPartition
+
+API_KEY = 1
+MIN_VERSION = 4
+MAX_VERSION = 17
+
+log = logging.getLogger(__name__)
+ZERO_UUID = uuid.UUID(int=0)
+FINAL_EPOCH = -1
+
+
+async def handle(ctx: RequestContext, request):
+    from odradek.handlers.registry import response_class
+
+    response = response_class(API_KEY, ctx.api_version)
+    session_id = getattr(request, "session_id", 0)
+    session_epoch = getattr(request, "session_epoch", FINAL_EPOCH)
+    if session_id != 0:
+        return _session_error(response, ErrorCode.fetch_session_id_not_found)
+    if session_epoch not in (0, FINAL_EPOCH):
+        return _session_error(response, ErrorCode.invalid_fetch_session_epoch)
+
+    replicas = ctx.services.replicas
+    by_id = ctx.api_version >= 13
+    wanted = _wanted_partitions(ctx, request, by_id)
+    max_wait_s = max(request.max_wait.total_seconds(), 0.0)
+    min_bytes = request.min_bytes
+    max_bytes = getattr(request, "max_bytes", 0x7FFFFFFF)
+    deadline = asyncio.get_running_loop().time() + max_wait_s
+
+    while True:
+        results, total = _read_all(ctx, wanted, max_bytes)
+        remaining = deadline - asyncio.get_running_loop().time()
+        if total >= min_bytes or remaining <= 0 or any(error for *_, error, _ in results):
+            break
+        await replicas.wait_for_append([entry[0] for entry in wanted if entry[0] is not None], remaining)
+
+    return _response(response, results, by_id)
+
+
+def _wanted_partitions(ctx: RequestContext, request, by_id: bool):
+    """(TopicPartition | None, topic key, partition request, error) for each requested partition."""
+    controller = ctx.services.controller
+    wanted = []
+    for topic in request.topics:
+        if by_id:
+            record = controller.topic_by_id(topic.topic_id)
+            key = topic.topic_id
+            name = record.name if record is not None else None
+            missing = ErrorCode.unknown_topic_id
+        else:
+            name = topic.topic
+            key = name
+            missing = ErrorCode.unknown_topic_or_partition
+        for partition in topic.partitions:
+            if name is None:
+                wanted.append((None, key, partition, missing))
+            else:
+                wanted.append((TopicPartition(name, partition.partition), key, partition, None))
+    return wanted
+
+
+def _read_all(ctx: RequestContext, wanted, max_bytes: int):
+    """One pass over the requested partitions; returns ([(key, partition_index, state, error, records)], bytes)."""
+    replicas = ctx.services.replicas
+    results = []
+    total = 0
+    for tp, key, partition, error in wanted:
+        index = partition.partition
+        if error is not None:
+            results.append((key, index, None, error, b""))
+            continue
+        try:
+            state = replicas.leader_partition(tp, getattr(partition, "current_leader_epoch", -1))
+            budget = min(partition.partition_max_bytes, max_bytes - total)
+            records = b""
+            if budget > 0 or total == 0:
+                records = state.read(partition.fetch_offset, max(budget, 1))
+                if total > 0 and len(records) > budget:
+                    records = b""  # only the first partition with data may exceed the limits
+            total += len(records)
+            results.append((key, index, state, None, records))
+        except KafkaError as failure:
+            results.append((key, index, replicas.partition(tp), failure.code, b""))
+        except Exception:
+            log.exception("unexpected error reading %s", tp)
+            results.append((key, index, None, ErrorCode.unknown_server_error, b""))
+    return results, total
+
+
+def _response(response, results, by_id: bool):
+    partition_class = sibling(response, "PartitionData")
+    topic_class = sibling(response, "FetchableTopicResponse")
+    topics: dict = {}
+    for key, index, state, error, records in results:
+        high_watermark = state.high_watermark if state is not None else -1
+        log_start_offset = state.log_start_offset if state is not None else -1
+        topics.setdefault(key, []).append(
+            build(
+                partition_class,
+                partition_index=index,
+                error_code=error if error is not None else ErrorCode.none,
+                high_watermark=high_watermark,
+                last_stable_offset=high_watermark,
+                log_start_offset=log_start_offset,
+                aborted_transactions=None,
+                preferred_read_replica=-1,
+                records=records,
+            )
+        )
+    responses = tuple(
+        build(topic_class, topic_id=key, topic=key, partitions=tuple(partitions))
+        for key, partitions in topics.items()
+    )
+    return build(
+        response,
+        throttle_time=timedelta(0),
+        error_code=ErrorCode.none,
+        session_id=0,
+        responses=responses,
+    )
+
+
+def _session_error(response, code: ErrorCode):
+    return build(response, throttle_time=timedelta(0), error_code=code, session_id=0, responses=())

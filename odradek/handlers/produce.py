@@ -1,0 +1,85 @@
+"""Produce (key 0), advertised v0-v12, served v3-v12.
+
+v0-v2 are advertised so that older librdkafka keeps message format v1 features and compression
+(KAFKA-18659); an actual v0-v2 request is answered with UNSUPPORTED_VERSION per partition.
+Per partition: the records are validated batch by batch (size, magic, CRC32C, count) without
+decoding a record, idempotent sequences are checked, offsets are patched into the batch headers
+and the batches are written as they arrived. acks=0 gets no response at all. Every requested
+partition gets an answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from odradek.handlers.context import RequestContext
+from odradek.handlers.responses import build, sibling
+from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.protocol.topic_partition import TopicPartition
+
+API_KEY = 0
+MIN_VERSION = 0
+MAX_VERSION = 12
+REJECTED_BELOW = 3
+
+log = logging.getLogger(__name__)
+
+
+async def handle(ctx: RequestContext, request):
+    from odradek.handlers.registry import response_class
+
+    response = response_class(API_KEY, ctx.api_version)
+    partition_class = sibling(response, "PartitionProduceResponse")
+    topic_class = sibling(response, "TopicProduceResponse")
+    services = ctx.services
+
+    topics = []
+    for topic in request.topic_data:
+        results = []
+        for data in topic.partition_data:
+            tp = TopicPartition(topic.name, data.index)
+            if request.acks not in (-1, 0, 1):
+                error = KafkaError(ErrorCode.invalid_required_acks, f"acks must be -1, 0 or 1, got {request.acks}")
+                results.append(_partition_error(partition_class, data.index, error))
+                continue
+            try:
+                result = services.replicas.append_records(tp, data.records, auto_create=services.controller.auto_create_topic_if_enabled)
+            except KafkaError as error:
+                results.append(_partition_error(partition_class, data.index, error))
+                continue
+            except Exception:
+                log.exception("unexpected error appending to %s", tp)
+                error = KafkaError(ErrorCode.unknown_server_error, "unexpected server error; see the broker log")
+                results.append(_partition_error(partition_class, data.index, error))
+                continue
+            results.append(
+                build(
+                    partition_class,
+                    index=data.index,
+                    error_code=ErrorCode.none,
+                    base_offset=result.base_offset,
+                    log_append_time=result.log_append_time_ms,
+                    log_start_offset=result.log_start_offset,
+                    record_errors=(),
+                    error_message=None,
+                )
+            )
+        topics.append(build(topic_class, name=topic.name, partition_responses=tuple(results)))
+
+    if request.acks == 0:
+        return None
+    return build(response, responses=tuple(topics), throttle_time=timedelta(0))
+
+
+def _partition_error(partition_class, index: int, error: KafkaError):
+    return build(
+        partition_class,
+        index=index,
+        error_code=error.code,
+        base_offset=-1,
+        log_append_time=-1,
+        log_start_offset=-1,
+        record_errors=(),
+        error_message=error.message or None,
+    )

@@ -1,0 +1,85 @@
+"""The handler registry: API key -> handler module, from which ApiVersions is derived.
+
+Each handler module declares API_KEY, MIN_VERSION, MAX_VERSION and `async def handle(ctx, request)`.
+A version is served only if the module declares it and kio has its schema; nothing else is listed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from types import ModuleType
+from typing import Any, Awaitable, Callable
+
+from kio.index import load_payload_module
+from kio.static.constants import EntityType
+
+from odradek.handlers import (
+    api_versions,
+    create_topics,
+    delete_topics,
+    describe_cluster,
+    fetch,
+    init_producer_id,
+    list_offsets,
+    metadata,
+    produce,
+)
+
+HANDLER_MODULES: tuple[ModuleType, ...] = (
+    produce,
+    fetch,
+    list_offsets,
+    metadata,
+    api_versions,
+    create_topics,
+    delete_topics,
+    init_producer_id,
+    describe_cluster,
+)
+
+
+@dataclass(frozen=True)
+class Handler:
+    api_key: int
+    name: str
+    min_version: int
+    max_version: int
+    handle: Callable[..., Awaitable[Any]]
+    # Versions we advertise but answer with UNSUPPORTED_VERSION (see produce.py).
+    rejected_below: int
+
+    def supports(self, version: int) -> bool:
+        return self.rejected_below <= version <= self.max_version
+
+
+def _handler(module: ModuleType) -> Handler:
+    return Handler(
+        api_key=module.API_KEY,
+        name=module.__name__.rsplit(".", 1)[-1],
+        min_version=module.MIN_VERSION,
+        max_version=module.MAX_VERSION,
+        handle=module.handle,
+        rejected_below=getattr(module, "REJECTED_BELOW", module.MIN_VERSION),
+    )
+
+
+HANDLERS: dict[int, Handler] = {module.API_KEY: _handler(module) for module in HANDLER_MODULES}
+
+
+@cache
+def request_class(api_key: int, version: int) -> type:
+    return _payload_entity(api_key, version, EntityType.request)
+
+
+@cache
+def response_class(api_key: int, version: int) -> type:
+    return _payload_entity(api_key, version, EntityType.response)
+
+
+def _payload_entity(api_key: int, version: int, entity_type: EntityType) -> type:
+    module = load_payload_module(api_key, version, entity_type)
+    for value in vars(module).values():
+        if getattr(value, "__type__", None) == entity_type and value.__module__ == module.__name__:
+            return value
+    raise LookupError(f"no {entity_type.name} entity in {module.__name__}")

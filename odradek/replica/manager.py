@@ -1,0 +1,107 @@
+"""The partitions this broker hosts, and the append/read entry points the handlers use.
+
+It maps TopicPartition -> Partition, creates and drops partition logs through the log
+manager, and wakes parked fetches after each append.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from odradek.log.log_config import LogConfig
+from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.protocol.topic_partition import TopicPartition
+from odradek.replica.partition import AppendResult, Partition
+from odradek.replica.purgatory import AppendWaiters
+
+log = logging.getLogger(__name__)
+
+
+class ReplicaManager:
+    def __init__(self, log_manager) -> None:
+        self.log_manager = log_manager
+        self.waiters = AppendWaiters()
+        self._partitions: dict[TopicPartition, Partition] = {}
+        self._partition_counts: dict[str, int] = {}
+
+    # -- lookup ----------------------------------------------------------------------------
+
+    def partition(self, tp: TopicPartition) -> Partition | None:
+        return self._partitions.get(tp)
+
+    def leader_partition(self, tp: TopicPartition, current_leader_epoch: int = -1) -> Partition:
+        """The partition if we lead it, checking the client's idea of the leader epoch."""
+        partition = self._partitions.get(tp)
+        if partition is None:
+            raise KafkaError(ErrorCode.unknown_topic_or_partition, f"this broker does not host {tp}")
+        if current_leader_epoch >= 0 and current_leader_epoch != partition.leader_epoch:
+            if current_leader_epoch > partition.leader_epoch:
+                raise KafkaError(ErrorCode.unknown_leader_epoch, f"leader epoch {current_leader_epoch} is ahead of ours")
+            raise KafkaError(ErrorCode.fenced_leader_epoch, f"leader epoch {current_leader_epoch} is stale")
+        return partition
+
+    def leader_epoch(self, topic: str, index: int) -> int:
+        partition = self._partitions.get(TopicPartition(topic, index))
+        return partition.leader_epoch if partition is not None else 0
+
+    def partitions(self) -> list[Partition]:
+        return list(self._partitions.values())
+
+    # -- data path -------------------------------------------------------------------------
+
+    def append_records(self, tp: TopicPartition, records, *, auto_create=None) -> AppendResult:
+        partition = self._partitions.get(tp)
+        if partition is None:
+            if auto_create is not None and tp.topic not in self._partition_counts:
+                from odradek.cluster.controller import validate_topic_name
+
+                validate_topic_name(tp.topic)
+                auto_create(tp.topic)
+                partition = self._partitions.get(tp)
+            if partition is None:
+                raise KafkaError(ErrorCode.unknown_topic_or_partition, f"this broker does not host {tp}")
+        result = partition.append_records(records)
+        self.waiters.notify(tp)
+        return result
+
+    async def wait_for_append(self, partitions: list[TopicPartition], timeout_s: float) -> None:
+        await self.waiters.wait(partitions, timeout_s)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def create_partitions(self, record, config_values: dict) -> None:
+        config = LogConfig.from_topic_config(config_values)
+        for index in range(record.partitions):
+            tp = TopicPartition(record.name, index)
+            if tp not in self._partitions:
+                self._add(tp, self.log_manager.create_log(tp, config), config_values)
+        self._partition_counts[record.name] = record.partitions
+
+    def delete_partitions(self, record) -> None:
+        for index in range(record.partitions):
+            tp = TopicPartition(record.name, index)
+            if self._partitions.pop(tp, None) is not None:
+                self.log_manager.delete_log(tp)
+            self.waiters.notify(tp)
+        self._partition_counts.pop(record.name, None)
+
+    def reconcile(self, topics: dict, config_values_for) -> None:
+        """Start-up: adopt loaded logs of known topics, create missing ones, delete the rest."""
+        for tp, partition_log in list(self.log_manager.logs.items()):
+            record = topics.get(tp.topic)
+            if record is None or tp.partition >= record.partitions:
+                log.warning("Deleting log %s: its topic is not in the metadata", tp)
+                self.log_manager.delete_log(tp)
+        for record in topics.values():
+            config_values = config_values_for(record.name)
+            config = LogConfig.from_topic_config(config_values)
+            for index in range(record.partitions):
+                tp = TopicPartition(record.name, index)
+                partition_log = self.log_manager.get_log(tp) or self.log_manager.create_log(tp, config)
+                self._add(tp, partition_log, config_values)
+            self._partition_counts[record.name] = record.partitions
+
+    def _add(self, tp: TopicPartition, partition_log, config_values: dict) -> None:
+        partition = Partition(tp, partition_log)
+        partition.max_message_bytes = int(config_values.get("max.message.bytes", partition.max_message_bytes))
+        self._partitions[tp] = partition

@@ -1,0 +1,48 @@
+"""Where fetches wait for data: parked until an append to one of their partitions, or a timeout.
+
+A waiter is one future registered under each partition it watches; an append resolves every
+future registered under its partition. No polling, no per-message work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+from odradek.protocol.topic_partition import TopicPartition
+
+
+class AppendWaiters:
+    def __init__(self) -> None:
+        self._waiters: dict[TopicPartition, set[asyncio.Future]] = defaultdict(set)
+
+    async def wait(self, partitions: list[TopicPartition], timeout_s: float) -> None:
+        """Return when any of `partitions` gets an append or `timeout_s` passes."""
+        if timeout_s <= 0:
+            return
+        future = asyncio.get_running_loop().create_future()
+        for tp in partitions:
+            self._waiters[tp].add(future)
+        try:
+            await asyncio.wait_for(future, timeout_s)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            for tp in partitions:
+                waiting = self._waiters.get(tp)
+                if waiting is not None:
+                    waiting.discard(future)
+                    if not waiting:
+                        del self._waiters[tp]
+
+    def notify(self, tp: TopicPartition) -> None:
+        waiting = self._waiters.pop(tp, None)
+        if waiting:
+            for future in waiting:
+                if not future.done():
+                    future.set_result(None)
+
+    def wake_all(self) -> None:
+        """On shutdown: release every parked fetch so it answers at once."""
+        for tp in list(self._waiters):
+            self.notify(tp)

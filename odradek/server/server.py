@@ -1,0 +1,58 @@
+"""The listener and its lifecycle: accept connections; on stop, let in-flight requests finish.
+
+Shutdown order (uvicorn's): stop accepting, ask connections to stop after their current
+request, release parked fetches, wait up to a grace period, then cancel what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from odradek.server.connection import Connection
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_S = 10.0
+
+
+class SocketServer:
+    def __init__(self, dispatcher, host: str, port: int, *, max_request_bytes: int, on_stopping=None) -> None:
+        self.dispatcher = dispatcher
+        self.host = host
+        self.port = port
+        self.max_request_bytes = max_request_bytes
+        self.on_stopping = on_stopping
+        self._server: asyncio.base_events.Server | None = None
+        self._connections: dict[asyncio.Task, Connection] = {}
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, self.host or None, self.port, reuse_address=True)
+        sockets = self._server.sockets
+        if self.port == 0 and sockets:
+            self.port = sockets[0].getsockname()[1]
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = Connection(reader, writer, self.dispatcher, self.max_request_bytes)
+        task = asyncio.current_task()
+        self._connections[task] = connection
+        try:
+            await connection.serve()
+        finally:
+            self._connections.pop(task, None)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task, connection in list(self._connections.items()):
+            connection.closing = True
+            if not connection.busy:
+                task.cancel()
+        if self.on_stopping is not None:
+            self.on_stopping()
+        if self._connections:
+            _done, pending = await asyncio.wait(list(self._connections), timeout=SHUTDOWN_GRACE_S)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
