@@ -1,0 +1,332 @@
+"""One log segment: a `.log` file of record batches plus its `.index` and `.timeindex`.
+
+Owns reading and writing those three files, and rebuilding the indexes from the `.log`.
+Must not decode records: it reads batch headers only (61 bytes each).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Iterator
+
+from odradek.clock import Clock
+from odradek.log.log_config import LogConfig
+from odradek.log.offset_index import OffsetIndex
+from odradek.log.time_index import TimeIndex
+from odradek.protocol.records import (
+    BATCH_HEADER_SIZE,
+    LOG_OVERHEAD,
+    BatchHeader,
+    check_batch,
+    read_batch_header,
+)
+
+logger = logging.getLogger(__name__)
+
+LOG_SUFFIX = ".log"
+INDEX_SUFFIX = ".index"
+TIME_INDEX_SUFFIX = ".timeindex"
+_RECOVERY_CHUNK_BYTES = 8 * 1024 * 1024
+_INT32_MAX = 2**31 - 1
+
+
+def segment_file_name(base_offset: int, suffix: str) -> str:
+    """Kafka's name: the base offset as 20 zero-padded digits, then the suffix."""
+    return f"{base_offset:020d}{suffix}"
+
+
+class LogSegment:
+    """One `.log` file of RecordBatches plus its offset and time indexes.
+
+    Format: the `.log` holds v2 batches exactly as they arrived on the wire, base_offset and
+    partitionLeaderEpoch patched, back to back with no framing of our own (what
+    kafka-dump-log reads). The file is named after `base_offset`, the first offset it may hold.
+    Invariants: batches are whole and their offsets increase; `size` is the byte length of
+    valid data; every batch's last offset - base_offset fits an int32. Indexes are sparse and
+    derived: `recover()` rebuilds them from the `.log`, never trusting them.
+    Files are opened lazily (a closed segment costs nothing until read) and then kept open as
+    raw fds; reads use os.pread, so any thread may read.
+    Not thread-safe for mutation: the owning PartitionLog serializes append, truncate_to,
+    recover and close. `flush()` may run in a worker thread concurrently with appends.
+    """
+
+    def __init__(self, directory: Path, base_offset: int, config: LogConfig, clock: Clock) -> None:
+        self.directory = directory
+        self.base_offset = base_offset
+        self.config = config
+        self.clock = clock
+        self.log_path = directory / segment_file_name(base_offset, LOG_SUFFIX)
+        self.offset_index = OffsetIndex(directory / segment_file_name(base_offset, INDEX_SUFFIX), base_offset)
+        self.time_index = TimeIndex(directory / segment_file_name(base_offset, TIME_INDEX_SUFFIX), base_offset)
+        self._fd: int | None = None
+        try:
+            self.size = os.stat(self.log_path).st_size
+        except FileNotFoundError:
+            self.size = 0
+        self.created_ms = clock.now_ms()
+        self._rolling_timestamp: int | None = None
+        self._bytes_since_index_entry = 0
+        self._max_timestamp: tuple[int, int] | None = None  # (timestamp, offset), lazily from the time index
+        self.closed = False
+
+    @classmethod
+    def create(cls, directory: Path, base_offset: int, config: LogConfig, clock: Clock) -> "LogSegment":
+        segment = cls(directory, base_offset, config, clock)
+        segment.fd  # noqa: B018 - creates the file now, so a listing sees the segment
+        segment.offset_index.fd  # noqa: B018
+        segment.time_index.fd  # noqa: B018
+        return segment
+
+    @property
+    def fd(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
+        return self._fd
+
+    def __repr__(self) -> str:
+        return f"LogSegment({self.log_path}, size={self.size})"
+
+    # --- append -------------------------------------------------------------------------------
+
+    def append(self, buffer, headers: list[BatchHeader]) -> None:
+        """Write `buffer` (whole batches; `headers` give their final offsets and positions
+        within `buffer`) at the end of the `.log` in one write, then add index entries.
+
+        On OSError the `.log` is cut back to its previous size and the error re-raised.
+        """
+        start = self.size
+        view = memoryview(buffer)
+        try:
+            written = os.pwrite(self.fd, view, start)
+            while written < len(view):  # short writes happen only on a full disk; finish or fail
+                step = os.pwrite(self.fd, view[written:], start + written)
+                if step == 0:
+                    raise OSError(28, "short write", str(self.log_path))
+                written += step
+        except OSError:
+            self._cut_back(start)
+            raise
+        self.size = start + len(view)
+        if self._rolling_timestamp is None and headers:
+            self._rolling_timestamp = headers[0].max_timestamp
+        interval = self.config.index_interval_bytes
+        max_timestamp = self.max_timestamp()
+        for header in headers:
+            if max_timestamp is None or header.max_timestamp > max_timestamp[0]:
+                max_timestamp = (header.max_timestamp, header.last_offset)
+            if self._bytes_since_index_entry > interval:
+                self.offset_index.append(header.last_offset, start + header.position)
+                self.time_index.maybe_append(*max_timestamp)
+                self._bytes_since_index_entry = 0
+            self._bytes_since_index_entry += header.size
+        self._max_timestamp = max_timestamp
+
+    def _cut_back(self, size: int) -> None:
+        try:
+            os.ftruncate(self.fd, size)
+        except OSError:
+            logger.exception("could not cut %s back to %d bytes after a failed write", self.log_path, size)
+
+    def on_become_inactive(self) -> None:
+        """The segment was rolled: record its max timestamp as the time index's last entry."""
+        max_timestamp = self.max_timestamp()
+        if max_timestamp is not None:
+            self.time_index.maybe_append(*max_timestamp)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def read(self, position: int, max_bytes: int) -> bytes:
+        """Up to `max_bytes` of the `.log` from `position` (never past `size`)."""
+        length = min(max_bytes, self.size - position)
+        if length <= 0:
+            return b""
+        return os.pread(self.fd, length, position)
+
+    def header_at(self, position: int) -> BatchHeader | None:
+        """The batch header at `position`, or None at the end of the data."""
+        if self.size - position < BATCH_HEADER_SIZE:
+            return None
+        data = os.pread(self.fd, BATCH_HEADER_SIZE, position)
+        if len(data) < BATCH_HEADER_SIZE:
+            return None
+        header = read_batch_header(data, 0)._replace(position=position)
+        if header.batch_length < BATCH_HEADER_SIZE - LOG_OVERHEAD or position + header.size > self.size:
+            return None
+        return header
+
+    def iter_headers(self, position: int = 0) -> Iterator[BatchHeader]:
+        """Batch headers from `position` to the end, positions relative to this segment."""
+        while True:
+            header = self.header_at(position)
+            if header is None:
+                return
+            yield header
+            position += header.size
+
+    def find_batch(self, offset: int, start_position: int | None = None) -> BatchHeader | None:
+        """The first batch whose last offset >= `offset`, or None if the segment ends before it.
+
+        Index lookup, then a forward walk over batch headers (preads of 61 bytes).
+        """
+        position = start_position if start_position is not None else self.offset_index.lookup(offset)[1]
+        for header in self.iter_headers(position):
+            if header.last_offset >= offset:
+                return header
+        return None
+
+    def find_position(self, offset: int) -> int | None:
+        header = self.find_batch(offset)
+        return None if header is None else header.position
+
+    def read_next_offset(self) -> int:
+        """The offset after the last batch (base_offset if empty), found from the last index entry."""
+        last = self.offset_index.last_entry()
+        position = last[1] if last is not None else 0
+        next_offset = self.base_offset
+        for header in self.iter_headers(position):
+            next_offset = header.next_offset
+        return next_offset
+
+    def max_timestamp(self) -> tuple[int, int] | None:
+        """(largest batch max timestamp, last offset of that batch) as far as known."""
+        if self._max_timestamp is None:
+            self._max_timestamp = self.time_index.max_timestamp()
+        return self._max_timestamp
+
+    def rolling_timestamp(self) -> int:
+        """What segment.ms is measured from: the first batch's max timestamp, else creation time."""
+        if self._rolling_timestamp is None:
+            header = self.header_at(0)
+            if header is None:
+                return self.created_ms
+            self._rolling_timestamp = header.max_timestamp
+        return self._rolling_timestamp
+
+    def index_is_full(self) -> bool:
+        return self.offset_index.entries >= self.config.segment_index_bytes // 8 - 1 or (
+            self.time_index.entries >= self.config.segment_index_bytes // 12 - 1
+        )
+
+    def can_hold(self, last_offset: int) -> bool:
+        return last_offset - self.base_offset <= _INT32_MAX
+
+    # --- integrity ----------------------------------------------------------------------------
+
+    def indexes_look_sane(self, full: bool = False) -> bool:
+        problem = self.offset_index.sanity_check(self.size, full) or self.time_index.sanity_check(self.size, full)
+        if problem is not None:
+            logger.warning("rebuilding indexes of %s: %s", self.log_path, problem)
+            return False
+        return True
+
+    def recover(self) -> int:
+        """Validate every batch (including CRC32C), cut the `.log` at the first invalid or partial
+        byte, and rebuild both indexes. Returns the number of bytes cut off."""
+        size = os.fstat(self.fd).st_size
+        offset_entries: list[tuple[int, int]] = []
+        time_entries: list[tuple[int, int]] = []
+        interval = self.config.index_interval_bytes
+        position = 0
+        last_entry_position = 0
+        expected_offset = self.base_offset
+        max_timestamp: tuple[int, int] | None = None
+        chunk = b""
+        chunk_start = 0
+        problem = None
+        while position < size:
+            within = position - chunk_start
+            available = len(chunk) - within
+            needed = BATCH_HEADER_SIZE
+            if available >= LOG_OVERHEAD:
+                needed = max(needed, int.from_bytes(chunk[within + 8 : within + 12], "big", signed=True) + LOG_OVERHEAD)
+            if available < needed:
+                chunk = os.pread(self.fd, min(max(_RECOVERY_CHUNK_BYTES, needed), size - position), position)
+                chunk_start = position
+                within = 0
+                available = len(chunk)
+            if available < BATCH_HEADER_SIZE:
+                problem = f"{available} trailing bytes are too few for a batch header"
+                break
+            header = read_batch_header(chunk, within)
+            problem = check_batch(chunk, header, available)
+            if problem is None and header.base_offset < expected_offset:
+                problem = f"base offset {header.base_offset} is below the expected {expected_offset}"
+            if problem is None and not self.can_hold(header.last_offset):
+                problem = f"last offset {header.last_offset} is too far from base offset {self.base_offset}"
+            if problem is not None:
+                break
+            if max_timestamp is None or header.max_timestamp > max_timestamp[0]:
+                max_timestamp = (header.max_timestamp, header.last_offset)
+            if position - last_entry_position > interval:
+                offset_entries.append((header.last_offset - self.base_offset, position))
+                if not time_entries or max_timestamp[0] > time_entries[-1][0]:
+                    time_entries.append((max_timestamp[0], max_timestamp[1] - self.base_offset))
+                last_entry_position = position
+            if self._rolling_timestamp is None:
+                self._rolling_timestamp = header.max_timestamp
+            expected_offset = header.next_offset
+            position += header.size
+        truncated = size - position
+        if truncated:
+            logger.warning(
+                "truncating %s at byte %d (offset %d), cutting %d bytes: %s",
+                self.log_path, position, expected_offset, truncated, problem,
+            )
+            os.ftruncate(self.fd, position)
+        self.size = position
+        if max_timestamp is not None and (not time_entries or max_timestamp[0] > time_entries[-1][0]):
+            time_entries.append((max_timestamp[0], max_timestamp[1] - self.base_offset))
+        self.offset_index.replace(offset_entries)
+        self.time_index.replace(time_entries)
+        self._max_timestamp = max_timestamp
+        self._bytes_since_index_entry = position - last_entry_position
+        return truncated
+
+    def rebuild_indexes(self) -> None:
+        """Rebuild both indexes from the `.log` (also validates it, as recovery does)."""
+        self.recover()
+
+    def truncate_to(self, offset: int) -> int:
+        """Remove every batch whose last offset >= `offset`. Returns bytes removed."""
+        header = self.find_batch(offset)
+        if header is None:
+            return 0
+        removed = self.size - header.position
+        os.ftruncate(self.fd, header.position)
+        self.size = header.position
+        self.offset_index.truncate_to_position(header.position)
+        self.time_index.truncate_to_offset(header.base_offset)
+        self._max_timestamp = self.time_index.max_timestamp()
+        self._bytes_since_index_entry = 0
+        if self.size == 0:
+            self._rolling_timestamp = None
+            self.created_ms = self.clock.now_ms()
+        return removed
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """fsync the `.log` and both indexes (safe from a worker thread)."""
+        fd = self._fd
+        if fd is not None and not self.closed:
+            os.fsync(fd)
+        self.offset_index.flush()
+        self.time_index.flush()
+
+    def close(self) -> None:
+        self.closed = True
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self.offset_index.close()
+        self.time_index.close()
+
+    def delete(self) -> None:
+        self.close()
+        for path in (self.log_path, self.offset_index.path, self.time_index.path):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass

@@ -1,0 +1,286 @@
+"""PartitionLog and LogSegment: append, roll, read, recover, truncate, timestamps."""
+
+import os
+
+import pytest
+
+from odradek.clock import FakeClock
+from odradek.log.log_config import LogConfig
+from odradek.log.partition_log import PartitionLog
+from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.protocol.records import decode_records, encode_batch, read_batch_header, validate_batches
+
+
+def make_batch(clock, count=1, value_size=10, timestamp=None, codec=0):
+    timestamp = clock.now_ms() if timestamp is None else timestamp
+    return encode_batch(
+        [(timestamp + i, f"k{i}".encode(), bytes([i % 251]) * value_size) for i in range(count)], codec=codec
+    )
+
+
+def append(log, *batches, leader_epoch=0):
+    buffer = bytearray(b"".join(batches))
+    return log.append(buffer, validate_batches(buffer), leader_epoch)
+
+
+def all_records(log, max_offset=None):
+    max_offset = log.log_end_offset if max_offset is None else max_offset
+    records = []
+    offset = log.log_start_offset
+    while offset < max_offset:
+        data = log.read(offset, 1 << 20, max_offset)
+        assert data, f"no data at {offset}"
+        position = 0
+        while position < len(data):
+            header = read_batch_header(data, position)
+            records.extend(r for r in decode_records(data, header) if r.offset >= offset)
+            position += header.size
+            offset = header.next_offset
+    return records
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+def open_log(tmp_path, clock, **config):
+    return PartitionLog.open(tmp_path / "topic-0", LogConfig(**config), clock, clean_shutdown=True)
+
+
+def test_append_assigns_offsets_and_reads_back(tmp_path, clock):
+    log = open_log(tmp_path, clock)
+    first = append(log, make_batch(clock, 3), make_batch(clock, 2))
+    assert first.base_offset == 0 and first.last_offset == 4 and first.log_append_time_ms == -1
+    second = append(log, make_batch(clock, 1), leader_epoch=7)
+    assert second.base_offset == 5
+    assert log.log_end_offset == 6
+    records = all_records(log)
+    assert [r.offset for r in records] == list(range(6))
+    data = log.read(5, 1000, 6)
+    assert read_batch_header(data, 0).partition_leader_epoch == 7
+
+
+def test_segment_rolls_on_size(tmp_path, clock):
+    log = open_log(tmp_path, clock, segment_bytes=1000)
+    for _ in range(10):
+        append(log, make_batch(clock, 1, value_size=300))
+    assert len(log.segments) > 3
+    assert sorted(p.name for p in log.directory.glob("*.log"))[1] == f"{log.segments[1].base_offset:020d}.log"
+    assert all(s.size <= 1000 for s in log.segments)
+    assert [r.offset for r in all_records(log)] == list(range(10))
+
+
+def test_segment_rolls_on_time(tmp_path, clock):
+    log = open_log(tmp_path, clock, segment_ms=1000)
+    append(log, make_batch(clock))
+    clock.advance(500)
+    append(log, make_batch(clock))
+    assert len(log.segments) == 1
+    clock.advance(600)
+    append(log, make_batch(clock))
+    assert [s.base_offset for s in log.segments] == [0, 2]
+
+
+def test_read_returns_whole_batches_bounded_by_max_bytes_and_high_watermark(tmp_path, clock):
+    log = open_log(tmp_path, clock)
+    batches = [make_batch(clock, 2, value_size=100) for _ in range(5)]
+    for batch in batches:
+        append(log, batch)
+    size = len(batches[0])
+    assert len(log.read(0, size * 2 + size // 2, 10)) == size * 2
+    assert len(log.read(3, 1, 10)) == size  # first batch whole even beyond max_bytes (KIP-74)
+    assert read_batch_header(log.read(3, 1, 10), 0).base_offset == 2
+    assert len(log.read(0, 1 << 20, 4)) == size * 2  # batches at and above the high watermark are hidden
+    assert log.read(4, 1 << 20, 4) == b""
+    assert log.read(10, 1 << 20, 10) == b""
+    with pytest.raises(KafkaError) as error:
+        log.read(11, 100, 11)
+    assert error.value.code == ErrorCode.offset_out_of_range
+
+
+def test_reopen_after_clean_close_keeps_everything(tmp_path, clock):
+    log = open_log(tmp_path, clock, segment_bytes=2000, index_interval_bytes=100)
+    for i in range(30):
+        append(log, make_batch(clock, 2, value_size=50))
+    before = all_records(log)
+    log.close()
+    log = open_log(tmp_path, clock, segment_bytes=2000, index_interval_bytes=100)
+    assert log.log_end_offset == 60
+    assert all_records(log) == before
+    append(log, make_batch(clock))
+    assert log.log_end_offset == 61
+
+
+def reopen_unclean(log, clock, **config):
+    log.close()
+    return PartitionLog.open(log.directory, LogConfig(**config), clock, recovery_point=0, clean_shutdown=False)
+
+
+def test_recovery_cuts_torn_tail(tmp_path, clock):
+    log = open_log(tmp_path, clock)
+    for _ in range(5):
+        append(log, make_batch(clock, 3))
+    before = all_records(log)
+    path = log.active_segment.log_path
+    partial = make_batch(clock, 3)[:40]
+    log.close()
+    with open(path, "ab") as f:
+        f.write(partial)
+    log = PartitionLog.open(tmp_path / "topic-0", LogConfig(), clock, clean_shutdown=False)
+    assert log.log_end_offset == 15
+    assert os.path.getsize(path) == log.active_segment.size
+    assert all_records(log) == before
+    assert append(log, make_batch(clock)).base_offset == 15
+
+
+def test_recovery_cuts_at_flipped_byte(tmp_path, clock):
+    log = open_log(tmp_path, clock, index_interval_bytes=10)
+    batches = [make_batch(clock, 2, value_size=20) for _ in range(6)]
+    for batch in batches:
+        append(log, batch)
+    path = log.active_segment.log_path
+    log.close()
+    corrupt_at = len(batches[0]) * 3 + 70
+    with open(path, "r+b") as f:
+        f.seek(corrupt_at)
+        byte = f.read(1)
+        f.seek(corrupt_at)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    log = PartitionLog.open(tmp_path / "topic-0", LogConfig(index_interval_bytes=10), clock, clean_shutdown=False)
+    assert log.log_end_offset == 6
+    assert os.path.getsize(path) == len(batches[0]) * 3
+    assert [r.offset for r in all_records(log)] == list(range(6))
+    assert log.active_segment.offset_index.entries > 0
+    assert log.active_segment.offset_index.last_entry()[1] < log.active_segment.size
+
+
+def test_recovery_deletes_segments_after_a_truncated_one(tmp_path, clock):
+    log = open_log(tmp_path, clock, segment_bytes=600)
+    for _ in range(10):
+        append(log, make_batch(clock, 1, value_size=200))
+    first = log.segments[0]
+    assert len(log.segments) > 2
+    log.close()
+    with open(first.log_path, "r+b") as f:
+        f.truncate(first.size - 5)
+    log = PartitionLog.open(tmp_path / "topic-0", LogConfig(segment_bytes=600), clock, clean_shutdown=False)
+    assert len(log.segments) == 1
+    assert log.log_end_offset == [h.next_offset for h in log.iter_batch_headers()][-1]
+
+
+def test_deleted_index_is_rebuilt(tmp_path, clock):
+    log = open_log(tmp_path, clock, index_interval_bytes=50)
+    for _ in range(20):
+        append(log, make_batch(clock, 1, value_size=40))
+    entries = log.active_segment.offset_index.all_entries()
+    time_entries = log.active_segment.time_index.all_entries()
+    assert entries
+    log.close()
+    log.active_segment.offset_index.path.unlink()
+    log.active_segment.time_index.path.write_bytes(b"\x00" * 7)
+    log = open_log(tmp_path, clock, index_interval_bytes=50)
+    assert log.active_segment.offset_index.all_entries() == entries
+    assert log.active_segment.time_index.all_entries()[: len(time_entries)] == time_entries
+    assert [r.offset for r in all_records(log)] == list(range(20))
+
+
+def test_index_lookup_finds_greatest_entry_at_or_below(tmp_path, clock):
+    log = open_log(tmp_path, clock, index_interval_bytes=1)
+    for _ in range(10):
+        append(log, make_batch(clock, 3))
+    index = log.active_segment.offset_index
+    assert index.entries == 9  # every batch but the first
+    for offset in range(30):
+        entry_offset, position = index.lookup(offset)
+        assert entry_offset <= offset
+        header = log.active_segment.find_batch(offset)
+        assert header.base_offset <= offset <= header.last_offset
+    assert index.lookup(1) == (0, 0)
+
+
+def test_offset_for_timestamp_and_max_timestamp(tmp_path, clock):
+    log = open_log(tmp_path, clock, segment_bytes=500, index_interval_bytes=100)
+    base = 1_000_000
+    for i in range(20):
+        append(log, encode_batch([(base + i * 10, None, b"x" * 30), (base + i * 10 + 5, None, b"y" * 30)]))
+    assert log.offset_for_timestamp(base) == (0, base)
+    assert log.offset_for_timestamp(base + 3) == (1, base + 5)
+    assert log.offset_for_timestamp(base + 101) == (21, base + 105)
+    assert log.offset_for_timestamp(base + 195) == (39, base + 195)
+    assert log.offset_for_timestamp(base + 196) is None
+    assert log.max_timestamp_offset() == (39, base + 195)
+    log.close()
+    log = open_log(tmp_path, clock, segment_bytes=500, index_interval_bytes=100)
+    assert log.offset_for_timestamp(base + 101) == (21, base + 105)
+    assert log.max_timestamp_offset() == (39, base + 195)
+
+
+def test_max_timestamp_offset_finds_record_inside_batch(tmp_path, clock):
+    log = open_log(tmp_path, clock)
+    append(log, encode_batch([(10, None, b"a"), (50, None, b"b"), (20, None, b"c")]))
+    append(log, encode_batch([(30, None, b"d")]))
+    assert log.max_timestamp_offset() == (1, 50)
+    assert log.offset_for_timestamp(25) == (1, 50)
+
+
+def test_log_append_time_stamps_batches(tmp_path, clock):
+    log = open_log(tmp_path, clock, message_timestamp_type="LogAppendTime")
+    result = append(log, make_batch(clock, 2, timestamp=5))
+    assert result.log_append_time_ms == clock.now_ms()
+    data = log.read(0, 1000, 2)
+    header = read_batch_header(data, 0)
+    assert header.is_log_append_time and header.max_timestamp == clock.now_ms()
+    assert validate_batches(data)  # CRC recomputed
+    assert [r.timestamp for r in decode_records(data, header)] == [clock.now_ms()] * 2
+
+
+def test_truncate_to_removes_batches_and_later_segments(tmp_path, clock):
+    log = open_log(tmp_path, clock, segment_bytes=500)
+    for _ in range(10):
+        append(log, make_batch(clock, 2, value_size=100))
+    log.truncate_to(8)
+    assert log.log_end_offset == 8
+    assert [r.offset for r in all_records(log)] == list(range(8))
+    assert append(log, make_batch(clock)).base_offset == 8
+    log.truncate_to(0)
+    assert log.log_end_offset == 0 and log.size_bytes == 0
+
+
+def test_flush_advances_recovery_point_and_flush_messages(tmp_path, clock):
+    log = open_log(tmp_path, clock, flush_messages=5)
+    append(log, make_batch(clock, 3))
+    assert log.recovery_point == 0
+    append(log, make_batch(clock, 3))
+    assert log.recovery_point == 6
+    append(log, make_batch(clock, 1))
+    log.flush(up_to_offset=7)
+    assert log.recovery_point == 7
+
+
+def test_failed_write_leaves_log_unchanged_and_raises_storage_error(tmp_path, clock, monkeypatch):
+    log = open_log(tmp_path, clock)
+    append(log, make_batch(clock, 2))
+    size = log.active_segment.size
+
+    def failing_pwrite(fd, data, position):
+        os.write(fd, bytes(data)[:10])  # a partial write before the failure
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("odradek.log.segment.os.pwrite", failing_pwrite)
+    with pytest.raises(KafkaError) as error:
+        append(log, make_batch(clock, 2))
+    assert error.value.code == ErrorCode.kafka_storage_error
+    assert "28" in error.value.message
+    monkeypatch.undo()
+    assert log.log_end_offset == 2 and log.active_segment.size == size
+    assert os.path.getsize(log.active_segment.log_path) == size
+    assert append(log, make_batch(clock)).base_offset == 2
+
+
+def test_iter_batch_headers_from_offset(tmp_path, clock):
+    log = open_log(tmp_path, clock, segment_bytes=300)
+    for _ in range(6):
+        append(log, make_batch(clock, 2, value_size=100))
+    assert [h.base_offset for h in log.iter_batch_headers()] == [0, 2, 4, 6, 8, 10]
+    assert [h.base_offset for h in log.iter_batch_headers(5)] == [4, 6, 8, 10]
