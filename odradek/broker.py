@@ -1,0 +1,266 @@
+"""A whole broker assembled from its layers, run as a process (`run_broker`) or in-process (`Broker`).
+
+Start-up: metadata store -> log manager (recovery in a worker thread) -> replica manager and
+controller -> listeners; one log line names the listener and data dirs. Shutdown: stop
+accepting, finish in-flight requests, flush and close every log, write the clean-shutdown marker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+from odradek.clock import Clock
+from odradek.cluster.controller import Controller
+from odradek.cluster.local_store import LocalMetadataStore
+from odradek.config import BrokerConfig
+from odradek.coordinator.producer_ids import ProducerIdManager
+from odradek.handlers.context import BrokerServices
+from odradek.log.log_config import LogConfig
+from odradek.log.manager import LogManager
+from odradek.replica.manager import ReplicaManager
+from odradek.server.dispatcher import Dispatcher
+from odradek.server.server import SocketServer
+
+log = logging.getLogger("odradek.server")
+
+RECOVERY_CHECKPOINT_INTERVAL_S = 60.0
+NEVER_MS = 2**63 - 1
+
+
+class BrokerRuntime:
+    """The running broker on one event loop. start() and stop() must be called on that loop."""
+
+    def __init__(self, config: BrokerConfig, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or Clock()
+        self.servers: list[SocketServer] = []
+        self._timers: list[asyncio.Task] = []
+        self.log_manager: LogManager | None = None
+
+    async def start(self) -> None:
+        config = self.config
+        node_id = config.node_id
+        log_dirs = [Path(d) for d in config.log_dirs]
+        for directory in log_dirs:
+            directory.mkdir(parents=True, exist_ok=True)
+        store = LocalMetadataStore(log_dirs[0], cluster_id=config["cluster.id"])
+        self.log_manager = LogManager(log_dirs, self.clock, cluster_id=store.cluster_id, node_id=node_id)
+        replicas = ReplicaManager(self.log_manager)
+        controller = Controller(store, replicas, config, node_id)
+        await asyncio.to_thread(
+            self.log_manager.startup,
+            lambda tp: LogConfig.from_topic_config(controller.topic_config_values(tp.topic)),
+        )
+        controller.load_partitions()
+
+        listeners = config.listeners
+        advertised = {listener.name: listener for listener in config.advertised_listeners}
+        services = BrokerServices(
+            config=config,
+            node_id=node_id,
+            cluster_id=store.cluster_id,
+            advertised_host="",
+            advertised_port=0,
+            clock=self.clock,
+            controller=controller,
+            replicas=replicas,
+            producer_ids=ProducerIdManager(store),
+        )
+        dispatcher = Dispatcher(services)
+        for listener in listeners:
+            server = SocketServer(
+                dispatcher,
+                listener.host,
+                listener.port,
+                max_request_bytes=config["socket.request.max.bytes"],
+                on_stopping=replicas.waiters.wake_all,
+            )
+            await server.start()
+            self.servers.append(server)
+        first = listeners[0]
+        public = advertised.get(first.name, first)
+        services.advertised_host = public.host
+        services.advertised_port = public.port or self.servers[0].port
+        self.bound_port = self.servers[0].port
+
+        self._timers.append(asyncio.create_task(self._checkpoint_recovery_points()))
+        flush_ms = config.flush_interval_ms
+        if flush_ms is not None and flush_ms < NEVER_MS:
+            self._timers.append(asyncio.create_task(self._flush_periodically(flush_ms)))
+        log.info(
+            "odradek started: node %d listening on %s, data in %s, cluster id %s",
+            node_id,
+            ", ".join(f"{l.name}://{l.host}:{s.port}" for l, s in zip(listeners, self.servers)),
+            ", ".join(str(d) for d in log_dirs),
+            store.cluster_id,
+        )
+
+    async def _checkpoint_recovery_points(self) -> None:
+        while True:
+            await asyncio.sleep(RECOVERY_CHECKPOINT_INTERVAL_S)
+            await asyncio.to_thread(self.log_manager.checkpoint_recovery_points)
+
+    async def _flush_periodically(self, flush_ms: int) -> None:
+        interval_s = max(min(flush_ms, 1000), 10) / 1000
+        while True:
+            await asyncio.sleep(interval_s)
+            await asyncio.to_thread(self.log_manager.flush_dirty, self.clock.now_ms())
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            await server.stop()
+        for timer in self._timers:
+            timer.cancel()
+        for timer in self._timers:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await timer
+        if self.log_manager is not None:
+            await asyncio.to_thread(self.log_manager.shutdown)
+            self.log_manager = None
+        log.info("odradek stopped cleanly")
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run_broker(config: BrokerConfig) -> int:
+    """Run until SIGTERM or SIGINT; return the process exit code."""
+
+    async def main() -> int:
+        runtime = BrokerRuntime(config)
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        try:
+            await runtime.start()
+        except OSError as error:
+            log.error("cannot start: %s", error)
+            await runtime.stop()
+            return 1
+        await stopping.wait()
+        log.info("Shutting down")
+        await runtime.stop()
+        return 0
+
+    loop = _new_event_loop()
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+class Broker:
+    """An odradek broker inside this Python process, on its own thread and event loop.
+
+        with odradek.Broker(tmp_path) as broker:
+            producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
+
+    `log_dir=None` keeps the data in a temporary directory removed on stop; `port=0` picks a free port.
+    `config` takes any server.properties keys.
+    """
+
+    def __init__(
+        self,
+        log_dir: str | Path | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        config: Mapping[str, str] | None = None,
+    ) -> None:
+        self._temporary_dir = None if log_dir is not None else tempfile.mkdtemp(prefix="odradek-")
+        self.log_dir = Path(log_dir if log_dir is not None else self._temporary_dir)
+        props = {"listeners": f"PLAINTEXT://{host}:{port}", "log.dirs": str(self.log_dir)}
+        props.update(config or {})
+        self.config, warnings = BrokerConfig.from_properties(props)
+        for warning in warnings:
+            log.warning("%s", warning)
+        self.host = host
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runtime: BrokerRuntime | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self.port: int | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        if self.port is None:
+            raise RuntimeError("the broker is not running")
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> "Broker":
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = _new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+
+            async def main() -> None:
+                self._runtime = BrokerRuntime(self.config)
+                self._stop_requested = asyncio.Event()
+                try:
+                    await self._runtime.start()
+                except BaseException as error:
+                    failure.append(error)
+                    started.set()
+                    await self._runtime.stop()
+                    return
+                self.port = self._runtime.bound_port
+                started.set()
+                await self._stop_requested.wait()
+                await self._runtime.stop()
+
+            try:
+                loop.run_until_complete(main())
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="odradek-broker", daemon=True)
+        self._thread.start()
+        started.wait()
+        if failure:
+            self._thread.join()
+            self._cleanup()
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        if self._loop is not None and self._stop_requested is not None:
+            self._loop.call_soon_threadsafe(self._stop_requested.set)
+        self._thread.join()
+        self._thread = None
+        self.port = None
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._temporary_dir is not None:
+            shutil.rmtree(self._temporary_dir, ignore_errors=True)
+
+    def __enter__(self) -> "Broker":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> "Broker":
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(self, *exc_info) -> None:
+        await asyncio.to_thread(self.stop)
