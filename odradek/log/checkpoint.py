@@ -1,0 +1,69 @@
+"""Kafka's offset checkpoint files (`recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`).
+
+Owns their text format and atomic replacement; knows nothing about what the offsets mean.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Mapping
+
+from odradek.protocol.topic_partition import TopicPartition
+
+logger = logging.getLogger(__name__)
+
+RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
+LOG_START_OFFSET_CHECKPOINT = "log-start-offset-checkpoint"
+_VERSION = 0
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to a temp file, fsync it, rename it over `path`, fsync the directory."""
+    temp = path.with_name(path.name + ".tmp")
+    with open(temp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temp, path)
+    directory_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory_fd)
+    finally:
+        os.close(directory_fd)
+
+
+class OffsetCheckpointFile:
+    """One checkpoint file: "0\\n<count>\\n<topic> <partition> <offset>\\n..." (Kafka's format).
+
+    Invariants: the file on disk is always a complete version (replaced atomically).
+    Not thread-safe: one writer at a time (the LogManager's checkpoint task).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, offsets: Mapping[TopicPartition, int]) -> None:
+        lines = [str(_VERSION), str(len(offsets))]
+        lines += [f"{tp.topic} {tp.partition} {offset}" for tp, offset in offsets.items()]
+        write_atomically(self.path, "\n".join(lines) + "\n")
+
+    def read(self) -> dict[TopicPartition, int]:
+        """The offsets in the file; {} if it is missing. A malformed file raises ValueError."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        lines = text.splitlines()
+        if len(lines) < 2 or lines[0].strip() != str(_VERSION):
+            raise ValueError(f"{self.path}: expected version {_VERSION} and a count, found {lines[:2]!r}")
+        count = int(lines[1])
+        entries = [line for line in lines[2:] if line.strip()]
+        if len(entries) != count:
+            raise ValueError(f"{self.path}: header says {count} entries, found {len(entries)}")
+        offsets: dict[TopicPartition, int] = {}
+        for line in entries:
+            topic, partition, offset = line.split()
+            offsets[TopicPartition(topic, int(partition))] = int(offset)
+        return offsets
