@@ -1,0 +1,79 @@
+"""Fetch long-polls: a waiting consumer is woken by an append, and an empty wait ends on time."""
+
+import json
+import threading
+import time
+
+import confluent_kafka
+import pytest
+
+from .clients import CLIENTS, Record, consume, create_topic, produce
+
+LONG_WAIT_MS = 5000
+WAKE_WITHIN_S = 1.0
+
+
+def long_poll_config(client: str) -> dict[str, object]:
+    """Consumer config that parks each empty fetch for LONG_WAIT_MS on the broker."""
+    if client == "confluent":
+        return {"fetch.wait.max.ms": LONG_WAIT_MS, "fetch.min.bytes": 1}
+    return {"fetch_max_wait_ms": LONG_WAIT_MS, "fetch_min_bytes": 1}
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_waiting_consumer_receives_message_produced_later_within_a_second(broker, client):
+    topic = f"long-poll-{client}"
+    create_topic(broker.bootstrap_servers, topic)
+    acknowledged_at: list[float] = []
+
+    def produce_later() -> None:
+        time.sleep(1.5)  # the consumer has long since sent a fetch that is now parked
+        produce("confluent", broker.bootstrap_servers, topic, [Record(key=b"k", value=b"wake up", partition=0)])
+        acknowledged_at.append(time.monotonic())
+
+    producer = threading.Thread(target=produce_later)
+    producer.start()
+    try:
+        (message,) = consume(client, broker.bootstrap_servers, topic, [0], 1, timeout_s=20, **long_poll_config(client))
+        received_at = time.monotonic()
+    finally:
+        producer.join()
+
+    assert message.value == b"wake up"
+    latency_s = received_at - acknowledged_at[0]
+    assert latency_s < WAKE_WITHIN_S, f"message reached the consumer {latency_s:.2f} s after it was acknowledged"
+
+
+def test_fetch_on_empty_topic_returns_after_max_wait_without_error(broker):
+    create_topic(broker.bootstrap_servers, "empty")
+    statistics: list[dict] = []
+    errors: list[confluent_kafka.KafkaError] = []
+    consumer = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap_servers,
+            "group.id": "odradek-fetch-wait",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 500,
+            "statistics.interval.ms": 1000,
+            "stats_cb": lambda raw: statistics.append(json.loads(raw)),
+            "error_cb": errors.append,
+        }
+    )
+    try:
+        consumer.assign([confluent_kafka.TopicPartition("empty", 0, confluent_kafka.OFFSET_BEGINNING)])
+        deadline = time.monotonic() + 3.5
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is not None:
+                assert msg.error() is None, msg.error()
+                pytest.fail(f"empty topic returned a message at offset {msg.offset()}")
+    finally:
+        consumer.close()
+
+    assert errors == []
+    assert statistics, "librdkafka sent no statistics"
+    brokers = [b for b in statistics[-1]["brokers"].values() if b["nodeid"] >= 0]
+    fetches = sum(b["req"].get("Fetch", 0) for b in brokers)
+    # ~3 s of fetching with a 500 ms wait: a handful of fetches, each one answered. Far more
+    # means the broker answers empty fetches at once instead of waiting.
+    assert 2 <= fetches <= 15, f"{fetches} fetch requests in ~3 s with fetch.wait.max.ms=500"
