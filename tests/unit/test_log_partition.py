@@ -284,3 +284,39 @@ def test_iter_batch_headers_from_offset(tmp_path, clock):
         append(log, make_batch(clock, 2, value_size=100))
     assert [h.base_offset for h in log.iter_batch_headers()] == [0, 2, 4, 6, 8, 10]
     assert [h.base_offset for h in log.iter_batch_headers(5)] == [4, 6, 8, 10]
+
+
+def test_log_config_from_topic_config_ignores_other_names():
+    config = LogConfig.from_topic_config(
+        {"segment.bytes": "1024", "segment.ms": 5, "message.timestamp.type": "LogAppendTime", "retention.ms": 1}
+    )
+    assert config.segment_bytes == 1024 and config.segment_ms == 5
+    assert config.message_timestamp_type == "LogAppendTime"
+    assert config.index_interval_bytes == 4096
+
+
+def test_flush_in_a_worker_thread_while_appending(tmp_path, clock):
+    import threading
+
+    log = open_log(tmp_path, clock, segment_bytes=600)
+    stop = threading.Event()
+    errors = []
+
+    def flusher():
+        while not stop.is_set():
+            try:
+                log.flush()
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+    thread = threading.Thread(target=flusher)
+    thread.start()
+    try:
+        for _ in range(200):
+            append(log, make_batch(clock, 1, value_size=100))
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors
+    log.flush()
+    assert log.recovery_point == log.log_end_offset == 200
