@@ -385,6 +385,7 @@ class PartitionLog:
     def close(self) -> None:
         try:
             self._segments[-1].on_become_inactive()
+            self._segments[-1].time_index.flush()
         except OSError:
             logger.exception("could not write the final time index entry of %s", self.directory)
         for segment in self._segments:
