@@ -170,6 +170,11 @@ class BrokerProcess:
         return f"BrokerProcess({self.bootstrap_servers}, log_dir={str(self.log_dir)!r})"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # kafka-python 3 loads its schemas with importlib.resources APIs deprecated in 3.11.
+    config.addinivalue_line("filterwarnings", "ignore:.*is deprecated. Use files\\(\\) instead:DeprecationWarning")
+
+
 def _config_name(key: str) -> str:
     return key.replace("_", ".")
 

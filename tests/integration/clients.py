@@ -143,7 +143,8 @@ def create_topic(
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> None:
     new_topic = NewTopic(topic, num_partitions=partitions, replication_factor=1, config=config or {})
-    futures = admin(bootstrap).create_topics([new_topic], operation_timeout=timeout_s, request_timeout=timeout_s)
+    client = admin(bootstrap)  # must outlive the futures: destroying it fails them with _DESTROY
+    futures = client.create_topics([new_topic], operation_timeout=timeout_s, request_timeout=timeout_s)
     futures[topic].result(timeout=timeout_s)
 
 

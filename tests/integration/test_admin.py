@@ -12,19 +12,19 @@ from .clients import admin, create_topic, topic_partitions
 
 
 def create_error(bootstrap: str, name: str, partitions: int = 1) -> KafkaError:
-    futures = admin(bootstrap).create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    client = admin(bootstrap)
+    futures = client.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
     with pytest.raises(KafkaException) as raised:
         futures[name].result(timeout=30)
     return raised.value.args[0]
 
 
 def test_create_kaninitopic_with_three_partitions_and_describe(broker):
-    futures = admin(broker.bootstrap_servers).create_topics(
-        [NewTopic("kaninitopic", num_partitions=3, replication_factor=1)]
-    )
+    client = admin(broker.bootstrap_servers)
+    futures = client.create_topics([NewTopic("kaninitopic", num_partitions=3, replication_factor=1)])
     assert futures["kaninitopic"].result(timeout=30) is None
 
-    metadata = admin(broker.bootstrap_servers).list_topics(timeout=10)
+    metadata = client.list_topics(timeout=10)
     assert [(b.id, b.host, b.port) for b in metadata.brokers.values()] == [(0, broker.host, broker.port)]
     topic = metadata.topics["kaninitopic"]
     assert topic.error is None
@@ -78,7 +78,8 @@ def test_invalid_topic_name_fails_with_invalid_topic_exception(broker, name):
 def test_deleted_topic_disappears_from_metadata(broker):
     create_topic(broker.bootstrap_servers, "short-lived", partitions=2)
     create_topic(broker.bootstrap_servers, "stays", partitions=1)
-    futures = admin(broker.bootstrap_servers).delete_topics(["short-lived"], operation_timeout=30)
+    client = admin(broker.bootstrap_servers)
+    futures = client.delete_topics(["short-lived"], operation_timeout=30)
     assert futures["short-lived"].result(timeout=30) is None
 
     deadline = time.monotonic() + 10
@@ -89,7 +90,8 @@ def test_deleted_topic_disappears_from_metadata(broker):
 
 
 def test_deleting_an_unknown_topic_fails_with_unknown_topic(broker):
-    futures = admin(broker.bootstrap_servers).delete_topics(["never-created"], operation_timeout=30)
+    client = admin(broker.bootstrap_servers)
+    futures = client.delete_topics(["never-created"], operation_timeout=30)
     with pytest.raises(KafkaException) as raised:
         futures["never-created"].result(timeout=30)
     assert raised.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
