@@ -68,7 +68,9 @@ async def handle(ctx: RequestContext, request):
                 topic_config_error_code=ErrorCode.none,
                 num_partitions=record.partitions,
                 replication_factor=record.replication_factor,
-                configs=tuple(
+                configs=None
+                if config_class is None
+                else tuple(
                     build(
                         config_class,
                         name=name,

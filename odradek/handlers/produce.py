@@ -11,7 +11,7 @@ partition gets an answer.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
@@ -59,7 +59,7 @@ async def handle(ctx: RequestContext, request):
                     index=data.index,
                     error_code=ErrorCode.none,
                     base_offset=result.base_offset,
-                    log_append_time=result.log_append_time_ms,
+                    log_append_time=_log_append_time(result.log_append_time_ms),
                     log_start_offset=result.log_start_offset,
                     record_errors=(),
                     error_message=None,
@@ -78,8 +78,13 @@ def _partition_error(partition_class, index: int, error: KafkaError):
         index=index,
         error_code=error.code,
         base_offset=-1,
-        log_append_time=-1,
+        log_append_time=None,
         log_start_offset=-1,
         record_errors=(),
         error_message=error.message or None,
     )
+
+
+def _log_append_time(ms: int) -> datetime | None:
+    """kio writes -1 for None: the broker did not assign the timestamp (CreateTime)."""
+    return None if ms < 0 else datetime.fromtimestamp(ms / 1000, tz=timezone.utc)

@@ -22,9 +22,10 @@ def build(cls: type, **fields):
     return cls(**{name: value for name, value in fields.items() if name in names})
 
 
-def sibling(cls: type, name: str) -> type:
-    """Another entity from the same kio schema module (the nested types of one version)."""
-    return getattr(sys.modules[cls.__module__], name)
+def sibling(cls: type, name: str) -> type | None:
+    """Another entity from the same kio schema module (the nested types of one version), or
+    None when this version has no such entity."""
+    return getattr(sys.modules[cls.__module__], name, None)
 
 
 def has_field(cls: type, name: str) -> bool:

@@ -76,15 +76,20 @@ class Dispatcher:
             raise FrameError(f"undecodable {handler.name} v{version} request: {error}") from None
 
         context = RequestContext(self.services, version, header.client_id, peer)
-        response = await handler.handle(context, request)
-        if response is None:
-            return None
-        # ApiVersions answers with header v0 even when flexible: the client cannot know yet.
-        head = response_header(correlation_id, flexible and api_key != API_VERSIONS_KEY)
-        buffer = io.BytesIO()
-        buffer.write(b"\0\0\0\0")
-        buffer.write(head)
-        _writer(type(response))(buffer, response)
+        try:
+            response = await handler.handle(context, request)
+            if response is None:
+                return None
+            # ApiVersions answers with header v0 even when flexible: the client cannot know yet.
+            head = response_header(correlation_id, flexible and api_key != API_VERSIONS_KEY)
+            buffer = io.BytesIO()
+            buffer.write(b"\0\0\0\0")
+            buffer.write(head)
+            _writer(type(response))(buffer, response)
+        except Exception:
+            # Handlers answer per partition; reaching here is a bug, not the client's fault.
+            log.exception("%s v%d from %s failed; answered UNKNOWN_SERVER_ERROR", handler.name, version, peer)
+            return error_only_frame(correlation_id, ErrorCode.unknown_server_error)
         view = buffer.getbuffer()
         _SIZE.pack_into(view, 0, len(view) - 4)
         return view
