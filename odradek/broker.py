@@ -32,7 +32,7 @@ from odradek.server.server import SocketServer
 log = logging.getLogger("odradek.server")
 
 RECOVERY_CHECKPOINT_INTERVAL_S = 60.0
-NEVER_MS = 2**63 - 1
+FLUSH_CHECK_INTERVAL_MS = 1000
 
 
 class BrokerRuntime:
@@ -92,9 +92,7 @@ class BrokerRuntime:
         self.bound_port = self.servers[0].port
 
         self._timers.append(asyncio.create_task(self._checkpoint_recovery_points()))
-        flush_ms = config.flush_interval_ms
-        if flush_ms is not None and flush_ms < NEVER_MS:
-            self._timers.append(asyncio.create_task(self._flush_periodically(flush_ms)))
+        self._timers.append(asyncio.create_task(self._flush_periodically(config.flush_interval_ms)))
         log.info(
             "odradek started: node %d listening on %s, data in %s, cluster id %s",
             node_id,
@@ -109,7 +107,9 @@ class BrokerRuntime:
             await asyncio.to_thread(self.log_manager.checkpoint_recovery_points)
 
     async def _flush_periodically(self, flush_ms: int) -> None:
-        interval_s = max(min(flush_ms, 1000), 10) / 1000
+        """Time-based fsync (`flush.ms`/`log.flush.interval.ms`); checked at least every second,
+        also when only a topic sets flush.ms (Kafka needs its scheduler interval set for that)."""
+        interval_s = max(min(flush_ms, FLUSH_CHECK_INTERVAL_MS), 10) / 1000
         while True:
             await asyncio.sleep(interval_s)
             await asyncio.to_thread(self.log_manager.flush_dirty, self.clock.now_ms())

@@ -34,3 +34,8 @@ class RequestContext:
     api_version: int
     client_id: str | None
     peer: str
+
+
+class CloseConnection(Exception):
+    """Raised by a handler when the only correct answer is to drop the connection
+    (a failed acks=0 produce: the producer learns of the error only this way)."""

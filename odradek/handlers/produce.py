@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
-from odradek.handlers.context import RequestContext
+from odradek.handlers.context import CloseConnection, RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.topic_partition import TopicPartition
@@ -68,6 +68,9 @@ async def handle(ctx: RequestContext, request):
         topics.append(build(topic_class, name=topic.name, partition_responses=tuple(results)))
 
     if request.acks == 0:
+        failed = [str(r.error_code.name) for t in topics for r in t.partition_responses if r.error_code != ErrorCode.none]
+        if failed:
+            raise CloseConnection(f"acks=0 produce failed ({', '.join(sorted(set(failed)))})")
         return None
     return build(response, responses=tuple(topics), throttle_time=timedelta(0))
 

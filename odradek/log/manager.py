@@ -88,8 +88,6 @@ class LogManager:
             clean = marker.exists()
             if clean:
                 marker.unlink()
-            else:
-                recovered_any = True
             for entry in sorted(log_dir.iterdir()):
                 if not entry.is_dir():
                     continue
@@ -100,6 +98,7 @@ class LogManager:
                     tp = TopicPartition.from_dir_name(entry.name)
                 except ValueError:
                     continue
+                recovered_any = recovered_any or not clean
                 if tp in self.logs:
                     raise RuntimeError(f"{tp} has a log in both {self._dir_of[tp]} and {log_dir}")
                 self.logs[tp] = PartitionLog.open(
@@ -114,7 +113,7 @@ class LogManager:
         logger.info(
             "Loaded %d partition logs from %d log dirs (%s)",
             len(self.logs), len(self.log_dirs),
-            "recovery ran after an unclean shutdown" if recovered_any else "clean shutdown, no recovery",
+            "recovery ran after an unclean shutdown" if recovered_any else "no recovery needed",
         )
         return dict(self.logs)
 

@@ -6,6 +6,7 @@ manager, and wakes parked fetches after each append.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from odradek.log.log_config import LogConfig
@@ -84,6 +85,16 @@ class ReplicaManager:
                 self.log_manager.delete_log(tp)
             self.waiters.notify(tp)
         self._partition_counts.pop(record.name, None)
+        self._remove_deleted_in_background()
+
+    def _remove_deleted_in_background(self) -> None:
+        """Renamed `-delete` directories are removed off the event loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.log_manager.remove_deleted()
+            return
+        loop.run_in_executor(None, self.log_manager.remove_deleted)
 
     def reconcile(self, topics: dict, config_values_for) -> None:
         """Start-up: adopt loaded logs of known topics, create missing ones, delete the rest."""
@@ -92,6 +103,7 @@ class ReplicaManager:
             if record is None or tp.partition >= record.partitions:
                 log.warning("Deleting log %s: its topic is not in the metadata", tp)
                 self.log_manager.delete_log(tp)
+        self._remove_deleted_in_background()
         for record in topics.values():
             config_values = config_values_for(record.name)
             config = LogConfig.from_topic_config(config_values)

@@ -17,7 +17,7 @@ from kio.serial import entity_reader, entity_writer
 from kio.serial.errors import SerialError
 
 from odradek.handlers import api_versions
-from odradek.handlers.context import BrokerServices, RequestContext
+from odradek.handlers.context import BrokerServices, CloseConnection, RequestContext
 from odradek.handlers.registry import HANDLERS, request_class
 from odradek.protocol.errors import ErrorCode
 from odradek.protocol.frames import FrameError, error_only_frame, parse_request_header, response_header
@@ -86,6 +86,8 @@ class Dispatcher:
             buffer.write(b"\0\0\0\0")
             buffer.write(head)
             _writer(type(response))(buffer, response)
+        except CloseConnection as reason:
+            raise FrameError(str(reason)) from None
         except Exception:
             # Handlers answer per partition; reaching here is a bug, not the client's fault.
             log.exception("%s v%d from %s failed; answered UNKNOWN_SERVER_ERROR", handler.name, version, peer)
