@@ -9,37 +9,17 @@ for every stored topic; directories of topics no longer stored are deleted).
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Mapping
 
 from odradek.cluster.store import MetadataStore, TopicRecord
 from odradek.config import BrokerConfig, ConfigError, topic_config_defaults, validate_topic_configs
 from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.protocol.topic_partition import validate_topic_name
 
 log = logging.getLogger(__name__)
 
-MAX_TOPIC_NAME_LENGTH = 249
-LEGAL_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 MAX_PARTITIONS = 100_000
-
-
-def validate_topic_name(name: str | None) -> None:
-    """Kafka's topic-name rules, as INVALID_TOPIC_EXCEPTION with the reason."""
-    if not name:
-        raise KafkaError(ErrorCode.invalid_topic_exception, "topic name is empty")
-    if name in (".", ".."):
-        raise KafkaError(ErrorCode.invalid_topic_exception, f"topic name cannot be '{name}'")
-    if len(name) > MAX_TOPIC_NAME_LENGTH:
-        raise KafkaError(
-            ErrorCode.invalid_topic_exception,
-            f"topic name is {len(name)} characters long, at most {MAX_TOPIC_NAME_LENGTH} are allowed",
-        )
-    if not LEGAL_TOPIC_NAME.fullmatch(name):
-        raise KafkaError(
-            ErrorCode.invalid_topic_exception,
-            f"topic name '{name}' is illegal: only ASCII letters, digits, '.', '_' and '-' are allowed",
-        )
 
 
 class Controller:

@@ -11,7 +11,7 @@ import logging
 
 from odradek.log.log_config import LogConfig
 from odradek.protocol.errors import ErrorCode, KafkaError
-from odradek.protocol.topic_partition import TopicPartition
+from odradek.protocol.topic_partition import TopicPartition, validate_topic_name
 from odradek.replica.partition import AppendResult, Partition
 from odradek.replica.purgatory import AppendWaiters
 
@@ -54,8 +54,6 @@ class ReplicaManager:
         partition = self._partitions.get(tp)
         if partition is None:
             if auto_create is not None and tp.topic not in self._partition_counts:
-                from odradek.cluster.controller import validate_topic_name
-
                 validate_topic_name(tp.topic)
                 auto_create(tp.topic)
                 partition = self._partitions.get(tp)
