@@ -48,6 +48,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def describe_exit(exit_code: int) -> str:
+    if exit_code < 0:
+        return f"signal {signal.Signals(-exit_code).name} (not sent by this harness)"
+    return f"exit code {exit_code}"
+
+
 def _accepts_connections(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=READY_POLL_S * 4):
@@ -100,6 +106,9 @@ class BrokerProcess:
         env["PYTHONUNBUFFERED"] = "1"
         # Works from a checkout without `pip install -e .` too.
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+        # kio imports hypothesis when it is installed, and hypothesis builds a unicode table
+        # (~3 s) in .hypothesis/ under the cwd unless one is there: share the repository's.
+        env.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(REPO_ROOT / ".hypothesis"))
         with open(self.output_path, "ab") as output:
             output.write(f"--- start #{self.starts}: {' '.join(self.command())}\n".encode())
             output.flush()
@@ -118,7 +127,7 @@ class BrokerProcess:
             exit_code = self.process.poll()
             if exit_code is not None:
                 raise BrokerStartError(
-                    f"broker exited with code {exit_code} before accepting connections on "
+                    f"broker exited with {describe_exit(exit_code)} before accepting connections on "
                     f"{self.bootstrap_servers}\n{self.output()}"
                 )
             if time.monotonic() > deadline:
