@@ -22,6 +22,7 @@ from odradek.handlers.registry import HANDLERS, request_class
 from odradek.protocol.errors import ErrorCode
 from odradek.protocol.frames import FrameError, error_only_frame, parse_request_header, response_header
 from odradek.protocol.legacy_produce import rejected_produce_body
+from odradek.protocol.request_guard import guard_request
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,9 @@ class Dispatcher:
         flexible = request_type.__flexible__
         header = parse_request_header(frame, flexible)
         try:
-            request, _size = _reader(request_type)(frame, header.body_offset)
-        except (SerialError, ValueError, UnicodeDecodeError) as error:
+            body = guard_request(memoryview(frame)[header.body_offset :], request_type)
+            request, _size = _reader(request_type)(body, 0)
+        except (FrameError, SerialError, ValueError, KeyError, UnicodeDecodeError) as error:
             raise FrameError(f"undecodable {handler.name} v{version} request: {error}") from None
 
         context = RequestContext(self.services, version, header.client_id, peer)

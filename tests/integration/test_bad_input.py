@@ -487,20 +487,12 @@ def _metadata_v12_frame(body: bytes, correlation_id: int = 1) -> bytes:
     return struct.pack(">i", len(header) + len(body)) + header + body
 
 
-@pytest.mark.xfail(
-    reason="broker bug: kio's native reader pre-allocates a compact array from its declared length; "
-    "a 2**32-2 element count aborts the broker process (Rust 'memory allocation of ... bytes failed')",
-)
 def test_huge_array_length_closes_the_connection_not_the_broker(start_broker):
     broker = start_broker()
     # Metadata v12 whose topics array claims 4294967294 entries and then ends.
     assert_closed_with_one_log_line(broker, _metadata_v12_frame(bytes.fromhex("ffffffff0f")), "undecodable metadata")
 
 
-@pytest.mark.xfail(
-    reason="broker bug: kio raises KeyError on an unknown tagged field; Kafka ignores unknown tags "
-    "(KIP-482), odradek closes the connection with a traceback",
-)
 def test_unknown_tagged_field_is_ignored(start_broker):
     broker = start_broker()
     # Metadata v12: topics null, allow_auto_topic_creation false, include_topic_authorized_operations

@@ -1,0 +1,60 @@
+"""The request guard: lengths checked before kio decodes, unknown tagged fields skipped."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kio.serial import entity_reader, entity_writer
+from kio.serial.errors import SerialError
+
+from odradek.handlers.registry import HANDLERS, request_class
+from odradek.protocol.frames import FrameError
+from odradek.protocol.request_guard import guard_request
+from test_dispatch_versions import CASES, _request
+
+ALL_CLASSES = [request_class(key, version) for key, version in CASES]
+
+
+def _body(entity) -> bytes:
+    buffer = io.BytesIO()
+    entity_writer(type(entity))(buffer, entity)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("api_key", "version"), CASES, ids=[f"{k}v{v}" for k, v in CASES])
+def test_valid_request_passes_unchanged(api_key: int, version: int) -> None:
+    body = _body(_request(api_key, version, uuid.uuid4()))
+    assert guard_request(body, request_class(api_key, version)) is body
+
+
+def test_huge_array_count_is_refused_before_decoding() -> None:
+    metadata_v12 = request_class(3, 12)
+    with pytest.raises(FrameError, match="declares 4294967294 elements"):
+        guard_request(bytes.fromhex("ffffffff0f"), metadata_v12)
+
+
+def test_unknown_tagged_field_is_removed_and_known_fields_kept() -> None:
+    metadata_v12 = request_class(3, 12)
+    body = b"\x00\x01\x00" + b"\x01" + b"\x63\x02hi"  # topics null, auto-create true, one unknown tag
+    cleaned = guard_request(body, metadata_v12)
+    assert cleaned == b"\x00\x01\x00\x00"
+    request, _ = entity_reader(metadata_v12)(cleaned, 0)
+    assert request.topics is None and request.allow_auto_topic_creation is True
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(index=st.integers(0, len(ALL_CLASSES) - 1), body=st.binary(max_size=64))
+def test_random_bodies_never_reach_kio_with_impossible_lengths(index: int, body: bytes) -> None:
+    cls = ALL_CLASSES[index]
+    try:
+        cleaned = guard_request(body, cls)
+    except FrameError:
+        return
+    try:
+        entity_reader(cls)(cleaned, 0)  # an abort here would kill the test process
+    except (SerialError, ValueError, KeyError, UnicodeDecodeError):
+        pass
