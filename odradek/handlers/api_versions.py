@@ -31,9 +31,7 @@ def _supported() -> list[tuple[int, int, int]]:
 
 
 async def handle(ctx: RequestContext, request):
-    from odradek.handlers.registry import response_class
-
-    response = response_class(API_KEY, ctx.api_version)
+    response = ctx.response_class
     api_version = sibling(response, "ApiVersion")
     keys = tuple(
         api_version(api_key=i16(key), min_version=i16(low), max_version=i16(high))

@@ -32,6 +32,7 @@ class BrokerServices:
 class RequestContext:
     services: BrokerServices
     api_version: int
+    response_class: type  # the kio response entity of this API and version
     client_id: str | None
     peer: str
 

@@ -23,9 +23,7 @@ log = logging.getLogger(__name__)
 
 
 async def handle(ctx: RequestContext, request):
-    from odradek.handlers.registry import response_class
-
-    response = response_class(API_KEY, ctx.api_version)
+    response = ctx.response_class
     result_class = sibling(response, "DeletableTopicResult")
     controller = ctx.services.controller
     if ctx.api_version >= 6:

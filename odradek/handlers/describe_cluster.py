@@ -17,9 +17,7 @@ ENDPOINT_TYPE_BROKERS = 1
 
 
 async def handle(ctx: RequestContext, request):
-    from odradek.handlers.registry import response_class
-
-    response = response_class(API_KEY, ctx.api_version)
+    response = ctx.response_class
     services = ctx.services
     endpoint_type = getattr(request, "endpoint_type", ENDPOINT_TYPE_BROKERS)
     if endpoint_type != ENDPOINT_TYPE_BROKERS:

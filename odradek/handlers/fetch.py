@@ -34,9 +34,7 @@ FINAL_EPOCH = -1
 
 
 async def handle(ctx: RequestContext, request):
-    from odradek.handlers.registry import response_class
-
-    response = response_class(API_KEY, ctx.api_version)
+    response = ctx.response_class
     session_id = getattr(request, "session_id", 0)
     session_epoch = getattr(request, "session_epoch", FINAL_EPOCH)
     if session_id != 0:

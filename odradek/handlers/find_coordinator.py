@@ -23,9 +23,7 @@ TRANSACTION = 1
 
 
 async def handle(ctx: RequestContext, request):
-    from odradek.handlers.registry import response_class
-
-    response = response_class(API_KEY, ctx.api_version)
+    response = ctx.response_class
     services = ctx.services
     key_type = getattr(request, "key_type", GROUP)
 

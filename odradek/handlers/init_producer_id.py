@@ -19,9 +19,7 @@ MAX_VERSION = 5
 
 
 async def handle(ctx: RequestContext, request):
-    from odradek.handlers.registry import response_class
-
-    response = response_class(API_KEY, ctx.api_version)
+    response = ctx.response_class
     if request.transactional_id is not None:
         return build(
             response,

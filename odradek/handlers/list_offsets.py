@@ -30,9 +30,7 @@ log = logging.getLogger(__name__)
 
 
 async def handle(ctx: RequestContext, request):
-    from odradek.handlers.registry import response_class
-
-    response = response_class(API_KEY, ctx.api_version)
+    response = ctx.response_class
     partition_class = sibling(response, "ListOffsetsPartitionResponse")
     topic_class = sibling(response, "ListOffsetsTopicResponse")
     replicas = ctx.services.replicas

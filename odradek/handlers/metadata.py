@@ -26,9 +26,7 @@ INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 
 
 async def handle(ctx: RequestContext, request):
-    from odradek.handlers.registry import response_class
-
-    response = response_class(API_KEY, ctx.api_version)
+    response = ctx.response_class
     services = ctx.services
     controller = services.controller
     allow_auto_create = getattr(request, "allow_auto_topic_creation", True)

@@ -27,9 +27,7 @@ log = logging.getLogger(__name__)
 
 
 async def handle(ctx: RequestContext, request):
-    from odradek.handlers.registry import response_class
-
-    response = response_class(API_KEY, ctx.api_version)
+    response = ctx.response_class
     partition_class = sibling(response, "PartitionProduceResponse")
     topic_class = sibling(response, "TopicProduceResponse")
     services = ctx.services

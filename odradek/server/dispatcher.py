@@ -18,7 +18,7 @@ from kio.serial.errors import SerialError
 
 from odradek.handlers import api_versions
 from odradek.handlers.context import BrokerServices, CloseConnection, RequestContext
-from odradek.handlers.registry import HANDLERS, request_class
+from odradek.handlers.registry import HANDLERS, request_class, response_class
 from odradek.protocol.errors import ErrorCode
 from odradek.protocol.frames import FrameError, error_only_frame, parse_request_header, response_header
 from odradek.protocol.legacy_produce import rejected_produce_body
@@ -77,7 +77,7 @@ class Dispatcher:
         except (FrameError, SerialError, ValueError, KeyError, UnicodeDecodeError) as error:
             raise FrameError(f"undecodable {handler.name} v{version} request: {error}") from None
 
-        context = RequestContext(self.services, version, header.client_id, peer)
+        context = RequestContext(self.services, version, response_class(api_key, version), header.client_id, peer)
         try:
             response = await handler.handle(context, request)
             if response is None:
