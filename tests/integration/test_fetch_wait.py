@@ -25,10 +25,14 @@ def test_waiting_consumer_receives_message_produced_later_within_a_second(broker
     topic = f"long-poll-{client}"
     create_topic(broker.bootstrap_servers, topic)
     acknowledged_at: list[float] = []
+    producer_failures: list[BaseException] = []
 
     def produce_later() -> None:
         time.sleep(1.5)  # the consumer has long since sent a fetch that is now parked
-        produce("confluent", broker.bootstrap_servers, topic, [Record(key=b"k", value=b"wake up", partition=0)])
+        try:
+            produce("confluent", broker.bootstrap_servers, topic, [Record(key=b"k", value=b"wake up", partition=0)])
+        except BaseException as failure:  # noqa: BLE001 - re-raised in the test's thread
+            producer_failures.append(failure)
         acknowledged_at.append(time.monotonic())
 
     producer = threading.Thread(target=produce_later)
@@ -38,6 +42,8 @@ def test_waiting_consumer_receives_message_produced_later_within_a_second(broker
         received_at = time.monotonic()
     finally:
         producer.join()
+        if producer_failures:
+            raise producer_failures[0]
 
     assert message.value == b"wake up"
     latency_s = received_at - acknowledged_at[0]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from .clients import Record, by_partition, consume, create_topic, produce
+from .clients import Record, by_partition, consume, create_topic, produce, topic_partitions
 
 MESSAGES = 5_000
 PARTITIONS = 3
@@ -54,6 +54,5 @@ def test_topic_survives_two_restarts_without_data(broker):
     for _ in range(2):
         assert broker.stop() == 0
         broker.start()
-    from .clients import topic_partitions
 
     assert sorted(topic_partitions(broker.bootstrap_servers, "empty-but-kept")) == list(range(PARTITIONS))
