@@ -4,7 +4,9 @@
 log dir, waits for readiness by connecting to the port (never by sleeping), and can be stopped
 (SIGTERM), killed (SIGKILL) and started again on the same port and log dir. The broker's
 stdout/stderr go to a file next to the log dir; when start-up fails the error carries the log,
-and when a test fails the log of every broker it started is attached to the report.
+and when a test fails the log of every broker it started is attached to the report. A broker
+that dies during a test on its own, or does not exit with 0 on SIGTERM at teardown, is an error
+of that test.
 
 Fixtures: `broker` (one fresh broker per test) and `start_broker(**overrides)` (a factory for
 brokers with extra config; keys are Kafka config names, `num_partitions` means
@@ -50,7 +52,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def describe_exit(exit_code: int) -> str:
     if exit_code < 0:
-        return f"signal {signal.Signals(-exit_code).name} (not sent by this harness)"
+        return f"signal {signal.Signals(-exit_code).name}"
     return f"exit code {exit_code}"
 
 
@@ -77,6 +79,7 @@ class BrokerProcess:
         self.overrides = dict(overrides or {})
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.exit_expected = False
 
     @property
     def bootstrap_servers(self) -> str:
@@ -102,6 +105,7 @@ class BrokerProcess:
         if self.running:
             raise RuntimeError(f"broker on {self.bootstrap_servers} is already running")
         self.starts += 1
+        self.exit_expected = False
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         # Works from a checkout without `pip install -e .` too.
@@ -142,6 +146,7 @@ class BrokerProcess:
         """SIGTERM, wait up to `timeout_s`, then SIGKILL. Returns the exit code (None if not started)."""
         if self.process is None:
             return None
+        self.exit_expected = True
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -156,6 +161,7 @@ class BrokerProcess:
         """SIGKILL, like `kill -9`: no chance to flush or close anything."""
         if self.process is None:
             return None
+        self.exit_expected = True
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
@@ -192,7 +198,7 @@ def _config_name(key: str) -> str:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
-    if report.failed and report.when in ("setup", "call"):
+    if report.failed:
         for broker in getattr(item, "_odradek_brokers", ()):
             report.sections.append((f"broker {broker.bootstrap_servers} output", broker.output()))
 
@@ -212,8 +218,17 @@ def start_broker(
         return broker.start()
 
     yield start
+    problems = []
     for broker in brokers:
-        broker.stop()
+        crashed = broker.process is not None and broker.process.poll() is not None and not broker.exit_expected
+        was_running = broker.running
+        exit_code = broker.stop()
+        if crashed:
+            problems.append(f"{broker!r} exited on its own during the test with {describe_exit(exit_code)}")
+        elif was_running and exit_code != 0:
+            problems.append(f"{broker!r} did not shut down cleanly on SIGTERM: {describe_exit(exit_code)}")
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 @pytest.fixture
