@@ -285,19 +285,8 @@ def _produce_kafka_python(
 ) -> list[Delivery]:
     import kafka
 
-    config: dict[str, object] = {
-        "bootstrap_servers": bootstrap,
-        "acks": _acks(opts.acks),
-        "enable_idempotence": opts.idempotent,
-        "linger_ms": opts.linger_ms,
-        "request_timeout_ms": int(timeout_s * 1000),
-        "max_block_ms": int(timeout_s * 1000),
-    }
-    if opts.compression:
-        config["compression_type"] = opts.compression
-    if opts.max_request_bytes:
-        config["max_request_size"] = opts.max_request_bytes
-    config.update(opts.extra)
+    config = _python_producer_config(bootstrap, opts, timeout_s)
+    config.setdefault("max_block_ms", int(timeout_s * 1000))
     producer = kafka.KafkaProducer(**config)
     try:
         futures = [
@@ -391,19 +380,7 @@ async def _produce_aiokafka(
 ) -> list[Delivery]:
     import aiokafka
 
-    config: dict[str, object] = {
-        "bootstrap_servers": bootstrap,
-        "acks": _acks(opts.acks),
-        "enable_idempotence": opts.idempotent,
-        "linger_ms": opts.linger_ms,
-        "request_timeout_ms": int(timeout_s * 1000),
-    }
-    if opts.compression:
-        config["compression_type"] = opts.compression
-    if opts.max_request_bytes:
-        config["max_request_size"] = opts.max_request_bytes
-    config.update(opts.extra)
-    producer = aiokafka.AIOKafkaProducer(**config)
+    producer = aiokafka.AIOKafkaProducer(**_python_producer_config(bootstrap, opts, timeout_s))
     await asyncio.wait_for(producer.start(), timeout_s)
     try:
         futures = [
@@ -456,8 +433,21 @@ async def _consume_aiokafka(
 # --- shared ---
 
 
-def _acks(acks: str) -> str | int:
-    return acks if acks == "all" else int(acks)
+def _python_producer_config(bootstrap: str, opts: ProducerOptions, timeout_s: float) -> dict[str, object]:
+    """Producer config for kafka-python and aiokafka, which share these names."""
+    config: dict[str, object] = {
+        "bootstrap_servers": bootstrap,
+        "acks": opts.acks if opts.acks == "all" else int(opts.acks),
+        "enable_idempotence": opts.idempotent,
+        "linger_ms": opts.linger_ms,
+        "request_timeout_ms": int(timeout_s * 1000),
+    }
+    if opts.compression:
+        config["compression_type"] = opts.compression
+    if opts.max_request_bytes:
+        config["max_request_size"] = opts.max_request_bytes
+    config.update(opts.extra)
+    return config
 
 
 def _headers(headers: Iterable[tuple[str, bytes | None]] | None) -> Headers:
