@@ -7,6 +7,15 @@
 set -euo pipefail
 
 REQUIREMENTS=(
+    # tests/compat: kcat, and the toolchains that build the Java, Go and Node reference clients
+    "kcat:kcat"
+    "java:default-jdk-headless"
+    "javac:default-jdk-headless"
+    "mvn:maven"
+    "go:golang-go"
+    "node:nodejs"
+    "npm:npm"
+    "flock:util-linux"
 )
 
 missing=()
