@@ -83,3 +83,29 @@ def test_fetch_on_empty_topic_returns_after_max_wait_without_error(broker):
     # ~3 s of fetching with a 500 ms wait: a handful of fetches, each one answered. Far more
     # means the broker answers empty fetches at once instead of waiting.
     assert 2 <= fetches <= 15, f"{fetches} fetch requests in ~3 s with fetch.wait.max.ms=500"
+
+
+@pytest.mark.xfail(
+    reason="broker bug: SIGTERM shutdown waits out parked fetches (up to fetch.wait.max.ms), even of closed connections",
+    strict=True,
+)
+def test_sigterm_is_not_held_up_by_a_parked_fetch(broker):
+    create_topic(broker.bootstrap_servers, "empty")
+    consumer = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap_servers,
+            "group.id": "odradek-parked",
+            "fetch.wait.max.ms": 4000,
+        }
+    )
+    try:
+        consumer.assign([confluent_kafka.TopicPartition("empty", 0, confluent_kafka.OFFSET_BEGINNING)])
+        deadline = time.monotonic() + 1.5  # long enough for a fetch to be parked on the broker
+        while time.monotonic() < deadline:
+            assert consumer.poll(0.1) is None
+        started = time.monotonic()
+        assert broker.stop() == 0
+        stop_s = time.monotonic() - started
+    finally:
+        consumer.close()
+    assert stop_s < 2.0, f"shutdown took {stop_s:.1f} s with one parked fetch"
