@@ -22,7 +22,7 @@ missing=()
 for requirement in "${REQUIREMENTS[@]+"${REQUIREMENTS[@]}"}"; do
     command_name=${requirement%%:*}
     package=${requirement#*:}
-    if ! command -v "$command_name" >/dev/null 2>&1; then
+    if ! command -v "$command_name" >/dev/null 2>&1 && [[ " ${missing[*]-} " != *" $package "* ]]; then
         missing+=("$package")
     fi
 done
