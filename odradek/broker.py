@@ -21,7 +21,11 @@ from odradek.clock import Clock
 from odradek.cluster.controller import Controller
 from odradek.cluster.local_store import LocalMetadataStore
 from odradek.config import BrokerConfig
+from odradek.coordinator.group_coordinator import GroupConfig, GroupCoordinator
+from odradek.coordinator.offset_store import TOPIC as OFFSETS_TOPIC
+from odradek.coordinator.offset_store import OffsetStore
 from odradek.coordinator.producer_ids import ProducerIdManager
+from odradek.protocol.topic_partition import TopicPartition
 from odradek.handlers.context import BrokerServices
 from odradek.log.log_config import LogConfig
 from odradek.log.manager import LogManager
@@ -54,12 +58,17 @@ class BrokerRuntime:
         store = LocalMetadataStore(log_dirs[0], cluster_id=config["cluster.id"])
         self.log_manager = LogManager(log_dirs, self.clock, cluster_id=store.cluster_id, node_id=node_id)
         replicas = ReplicaManager(self.log_manager)
+        self.replicas = replicas
         controller = Controller(store, replicas, config, node_id)
         await asyncio.to_thread(
             self.log_manager.startup,
             lambda tp: LogConfig.from_topic_config(controller.topic_config_values(tp.topic)),
         )
         controller.load_partitions()
+        groups = self._group_coordinator(controller, replicas)
+        await asyncio.to_thread(groups.load)
+        groups.start()
+        self.groups = groups
 
         listeners = config.listeners
         advertised = {listener.name: listener for listener in config.advertised_listeners}
@@ -73,6 +82,7 @@ class BrokerRuntime:
             controller=controller,
             replicas=replicas,
             producer_ids=ProducerIdManager(store),
+            groups=groups,
         )
         dispatcher = Dispatcher(services)
         for listener in listeners:
@@ -81,7 +91,7 @@ class BrokerRuntime:
                 listener.host,
                 listener.port,
                 max_request_bytes=config["socket.request.max.bytes"],
-                on_stopping=replicas.waiters.wake_all,
+                on_stopping=self._release_parked_requests,
             )
             await server.start()
             self.servers.append(server)
@@ -92,6 +102,7 @@ class BrokerRuntime:
         self.bound_port = self.servers[0].port
 
         self._timers.append(asyncio.create_task(self._checkpoint_recovery_points()))
+        self._timers.append(asyncio.create_task(self._expire_offsets(config["offsets.retention.check.interval.ms"])))
         self._timers.append(asyncio.create_task(self._flush_periodically(config.flush_interval_ms)))
         log.info(
             "odradek started: node %d listening on %s, data in %s, cluster id %s",
@@ -100,6 +111,48 @@ class BrokerRuntime:
             ", ".join(str(d) for d in log_dirs),
             store.cluster_id,
         )
+
+    def _group_coordinator(self, controller, replicas) -> GroupCoordinator:
+        config = self.config
+        offsets_partitions = config["offsets.topic.num.partitions"]
+        offsets_configs = {"cleanup.policy": "compact", "segment.bytes": str(config["offsets.topic.segment.bytes"])}
+
+        def existing_partitions() -> int | None:
+            record = controller.topic(OFFSETS_TOPIC)
+            return record.partitions if record is not None else None
+
+        store = OffsetStore(
+            offsets_partitions,
+            self.clock,
+            ensure_topic=lambda: controller.ensure_internal_topic(OFFSETS_TOPIC, offsets_partitions, offsets_configs).partitions,
+            append=replicas.append_records,
+            read_records=replicas.read_records,
+            topic_exists=existing_partitions,
+        )
+        group_config = GroupConfig(
+            initial_rebalance_delay_ms=config["group.initial.rebalance.delay.ms"],
+            min_session_timeout_ms=config["group.min.session.timeout.ms"],
+            max_session_timeout_ms=config["group.max.session.timeout.ms"],
+            max_size=config["group.max.size"],
+            offset_metadata_max_bytes=config["offset.metadata.max.bytes"],
+            offsets_retention_ms=config["offsets.retention.minutes"] * 60_000,
+        )
+        return GroupCoordinator(
+            store,
+            group_config,
+            self.clock,
+            partition_exists=lambda topic, partition: replicas.partition(TopicPartition(topic, partition)) is not None,
+        )
+
+    def _release_parked_requests(self) -> None:
+        """On shutdown: parked fetches answer now, parked joins and syncs answer COORDINATOR_NOT_AVAILABLE."""
+        self.replicas.waiters.wake_all()
+        self.groups.shutdown()
+
+    async def _expire_offsets(self, interval_ms: int) -> None:
+        while True:
+            await asyncio.sleep(interval_ms / 1000)
+            self.groups.expire_offsets()
 
     async def _checkpoint_recovery_points(self) -> None:
         while True:

@@ -124,6 +124,17 @@ class Controller:
         log.info("Created topic %s with %d partition(s) and id %s", name, num_partitions, record.topic_id)
         return record
 
+    def ensure_internal_topic(self, name: str, partitions: int, configs: Mapping[str, str]) -> TopicRecord:
+        """An internal topic (`__consumer_offsets`), created on first use.
+
+        Replication factor 1 on a single node, whatever offsets.topic.replication.factor says:
+        Kafka would refuse to create it (and every group would fail) until that is lowered.
+        """
+        record = self._topics.get(name)
+        if record is None:
+            record = self.create_topic(name, partitions, 1, configs)
+        return record
+
     def auto_create_topic(self, name: str) -> TopicRecord:
         """Create `name` with the broker defaults, if auto-creation is on (else UNKNOWN_TOPIC_OR_PARTITION)."""
         if not self.config["auto.create.topics.enable"]:

@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from odradek.clock import Clock
     from odradek.cluster.controller import Controller
     from odradek.config import BrokerConfig
+    from odradek.coordinator.group_coordinator import GroupCoordinator
     from odradek.coordinator.producer_ids import ProducerIdManager
     from odradek.replica.manager import ReplicaManager
 
@@ -26,6 +27,7 @@ class BrokerServices:
     controller: Controller
     replicas: ReplicaManager
     producer_ids: ProducerIdManager
+    groups: GroupCoordinator
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,20 @@
 """FindCoordinator (key 10), v0-v6: the group or transaction coordinator is this broker.
 
 v4+ takes a batch of keys and answers each. Key types: 0 group, 1 transaction (2 share is
-refused). Advertising v0 matters beyond groups: librdkafka enables LZ4 only when FindCoordinator
-v0 is in the broker's ApiVersions. Deviation until the group coordinator lands: a client that
-goes on to JoinGroup is told JoinGroup is not supported.
+refused). The first group lookup creates `__consumer_offsets`, as in Kafka. Advertising v0 matters
+beyond groups too: librdkafka enables LZ4 only when FindCoordinator v0 is in ApiVersions.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
-from odradek.protocol.errors import ErrorCode
+from odradek.protocol.errors import ErrorCode, KafkaError
+
+log = logging.getLogger(__name__)
 
 API_KEY = 10
 MIN_VERSION = 0
@@ -26,6 +28,14 @@ async def handle(ctx: RequestContext, request):
     response = ctx.response_class
     services = ctx.services
     key_type = getattr(request, "key_type", GROUP)
+
+    if key_type == GROUP:
+        try:
+            services.groups.store.ensure_topic()
+        except KafkaError as error:
+            log.warning("Cannot create __consumer_offsets: %s", error)
+            keys = request.coordinator_keys if ctx.api_version >= 4 else (request.key,)
+            return _all_unavailable(response, keys, ctx.api_version)
 
     def answer(key: str) -> dict:
         if key_type not in (GROUP, TRANSACTION):
@@ -48,3 +58,14 @@ async def handle(ctx: RequestContext, request):
             coordinators=tuple(build(coordinator, **answer(key)) for key in request.coordinator_keys),
         )
     return build(response, throttle_time=timedelta(0), **answer(request.key))
+
+
+def _all_unavailable(response, keys, version: int):
+    unavailable = dict(
+        node_id=-1, host="", port=-1, error_code=ErrorCode.coordinator_not_available,
+        error_message="the offsets topic cannot be created",
+    )
+    if version >= 4:
+        coordinator = sibling(response, "Coordinator")
+        return build(response, throttle_time=timedelta(0), coordinators=tuple(build(coordinator, key=k, **unavailable) for k in keys))
+    return build(response, throttle_time=timedelta(0), **unavailable)

@@ -11,6 +11,7 @@ import logging
 
 from odradek.log.log_config import LogConfig
 from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.protocol.records import BATCH_HEADER_SIZE, decode_records, read_batch_header
 from odradek.protocol.topic_partition import TopicPartition, validate_topic_name
 from odradek.replica.partition import AppendResult, Partition
 from odradek.replica.purgatory import AppendWaiters
@@ -62,6 +63,28 @@ class ReplicaManager:
         result = partition.append_records(records)
         self.waiters.notify(tp)
         return result
+
+    def read_records(self, tp: TopicPartition, *, chunk_bytes: int = 1 << 20):
+        """Every record of a partition up to its high watermark, decoded (coordinator replay, tools)."""
+        partition = self._partitions.get(tp)
+        if partition is None:
+            return
+        offset = partition.log_start_offset
+        while offset < partition.high_watermark:
+            data = partition.read(offset, chunk_bytes)
+            if not data:
+                return
+            position = 0
+            while position + BATCH_HEADER_SIZE <= len(data):
+                header = read_batch_header(data, position)
+                if position + header.size > len(data):
+                    break
+                if not header.is_control:
+                    for record in decode_records(data, header):
+                        if record.offset >= offset:
+                            yield record
+                position += header.size
+                offset = header.next_offset
 
     async def wait_for_append(self, partitions: list[TopicPartition], timeout_s: float) -> None:
         await self.waiters.wait(partitions, timeout_s)

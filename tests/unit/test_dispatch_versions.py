@@ -86,7 +86,61 @@ def _request(api_key: int, version: int, topic_id: uuid.UUID):
         return build(cls, transactional_id=None, transaction_timeout=timedelta(seconds=60), producer_id=-1, producer_epoch=-1)
     if api_key == 60:
         return build(cls, include_cluster_authorized_operations=False, endpoint_type=1, include_fenced_brokers=False)
+    group = f"group-{api_key}-v{version}"
+    if api_key == 8:
+        partition = build(
+            n("OffsetCommitRequestPartition"), partition_index=0, committed_offset=1, committed_leader_epoch=-1,
+            committed_metadata="m",
+        )
+        topic = build(n("OffsetCommitRequestTopic"), name=TOPIC, partitions=(partition,))
+        return build(
+            cls, group_id=group, generation_id_or_member_epoch=-1, member_id="", group_instance_id=None,
+            retention_time=timedelta(milliseconds=-1), topics=(topic,),
+        )
+    if api_key == 9:
+        if version >= 8:
+            topic = build(n("OffsetFetchRequestTopics"), name=TOPIC, partition_indexes=(0,))
+            entry = build(n("OffsetFetchRequestGroup"), group_id=group, member_id=None, member_epoch=-1, topics=(topic,))
+            return build(cls, groups=(entry,), require_stable=False)
+        topic = build(n("OffsetFetchRequestTopic"), name=TOPIC, partition_indexes=(0,))
+        return build(cls, group_id=group, topics=(topic,), require_stable=False)
+    if api_key == 11:
+        protocol = build(n("JoinGroupRequestProtocol"), name="range", metadata=b"\x00\x00\x00\x00\x00\x00")
+        return build(
+            cls, group_id=group, session_timeout=timedelta(seconds=10), rebalance_timeout=timedelta(seconds=10),
+            member_id="", group_instance_id=None, protocol_type="consumer", protocols=(protocol,), reason=None,
+        )
+    if api_key in (12, 14):
+        return build(
+            cls, group_id=group, generation_id=1, member_id="m", group_instance_id=None, protocol_type=None,
+            protocol_name=None, assignments=(),
+        )
+    if api_key == 13:
+        member = sibling(cls, "MemberIdentity")
+        members = (build(member, member_id="m", group_instance_id=None, reason=None),) if member else ()
+        return build(cls, group_id=group, member_id="m", members=members)
+    if api_key == 15:
+        return build(cls, groups=(group,), include_authorized_operations=False)
+    if api_key == 16:
+        return build(cls, states_filter=(), types_filter=())
+    if api_key == 42:
+        return build(cls, groups_names=(group,))
+    if api_key == 47:
+        partition = build(n("OffsetDeleteRequestPartition"), partition_index=0)
+        topic = build(n("OffsetDeleteRequestTopic"), name=TOPIC, partitions=(partition,))
+        return build(cls, group_id=group, topics=(topic,))
     raise AssertionError(f"no request built for API {api_key}")
+
+
+# Group APIs asked about members or groups that do not exist answer with these, and that is right.
+EXPECTED_ERRORS = {
+    11: {ErrorCode.none, ErrorCode.member_id_required},
+    12: {ErrorCode.unknown_member_id},
+    13: {ErrorCode.unknown_member_id, ErrorCode.none},
+    14: {ErrorCode.unknown_member_id},
+    42: {ErrorCode.none},  # per-group errors are inside the results
+    47: {ErrorCode.group_id_not_found},
+}
 
 
 CASES = [
@@ -100,7 +154,10 @@ CASES = [
 def core(tmp_path_factory):
     """A broker core (no listener traffic) with one topic."""
     directory = tmp_path_factory.mktemp("broker")
-    config, _ = BrokerConfig.from_properties({"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": str(directory)})
+    config, _ = BrokerConfig.from_properties(
+        {"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": str(directory), "group.initial.rebalance.delay.ms": "0",
+         "offsets.topic.num.partitions": "3"}
+    )
     loop = asyncio.new_event_loop()
     runtime = BrokerRuntime(config)
     loop.run_until_complete(runtime.start())
@@ -123,7 +180,7 @@ def test_every_advertised_version_round_trips(core, api_key: int, version: int) 
     header_size = 4 + 4 + (1 if response_type.__flexible__ and api_key != 18 else 0)
     response, used = entity_reader(response_type)(answer, header_size)
     assert header_size + used == len(answer), "trailing bytes after the response body"
-    assert getattr(response, "error_code", ErrorCode.none) == ErrorCode.none
+    assert getattr(response, "error_code", ErrorCode.none) in EXPECTED_ERRORS.get(api_key, {ErrorCode.none})
 
 
 def test_api_versions_lists_exactly_the_registry(core) -> None:

@@ -1,0 +1,768 @@
+"""The group coordinator for the classic protocol: membership, rebalances, committed offsets.
+
+Kafka's rules: a member joins (KIP-394: a dynamic member first gets its id with
+MEMBER_ID_REQUIRED), the group waits in PreparingRebalance for every member to rejoin (an empty
+group first waits `group.initial.rebalance.delay.ms` for more), the first member to join leads,
+the leader's SyncGroup carries everyone's assignment, members heartbeat within their session
+timeout. Static members (KIP-345) keep their assignment across restarts within the session
+timeout, and an older instance is fenced (FENCED_INSTANCE_ID). The broker never looks inside
+assignments: any client-side assignor works.
+
+Committed offsets and group metadata are written to `__consumer_offsets` (offset_store.py) before
+they take effect, and rebuilt by replaying it at start-up. Runs on the event loop; not thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from odradek.coordinator.group import ClassicGroup, Member
+from odradek.coordinator.group_records import (
+    GroupKey,
+    OffsetAndMetadata,
+    OffsetKey,
+    RecordFormatError,
+    decode_group_value,
+    decode_key,
+    decode_offset_value,
+    group_key,
+    group_value,
+    offset_key,
+    offset_value,
+)
+from odradek.coordinator.group_state import GroupState
+from odradek.coordinator.offset_store import OffsetStore
+from odradek.protocol.errors import ErrorCode, KafkaError
+
+log = logging.getLogger(__name__)
+
+MAX_GROUP_ID_LENGTH = 255  # Kafka has no limit; a bound keeps records and logs sane
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    initial_rebalance_delay_ms: int = 3000
+    min_session_timeout_ms: int = 6000
+    max_session_timeout_ms: int = 1800000
+    max_size: int = 2**31 - 1
+    offset_metadata_max_bytes: int = 4096
+    offsets_retention_ms: int = 7 * 24 * 3600 * 1000
+
+
+@dataclass
+class JoinResult:
+    error: ErrorCode
+    member_id: str = ""
+    generation_id: int = -1
+    protocol_type: str | None = None
+    protocol_name: str | None = None
+    leader_id: str = ""
+    members: list[tuple[str, str | None, bytes]] = field(default_factory=list)
+    skip_assignment: bool = False
+
+
+@dataclass
+class SyncResult:
+    error: ErrorCode
+    protocol_type: str | None = None
+    protocol_name: str | None = None
+    assignment: bytes = b""
+
+
+@dataclass
+class GroupDescription:
+    group_id: str
+    state: str
+    protocol_type: str
+    protocol_name: str
+    members: list[tuple[Member, bytes, bytes]]  # member, metadata, assignment
+    error: ErrorCode = ErrorCode.none
+
+
+# Errors from the log that OffsetCommit and SyncGroup clients understand, as Kafka maps them.
+_STORE_ERRORS = {
+    ErrorCode.unknown_topic_or_partition: ErrorCode.coordinator_not_available,
+    ErrorCode.not_enough_replicas: ErrorCode.coordinator_not_available,
+    ErrorCode.request_timed_out: ErrorCode.coordinator_not_available,
+    ErrorCode.not_leader_or_follower: ErrorCode.not_coordinator,
+    ErrorCode.kafka_storage_error: ErrorCode.not_coordinator,
+    ErrorCode.message_too_large: ErrorCode.invalid_commit_offset_size,
+    ErrorCode.record_list_too_large: ErrorCode.invalid_commit_offset_size,
+}
+
+
+def _store_error(error: KafkaError) -> ErrorCode:
+    return _STORE_ERRORS.get(error.code, ErrorCode.unknown_server_error)
+
+
+class GroupCoordinator:
+    def __init__(
+        self,
+        store: OffsetStore,
+        config: GroupConfig,
+        clock,
+        *,
+        partition_exists: Callable[[str, int], bool],
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.partition_exists = partition_exists
+        self.groups: dict[str, ClassicGroup] = {}
+        self.offsets: dict[str, dict[tuple[str, int], OffsetAndMetadata]] = {}
+
+    # -- start-up -----------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Rebuild groups and offsets from `__consumer_offsets` (last record per key wins)."""
+        snapshots = {}
+        for key_bytes, value in self.store.replay():
+            try:
+                key = decode_key(key_bytes)
+                if isinstance(key, OffsetKey):
+                    offsets = self.offsets.setdefault(key.group_id, {})
+                    if value is None:
+                        offsets.pop((key.topic, key.partition), None)
+                    else:
+                        offsets[(key.topic, key.partition)] = decode_offset_value(value)
+                elif isinstance(key, GroupKey):
+                    snapshots[key.group_id] = None if value is None else decode_group_value(value)
+            except RecordFormatError as error:
+                log.warning("Skipping an unreadable record in __consumer_offsets: %s", error)
+        for group_id, snapshot in snapshots.items():
+            if snapshot is None:
+                self.groups.pop(group_id, None)
+                continue
+            group = ClassicGroup(
+                group_id,
+                generation_id=snapshot.generation_id,
+                protocol_type=snapshot.protocol_type or None,
+                protocol_name=snapshot.protocol_name,
+                leader_id=snapshot.leader_id,
+                state_timestamp_ms=snapshot.state_timestamp_ms,
+            )
+            for m in snapshot.members:
+                group.members[m.member_id] = Member(
+                    m.member_id, m.group_instance_id, m.client_id, m.client_host,
+                    m.session_timeout_ms, m.rebalance_timeout_ms, snapshot.protocol_type,
+                    [(snapshot.protocol_name or "", m.subscription)], assignment=m.assignment,
+                )
+                if m.group_instance_id:
+                    group.static_members[m.group_instance_id] = m.member_id
+            group.state = GroupState.STABLE if group.members else GroupState.EMPTY
+            self.groups[group_id] = group
+        for group_id in self.offsets:
+            self.groups.setdefault(group_id, ClassicGroup(group_id))
+        if self.groups:
+            log.info("Loaded %d groups and their offsets from __consumer_offsets", len(self.groups))
+
+    def start(self) -> None:
+        """On the event loop: restored members must heartbeat within their session timeout."""
+        for group in self.groups.values():
+            for member in group.members.values():
+                self._schedule_session_expiry(group, member)
+
+    # -- JoinGroup ----------------------------------------------------------------------------
+
+    async def join_group(
+        self,
+        group_id: str,
+        member_id: str,
+        group_instance_id: str | None,
+        client_id: str,
+        client_host: str,
+        session_timeout_ms: int,
+        rebalance_timeout_ms: int,
+        protocol_type: str,
+        protocols: list[tuple[str, bytes]],
+        require_known_member_id: bool,
+    ) -> JoinResult:
+        error = self._check_group_id(group_id)
+        if error is not None:
+            return JoinResult(error, member_id)
+        if not self.config.min_session_timeout_ms <= session_timeout_ms <= self.config.max_session_timeout_ms:
+            return JoinResult(ErrorCode.invalid_session_timeout, member_id)
+        group = self.groups.get(group_id)
+        if group is None:
+            if member_id:
+                return JoinResult(ErrorCode.unknown_member_id, member_id)
+            group = self.groups[group_id] = ClassicGroup(group_id, state_timestamp_ms=self.clock.now_ms())
+        if group.state == GroupState.DEAD:
+            return JoinResult(ErrorCode.coordinator_not_available, member_id)
+        if not group.supports_protocols(protocol_type, protocols):
+            return JoinResult(ErrorCode.inconsistent_group_protocol, member_id)
+        details = (client_id, client_host, session_timeout_ms, rebalance_timeout_ms, protocol_type, protocols)
+
+        if not member_id:
+            if len(group.members) + len(group.pending_members) >= self.config.max_size:
+                return JoinResult(ErrorCode.group_max_size_reached, member_id)
+            if group_instance_id:
+                new_id = f"{group_instance_id}-{uuid.uuid4()}"
+                old_id = group.static_members.get(group_instance_id)
+                if old_id is not None and old_id in group.members:
+                    return await self._replace_static_member(group, old_id, new_id, group_instance_id, details)
+                return await self._add_member(group, new_id, group_instance_id, details)
+            new_id = f"{client_id}-{uuid.uuid4()}"
+            if require_known_member_id:
+                loop = asyncio.get_running_loop()
+                group.pending_members[new_id] = loop.call_later(
+                    session_timeout_ms / 1000, self._expire_pending_member, group, new_id
+                )
+                return JoinResult(ErrorCode.member_id_required, new_id)
+            return await self._add_member(group, new_id, None, details)
+
+        if member_id in group.pending_members:
+            timer = group.pending_members.pop(member_id)
+            if timer is not None:
+                timer.cancel()
+            return await self._add_member(group, member_id, group_instance_id, details)
+        member = group.members.get(member_id)
+        if member is None:
+            return JoinResult(ErrorCode.unknown_member_id, member_id)
+        if self._is_fenced(group, member_id, group_instance_id):
+            return JoinResult(ErrorCode.fenced_instance_id, member_id)
+        if group.state == GroupState.PREPARING_REBALANCE:
+            return await self._update_member(group, member, protocols, details)
+        if group.state == GroupState.COMPLETING_REBALANCE:
+            if member.matches(protocols):
+                return self._join_result(group, member)  # it missed the join response: same answer again
+            return await self._update_member(group, member, protocols, details)
+        if group.state == GroupState.STABLE:
+            if member_id == group.leader_id or not member.matches(protocols):
+                return await self._update_member(group, member, protocols, details)
+            return self._join_result(group, member)
+        return JoinResult(ErrorCode.unknown_member_id, member_id)
+
+    async def _add_member(self, group: ClassicGroup, member_id: str, instance_id: str | None, details) -> JoinResult:
+        client_id, client_host, session_timeout_ms, rebalance_timeout_ms, protocol_type, protocols = details
+        member = Member(
+            member_id, instance_id, client_id, client_host, session_timeout_ms, rebalance_timeout_ms,
+            protocol_type, list(protocols),
+        )
+        member.join_future = asyncio.get_running_loop().create_future()
+        if group.is_empty:
+            group.protocol_type = protocol_type
+        group.members[member_id] = member
+        if instance_id:
+            group.static_members[instance_id] = member_id
+        if group.leader_id is None or group.leader_id not in group.members:
+            group.leader_id = member_id
+        self._rebalance_or_complete(group, f"{member_id} joined")
+        return await member.join_future
+
+    async def _update_member(self, group: ClassicGroup, member: Member, protocols, details) -> JoinResult:
+        _client_id, _host, session_timeout_ms, rebalance_timeout_ms, _type, _protocols = details
+        member.protocols = list(protocols)
+        member.session_timeout_ms = session_timeout_ms
+        member.rebalance_timeout_ms = rebalance_timeout_ms
+        if member.awaiting_join:
+            member.join_future.set_result(JoinResult(ErrorCode.rebalance_in_progress, member.member_id))
+        member.join_future = asyncio.get_running_loop().create_future()
+        self._cancel_session_expiry(member)
+        self._rebalance_or_complete(group, f"{member.member_id} rejoined")
+        return await member.join_future
+
+    async def _replace_static_member(self, group: ClassicGroup, old_id: str, new_id: str, instance_id: str, details) -> JoinResult:
+        """A static member restarted: it takes over its old member's place and assignment."""
+        old = group.members.pop(old_id)
+        self._cancel_session_expiry(old)
+        self._fence(old)
+        old.member_id = new_id
+        group.members[new_id] = old
+        group.static_members[instance_id] = new_id
+        was_leader = group.leader_id == old_id
+        if was_leader:
+            group.leader_id = new_id
+        _client_id, _host, session_timeout_ms, rebalance_timeout_ms, _type, protocols = details
+        old.session_timeout_ms, old.rebalance_timeout_ms = session_timeout_ms, rebalance_timeout_ms
+        if group.state == GroupState.STABLE and old.matches(list(protocols)) and not was_leader:
+            self._persist_group(group)
+            self._schedule_session_expiry(group, old)
+            return self._join_result(group, old)
+        old.protocols = list(protocols)
+        old.join_future = asyncio.get_running_loop().create_future()
+        self._rebalance_or_complete(group, f"static member {instance_id} rejoined")
+        return await old.join_future
+
+    def _rebalance_or_complete(self, group: ClassicGroup, reason: str) -> None:
+        if group.state in (GroupState.EMPTY, GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
+            self._prepare_rebalance(group, reason)
+        else:
+            self._maybe_complete_join(group)
+
+    def _prepare_rebalance(self, group: ClassicGroup, reason: str) -> None:
+        loop = asyncio.get_running_loop()
+        if group.state == GroupState.COMPLETING_REBALANCE:
+            for member in group.members.values():
+                member.assignment = b""
+                if member.awaiting_sync:
+                    member.sync_future.set_result(SyncResult(ErrorCode.rebalance_in_progress))
+        if group.rebalance_timer is not None:
+            group.rebalance_timer.cancel()
+        initial = group.state == GroupState.EMPTY
+        group.transition_to(GroupState.PREPARING_REBALANCE, self.clock.now_ms())
+        log.info("Preparing to rebalance group %s in generation %d (%s)", group.group_id, group.generation_id, reason)
+        if initial and self.config.initial_rebalance_delay_ms > 0:
+            delay_ms = min(self.config.initial_rebalance_delay_ms, group.max_rebalance_timeout_ms())
+            remaining_ms = max(group.max_rebalance_timeout_ms() - delay_ms, 0)
+            group.initial_delay_deadline = loop.time() + delay_ms / 1000
+            group.rebalance_timer = loop.call_later(
+                delay_ms / 1000, self._initial_delay_expired, group, len(group.members), remaining_ms
+            )
+            return
+        group.rebalance_timer = loop.call_later(
+            group.max_rebalance_timeout_ms() / 1000, self._rebalance_timed_out, group
+        )
+        self._maybe_complete_join(group)
+
+    def _initial_delay_expired(self, group: ClassicGroup, members_before: int, remaining_ms: int) -> None:
+        """Kafka's InitialDelayedJoin: wait again while new members keep arriving."""
+        if group.state != GroupState.PREPARING_REBALANCE:
+            return
+        if len(group.members) > members_before and remaining_ms > 0:
+            delay_ms = min(self.config.initial_rebalance_delay_ms, remaining_ms)
+            loop = asyncio.get_running_loop()
+            group.initial_delay_deadline = loop.time() + delay_ms / 1000
+            group.rebalance_timer = loop.call_later(
+                delay_ms / 1000, self._initial_delay_expired, group, len(group.members), remaining_ms - delay_ms
+            )
+            return
+        group.initial_delay_deadline = None
+        self._complete_join(group)
+
+    def _rebalance_timed_out(self, group: ClassicGroup) -> None:
+        if group.state == GroupState.PREPARING_REBALANCE:
+            self._complete_join(group)
+
+    def _maybe_complete_join(self, group: ClassicGroup) -> None:
+        if group.state != GroupState.PREPARING_REBALANCE or group.initial_delay_deadline is not None:
+            return
+        if group.pending_members:
+            return
+        if all(member.awaiting_join for member in group.members.values()):
+            self._complete_join(group)
+
+    def _complete_join(self, group: ClassicGroup) -> None:
+        if group.rebalance_timer is not None:
+            group.rebalance_timer.cancel()
+            group.rebalance_timer = None
+        group.initial_delay_deadline = None
+        for member in [m for m in group.members.values() if not m.awaiting_join]:
+            log.info("Removing member %s from group %s: it did not rejoin in time", member.member_id, group.group_id)
+            self._remove_member(group, member, rebalance=False)
+        for member_id, timer in list(group.pending_members.items()):
+            if timer is not None:
+                timer.cancel()
+        group.pending_members.clear()
+        group.generation_id += 1
+        now = self.clock.now_ms()
+        if group.is_empty:
+            group.protocol_name = None
+            group.leader_id = None
+            group.transition_to(GroupState.EMPTY, now)
+            self._persist_group(group)
+            log.info("Group %s is empty in generation %d", group.group_id, group.generation_id)
+            return
+        group.protocol_name = group.select_protocol()
+        if group.leader_id not in group.members:
+            group.leader_id = next(iter(group.members))
+        group.transition_to(GroupState.COMPLETING_REBALANCE, now)
+        log.info(
+            "Group %s formed generation %d with %d members (protocol %s)",
+            group.group_id, group.generation_id, len(group.members), group.protocol_name,
+        )
+        for member in group.members.values():
+            member.join_future.set_result(self._join_result(group, member))
+            self._schedule_session_expiry(group, member)
+
+    def _join_result(self, group: ClassicGroup, member: Member) -> JoinResult:
+        members = []
+        if member.member_id == group.leader_id:
+            members = [
+                (m.member_id, m.group_instance_id, m.metadata_for(group.protocol_name)) for m in group.members.values()
+            ]
+        return JoinResult(
+            ErrorCode.none,
+            member.member_id,
+            group.generation_id,
+            group.protocol_type,
+            group.protocol_name,
+            group.leader_id or "",
+            members,
+        )
+
+    # -- SyncGroup, Heartbeat, LeaveGroup -------------------------------------------------------
+
+    async def sync_group(
+        self,
+        group_id: str,
+        generation_id: int,
+        member_id: str,
+        group_instance_id: str | None,
+        protocol_type: str | None,
+        protocol_name: str | None,
+        assignments: dict[str, bytes],
+    ) -> SyncResult:
+        group = self.groups.get(group_id)
+        error = self._check_member(group, member_id, group_instance_id, generation_id)
+        if error is not None:
+            return SyncResult(error)
+        if (protocol_type and protocol_type != group.protocol_type) or (
+            protocol_name and protocol_name != group.protocol_name
+        ):
+            return SyncResult(ErrorCode.inconsistent_group_protocol)
+        member = group.members[member_id]
+        if group.state == GroupState.PREPARING_REBALANCE:
+            return SyncResult(ErrorCode.rebalance_in_progress)
+        self._schedule_session_expiry(group, member)
+        if group.state == GroupState.STABLE:
+            return SyncResult(ErrorCode.none, group.protocol_type, group.protocol_name, member.assignment)
+        # CompletingRebalance: wait for the leader's assignment.
+        if member.awaiting_sync:
+            member.sync_future.set_result(SyncResult(ErrorCode.rebalance_in_progress))
+        member.sync_future = asyncio.get_running_loop().create_future()
+        if member_id == group.leader_id:
+            for m in group.members.values():
+                m.assignment = assignments.get(m.member_id, b"")
+            try:
+                self._persist_group(group)
+            except KafkaError as failure:
+                code = _store_error(failure)
+                for m in group.members.values():
+                    if m.awaiting_sync:
+                        m.sync_future.set_result(SyncResult(code))
+                self._prepare_rebalance(group, "group metadata could not be stored")
+                return await member.sync_future
+            group.transition_to(GroupState.STABLE, self.clock.now_ms())
+            for m in group.members.values():
+                if m.awaiting_sync:
+                    m.sync_future.set_result(
+                        SyncResult(ErrorCode.none, group.protocol_type, group.protocol_name, m.assignment)
+                    )
+        return await member.sync_future
+
+    def heartbeat(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None) -> ErrorCode:
+        group = self.groups.get(group_id)
+        error = self._check_member(group, member_id, group_instance_id, generation_id)
+        if error is not None:
+            return error
+        member = group.members[member_id]
+        if not member.awaiting_join:
+            self._schedule_session_expiry(group, member)
+        if group.state == GroupState.PREPARING_REBALANCE:
+            return ErrorCode.rebalance_in_progress
+        return ErrorCode.none
+
+    def leave_group(self, group_id: str, leaving: list[tuple[str, str | None]]) -> list[ErrorCode]:
+        """One error per (member id, group instance id) that asked to leave."""
+        group = self.groups.get(group_id)
+        if group is None or group.state == GroupState.DEAD:
+            return [ErrorCode.unknown_member_id for _ in leaving]
+        errors = []
+        removed = []
+        for member_id, instance_id in leaving:
+            if instance_id:
+                mapped = group.static_members.get(instance_id)
+                if mapped is None:
+                    errors.append(ErrorCode.unknown_member_id)
+                    continue
+                if member_id and member_id != mapped:
+                    errors.append(ErrorCode.fenced_instance_id)
+                    continue
+                member_id = mapped
+            if member_id in group.pending_members:
+                timer = group.pending_members.pop(member_id)
+                if timer is not None:
+                    timer.cancel()
+                errors.append(ErrorCode.none)
+                continue
+            member = group.members.get(member_id)
+            if member is None:
+                errors.append(ErrorCode.unknown_member_id)
+                continue
+            self._remove_member(group, member, rebalance=False)
+            removed.append(member_id)
+            errors.append(ErrorCode.none)
+        if removed:
+            log.info("Members %s left group %s", ", ".join(removed), group_id)
+            self._after_membership_change(group, f"{len(removed)} member(s) left")
+        elif group.state == GroupState.PREPARING_REBALANCE:
+            self._maybe_complete_join(group)
+        return errors
+
+    # -- members' lifecycle -------------------------------------------------------------------
+
+    def _check_group_id(self, group_id: str | None) -> ErrorCode | None:
+        if not group_id:
+            return ErrorCode.invalid_group_id
+        if len(group_id) > MAX_GROUP_ID_LENGTH:
+            return ErrorCode.invalid_group_id
+        return None
+
+    def _check_member(self, group, member_id: str, instance_id: str | None, generation_id: int) -> ErrorCode | None:
+        if group is None or group.state in (GroupState.DEAD, GroupState.EMPTY):
+            return ErrorCode.unknown_member_id
+        if self._is_fenced(group, member_id, instance_id):
+            return ErrorCode.fenced_instance_id
+        if member_id not in group.members:
+            return ErrorCode.unknown_member_id
+        if generation_id != group.generation_id:
+            return ErrorCode.illegal_generation
+        return None
+
+    @staticmethod
+    def _is_fenced(group: ClassicGroup, member_id: str, instance_id: str | None) -> bool:
+        if not instance_id:
+            return False
+        mapped = group.static_members.get(instance_id)
+        return mapped is not None and mapped != member_id
+
+    def _schedule_session_expiry(self, group: ClassicGroup, member: Member) -> None:
+        self._cancel_session_expiry(member)
+        member.session_timer = asyncio.get_running_loop().call_later(
+            member.session_timeout_ms / 1000, self._session_expired, group, member
+        )
+
+    @staticmethod
+    def _cancel_session_expiry(member: Member) -> None:
+        if member.session_timer is not None:
+            member.session_timer.cancel()
+            member.session_timer = None
+
+    def _session_expired(self, group: ClassicGroup, member: Member) -> None:
+        if group.members.get(member.member_id) is not member or member.awaiting_join:
+            return
+        log.info(
+            "Member %s of group %s missed its session timeout of %d ms",
+            member.member_id, group.group_id, member.session_timeout_ms,
+        )
+        self._remove_member(group, member, rebalance=True)
+
+    def _expire_pending_member(self, group: ClassicGroup, member_id: str) -> None:
+        """A member id handed out with MEMBER_ID_REQUIRED that never came back."""
+        if member_id in group.pending_members:
+            del group.pending_members[member_id]
+            self._maybe_complete_join(group)
+
+    @staticmethod
+    def _fence(member: Member) -> None:
+        if member.awaiting_join:
+            member.join_future.set_result(JoinResult(ErrorCode.fenced_instance_id, member.member_id))
+        if member.awaiting_sync:
+            member.sync_future.set_result(SyncResult(ErrorCode.fenced_instance_id))
+
+    def _remove_member(self, group: ClassicGroup, member: Member, *, rebalance: bool) -> None:
+        self._cancel_session_expiry(member)
+        group.members.pop(member.member_id, None)
+        if member.group_instance_id and group.static_members.get(member.group_instance_id) == member.member_id:
+            del group.static_members[member.group_instance_id]
+        if member.awaiting_join:
+            member.join_future.set_result(JoinResult(ErrorCode.unknown_member_id, member.member_id))
+        if member.awaiting_sync:
+            member.sync_future.set_result(SyncResult(ErrorCode.unknown_member_id))
+        if group.leader_id == member.member_id:
+            group.leader_id = next(iter(group.members), None)
+        if rebalance:
+            self._after_membership_change(group, f"member {member.member_id} left")
+
+    def _after_membership_change(self, group: ClassicGroup, reason: str) -> None:
+        if group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
+            self._prepare_rebalance(group, reason)
+        elif group.state == GroupState.PREPARING_REBALANCE:
+            self._maybe_complete_join(group)
+
+    def _persist_group(self, group: ClassicGroup) -> None:
+        self.store.write(group.group_id, [(group_key(group.group_id), group_value(group.snapshot()))])
+
+    # -- offsets --------------------------------------------------------------------------------
+
+    def commit_offsets(
+        self,
+        group_id: str,
+        generation_id: int,
+        member_id: str,
+        group_instance_id: str | None,
+        offsets: list[tuple[str, int, int, int, str | None]],
+    ) -> list[ErrorCode]:
+        """One error per (topic, partition, offset, leader epoch, metadata) committed."""
+        error = self._check_group_id(group_id)
+        group = self.groups.get(group_id)
+        if error is None:
+            if generation_id < 0 and not member_id:
+                if group is not None and not group.is_empty:
+                    error = ErrorCode.unknown_member_id
+            elif group is None:
+                error = ErrorCode.illegal_generation
+            else:
+                error = self._check_member(group, member_id, group_instance_id, generation_id)
+                if error is None and group.state == GroupState.COMPLETING_REBALANCE:
+                    error = ErrorCode.rebalance_in_progress
+        if error is not None:
+            return [error for _ in offsets]
+
+        now = self.clock.now_ms()
+        results: list[ErrorCode] = []
+        records = []
+        accepted = []
+        for topic, partition, offset, leader_epoch, metadata in offsets:
+            metadata = metadata or ""
+            if len(metadata.encode()) > self.config.offset_metadata_max_bytes:
+                results.append(ErrorCode.offset_metadata_too_large)
+            elif not self.partition_exists(topic, partition):
+                results.append(ErrorCode.unknown_topic_or_partition)
+            else:
+                value = OffsetAndMetadata(offset, leader_epoch, metadata, now)
+                records.append((offset_key(group_id, topic, partition), offset_value(value)))
+                accepted.append((len(results), (topic, partition), value))
+                results.append(ErrorCode.none)
+        try:
+            self.store.write(group_id, records)
+        except KafkaError as failure:
+            code = _store_error(failure)
+            for index, _tp, _value in accepted:
+                results[index] = code
+            return results
+        if group is None:
+            group = self.groups[group_id] = ClassicGroup(group_id, state_timestamp_ms=now)
+        committed = self.offsets.setdefault(group_id, {})
+        for _index, tp, value in accepted:
+            committed[tp] = value
+        member = group.members.get(member_id)
+        if member is not None and not member.awaiting_join:
+            self._schedule_session_expiry(group, member)
+        return results
+
+    def fetch_offsets(self, group_id: str, wanted: list[tuple[str, list[int]]] | None):
+        """[(topic, partition, OffsetAndMetadata | None)] for the wanted partitions, or all committed."""
+        committed = self.offsets.get(group_id, {})
+        if wanted is None:
+            return [(topic, partition, value) for (topic, partition), value in sorted(committed.items())]
+        return [
+            (topic, partition, committed.get((topic, partition)))
+            for topic, partitions in wanted
+            for partition in partitions
+        ]
+
+    def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]]) -> tuple[ErrorCode, list[ErrorCode]]:
+        group = self.groups.get(group_id)
+        if group is None or group.state == GroupState.DEAD:
+            return ErrorCode.group_id_not_found, []
+        subscribed = set() if group.is_empty else (group.subscribed_topics() or set())
+        committed = self.offsets.get(group_id, {})
+        results, records, removable = [], [], []
+        for topic, partition in partitions:
+            if topic in subscribed:
+                results.append(ErrorCode.group_subscribed_to_topic)
+                continue
+            results.append(ErrorCode.none)
+            if (topic, partition) in committed:
+                records.append((offset_key(group_id, topic, partition), None))
+                removable.append((topic, partition))
+        try:
+            self.store.write(group_id, records)
+        except KafkaError as failure:
+            return _store_error(failure), []
+        for tp in removable:
+            committed.pop(tp, None)
+        return ErrorCode.none, results
+
+    def expire_offsets(self) -> int:
+        """Remove offsets of groups that have been empty longer than offsets.retention; returns how many."""
+        now = self.clock.now_ms()
+        retention = self.config.offsets_retention_ms
+        removed = 0
+        for group_id, committed in list(self.offsets.items()):
+            group = self.groups.get(group_id)
+            if group is not None and not group.is_empty:
+                continue
+            empty_since = group.state_timestamp_ms if group is not None else -1
+            expired = [
+                tp for tp, value in committed.items() if max(value.commit_timestamp_ms, empty_since) + retention <= now
+            ]
+            if not expired:
+                continue
+            records = [(offset_key(group_id, topic, partition), None) for topic, partition in expired]
+            if len(expired) == len(committed) and group is not None:
+                records.append((group_key(group_id), None))
+            try:
+                self.store.write(group_id, records)
+            except KafkaError as failure:
+                log.warning("Could not expire offsets of group %s: %s", group_id, failure)
+                continue
+            for tp in expired:
+                committed.pop(tp, None)
+            removed += len(expired)
+            if not committed:
+                del self.offsets[group_id]
+                if group is not None:
+                    group.state = GroupState.DEAD
+                    del self.groups[group_id]
+            log.info("Expired %d committed offsets of empty group %s", len(expired), group_id)
+        return removed
+
+    # -- admin ----------------------------------------------------------------------------------
+
+    def describe_group(self, group_id: str) -> GroupDescription:
+        group = self.groups.get(group_id)
+        if group is None:
+            return GroupDescription(group_id, GroupState.DEAD.value, "", "", [], ErrorCode.group_id_not_found)
+        members = []
+        if group.state == GroupState.STABLE:
+            members = [(m, m.metadata_for(group.protocol_name), m.assignment) for m in group.members.values()]
+        elif group.state in (GroupState.PREPARING_REBALANCE, GroupState.COMPLETING_REBALANCE):
+            members = [(m, b"", b"") for m in group.members.values()]
+        protocol = group.protocol_name or "" if group.state == GroupState.STABLE else ""
+        return GroupDescription(group_id, group.state.value, group.protocol_type or "", protocol, members)
+
+    def list_groups(self, states: Iterable[str] | None = None) -> list[ClassicGroup]:
+        wanted = {s.lower() for s in states} if states else None
+        return [
+            group
+            for group in self.groups.values()
+            if group.state != GroupState.DEAD and (wanted is None or group.state.value.lower() in wanted)
+        ]
+
+    def delete_groups(self, group_ids: list[str]) -> list[ErrorCode]:
+        results = []
+        for group_id in group_ids:
+            error = self._check_group_id(group_id)
+            group = self.groups.get(group_id)
+            if error is not None:
+                results.append(error)
+            elif group is None or group.state == GroupState.DEAD:
+                results.append(ErrorCode.group_id_not_found)
+            elif not group.is_empty:
+                results.append(ErrorCode.non_empty_group)
+            else:
+                records = [(offset_key(group_id, t, p), None) for t, p in self.offsets.get(group_id, {})]
+                records.append((group_key(group_id), None))
+                try:
+                    self.store.write(group_id, records)
+                except KafkaError as failure:
+                    results.append(_store_error(failure))
+                    continue
+                group.transition_to(GroupState.DEAD, self.clock.now_ms())
+                del self.groups[group_id]
+                self.offsets.pop(group_id, None)
+                log.info("Deleted group %s", group_id)
+                results.append(ErrorCode.none)
+        return results
+
+    def shutdown(self) -> None:
+        """Cancel timers and release parked JoinGroup/SyncGroup requests."""
+        for group in self.groups.values():
+            if group.rebalance_timer is not None:
+                group.rebalance_timer.cancel()
+            for timer in group.pending_members.values():
+                if timer is not None:
+                    timer.cancel()
+            for member in group.members.values():
+                self._cancel_session_expiry(member)
+                if member.awaiting_join:
+                    member.join_future.set_result(JoinResult(ErrorCode.coordinator_not_available, member.member_id))
+                if member.awaiting_sync:
+                    member.sync_future.set_result(SyncResult(ErrorCode.coordinator_not_available))

@@ -1,0 +1,41 @@
+"""OffsetCommit (key 8), v2-v9.
+
+A member of the group commits with its generation; generation -1 with no member id is a
+"simple" commit (manual assignment, admin tools), allowed while the group has no members.
+Each partition gets its own error (unknown partition, metadata too large); validation errors
+of the member apply to all of them. v2-v4 carry a retention time, which Kafka ignores too.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from odradek.handlers.context import RequestContext
+from odradek.handlers.responses import build, sibling
+
+API_KEY = 8
+MIN_VERSION = 2
+MAX_VERSION = 9
+
+
+async def handle(ctx: RequestContext, request):
+    response = ctx.response_class
+    wanted = [
+        (topic.name, p.partition_index, p.committed_offset, getattr(p, "committed_leader_epoch", -1), p.committed_metadata)
+        for topic in request.topics
+        for p in topic.partitions
+    ]
+    errors = ctx.services.groups.commit_offsets(
+        request.group_id,
+        getattr(request, "generation_id_or_member_epoch", -1),
+        request.member_id,
+        getattr(request, "group_instance_id", None),
+        wanted,
+    )
+    partition_class = sibling(response, "OffsetCommitResponsePartition")
+    topic_class = sibling(response, "OffsetCommitResponseTopic")
+    by_topic: dict[str, list] = {}
+    for (topic, partition, *_), error in zip(wanted, errors):
+        by_topic.setdefault(topic, []).append(build(partition_class, partition_index=partition, error_code=error))
+    topics = tuple(build(topic_class, name=name, partitions=tuple(parts)) for name, parts in by_topic.items())
+    return build(response, throttle_time=timedelta(0), topics=topics)

@@ -1,0 +1,57 @@
+"""OffsetFetch (key 9), v1-v9: committed offsets of a group (v8+: of several groups at once).
+
+Partitions without a commit answer offset -1 and no error; topics=null (v2+) means every
+committed partition of the group. require_stable has nothing to wait for until transactions exist.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from odradek.handlers.context import RequestContext
+from odradek.handlers.responses import build, sibling
+from odradek.protocol.errors import ErrorCode
+
+API_KEY = 9
+MIN_VERSION = 1
+MAX_VERSION = 9
+
+
+async def handle(ctx: RequestContext, request):
+    response = ctx.response_class
+    groups = ctx.services.groups
+    if ctx.api_version >= 8:
+        group_class = sibling(response, "OffsetFetchResponseGroup")
+        topic_class = sibling(response, "OffsetFetchResponseTopics")
+        partition_class = sibling(response, "OffsetFetchResponsePartitions")
+        answers = tuple(
+            build(
+                group_class,
+                group_id=group.group_id,
+                topics=_topics(groups, group.group_id, group.topics, topic_class, partition_class),
+                error_code=ErrorCode.none,
+            )
+            for group in request.groups
+        )
+        return build(response, throttle_time=timedelta(0), groups=answers)
+    topic_class = sibling(response, "OffsetFetchResponseTopic")
+    partition_class = sibling(response, "OffsetFetchResponsePartition")
+    topics = _topics(groups, request.group_id, request.topics, topic_class, partition_class)
+    return build(response, throttle_time=timedelta(0), topics=topics, error_code=ErrorCode.none)
+
+
+def _topics(groups, group_id: str, requested, topic_class, partition_class):
+    wanted = None if requested is None else [(t.name, list(t.partition_indexes)) for t in requested]
+    by_topic: dict[str, list] = {}
+    for topic, partition, committed in groups.fetch_offsets(group_id, wanted):
+        by_topic.setdefault(topic, []).append(
+            build(
+                partition_class,
+                partition_index=partition,
+                committed_offset=committed.offset if committed else -1,
+                committed_leader_epoch=committed.leader_epoch if committed else -1,
+                metadata=committed.metadata if committed else "",
+                error_code=ErrorCode.none,
+            )
+        )
+    return tuple(build(topic_class, name=name, partitions=tuple(parts)) for name, parts in by_topic.items())
