@@ -6,7 +6,7 @@ VENV := .venv
 VENV_PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test venv clean
+.PHONY: run test venv clean bench
 
 venv: $(VENV_PYTHON)
 
@@ -30,3 +30,9 @@ test: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# `make bench`: odradek against Apache Kafka (fetched from Maven Central into .cache/bench) on this
+# machine; writes bench/results/<date>-<commit>.md. Never part of `make test`. BENCH_ARGS=--quick for ~3 min.
+BENCH_ARGS ?=
+bench: $(VENV)/.installed-test
+	$(VENV_PYTHON) bench/run.py $(BENCH_ARGS)

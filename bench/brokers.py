@@ -1,0 +1,250 @@
+"""Start and stop the two brokers under test: Apache Kafka (KRaft, single node) and odradek.
+
+Both run with their default settings, on free ports, with data in a fresh temporary directory.
+`start()` measures the start-up time from process start to the first acknowledged produce.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HYPOTHESIS_DIR = REPO_ROOT / ".cache" / "bench" / "hypothesis"
+
+# kafka-server-start.sh's defaults: KAFKA_HEAP_OPTS and KAFKA_JVM_PERFORMANCE_OPTS
+KAFKA_JVM_OPTS = [
+    "-Xmx1G", "-Xms1G", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
+    "-Djava.awt.headless=true",
+]
+
+LOG4J2 = """\
+rootLogger.level=INFO
+rootLogger.appenderRef.f.ref=F
+appender.f.type=File
+appender.f.name=F
+appender.f.fileName={log}
+appender.f.layout.type=PatternLayout
+appender.f.layout.pattern=[%d] %p %m (%c)%n
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM of `pid` in bytes."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+
+class Broker:
+    name = "?"
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self.startup_s = float("nan")
+        self.port_open_s = float("nan")
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def _command(self) -> tuple[list[str], dict[str, str] | None]:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Everything before the process starts (not part of start-up time)."""
+
+    def log_path(self) -> Path:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 90.0) -> None:
+        self.prepare()
+        cmd, env = self._command()
+        out = open(self.workdir / f"{self.name}.stdout", "ab")
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.workdir,
+                                     start_new_session=True)
+        out.close()
+        deadline = t0 + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} while starting; see {self.log_path()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.name} did not open port {self.port} in {timeout} s")
+                time.sleep(0.005)
+        self.port_open_s = time.monotonic() - t0
+        acked: list = []
+        p = Producer({
+            "bootstrap.servers": self.bootstrap, "acks": "all", "linger.ms": 0,
+            "reconnect.backoff.ms": 10, "reconnect.backoff.max.ms": 50, "retry.backoff.ms": 10,
+            "retry.backoff.max.ms": 50, "topic.metadata.refresh.fast.interval.ms": 10,
+            "message.timeout.ms": int(timeout * 1000),
+        })
+        p.produce("bench-startup", b"first", on_delivery=lambda err, msg: acked.append(err))
+        while not acked:
+            p.poll(0.002)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: no acknowledged produce within {timeout} s")
+        if acked[0] is not None:
+            raise RuntimeError(f"{self.name}: first produce failed: {acked[0]}")
+        self.startup_s = time.monotonic() - t0
+        p.flush(5)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def memory(self) -> dict[str, int]:
+        return proc_status(self.pid)
+
+    def cpu_seconds(self) -> float:
+        return proc_cpu_seconds(self.pid)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path().read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+
+class KafkaBroker(Broker):
+    name = "kafka"
+
+    def __init__(self, workdir: Path, libs: Path, version: str):
+        super().__init__(workdir)
+        self.libs = libs
+        self.version = version
+        self.data = workdir / "kafka-data"
+        self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+    def log_path(self) -> Path:
+        return self.workdir / "kafka-server.log"
+
+    def classpath(self) -> str:
+        return str(self.libs / "*")
+
+    def prepare(self) -> None:
+        if self.data.exists():
+            shutil.rmtree(self.data)
+        self.port = free_port()
+        controller = free_port()
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.data),
+            # a single node: internal topics with one replica, as in Kafka's own config/server.properties
+            "offsets.topic.replication.factor": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+        }
+        self.config = self.workdir / "server.properties"
+        self.config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        self.log4j = self.workdir / "log4j2.properties"
+        self.log4j.write_text(LOG4J2.format(log=self.log_path()))
+        subprocess.run(
+            ["java", "-Xmx256M", "-cp", self.classpath(), f"-Dlog4j2.configurationFile={self.log4j}",
+             "kafka.tools.StorageTool", "format", "-t", self.cluster_id, "-c", str(self.config), "--standalone"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.workdir,
+        )
+
+    def _command(self):
+        return (["java", *KAFKA_JVM_OPTS, "-cp", self.classpath(),
+                 f"-Dlog4j2.configurationFile={self.log4j}", "kafka.Kafka", str(self.config)], None)
+
+
+class OdradekBroker(Broker):
+    name = "odradek"
+
+    def __init__(self, workdir: Path, python: str = sys.executable):
+        super().__init__(workdir)
+        self.python = python
+        self.data = workdir / "odradek-data"
+
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.stdout"
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+        # kio registers hypothesis strategies when hypothesis is importable (it is in the test venv the
+        # benchmark uses, not in a plain install); hypothesis then builds a unicode table in
+        # ./.hypothesis, about 3 s, in every fresh working directory. Share one warm copy.
+        env["HYPOTHESIS_STORAGE_DIRECTORY"] = str(HYPOTHESIS_DIR)
+        return env
+
+    def prepare(self) -> None:
+        if self.data.exists():
+            shutil.rmtree(self.data)
+        self.port = free_port()
+        HYPOTHESIS_DIR.mkdir(parents=True, exist_ok=True)
+        subprocess.run([self.python, "-c", "import kio.static.primitive"], env=self._env(), cwd=self.workdir,
+                       check=False)
+
+    def _command(self):
+        env = self._env()
+        return ([self.python, "-m", "odradek", "server",
+                 "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                 "--override", f"log.dirs={self.data}"], env)
+
+
+def make_workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="odradek-bench-"))

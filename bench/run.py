@@ -1,0 +1,442 @@
+"""odradek against Apache Kafka on the same machine, same run, same clients.
+
+    python bench/run.py [--quick] [--only kafka|odradek] [--kafka-version 4.x.y]
+
+Fetches the newest Apache Kafka 4.x from Maven Central (cached in .cache/bench), then runs the
+workloads in three sessions; each session starts a fresh broker, Kafka first and then odradek, so
+the two alternate and never run at the same time:
+
+  1. produce throughput with librdkafka (confluent-kafka): record size x acks x partitions
+  2. produce throughput with kafka-producer-perf-test (the Java client): the same matrix
+  3. consume throughput (confluent-kafka with assign(), kafka-consumer-perf-test with a group)
+     and end-to-end latency at a fixed rate
+
+Every session also measures start-up (process start to the first acknowledged produce), idle RSS
+and peak RSS (VmHWM). The table goes to stdout and to bench/results/<date>-<commit>.md.
+Benchmarks report numbers; they never fail a build on speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+import brokers  # noqa: E402
+import java_tools  # noqa: E402
+import kafka_dist  # noqa: E402
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RDKAFKA_CLIENT = BENCH / "rdkafka_client.py"
+
+FULL = {
+    "produce": [(size, acks, parts) for size in (100, 1024) for acks in ("1", "all") for parts in (1, 6)],
+    "count": {100: 1_000_000, 1024: 300_000},
+    "consume": [(100, 1, 2_000_000), (1024, 6, 500_000)],
+    "latency": (10_000, 10.0, 1024),  # rate, seconds, record size
+}
+QUICK = {
+    "produce": [(100, "1", 1), (1024, "all", 6)],
+    "count": {100: 300_000, 1024: 100_000},
+    "consume": [(100, 1, 500_000)],
+    "latency": (10_000, 4.0, 1024),
+}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------- helpers
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(30)
+    # wait until every partition has a leader in the metadata
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        md = admin.list_topics(topic, timeout=10).topics.get(topic)
+        if md and md.error is None and len(md.partitions) == partitions and all(
+                p.leader >= 0 for p in md.partitions.values()):
+            return
+        time.sleep(0.05)
+
+
+def count_records(bootstrap: str, topic: str) -> int:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "odradek-bench-count"})
+    try:
+        md = c.list_topics(topic, timeout=10)
+        return sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                   for p in md.topics[topic].partitions)
+    finally:
+        c.close()
+
+
+def rdkafka(args: list, timeout: float = 240) -> dict:
+    try:
+        r = subprocess.run([sys.executable, str(RDKAFKA_CLIENT), *map(str, args)],
+                           capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"confluent-kafka client timed out after {timeout:.0f} s") from None
+    lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
+    if r.returncode != 0 or not lines:
+        raise RuntimeError(f"confluent-kafka client failed (exit {r.returncode}): {r.stderr.strip()[-400:]}")
+    return json.loads(lines[-1])
+
+
+class Session:
+    """One broker process with per-workload broker CPU accounting."""
+
+    def __init__(self, broker: brokers.Broker, results: dict, errors: list):
+        self.broker = broker
+        self.results = results
+        self.errors = errors
+        self.dead = False
+
+    def run(self, key: tuple, fn) -> None:
+        name = self.broker.name
+        if self.dead:
+            self.results[key] = {"error": "broker died earlier"}
+            return
+        log(f"{name}: {' '.join(map(str, key))}")
+        cpu0, t0 = self.broker.cpu_seconds(), time.monotonic()
+        try:
+            res = fn()
+        except Exception as e:  # report, go on with the next workload
+            res = {"error": str(e)[:600]}
+            self.errors.append(f"{name} {' '.join(map(str, key))}: {str(e)[:600]}")
+        wall = time.monotonic() - t0
+        if not self.broker.alive():
+            self.dead = True
+            tail = self.broker.log_tail(40)
+            self.errors.append(f"{name} died during {' '.join(map(str, key))}; log tail:\n{tail}")
+            res.setdefault("error", "broker died")
+        else:
+            res["broker_cpu_s"] = self.broker.cpu_seconds() - cpu0
+            res["wall_s"] = wall
+        if res.get("errors"):
+            self.errors.append(f"{name} {' '.join(map(str, key))}: client reported {res['errors']}")
+        self.results[key] = res
+        summary = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in res.items() if k != "errors")
+        log(f"{name}:   {summary}")
+
+
+# ------------------------------------------------------------------------------------- sessions
+
+def session_produce(s: Session, plan: dict, client: str, libs: Path, log4j: Path) -> None:
+    b = s.broker
+    for size, acks, parts in plan["produce"]:
+        count = plan["count"][size]
+        topic = f"produce-{client}-{size}b-acks{acks}-p{parts}"
+
+        def work(topic=topic, size=size, acks=acks, parts=parts, count=count):
+            create_topic(b.bootstrap, topic, parts)
+            if client == "rdkafka":
+                res = rdkafka(["produce", b.bootstrap, topic, count, size, acks])
+                if res["acked"] != count:
+                    raise RuntimeError(f"{res['acked']} of {count} records acknowledged; client errors {res['errors']}")
+                return res
+            res = java_tools.producer_perf(libs, log4j, b.bootstrap, topic, count, size, acks)
+            stored = count_records(b.bootstrap, topic)
+            if stored != count:
+                raise RuntimeError(f"{stored} of {count} records stored; tool said {res}")
+            return res
+
+        s.run(("produce", client, size, acks, parts), work)
+
+
+def session_consume(s: Session, plan: dict, libs: Path, log4j: Path) -> None:
+    b = s.broker
+    for size, parts, count in plan["consume"]:
+        topic = f"consume-{size}b-p{parts}"
+
+        def fill(topic=topic, size=size, parts=parts, count=count):
+            create_topic(b.bootstrap, topic, parts)
+            res = rdkafka(["produce", b.bootstrap, topic, count, size, "1"])
+            if res["acked"] != count:
+                raise RuntimeError(f"filling {topic}: {res['acked']} of {count} acknowledged")
+            return {"records": count}
+
+        s.run(("fill", size, parts), fill)
+
+        def consume_rd(topic=topic, count=count):
+            res = rdkafka(["consume", b.bootstrap, topic, count])
+            if res["records"] != count:
+                raise RuntimeError(f"consumed {res['records']} of {count}; client errors {res['errors']}")
+            return res
+
+        s.run(("consume", "rdkafka", size, parts), consume_rd)
+
+        def consume_java(topic=topic, count=count):
+            try:
+                return java_tools.consumer_perf(libs, log4j, b.bootstrap, topic, count, f"bench-{topic}",
+                                                timeout=90)
+            except java_tools.ToolFailed as e:
+                if b.name == "odradek":
+                    return {"na": "needs consumer groups", "detail": str(e)[:400]}
+                raise
+
+        s.run(("consume", "java", size, parts), consume_java)
+
+    rate, seconds, size = plan["latency"]
+
+    def lat():
+        create_topic(b.bootstrap, "latency", 1)
+        return rdkafka(["latency", b.bootstrap, "latency", rate, seconds, size], timeout=120)
+
+    s.run(("latency",), lat)
+
+
+def run_session(kind: str, broker: brokers.Broker, plan: dict, results: dict, errors: list,
+                libs: Path, log4j: Path) -> None:
+    log(f"{broker.name}: starting for the {kind} session")
+    try:
+        broker.start()
+    except Exception as e:
+        errors.append(f"{broker.name} failed to start ({kind}): {e}\n{broker.log_tail(30)}")
+        log(f"{broker.name}: failed to start: {e}")
+        broker.stop()
+        return
+    log(f"{broker.name}: port open after {broker.port_open_s:.2f} s, first produce acknowledged after "
+        f"{broker.startup_s:.2f} s")
+    results.setdefault("startup_s", []).append(broker.startup_s)
+    time.sleep(2.0)
+    results.setdefault("idle_rss", []).append(broker.memory()["VmRSS"])
+    s = Session(broker, results, errors)
+    try:
+        if kind == "produce-rdkafka":
+            session_produce(s, plan, "rdkafka", libs, log4j)
+        elif kind == "produce-java":
+            session_produce(s, plan, "java", libs, log4j)
+        else:
+            session_consume(s, plan, libs, log4j)
+        if broker.alive():
+            results.setdefault("peak_rss", []).append(broker.memory()["VmHWM"])
+    finally:
+        broker.stop()
+        shutil.rmtree(broker.data, ignore_errors=True)  # keep the logs, not gigabytes of records
+
+
+# ---------------------------------------------------------------------------------------- report
+
+def machine_info(kafka_version: str) -> dict:
+    cpu = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines()
+                  if l.startswith("MemTotal"))
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()
+    import confluent_kafka
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=REPO).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "odradek"],
+                           capture_output=True, text=True, cwd=REPO).stdout.strip()
+    return {
+        "nproc": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
+        "cpu": cpu,
+        "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "java": java[0] if java else "?",
+        "kafka": kafka_version,
+        "confluent-kafka": f"{confluent_kafka.version()[0]} (librdkafka {confluent_kafka.libversion()[0]})",
+        "commit": commit + (" (odradek/ modified)" if dirty else ""),
+    }
+
+
+def fmt_rate(r: dict | None) -> str:
+    if r is None:
+        return "—"
+    if "na" in r:
+        return f"n/a ({r['na']})"
+    if "error" in r:
+        return "failed"
+    return f"{r['records_per_s']:,.0f} rec/s ({r['mb_per_s']:,.0f} MB/s)"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or not b or a != a or b != b:
+        return "—"
+    return f"{a / b:.2f}"
+
+
+def build_table(res: dict[str, dict], plan: dict) -> tuple[str, list[str]]:
+    k, o = res.get("kafka", {}), res.get("odradek", {})
+    rows: list[tuple[str, str, str, str]] = []
+
+    def rate_row(label, key):
+        rk, ro = k.get(key), o.get(key)
+        vk = rk.get("records_per_s") if rk and "records_per_s" in rk else None
+        vo = ro.get("records_per_s") if ro and "records_per_s" in ro else None
+        rows.append((label, fmt_rate(rk) if k else "—", fmt_rate(ro) if o else "—", ratio(vo, vk)))
+
+    for client, cname in (("rdkafka", "librdkafka"), ("java", "Java perf-test")):
+        for size, acks, parts in plan["produce"]:
+            rate_row(f"produce, {cname}, {size} B, acks={acks}, {parts} partition{'s' if parts > 1 else ''}",
+                     ("produce", client, size, acks, parts))
+    for size, parts, _ in plan["consume"]:
+        for client, cname in (("rdkafka", "librdkafka assign()"), ("java", "Java perf-test, group")):
+            rate_row(f"consume, {cname}, {size} B, {parts} partition{'s' if parts > 1 else ''}",
+                     ("consume", client, size, parts))
+    rate, seconds, size = plan["latency"]
+    lk, lo = k.get(("latency",)), o.get(("latency",))
+    for q, name in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):
+        def v(r):
+            return r[q] if r and q in r else None
+        def f(r):
+            if r is None:
+                return "—"
+            return f"{r[q]:.1f} ms" if q in r else "failed"
+        rows.append((f"end-to-end latency {name}, {rate:,} msg/s of {size} B", f(lk), f(lo), ratio(v(lo), v(lk))))
+
+    def mem_row(label, key, agg):
+        vk = agg(k[key]) if k.get(key) else None
+        vo = agg(o[key]) if o.get(key) else None
+        f = lambda x: "—" if x is None else f"{x / 1e6:,.0f} MB"
+        rows.append((label, f(vk), f(vo), ratio(vo, vk)))
+
+    mem_row("broker RSS at idle (after start-up)", "idle_rss", statistics.median)
+    mem_row("broker peak RSS under load (VmHWM)", "peak_rss", max)
+    sk = statistics.median(k["startup_s"]) if k.get("startup_s") else None
+    so = statistics.median(o["startup_s"]) if o.get("startup_s") else None
+    f = lambda x: "—" if x is None else f"{x:.2f} s"
+    rows.append(("start-up to first acknowledged produce (median)", f(sk), f(so), ratio(so, sk)))
+
+    out = ["| workload | Apache Kafka | odradek | odradek/Kafka |", "| --- | ---: | ---: | ---: |"]
+    out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(out), [r[0] for r in rows]
+
+
+def build_details(res: dict[str, dict]) -> str:
+    lines = ["| broker | workload | client-side result | wall | broker CPU |", "| --- | --- | --- | ---: | ---: |"]
+    for name in ("kafka", "odradek"):
+        for key, r in res.get(name, {}).items():
+            if not isinstance(key, tuple):
+                continue
+            shown = {kk: vv for kk, vv in r.items() if kk not in ("broker_cpu_s", "wall_s", "errors", "detail")}
+            text = ", ".join(f"{kk}={vv:.4g}" if isinstance(vv, float) else f"{kk}={vv}" for kk, vv in shown.items())
+            cpu = r.get("broker_cpu_s")
+            wall = r.get("wall_s")
+            cpu_s = f"{cpu:.1f} s ({100 * cpu / wall:.0f}%)" if cpu is not None and wall else "—"
+            lines.append(f"| {name} | {' '.join(map(str, key))} | {text.replace('|', '/')} | "
+                         f"{wall:.1f} s | {cpu_s} |" if wall else
+                         f"| {name} | {' '.join(map(str, key))} | {text.replace('|', '/')} | — | — |")
+    return "\n".join(lines)
+
+
+NOTES = """\
+Notes:
+- Each broker runs with its defaults: Kafka {kafka} in KRaft mode (one process, broker+controller,
+  `-Xmx1G -Xms1G` G1 as `kafka-server-start.sh`, internal topics with one replica and
+  `group.initial.rebalance.delay.ms=0` as in Kafka's own `config/server.properties`); odradek as
+  `odradek server` with only `listeners` and `log.dirs` set. One broker runs at a time; clients run on the
+  same {nproc} cores as the broker, so client CPU competes with broker CPU.
+- librdkafka producer: one Python process, a tight `produce()` loop with no per-record callback,
+  `linger.ms=5`, `batch.size=1000000`, no compression; success checked from the end offsets. At 100 B
+  records the Python loop itself is a limit (see the broker CPU column in the details: a broker well below
+  100% of a core is waiting for the client).
+- Java producer: `kafka-producer-perf-test` (ProducerPerformance) with the Java client's defaults
+  (`batch.size=16384`, `linger.ms=5`, idempotence on) except `acks`, `--throughput -1`.
+- librdkafka consumer: `assign()` to every partition from offset 0, `consume(10000)` batches,
+  `queued.min.messages=1000000` and `fetch.queue.backoff.ms=1` (librdkafka's defaults, 100000 and
+  1000 ms, make a fast consumer pause a second whenever its queue is full); timed from the first batch.
+- Java consumer: `kafka-consumer-perf-test` (ConsumerPerformance), which joins a consumer group; its
+  fetch-time rate (`fetch.nMsg.sec`, leaving out the group join) is shown.
+- Latency: a librdkafka producer (`linger.ms=0`, `acks=1`) paced at {rate:,} msg/s of {size} B for
+  {seconds:g} s (first second dropped), a librdkafka consumer in another process; each record carries
+  its send time, so the figures have microsecond resolution (the record timestamp, in ms, agrees:
+  see the details).
+- RSS from /proc/<pid>/status of the broker process (the JVM for Kafka): VmRSS 2 s after start-up,
+  VmHWM at the end of each session (the maximum over the three sessions). Start-up: from process
+  start to the first produce acknowledged with `acks=all` (median over the three starts).
+"""
+
+
+def render(res, plan, info, elapsed, errors) -> str:
+    table, _ = build_table(res, plan)
+    rate, seconds, size = plan["latency"]
+    parts = [
+        f"# odradek vs Apache Kafka — {info['date']}, commit {info['commit']}" + (" (quick)" if info["quick"] else ""),
+        "",
+        f"Machine: {info['nproc']} cores ({info['cpu']}), {info['memory']} RAM, {info['os']}; "
+        f"Python {info['python']}; {info['java']}; Apache Kafka {info['kafka']}; confluent-kafka {info['confluent-kafka']}.",
+        f"Command: `{info['command']}`, {elapsed / 60:.1f} minutes.",
+        "",
+        table,
+        "",
+        NOTES.format(kafka=info["kafka"], nproc=info["nproc"], rate=rate, size=size, seconds=seconds),
+    ]
+    if errors:
+        parts += ["Problems seen in this run:", ""]
+        parts += ["```", *[e for e in errors], "```", ""]
+    parts += ["Details (each run; broker CPU is the broker process's user+system time over the run's wall time):",
+              "", build_details(res), ""]
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer records and combinations (about 3 minutes)")
+    ap.add_argument("--only", choices=("kafka", "odradek"), help="run one broker only")
+    ap.add_argument("--kafka-version", help="Apache Kafka version (default: the newest 4.x on Maven Central)")
+    ap.add_argument("--sessions", default="produce-rdkafka,produce-java,consume",
+                    help="comma-separated subset of produce-rdkafka,produce-java,consume")
+    ap.add_argument("--no-write", action="store_true", help="do not write bench/results/")
+    args = ap.parse_args(argv)
+
+    started = time.monotonic()
+    plan = QUICK if args.quick else FULL
+    version = args.kafka_version or kafka_dist.newest_4x()
+    libs = kafka_dist.ensure_kafka(version)
+    workdir = brokers.make_workdir()
+    log(f"work dir {workdir}; Apache Kafka {version}")
+    tool_log4j = workdir / "tools-log4j2.properties"
+    tool_log4j.write_text(brokers.LOG4J2.format(log=workdir / "tools.log").replace("INFO", "WARN"))
+
+    names = [args.only] if args.only else ["kafka", "odradek"]
+    results: dict[str, dict] = {n: {} for n in names}
+    errors: list[str] = []
+    for kind in args.sessions.split(","):
+        for name in names:
+            bdir = workdir / f"{name}-{kind}"
+            bdir.mkdir()
+            broker = (brokers.KafkaBroker(bdir, libs, version) if name == "kafka" else brokers.OdradekBroker(bdir))
+            run_session(kind, broker, plan, results[name], errors, libs, tool_log4j)
+
+    elapsed = time.monotonic() - started
+    info = machine_info(version)
+    info["date"] = datetime.date.today().isoformat()
+    info["quick"] = args.quick
+    info["command"] = "make bench" + (f" BENCH_ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else "")
+    report = render(results, plan, info, elapsed, errors)
+    print(report)
+    if not args.no_write:
+        out_dir = BENCH / "results"
+        out_dir.mkdir(exist_ok=True)
+        suffix = "-quick" if args.quick else ""
+        suffix += f"-{args.only}" if args.only else ""
+        path = out_dir / f"{info['date']}-{info['commit'].split()[0]}{suffix}.md"
+        path.write_text(report)
+        log(f"wrote {path.relative_to(REPO)}")
+    log(f"total {elapsed / 60:.1f} minutes; broker logs in {workdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
