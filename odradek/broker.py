@@ -136,12 +136,21 @@ class BrokerRuntime:
             max_size=config["group.max.size"],
             offset_metadata_max_bytes=config["offset.metadata.max.bytes"],
             offsets_retention_ms=config["offsets.retention.minutes"] * 60_000,
+            consumer_session_timeout_ms=config["group.consumer.session.timeout.ms"],
+            consumer_heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
+            consumer_assignors=tuple(config["group.consumer.assignors"]),
         )
+
+        def partition_counts(topics) -> dict[str, int]:
+            records = (controller.topic(topic) for topic in topics)
+            return {record.name: record.partitions for record in records if record is not None}
+
         return GroupCoordinator(
             store,
             group_config,
             self.clock,
             partition_exists=lambda topic, partition: replicas.partition(TopicPartition(topic, partition)) is not None,
+            partition_counts=partition_counts,
         )
 
     def _release_parked_requests(self) -> None:

@@ -20,6 +20,15 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from odradek.coordinator.assignors import ASSIGNORS, Assignment
+from odradek.coordinator.consumer_group import (
+    JOIN_EPOCH,
+    LEAVE_EPOCH,
+    STATIC_LEAVE_EPOCH,
+    ConsumerGroup,
+    ConsumerMember,
+    new_member_id,
+)
 from odradek.coordinator.group import ClassicGroup, Member
 from odradek.coordinator.group_records import (
     GroupKey,
@@ -51,6 +60,9 @@ class GroupConfig:
     max_size: int = 2**31 - 1
     offset_metadata_max_bytes: int = 4096
     offsets_retention_ms: int = 7 * 24 * 3600 * 1000
+    consumer_session_timeout_ms: int = 45000
+    consumer_heartbeat_interval_ms: int = 5000
+    consumer_assignors: tuple[str, ...] = ("uniform", "range")
 
 
 @dataclass
@@ -71,6 +83,18 @@ class SyncResult:
     protocol_type: str | None = None
     protocol_name: str | None = None
     assignment: bytes = b""
+
+
+@dataclass
+class HeartbeatResult:
+    """The answer to a ConsumerGroupHeartbeat; `assignment` is None when unchanged."""
+
+    error: ErrorCode
+    message: str | None = None
+    member_id: str | None = None
+    member_epoch: int = -1
+    heartbeat_interval_ms: int = 0
+    assignment: Assignment | None = None
 
 
 @dataclass
@@ -107,12 +131,15 @@ class GroupCoordinator:
         clock,
         *,
         partition_exists: Callable[[str, int], bool],
+        partition_counts: Callable[[Iterable[str]], dict[str, int]] = lambda topics: {},
     ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
         self.partition_exists = partition_exists
+        self.partition_counts = partition_counts
         self.groups: dict[str, ClassicGroup] = {}
+        self.consumer_groups: dict[str, ConsumerGroup] = {}
         self.offsets: dict[str, dict[tuple[str, int], OffsetAndMetadata]] = {}
 
     # -- start-up -----------------------------------------------------------------------------
@@ -186,6 +213,8 @@ class GroupCoordinator:
             return JoinResult(error, member_id)
         if not self.config.min_session_timeout_ms <= session_timeout_ms <= self.config.max_session_timeout_ms:
             return JoinResult(ErrorCode.invalid_session_timeout, member_id)
+        if self._consumer_group_in_use(group_id):
+            return JoinResult(ErrorCode.inconsistent_group_protocol, member_id)
         group = self.groups.get(group_id)
         if group is None:
             if member_id:
@@ -591,7 +620,12 @@ class GroupCoordinator:
         """One error per (topic, partition, offset, leader epoch, metadata) committed."""
         error = self._check_group_id(group_id)
         group = self.groups.get(group_id)
-        if error is None:
+        consumer_group = self.consumer_groups.get(group_id)
+        if error is None and consumer_group is not None and consumer_group.members and not (generation_id < 0 and not member_id):
+            error = self._check_consumer_member(consumer_group, member_id, generation_id)
+        elif error is None and consumer_group is not None and consumer_group.members:
+            error = ErrorCode.unknown_member_id
+        elif error is None:
             if generation_id < 0 and not member_id:
                 if group is not None and not group.is_empty:
                     error = ErrorCode.unknown_member_id
@@ -626,12 +660,12 @@ class GroupCoordinator:
             for index, _tp, _value in accepted:
                 results[index] = code
             return results
-        if group is None:
+        if group is None and consumer_group is None:
             group = self.groups[group_id] = ClassicGroup(group_id, state_timestamp_ms=now)
         committed = self.offsets.setdefault(group_id, {})
         for _index, tp, value in accepted:
             committed[tp] = value
-        member = group.members.get(member_id)
+        member = group.members.get(member_id) if group is not None else None
         if member is not None and not member.awaiting_join:
             self._schedule_session_expiry(group, member)
         return results
@@ -718,12 +752,21 @@ class GroupCoordinator:
         protocol = group.protocol_name or "" if group.state == GroupState.STABLE else ""
         return GroupDescription(group_id, group.state.value, group.protocol_type or "", protocol, members)
 
-    def list_groups(self, states: Iterable[str] | None = None) -> list[ClassicGroup]:
-        wanted = {s.lower() for s in states} if states else None
-        return [
-            group
+    def list_groups(self, states: Iterable[str] | None = None, types: Iterable[str] | None = None) -> list[tuple[str, str, str, str]]:
+        """(group id, protocol type, state, group type) of every group matching the filters."""
+        wanted_states = {s.lower() for s in states} if states else None
+        wanted_types = {t.lower() for t in types} if types else None
+        listed = [
+            (group.group_id, group.protocol_type or "", group.state.value, "classic")
             for group in self.groups.values()
-            if group.state != GroupState.DEAD and (wanted is None or group.state.value.lower() in wanted)
+            if group.state != GroupState.DEAD
+        ]
+        listed += [(g.group_id, "consumer", g.state, "consumer") for g in self.consumer_groups.values()]
+        return [
+            entry
+            for entry in sorted(listed)
+            if (wanted_states is None or entry[2].lower() in wanted_states)
+            and (wanted_types is None or entry[3] in wanted_types)
         ]
 
     def delete_groups(self, group_ids: list[str]) -> list[ErrorCode]:
@@ -731,6 +774,13 @@ class GroupCoordinator:
         for group_id in group_ids:
             error = self._check_group_id(group_id)
             group = self.groups.get(group_id)
+            consumer_group = self.consumer_groups.get(group_id)
+            if error is None and consumer_group is not None:
+                if consumer_group.members:
+                    results.append(ErrorCode.non_empty_group)
+                    continue
+                del self.consumer_groups[group_id]
+                group = self.groups.setdefault(group_id, ClassicGroup(group_id))
             if error is not None:
                 results.append(error)
             elif group is None or group.state == GroupState.DEAD:
@@ -752,6 +802,188 @@ class GroupCoordinator:
                 results.append(ErrorCode.none)
         return results
 
+    # -- consumer protocol (KIP-848) -------------------------------------------------------------
+
+    def _consumer_group_in_use(self, group_id: str) -> bool:
+        group = self.consumer_groups.get(group_id)
+        return group is not None and bool(group.members)
+
+    @staticmethod
+    def _check_consumer_member(group: ConsumerGroup, member_id: str, member_epoch: int) -> ErrorCode | None:
+        member = group.members.get(member_id)
+        if member is None:
+            return ErrorCode.unknown_member_id
+        if member_epoch > member.member_epoch:
+            return ErrorCode.fenced_member_epoch
+        if member_epoch < member.member_epoch:
+            return ErrorCode.stale_member_epoch
+        return None
+
+    def consumer_group_heartbeat(
+        self,
+        *,
+        group_id: str,
+        member_id: str,
+        member_epoch: int,
+        instance_id: str | None,
+        rack_id: str | None,
+        rebalance_timeout_ms: int,
+        subscribed_topic_names: list[str] | None,
+        server_assignor: str | None,
+        owned: Assignment | None,
+        client_id: str,
+        client_host: str,
+        client_chooses_member_id: bool,
+    ) -> HeartbeatResult:
+        def invalid(message: str) -> HeartbeatResult:
+            return HeartbeatResult(ErrorCode.invalid_request, message, member_id or None, member_epoch)
+
+        if not group_id:
+            return invalid("GroupId can't be empty.")
+        if member_epoch == JOIN_EPOCH:
+            if rebalance_timeout_ms < 0:
+                return invalid("RebalanceTimeoutMs must be provided in first request.")
+            if subscribed_topic_names is None:
+                return invalid("SubscribedTopicNames must be set in first request.")
+            if owned:
+                return invalid("TopicPartitions must be empty when (re-)joining.")
+            if client_chooses_member_id and not member_id:
+                return invalid("MemberId can't be empty.")
+        elif not member_id:
+            return invalid("MemberId can't be empty.")
+        elif member_epoch < STATIC_LEAVE_EPOCH:
+            return invalid(f"MemberEpoch {member_epoch} is not valid.")
+        if server_assignor is not None and server_assignor not in self.config.consumer_assignors:
+            return HeartbeatResult(
+                ErrorCode.unsupported_assignor,
+                f"assignor {server_assignor!r} is not one of {', '.join(self.config.consumer_assignors)}",
+                member_id or None,
+                member_epoch,
+            )
+        classic = self.groups.get(group_id)
+        if classic is not None and not classic.is_empty:
+            return HeartbeatResult(ErrorCode.group_id_not_found, f"group {group_id} is a classic group with members")
+        if classic is not None:
+            del self.groups[group_id]  # an empty classic group becomes a consumer group; offsets stay
+        group = self.consumer_groups.get(group_id)
+        if group is None:
+            group = self.consumer_groups[group_id] = ConsumerGroup(group_id, assignor_name=self.config.consumer_assignors[0])
+
+        if member_epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
+            member = group.members.get(member_id)
+            if member is None:
+                return HeartbeatResult(ErrorCode.unknown_member_id, None, member_id, member_epoch)
+            self._remove_consumer_member(group, member, "left the group")
+            return HeartbeatResult(ErrorCode.none, None, member_id, member_epoch, self.config.consumer_heartbeat_interval_ms)
+
+        if member_epoch == JOIN_EPOCH:
+            member_id = member_id or new_member_id()
+            member = group.members.get(member_id)
+            previous = None
+            if instance_id:
+                previous = next(
+                    (m for m in group.members.values() if m.instance_id == instance_id and m.member_id != member_id), None
+                )
+            if previous is not None:
+                # A static member restarted: it takes over its previous incarnation's partitions.
+                self._cancel_consumer_timers(previous)
+                del group.members[previous.member_id]
+                member = ConsumerMember(
+                    member_id, instance_id, rack_id, client_id, client_host, rebalance_timeout_ms,
+                    sorted(subscribed_topic_names), server_assignor,
+                    member_epoch=previous.member_epoch, assigned=previous.assigned,
+                    pending_revocation=previous.pending_revocation,
+                )
+                group.members[member_id] = member
+                group.target[member_id] = group.target.pop(previous.member_id, {})
+            elif member is None:
+                if len(group.members) >= self.config.max_size:
+                    return HeartbeatResult(ErrorCode.group_max_size_reached, None, member_id, member_epoch)
+                member = ConsumerMember(
+                    member_id, instance_id, rack_id, client_id, client_host, rebalance_timeout_ms,
+                    sorted(subscribed_topic_names), server_assignor,
+                )
+                group.members[member_id] = member
+                group.group_epoch += 1
+                log.info("Member %s joined consumer group %s (epoch %d)", member_id, group_id, group.group_epoch)
+            else:
+                # The same member joining again starts over: it owns nothing any more.
+                member.assigned, member.pending_revocation, member.member_epoch = {}, {}, 0
+                group.group_epoch += 1
+            member.last_sent = None
+        else:
+            member = group.members.get(member_id)
+            if member is None:
+                return HeartbeatResult(ErrorCode.unknown_member_id, f"member {member_id} is not in group {group_id}", member_id, member_epoch)
+            if member_epoch != member.member_epoch and not (
+                member_epoch == member.previous_epoch and owned is not None and not _owns_outside(owned, member.assigned)
+            ):
+                return HeartbeatResult(
+                    ErrorCode.fenced_member_epoch,
+                    f"member epoch {member_epoch} is not the current {member.member_epoch}",
+                    member_id,
+                    member_epoch,
+                )
+
+        if subscribed_topic_names is not None and sorted(subscribed_topic_names) != member.subscribed_topics:
+            member.subscribed_topics = sorted(subscribed_topic_names)
+            group.group_epoch += 1
+        if server_assignor is not None and server_assignor != member.server_assignor:
+            member.server_assignor = server_assignor
+            group.group_epoch += 1
+        if rebalance_timeout_ms >= 0:
+            member.rebalance_timeout_ms = rebalance_timeout_ms
+        counts = self.partition_counts(group.subscribed_topics())
+        if counts != group.partition_counts and group.assignment_epoch == group.group_epoch:
+            group.group_epoch += 1  # a subscribed topic appeared or grew: assign again
+        if group.assignment_epoch < group.group_epoch:
+            group.compute_target(counts, self.config.consumer_assignors[0])
+        group.reconcile(member, owned)
+        self._schedule_consumer_timers(group, member)
+
+        assignment = None
+        if member.assigned != member.last_sent:
+            assignment = {t: set(p) for t, p in member.assigned.items()}
+            member.last_sent = assignment
+        return HeartbeatResult(
+            ErrorCode.none, None, member.member_id, member.member_epoch, self.config.consumer_heartbeat_interval_ms, assignment
+        )
+
+    def _schedule_consumer_timers(self, group: ConsumerGroup, member: ConsumerMember) -> None:
+        loop = asyncio.get_running_loop()
+        if member.session_timer is not None:
+            member.session_timer.cancel()
+        member.session_timer = loop.call_later(
+            self.config.consumer_session_timeout_ms / 1000,
+            self._consumer_member_expired, group, member, "missed its session timeout",
+        )
+        if member.pending_revocation and member.revocation_timer is None:
+            member.revocation_timer = loop.call_later(
+                max(member.rebalance_timeout_ms, 1) / 1000,
+                self._consumer_member_expired, group, member, "did not revoke its partitions within the rebalance timeout",
+            )
+
+    @staticmethod
+    def _cancel_consumer_timers(member: ConsumerMember) -> None:
+        for timer in (member.session_timer, member.revocation_timer):
+            if timer is not None:
+                timer.cancel()
+        member.session_timer = member.revocation_timer = None
+
+    def _consumer_member_expired(self, group: ConsumerGroup, member: ConsumerMember, reason: str) -> None:
+        if group.members.get(member.member_id) is member:
+            self._remove_consumer_member(group, member, reason)
+
+    def _remove_consumer_member(self, group: ConsumerGroup, member: ConsumerMember, reason: str) -> None:
+        self._cancel_consumer_timers(member)
+        del group.members[member.member_id]
+        group.target.pop(member.member_id, None)
+        group.group_epoch += 1
+        log.info("Member %s of consumer group %s %s (epoch %d)", member.member_id, group.group_id, reason, group.group_epoch)
+
+    def describe_consumer_group(self, group_id: str) -> ConsumerGroup | None:
+        return self.consumer_groups.get(group_id)
+
     def shutdown(self) -> None:
         """Cancel timers and release parked JoinGroup/SyncGroup requests."""
         for group in self.groups.values():
@@ -766,3 +998,10 @@ class GroupCoordinator:
                     member.join_future.set_result(JoinResult(ErrorCode.coordinator_not_available, member.member_id))
                 if member.awaiting_sync:
                     member.sync_future.set_result(SyncResult(ErrorCode.coordinator_not_available))
+        for consumer_group in self.consumer_groups.values():
+            for consumer in consumer_group.members.values():
+                self._cancel_consumer_timers(consumer)
+
+
+def _owns_outside(owned: Assignment, allowed: Assignment) -> bool:
+    return any(parts - allowed.get(topic, set()) for topic, parts in owned.items())

@@ -1,4 +1,4 @@
-"""ListGroups (key 16), v0-v5: every group, filtered by state (v4+) and type (v5+: "classic")."""
+"""ListGroups (key 16), v0-v5: every group, filtered by state (v4+) and type (v5+: "classic", "consumer")."""
 
 from __future__ import annotations
 
@@ -16,18 +16,9 @@ MAX_VERSION = 5
 async def handle(ctx: RequestContext, request):
     response = ctx.response_class
     listed_class = sibling(response, "ListedGroup")
-    types = {t.lower() for t in getattr(request, "types_filter", ())}
-    groups = ctx.services.groups.list_groups(getattr(request, "states_filter", None))
-    if types and "classic" not in types:
-        groups = []
+    groups = ctx.services.groups.list_groups(getattr(request, "states_filter", None), getattr(request, "types_filter", None))
     listed = tuple(
-        build(
-            listed_class,
-            group_id=group.group_id,
-            protocol_type=group.protocol_type or "",
-            group_state=group.state.value,
-            group_type="classic",
-        )
-        for group in groups
+        build(listed_class, group_id=group_id, protocol_type=protocol_type, group_state=state, group_type=group_type)
+        for group_id, protocol_type, state, group_type in groups
     )
     return build(response, throttle_time=timedelta(0), error_code=ErrorCode.none, groups=listed)

@@ -16,6 +16,8 @@ from kio.static.constants import EntityType
 
 from odradek.handlers import (
     api_versions,
+    consumer_group_describe,
+    consumer_group_heartbeat,
     create_topics,
     delete_groups,
     delete_topics,
@@ -58,6 +60,8 @@ HANDLER_MODULES: tuple[ModuleType, ...] = (
     delete_groups,
     offset_delete,
     describe_cluster,
+    consumer_group_heartbeat,
+    consumer_group_describe,
 )
 
 

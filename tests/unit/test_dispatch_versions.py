@@ -129,6 +129,14 @@ def _request(api_key: int, version: int, topic_id: uuid.UUID):
         partition = build(n("OffsetDeleteRequestPartition"), partition_index=0)
         topic = build(n("OffsetDeleteRequestTopic"), name=TOPIC, partitions=(partition,))
         return build(cls, group_id=group, topics=(topic,))
+    if api_key == 68:
+        return build(
+            cls, group_id=group, member_id="client-chosen-id", member_epoch=0, instance_id=None, rack_id=None,
+            rebalance_timeout=timedelta(seconds=30), subscribed_topic_names=(TOPIC,), subscribed_topic_regex=None,
+            server_assignor=None, topic_partitions=(),
+        )
+    if api_key == 69:
+        return build(cls, group_ids=(group, f"group-68-v{version}"), include_authorized_operations=False)
     raise AssertionError(f"no request built for API {api_key}")
 
 

@@ -1,0 +1,131 @@
+"""A consumer-protocol group (KIP-848): the broker assigns, members reconcile by heartbeat.
+
+Epochs: the group epoch moves when membership or a subscription changes; the target assignment is
+recomputed by the server-side assignor for that epoch; each member moves to the target epoch once
+it has given up what it must (incremental revocation): a partition is revoked first, and handed to
+its new owner only after the old owner's heartbeat no longer reports it.
+
+Membership lives in memory: after a broker restart members get UNKNOWN_MEMBER_ID and rejoin
+(committed offsets are durable like every group's). Not thread-safe; runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+
+from odradek.coordinator.assignors import ASSIGNORS, Assignment
+
+JOIN_EPOCH = 0
+LEAVE_EPOCH = -1
+STATIC_LEAVE_EPOCH = -2
+
+
+@dataclass
+class ConsumerMember:
+    member_id: str
+    instance_id: str | None
+    rack_id: str | None
+    client_id: str
+    client_host: str
+    rebalance_timeout_ms: int
+    subscribed_topics: list[str]
+    server_assignor: str | None
+    member_epoch: int = 0
+    previous_epoch: int = -1
+    assigned: Assignment = field(default_factory=dict)  # what the member may own now
+    pending_revocation: Assignment = field(default_factory=dict)  # told to give up, not yet confirmed
+    last_sent: Assignment | None = None
+    session_timer: asyncio.TimerHandle | None = None
+    revocation_timer: asyncio.TimerHandle | None = None
+
+
+@dataclass
+class ConsumerGroup:
+    group_id: str
+    group_epoch: int = 0
+    assignment_epoch: int = 0
+    members: dict[str, ConsumerMember] = field(default_factory=dict)
+    target: dict[str, Assignment] = field(default_factory=dict)
+    assignor_name: str = "uniform"
+    partition_counts: dict[str, int] = field(default_factory=dict)  # topic -> partitions at assignment time
+
+    @property
+    def state(self) -> str:
+        if not self.members:
+            return "Empty"
+        if self.assignment_epoch < self.group_epoch:
+            return "Assigning"
+        if any(m.member_epoch != self.assignment_epoch or m.pending_revocation or m.assigned != self.target.get(m.member_id, {})
+               for m in self.members.values()):
+            return "Reconciling"
+        return "Stable"
+
+    def subscribed_topics(self) -> set[str]:
+        return {topic for m in self.members.values() for topic in m.subscribed_topics}
+
+    def compute_target(self, partition_counts: dict[str, int], default_assignor: str) -> None:
+        """Run the assignor for the current group epoch."""
+        assignor = next((m.server_assignor for m in self.members.values() if m.server_assignor), default_assignor)
+        self.assignor_name = assignor
+        subscriptions = {m.member_id: set(m.subscribed_topics) for m in self.members.values()}
+        counts = {t: partition_counts[t] for t in self.subscribed_topics() if t in partition_counts}
+        self.partition_counts = counts
+        self.target = ASSIGNORS[assignor](subscriptions, counts, self.target)
+        self.assignment_epoch = self.group_epoch
+
+    def owned_by_others(self, member_id: str) -> set[tuple[str, int]]:
+        owned = set()
+        for other in self.members.values():
+            if other.member_id == member_id:
+                continue
+            for assignment in (other.assigned, other.pending_revocation):
+                owned |= {(t, p) for t, parts in assignment.items() for p in parts}
+        return owned
+
+    def reconcile(self, member: ConsumerMember, reported: Assignment | None) -> None:
+        """Move `member` toward its target: revoke first, then take what others have released."""
+        if member.pending_revocation:
+            if reported is None or _overlaps(reported, member.pending_revocation):
+                return  # still waiting for the member to let go
+            member.pending_revocation = {}
+            if member.revocation_timer is not None:
+                member.revocation_timer.cancel()
+                member.revocation_timer = None
+        target = self.target.get(member.member_id, {})
+        revoke = _minus(member.assigned, target)
+        if revoke:
+            member.assigned = _minus(member.assigned, revoke)
+            member.pending_revocation = revoke
+            return
+        taken = self.owned_by_others(member.member_id)
+        assigned = {t: set(parts) for t, parts in member.assigned.items()}
+        for topic, parts in target.items():
+            for partition in parts:
+                if (topic, partition) not in taken:
+                    assigned.setdefault(topic, set()).add(partition)
+        member.assigned = {t: parts for t, parts in assigned.items() if parts}
+        if member.member_epoch != self.assignment_epoch:
+            member.previous_epoch = member.member_epoch
+            member.member_epoch = self.assignment_epoch
+
+
+def new_member_id() -> str:
+    """KIP-848 member ids are UUIDs in Kafka's base64 form (v0 lets the broker choose)."""
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _minus(a: Assignment, b: Assignment) -> Assignment:
+    out = {}
+    for topic, parts in a.items():
+        rest = parts - b.get(topic, set())
+        if rest:
+            out[topic] = set(rest)
+    return out
+
+
+def _overlaps(a: Assignment, b: Assignment) -> bool:
+    return any(parts & b.get(topic, set()) for topic, parts in a.items())
