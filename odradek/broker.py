@@ -155,7 +155,7 @@ class BrokerRuntime:
 
     def _release_parked_requests(self) -> None:
         """On shutdown: parked fetches answer now, parked joins and syncs answer COORDINATOR_NOT_AVAILABLE."""
-        self.replicas.waiters.wake_all()
+        self.replicas.waiters.close()
         self.groups.shutdown()
 
     async def _expire_offsets(self, interval_ms: int) -> None:

@@ -53,7 +53,7 @@ async def handle(ctx: RequestContext, request):
     while True:
         results, total = _read_all(ctx, wanted, max_bytes)
         remaining = deadline - asyncio.get_running_loop().time()
-        if total >= min_bytes or remaining <= 0 or any(error for *_, error, _ in results):
+        if total >= min_bytes or remaining <= 0 or replicas.waiters.closed or any(error for *_, error, _ in results):
             break
         await replicas.wait_for_append([entry[0] for entry in wanted if entry[0] is not None], remaining)
 

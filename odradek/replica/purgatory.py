@@ -15,10 +15,11 @@ from odradek.protocol.topic_partition import TopicPartition
 class AppendWaiters:
     def __init__(self) -> None:
         self._waiters: dict[TopicPartition, set[asyncio.Future]] = defaultdict(set)
+        self._closed = False
 
     async def wait(self, partitions: list[TopicPartition], timeout_s: float) -> None:
-        """Return when any of `partitions` gets an append or `timeout_s` passes."""
-        if timeout_s <= 0:
+        """Return when any of `partitions` gets an append or `timeout_s` passes (at once after close)."""
+        if timeout_s <= 0 or self._closed:
             return
         future = asyncio.get_running_loop().create_future()
         for tp in partitions:
@@ -42,7 +43,12 @@ class AppendWaiters:
                 if not future.done():
                     future.set_result(None)
 
-    def wake_all(self) -> None:
-        """On shutdown: release every parked fetch so it answers at once."""
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """On shutdown: release every parked fetch so it answers at once, and park no more."""
+        self._closed = True
         for tp in list(self._waiters):
             self.notify(tp)

@@ -85,10 +85,6 @@ def test_fetch_on_empty_topic_returns_after_max_wait_without_error(broker):
     assert 2 <= fetches <= 15, f"{fetches} fetch requests in ~3 s with fetch.wait.max.ms=500"
 
 
-@pytest.mark.xfail(
-    reason="broker bug: SIGTERM shutdown waits out parked fetches (up to fetch.wait.max.ms), even of closed connections",
-    strict=True,
-)
 def test_sigterm_is_not_held_up_by_a_parked_fetch(broker):
     create_topic(broker.bootstrap_servers, "empty")
     consumer = confluent_kafka.Consumer(
