@@ -165,7 +165,9 @@ class KafkaBroker(Broker):
         self.libs = libs
         self.version = version
         self.data = workdir / "kafka-data"
-        self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        self.cluster_id = "-"
+        while self.cluster_id.startswith("-"):  # as Kafka's Uuid.randomUuid: not read as an option
+            self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
     def log_path(self) -> Path:
         return self.workdir / "kafka-server.log"
@@ -214,9 +216,10 @@ class KafkaBroker(Broker):
 class OdradekBroker(Broker):
     name = "odradek"
 
-    def __init__(self, workdir: Path, python: str = sys.executable):
+    def __init__(self, workdir: Path, python: str = sys.executable, src: Path | None = None):
         super().__init__(workdir)
         self.python = python
+        self.src = src or REPO_ROOT  # the directory holding the odradek package to run
         self.data = workdir / "odradek-data"
 
     def log_path(self) -> Path:
@@ -224,7 +227,7 @@ class OdradekBroker(Broker):
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self.src), env.get("PYTHONPATH")) if p)
         # kio registers hypothesis strategies when hypothesis is importable (it is in the test venv the
         # benchmark uses, not in a plain install); hypothesis then builds a unicode table in
         # ./.hypothesis, about 3 s, in every fresh working directory. Share one warm copy.

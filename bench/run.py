@@ -44,13 +44,17 @@ RDKAFKA_CLIENT = BENCH / "rdkafka_client.py"
 
 FULL = {
     "produce": [(size, acks, parts) for size in (100, 1024) for acks in ("1", "all") for parts in (1, 6)],
-    "count": {100: 1_000_000, 1024: 300_000},
+    "count": {("rdkafka", 100): 2_000_000, ("rdkafka", 1024): 500_000,
+              ("java", 100): 1_000_000, ("java", 1024): 300_000},
+    "warmup": (1_000_000, 200_000),  # 100 B and 1 KiB records produced and consumed, not timed
     "consume": [(100, 1, 2_000_000), (1024, 6, 500_000)],
     "latency": (10_000, 10.0, 1024),  # rate, seconds, record size
 }
 QUICK = {
     "produce": [(100, "1", 1), (1024, "all", 6)],
-    "count": {100: 300_000, 1024: 100_000},
+    "count": {("rdkafka", 100): 500_000, ("rdkafka", 1024): 150_000,
+              ("java", 100): 300_000, ("java", 1024): 100_000},
+    "warmup": (300_000, 100_000),
     "consume": [(100, 1, 500_000)],
     "latency": (10_000, 4.0, 1024),
 }
@@ -140,7 +144,7 @@ class Session:
 def session_produce(s: Session, plan: dict, client: str, libs: Path, log4j: Path) -> None:
     b = s.broker
     for size, acks, parts in plan["produce"]:
-        count = plan["count"][size]
+        count = plan["count"][(client, size)]
         topic = f"produce-{client}-{size}b-acks{acks}-p{parts}"
 
         def work(topic=topic, size=size, acks=acks, parts=parts, count=count):
@@ -201,6 +205,20 @@ def session_consume(s: Session, plan: dict, libs: Path, log4j: Path) -> None:
     s.run(("latency",), lat)
 
 
+def warmup(s: Session, plan: dict) -> None:
+    """Produce and consume some records first: the JVM's JIT (and odradek's caches) start warm."""
+    b = s.broker
+    n_small, n_large = plan["warmup"]
+
+    def work():
+        create_topic(b.bootstrap, "warmup", 6)
+        rdkafka(["produce", b.bootstrap, "warmup", n_small, 100, "1"])
+        rdkafka(["produce", b.bootstrap, "warmup", n_large, 1024, "all"])
+        return rdkafka(["consume", b.bootstrap, "warmup", n_small + n_large])
+
+    s.run(("warm-up",), work)
+
+
 def run_session(kind: str, broker: brokers.Broker, plan: dict, results: dict, errors: list,
                 libs: Path, log4j: Path) -> None:
     log(f"{broker.name}: starting for the {kind} session")
@@ -218,6 +236,7 @@ def run_session(kind: str, broker: brokers.Broker, plan: dict, results: dict, er
     results.setdefault("idle_rss", []).append(broker.memory()["VmRSS"])
     s = Session(broker, results, errors)
     try:
+        warmup(s, plan)
         if kind == "produce-rdkafka":
             session_produce(s, plan, "rdkafka", libs, log4j)
         elif kind == "produce-java":
@@ -233,7 +252,7 @@ def run_session(kind: str, broker: brokers.Broker, plan: dict, results: dict, er
 
 # ---------------------------------------------------------------------------------------- report
 
-def machine_info(kafka_version: str) -> dict:
+def machine_info(kafka_version: str, committed: bool) -> dict:
     cpu = "?"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -256,7 +275,7 @@ def machine_info(kafka_version: str) -> dict:
         "java": java[0] if java else "?",
         "kafka": kafka_version,
         "confluent-kafka": f"{confluent_kafka.version()[0]} (librdkafka {confluent_kafka.libversion()[0]})",
-        "commit": commit + (" (odradek/ modified)" if dirty else ""),
+        "commit": commit + (" (work tree with uncommitted changes in odradek/)" if dirty and not committed else ""),
     }
 
 
@@ -347,6 +366,8 @@ Notes:
   `group.initial.rebalance.delay.ms=0` as in Kafka's own `config/server.properties`); odradek as
   `odradek server` with only `listeners` and `log.dirs` set. One broker runs at a time; clients run on the
   same {nproc} cores as the broker, so client CPU competes with broker CPU.
+- Each session starts with an untimed warm-up (records of 100 B and 1 KiB produced to and consumed from a
+  6-partition topic), so the JVM's JIT is warm when the clock starts.
 - librdkafka producer: one Python process, a tight `produce()` loop with no per-record callback,
   `linger.ms=5`, `batch.size=1000000`, no compression; success checked from the end offsets. At 100 B
   records the Python loop itself is a limit (see the broker CPU column in the details: a broker well below
@@ -358,8 +379,8 @@ Notes:
   1000 ms, make a fast consumer pause a second whenever its queue is full); timed from the first batch.
 - Java consumer: `kafka-consumer-perf-test` (ConsumerPerformance), which joins a consumer group; its
   fetch-time rate (`fetch.nMsg.sec`, leaving out the group join) is shown.
-- Latency: a librdkafka producer (`linger.ms=0`, `acks=1`) paced at {rate:,} msg/s of {size} B for
-  {seconds:g} s (first second dropped), a librdkafka consumer in another process; each record carries
+- Latency: a librdkafka producer (`linger.ms=5`, librdkafka's default, `acks=1`) paced at {rate:,} msg/s
+  of {size} B for {seconds:g} s (after 2 s not counted), a librdkafka consumer in another process; each record carries
   its send time, so the figures have microsecond resolution (the record timestamp, in ms, agrees:
   see the details).
 - RSS from /proc/<pid>/status of the broker process (the JVM for Kafka): VmRSS 2 s after start-up,
@@ -398,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sessions", default="produce-rdkafka,produce-java,consume",
                     help="comma-separated subset of produce-rdkafka,produce-java,consume")
     ap.add_argument("--no-write", action="store_true", help="do not write bench/results/")
+    ap.add_argument("--committed", action="store_true",
+                    help="run odradek as committed at HEAD (git archive), not the work tree")
     args = ap.parse_args(argv)
 
     started = time.monotonic()
@@ -409,6 +432,11 @@ def main(argv: list[str] | None = None) -> int:
     tool_log4j = workdir / "tools-log4j2.properties"
     tool_log4j.write_text(brokers.LOG4J2.format(log=workdir / "tools.log").replace("INFO", "WARN"))
 
+    src = None
+    if args.committed:
+        src = workdir / "src"
+        src.mkdir()
+        subprocess.run(f"git archive HEAD odradek | tar -x -C {src}", shell=True, check=True, cwd=REPO)
     names = [args.only] if args.only else ["kafka", "odradek"]
     results: dict[str, dict] = {n: {} for n in names}
     errors: list[str] = []
@@ -416,11 +444,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             bdir = workdir / f"{name}-{kind}"
             bdir.mkdir()
-            broker = (brokers.KafkaBroker(bdir, libs, version) if name == "kafka" else brokers.OdradekBroker(bdir))
+            broker = (brokers.KafkaBroker(bdir, libs, version) if name == "kafka" else brokers.OdradekBroker(bdir, src=src))
             run_session(kind, broker, plan, results[name], errors, libs, tool_log4j)
 
     elapsed = time.monotonic() - started
-    info = machine_info(version)
+    info = machine_info(version, committed=args.committed)
     info["date"] = datetime.date.today().isoformat()
     info["quick"] = args.quick
     info["command"] = "make bench" + (f" BENCH_ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else "")
@@ -431,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         out_dir.mkdir(exist_ok=True)
         suffix = "-quick" if args.quick else ""
         suffix += f"-{args.only}" if args.only else ""
+        suffix += "-dirty" if "uncommitted" in info["commit"] else ""
         path = out_dir / f"{info['date']}-{info['commit'].split()[0]}{suffix}.md"
         path.write_text(report)
         log(f"wrote {path.relative_to(REPO)}")
