@@ -12,8 +12,14 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-import odradek
-from odradek.cli import UsageError, server
+# kio registers hypothesis strategies for its types whenever hypothesis is importable; in a
+# command-line process that costs seconds at start-up and writes `.hypothesis/` into the current
+# directory. The command never needs hypothesis, so keep kio from finding it.
+if "hypothesis" not in sys.modules:
+    sys.modules["hypothesis"] = None  # type: ignore[assignment]
+
+import odradek  # noqa: E402
+from odradek.cli import UsageError, server  # noqa: E402
 
 __all__ = ["build_parser", "main"]
 
