@@ -22,6 +22,7 @@ import argparse
 import datetime
 import json
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -117,6 +118,7 @@ class Session:
             return
         log(f"{name}: {' '.join(map(str, key))}")
         cpu0, t0 = self.broker.cpu_seconds(), time.monotonic()
+        kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         try:
             res = fn()
         except Exception as e:  # report, go on with the next workload
@@ -130,6 +132,8 @@ class Session:
             res.setdefault("error", "broker died")
         else:
             res["broker_cpu_s"] = self.broker.cpu_seconds() - cpu0
+            kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # the client processes, once they exited
+            res["client_cpu_s"] = (kids.ru_utime + kids.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
             res["wall_s"] = wall
         if res.get("errors"):
             self.errors.append(f"{name} {' '.join(map(str, key))}: client reported {res['errors']}")
@@ -343,19 +347,23 @@ def build_table(res: dict[str, dict], plan: dict) -> tuple[str, list[str]]:
 
 
 def build_details(res: dict[str, dict]) -> str:
-    lines = ["| broker | workload | client-side result | wall | broker CPU |", "| --- | --- | --- | ---: | ---: |"]
+    lines = ["| broker | workload | client-side result | wall | broker CPU | client CPU |",
+             "| --- | --- | --- | ---: | ---: | ---: |"]
     for name in ("kafka", "odradek"):
         for key, r in res.get(name, {}).items():
             if not isinstance(key, tuple):
                 continue
-            shown = {kk: vv for kk, vv in r.items() if kk not in ("broker_cpu_s", "wall_s", "errors", "detail")}
+            shown = {kk: vv for kk, vv in r.items()
+                     if kk not in ("broker_cpu_s", "client_cpu_s", "wall_s", "errors", "detail")}
             text = ", ".join(f"{kk}={vv:.4g}" if isinstance(vv, float) else f"{kk}={vv}" for kk, vv in shown.items())
-            cpu = r.get("broker_cpu_s")
             wall = r.get("wall_s")
+            cpu = r.get("broker_cpu_s")
             cpu_s = f"{cpu:.1f} s ({100 * cpu / wall:.0f}%)" if cpu is not None and wall else "—"
+            ccpu = r.get("client_cpu_s")
+            ccpu_s = f"{ccpu:.1f} s ({100 * ccpu / wall:.0f}%)" if ccpu is not None and wall else "—"
             lines.append(f"| {name} | {' '.join(map(str, key))} | {text.replace('|', '/')} | "
-                         f"{wall:.1f} s | {cpu_s} |" if wall else
-                         f"| {name} | {' '.join(map(str, key))} | {text.replace('|', '/')} | — | — |")
+                         f"{wall:.1f} s | {cpu_s} | {ccpu_s} |" if wall else
+                         f"| {name} | {' '.join(map(str, key))} | {text.replace('|', '/')} | — | — | — |")
     return "\n".join(lines)
 
 
@@ -370,10 +378,12 @@ Notes:
   6-partition topic), so the JVM's JIT is warm when the clock starts.
 - librdkafka producer: one Python process, a tight `produce()` loop with no per-record callback,
   `linger.ms=5`, `batch.size=1000000`, no compression; success checked from the end offsets. At 100 B
-  records the Python loop itself is a limit (see the broker CPU column in the details: a broker well below
+  records the Python loop itself is a limit (see the CPU columns in the details: a broker well below
   100% of a core is waiting for the client).
 - Java producer: `kafka-producer-perf-test` (ProducerPerformance) with the Java client's defaults
-  (`batch.size=16384`, `linger.ms=5`, idempotence on) except `acks`, `--throughput -1`.
+  (`batch.size=16384`, `linger.ms=5`, idempotence on) except `acks`, `--throughput -1`; the figure is the
+  tool's own, over the whole run including the client JVM's warm-up. On 2 cores this client uses 1.5
+  cores itself, so these rows measure the Java client far more than either broker.
 - librdkafka consumer: `assign()` to every partition from offset 0, `consume(10000)` batches,
   `queued.min.messages=1000000` and `fetch.queue.backoff.ms=1` (librdkafka's defaults, 100000 and
   1000 ms, make a fast consumer pause a second whenever its queue is full); timed from the first batch.
@@ -398,6 +408,7 @@ def render(res, plan, info, elapsed, errors) -> str:
         f"Machine: {info['nproc']} cores ({info['cpu']}), {info['memory']} RAM, {info['os']}; "
         f"Python {info['python']}; {info['java']}; Apache Kafka {info['kafka']}; confluent-kafka {info['confluent-kafka']}.",
         f"Command: `{info['command']}`, {elapsed / 60:.1f} minutes.",
+        f"Other work on the machine: {info['load']} (the broker and clients alone make about 2).",
         "",
         table,
         "",
@@ -406,7 +417,8 @@ def render(res, plan, info, elapsed, errors) -> str:
     if errors:
         parts += ["Problems seen in this run:", ""]
         parts += ["```", *[e for e in errors], "```", ""]
-    parts += ["Details (each run; broker CPU is the broker process's user+system time over the run's wall time):",
+    parts += ["Details (each run; broker CPU and client CPU are user+system time of the broker process and of the "
+              "client processes, with the share of the run's wall time (200% = both cores)):",
               "", build_details(res), ""]
     return "\n".join(parts)
 
@@ -432,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     tool_log4j = workdir / "tools-log4j2.properties"
     tool_log4j.write_text(brokers.LOG4J2.format(log=workdir / "tools.log").replace("INFO", "WARN"))
 
+    info = machine_info(version, committed=args.committed)  # the commit as it is when the run starts
+    info["load"] = f"1-min load average at the start {Path('/proc/loadavg').read_text().split()[0]}"
     src = None
     if args.committed:
         src = workdir / "src"
@@ -448,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
             run_session(kind, broker, plan, results[name], errors, libs, tool_log4j)
 
     elapsed = time.monotonic() - started
-    info = machine_info(version, committed=args.committed)
+    info["load"] += f", at the end {Path('/proc/loadavg').read_text().split()[0]}"
     info["date"] = datetime.date.today().isoformat()
     info["quick"] = args.quick
     info["command"] = "make bench" + (f" BENCH_ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else "")
