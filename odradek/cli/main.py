@@ -14,8 +14,9 @@ from typing import NoReturn
 
 # kio registers hypothesis strategies for its types whenever hypothesis is importable; in a
 # command-line process that costs seconds at start-up and writes `.hypothesis/` into the current
-# directory. The command never needs hypothesis, so keep kio from finding it.
-if "hypothesis" not in sys.modules:
+# directory. The command never needs hypothesis, so keep kio from finding it (unless this module
+# is imported inside a test session, which has its own use for hypothesis).
+if "hypothesis" not in sys.modules and "pytest" not in sys.modules:
     sys.modules["hypothesis"] = None  # type: ignore[assignment]
 
 import odradek  # noqa: E402
