@@ -19,6 +19,7 @@ from pathlib import Path
 
 from odradek.clock import Clock
 from odradek.cluster.controller import Controller
+from odradek.cluster.dynamic_config import DynamicConfigs
 from odradek.cluster.local_store import LocalMetadataStore
 from odradek.config import BrokerConfig
 from odradek.coordinator.group_coordinator import GroupConfig, GroupCoordinator
@@ -56,10 +57,11 @@ class BrokerRuntime:
         for directory in log_dirs:
             directory.mkdir(parents=True, exist_ok=True)
         store = LocalMetadataStore(log_dirs[0], cluster_id=config["cluster.id"])
+        configs = DynamicConfigs(config, store, node_id)
         self.log_manager = LogManager(log_dirs, self.clock, cluster_id=store.cluster_id, node_id=node_id)
         replicas = ReplicaManager(self.log_manager)
         self.replicas = replicas
-        controller = Controller(store, replicas, config, node_id)
+        controller = Controller(store, replicas, configs.effective, node_id)
         await asyncio.to_thread(
             self.log_manager.startup,
             lambda tp: LogConfig.from_topic_config(controller.topic_config_values(tp.topic)),
@@ -83,6 +85,7 @@ class BrokerRuntime:
             replicas=replicas,
             producer_ids=ProducerIdManager(store),
             groups=groups,
+            configs=configs,
         )
         dispatcher = Dispatcher(services)
         for listener in listeners:

@@ -451,7 +451,7 @@ def parse_value(name: str, type_: str, raw: str | None, *, nullable: bool = Fals
     raise TypeError(f"unknown config type {type_!r}")
 
 
-def _render(value: object) -> str:
+def render_value(value: object) -> str:
     """A typed value back in properties syntax (for docs and DescribeConfigs)."""
     if value is None:
         return "null"
@@ -791,7 +791,7 @@ def describe_doc_markdown() -> str:
             rule += " --- |"
         lines += [header + " description |", rule + " --- |"]
         for d in sorted(_BY_SCOPE[scope].values(), key=lambda d: d.name):
-            row = f"| `{d.name}` | {d.type} | `{cell(_render(d.default))}` | {cell(str(d.validator or ''))} |"
+            row = f"| `{d.name}` | {d.type} | `{cell(render_value(d.default))}` | {cell(str(d.validator or ''))} |"
             if scope == "topic":
                 row += f" {'`' + d.synonym + '`' if d.synonym else ''} |"
             lines.append(row + f" {cell(d.doc)} |")

@@ -8,6 +8,7 @@ for every stored topic; directories of topics no longer stored are deleted).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Mapping
@@ -133,6 +134,62 @@ class Controller:
         record = self._topics.get(name)
         if record is None:
             record = self.create_topic(name, partitions, 1, configs)
+        return record
+
+    def set_topic_configs(self, name: str, overrides: Mapping[str, str]) -> TopicRecord:
+        """Replace a topic's config overrides (already validated) and apply them to its partitions now."""
+        record = self._topics.get(name)
+        if record is None:
+            raise KafkaError(ErrorCode.unknown_topic_or_partition, f"topic '{name}' does not exist")
+        record = dataclasses.replace(record, configs=dict(overrides))
+        self.store.put_topic(record)
+        self._topics[name] = record
+        self._by_id[record.topic_id] = record
+        self.replicas.update_configs(record, self.topic_config_values(name))
+        log.info("Topic %s configs are now %s", name, overrides or "the defaults")
+        return record
+
+    def reconfigure(self, config: BrokerConfig) -> None:
+        """Dynamic broker configs changed: new topic defaults, applied to every partition now."""
+        self.config = config
+        self._defaults = topic_config_defaults(config)
+        for record in self._topics.values():
+            self.replicas.update_configs(record, self.topic_config_values(record.name))
+
+    def create_partitions(
+        self, name: str, count: int, assignments: list[tuple[int, ...]] | None, *, validate_only: bool = False
+    ) -> TopicRecord:
+        """Grow a topic to `count` partitions (Kafka never shrinks one)."""
+        record = self._topics.get(name)
+        if record is None:
+            raise KafkaError(ErrorCode.unknown_topic_or_partition, f"topic '{name}' does not exist")
+        if count <= record.partitions:
+            raise KafkaError(
+                ErrorCode.invalid_partitions,
+                f"topic '{name}' has {record.partitions} partitions; the new count must be larger, got {count}",
+            )
+        if count > MAX_PARTITIONS:
+            raise KafkaError(ErrorCode.invalid_partitions, f"at most {MAX_PARTITIONS} partitions, got {count}")
+        if assignments is not None:
+            if len(assignments) != count - record.partitions:
+                raise KafkaError(
+                    ErrorCode.invalid_replica_assignment,
+                    f"{len(assignments)} assignments given for {count - record.partitions} new partitions",
+                )
+            for brokers in assignments:
+                if list(brokers) != [self.node_id]:
+                    raise KafkaError(
+                        ErrorCode.invalid_replica_assignment,
+                        f"replicas {list(brokers)} are not available; the only broker is {self.node_id}",
+                    )
+        if validate_only:
+            return record
+        record = dataclasses.replace(record, partitions=count)
+        self.store.put_topic(record)
+        self._topics[name] = record
+        self._by_id[record.topic_id] = record
+        self.replicas.create_partitions(record, self.topic_config_values(name))
+        log.info("Topic %s now has %d partitions", name, count)
         return record
 
     def auto_create_topic(self, name: str) -> TopicRecord:

@@ -1,4 +1,5 @@
-"""Single-node metadata: topics and producer-id blocks in one JSON file, replaced atomically.
+"""Single-node metadata: topics, dynamic broker configs and producer-id blocks in one JSON file,
+replaced atomically.
 
 File: `<first log dir>/odradek-metadata.json`. Every change rewrites it (temp file, fsync,
 rename, fsync of the directory), so a crash leaves either the old or the new version.
@@ -23,6 +24,7 @@ class LocalMetadataStore:
         self.path = Path(directory) / FILE_NAME
         self._topics: dict[str, TopicRecord] = {}
         self._next_producer_id = 0
+        self._broker_configs: dict[str, dict[str, str]] = {}
         self.cluster_id = ""
         if self.path.exists():
             self._load()
@@ -45,6 +47,16 @@ class LocalMetadataStore:
         self._topics.pop(name, None)
         self._save()
 
+    def broker_configs(self) -> dict[str, dict[str, str]]:
+        return {entity: dict(configs) for entity, configs in self._broker_configs.items()}
+
+    def set_broker_configs(self, entity: str, configs: dict[str, str]) -> None:
+        if configs:
+            self._broker_configs[entity] = dict(configs)
+        else:
+            self._broker_configs.pop(entity, None)
+        self._save()
+
     def allocate_producer_id_block(self, size: int) -> int:
         first = self._next_producer_id
         self._next_producer_id += size
@@ -56,6 +68,7 @@ class LocalMetadataStore:
             data = json.loads(self.path.read_text())
             self.cluster_id = data["cluster_id"]
             self._next_producer_id = int(data.get("next_producer_id", 0))
+            self._broker_configs = {str(k): dict(v) for k, v in data.get("broker_configs", {}).items()}
             for entry in data.get("topics", []):
                 record = TopicRecord(
                     name=entry["name"],
@@ -73,6 +86,7 @@ class LocalMetadataStore:
             "version": FORMAT_VERSION,
             "cluster_id": self.cluster_id,
             "next_producer_id": self._next_producer_id,
+            "broker_configs": self._broker_configs,
             "topics": [
                 {
                     "name": record.name,

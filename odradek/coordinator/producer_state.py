@@ -36,6 +36,7 @@ class BatchMetadata:
 class ProducerEntry:
     epoch: int
     batches: deque[BatchMetadata] = field(default_factory=lambda: deque(maxlen=RETAINED_BATCHES))
+    last_timestamp_ms: int = -1
 
     @property
     def last_sequence(self) -> int:
@@ -93,6 +94,11 @@ class ProducerStateManager:
         entry.batches.append(
             BatchMetadata(header.base_sequence, header.last_sequence, base_offset, base_offset + header.last_offset_delta)
         )
+        entry.last_timestamp_ms = header.max_timestamp
+
+    def active(self) -> dict[int, ProducerEntry]:
+        """Producer id -> state, for DescribeProducers."""
+        return dict(self._producers)
 
     def load(self, headers) -> None:
         """Rebuild from the batch headers of a log, oldest first."""

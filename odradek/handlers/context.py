@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from odradek.clock import Clock
     from odradek.cluster.controller import Controller
+    from odradek.cluster.dynamic_config import DynamicConfigs
     from odradek.config import BrokerConfig
     from odradek.coordinator.group_coordinator import GroupCoordinator
     from odradek.coordinator.producer_ids import ProducerIdManager
@@ -28,6 +29,7 @@ class BrokerServices:
     replicas: ReplicaManager
     producer_ids: ProducerIdManager
     groups: GroupCoordinator
+    configs: DynamicConfigs
 
 
 @dataclass(frozen=True)

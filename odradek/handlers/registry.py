@@ -15,7 +15,16 @@ from kio.index import load_payload_module
 from kio.static.constants import EntityType
 
 from odradek.handlers import (
+    alter_configs,
     api_versions,
+    create_partitions,
+    delete_records,
+    describe_configs,
+    describe_log_dirs,
+    describe_producers,
+    describe_topic_partitions,
+    elect_leaders,
+    incremental_alter_configs,
     consumer_group_describe,
     consumer_group_heartbeat,
     create_topics,
@@ -62,6 +71,15 @@ HANDLER_MODULES: tuple[ModuleType, ...] = (
     describe_cluster,
     consumer_group_heartbeat,
     consumer_group_describe,
+    describe_configs,
+    alter_configs,
+    incremental_alter_configs,
+    create_partitions,
+    describe_topic_partitions,
+    delete_records,
+    elect_leaders,
+    describe_producers,
+    describe_log_dirs,
 )
 
 

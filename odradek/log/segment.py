@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
 TIME_INDEX_SUFFIX = ".timeindex"
+CLEANED_SUFFIX = ".cleaned"  # a segment the cleaner is writing; deleted at start-up
+SWAP_SUFFIX = ".swap"  # a finished cleaned segment about to replace old ones; completed at start-up
+DELETED_SUFFIX = ".deleted"  # a segment removed from the log, awaiting file.delete.delay.ms
+SEGMENT_FILE_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX)
 _RECOVERY_CHUNK_BYTES = 8 * 1024 * 1024
 _INT32_MAX = 2**31 - 1
 
@@ -48,18 +52,24 @@ class LogSegment:
     derived: `recover()` rebuilds them from the `.log`, never trusting them.
     Files are opened lazily (a closed segment costs nothing until read) and then kept open as
     raw fds; reads use os.pread, so any thread may read.
+    `suffix` (e.g. ".cleaned") is appended to all three file names: the cleaner builds a
+    replacement segment that way, and rename_for_deletion moves a segment to ".deleted".
     Not thread-safe for mutation: the owning PartitionLog serializes append, truncate_to,
     recover and close. `flush()` may run in a worker thread concurrently with appends.
     """
 
-    def __init__(self, directory: Path, base_offset: int, config: LogConfig, clock: Clock) -> None:
+    def __init__(
+        self, directory: Path, base_offset: int, config: LogConfig, clock: Clock, suffix: str = ""
+    ) -> None:
         self.directory = directory
         self.base_offset = base_offset
         self.config = config
         self.clock = clock
-        self.log_path = directory / segment_file_name(base_offset, LOG_SUFFIX)
-        self.offset_index = OffsetIndex(directory / segment_file_name(base_offset, INDEX_SUFFIX), base_offset)
-        self.time_index = TimeIndex(directory / segment_file_name(base_offset, TIME_INDEX_SUFFIX), base_offset)
+        self.log_path = directory / (segment_file_name(base_offset, LOG_SUFFIX) + suffix)
+        self.offset_index = OffsetIndex(directory / (segment_file_name(base_offset, INDEX_SUFFIX) + suffix), base_offset)
+        self.time_index = TimeIndex(
+            directory / (segment_file_name(base_offset, TIME_INDEX_SUFFIX) + suffix), base_offset
+        )
         self._fd: int | None = None
         try:
             self.size = os.stat(self.log_path).st_size
@@ -72,8 +82,10 @@ class LogSegment:
         self.closed = False
 
     @classmethod
-    def create(cls, directory: Path, base_offset: int, config: LogConfig, clock: Clock) -> "LogSegment":
-        segment = cls(directory, base_offset, config, clock)
+    def create(
+        cls, directory: Path, base_offset: int, config: LogConfig, clock: Clock, suffix: str = ""
+    ) -> "LogSegment":
+        segment = cls(directory, base_offset, config, clock, suffix)
         segment.fd  # noqa: B018 - creates the file now, so a listing sees the segment
         segment.offset_index.fd  # noqa: B018
         segment.time_index.fd  # noqa: B018
@@ -164,6 +176,34 @@ class LogSegment:
                 return
             yield header
             position += header.size
+
+    def iter_batches(self, chunk_bytes: int = _RECOVERY_CHUNK_BYTES) -> Iterator[tuple[BatchHeader, memoryview]]:
+        """Every whole batch as (header positioned within the segment, the batch's bytes), read in
+        chunks of about `chunk_bytes` (for the cleaner: one pread per chunk, not per batch).
+        The memoryview is only valid until the next item."""
+        position = 0
+        size = self.size
+        while position < size:
+            chunk = os.pread(self.fd, min(max(chunk_bytes, BATCH_HEADER_SIZE), size - position), position)
+            view = memoryview(chunk)
+            within = 0
+            while len(chunk) - within >= BATCH_HEADER_SIZE:
+                header = read_batch_header(chunk, within)
+                if header.batch_length < BATCH_HEADER_SIZE - LOG_OVERHEAD:
+                    return
+                if within + header.size > len(chunk):
+                    if within == 0:  # one batch larger than the chunk: read it whole
+                        chunk = os.pread(self.fd, header.size, position)
+                        if len(chunk) < header.size:
+                            return
+                        view = memoryview(chunk)
+                        continue
+                    break
+                yield header._replace(position=position + within), view[within : within + header.size]
+                within += header.size
+            if within == 0:
+                return
+            position += within
 
     def find_batch(self, offset: int, start_position: int | None = None) -> BatchHeader | None:
         """The first batch whose last offset >= `offset`, or None if the segment ends before it.
@@ -322,6 +362,29 @@ class LogSegment:
             self._fd = None
         self.offset_index.close()
         self.time_index.close()
+
+    def last_modified_ms(self) -> int:
+        """The `.log` file's mtime in ms (Kafka's lastModified; the cleaner sets it to the cleaning time)."""
+        return os.stat(self.log_path).st_mtime_ns // 1_000_000
+
+    def set_last_modified_ms(self, ms: int) -> None:
+        os.utime(self.log_path, ns=(ms * 1_000_000, ms * 1_000_000))
+
+    def rename(self, suffix: str) -> None:
+        """Give all three files the plain segment name plus `suffix` (fds stay open and valid)."""
+        self.fd  # noqa: B018 - open before renaming so a reader holding this object keeps reading it
+        self.offset_index.fd  # noqa: B018
+        self.time_index.fd  # noqa: B018
+        new_log_path = self.directory / (segment_file_name(self.base_offset, LOG_SUFFIX) + suffix)
+        os.rename(self.log_path, new_log_path)
+        self.log_path = new_log_path
+        self.offset_index.rename(self.directory / (segment_file_name(self.base_offset, INDEX_SUFFIX) + suffix))
+        self.time_index.rename(self.directory / (segment_file_name(self.base_offset, TIME_INDEX_SUFFIX) + suffix))
+
+    def rename_for_deletion(self) -> None:
+        """Kafka's first step of deleting a segment: rename its files to `*.deleted`. The fds stay
+        open, so reads through this object keep working until delete() after file.delete.delay.ms."""
+        self.rename(DELETED_SUFFIX)
 
     def delete(self) -> None:
         self.close()

@@ -86,6 +86,9 @@ class ReplicaManager:
                 position += header.size
                 offset = header.next_offset
 
+    def delete_records(self, tp: TopicPartition, offset: int) -> int:
+        return self.leader_partition(tp).delete_records(offset)
+
     async def wait_for_append(self, partitions: list[TopicPartition], timeout_s: float) -> None:
         await self.waiters.wait(partitions, timeout_s)
 
@@ -98,6 +101,15 @@ class ReplicaManager:
             if tp not in self._partitions:
                 self._add(tp, self.log_manager.create_log(tp, config), config_values)
         self._partition_counts[record.name] = record.partitions
+
+    def update_configs(self, record, config_values: dict) -> None:
+        """Apply a topic's new effective configs to its live partitions."""
+        config = LogConfig.from_topic_config(config_values)
+        for index in range(record.partitions):
+            partition = self._partitions.get(TopicPartition(record.name, index))
+            if partition is not None:
+                partition.log.set_config(config)
+                partition.max_message_bytes = int(config_values.get("max.message.bytes", partition.max_message_bytes))
 
     def delete_partitions(self, record) -> None:
         for index in range(record.partitions):

@@ -86,5 +86,18 @@ class Partition:
             return duplicates[0].base_offset
         return None
 
+    def delete_records(self, offset: int) -> int:
+        """DeleteRecords: move the log start offset up to `offset` (-1: the high watermark); returns it."""
+        if offset == -1:
+            offset = self.high_watermark
+        if offset < 0 or offset > self.high_watermark:
+            raise KafkaError(
+                ErrorCode.offset_out_of_range,
+                f"cannot delete records before offset {offset}: it must be between 0 and the high watermark {self.high_watermark}",
+            )
+        if offset > self.log.log_start_offset:
+            self.log.advance_log_start_offset(offset)
+        return self.log.log_start_offset
+
     def read(self, offset: int, max_bytes: int) -> bytes:
         return self.log.read(offset, max_bytes, self.high_watermark)

@@ -137,6 +137,35 @@ def _request(api_key: int, version: int, topic_id: uuid.UUID):
         )
     if api_key == 69:
         return build(cls, group_ids=(group, f"group-68-v{version}"), include_authorized_operations=False)
+    if api_key == 32:
+        resources = (
+            build(n("DescribeConfigsResource"), resource_type=2, resource_name=TOPIC, configuration_keys=None),
+            build(n("DescribeConfigsResource"), resource_type=4, resource_name="0", configuration_keys=("log.retention.hours",)),
+        )
+        return build(cls, resources=resources, include_synonyms=True, include_documentation=True)
+    if api_key == 33:
+        config = build(n("AlterableConfig"), name="retention.ms", value="3600000")
+        resource = build(n("AlterConfigsResource"), resource_type=2, resource_name=TOPIC, configs=(config,))
+        return build(cls, resources=(resource,), validate_only=True)
+    if api_key == 44:
+        config = build(n("AlterableConfig"), name="log.retention.ms", config_operation=0, value="3600000")
+        resource = build(n("AlterConfigsResource"), resource_type=4, resource_name="", configs=(config,))
+        return build(cls, resources=(resource,), validate_only=True)
+    if api_key == 37:
+        topic = build(n("CreatePartitionsTopic"), name=TOPIC, count=1000 + version, assignments=None)
+        return build(cls, topics=(topic,), timeout=timedelta(seconds=5), validate_only=True)
+    if api_key == 75:
+        return build(cls, topics=(build(n("TopicRequest"), name=TOPIC),), response_partition_limit=10, cursor=None)
+    if api_key == 21:
+        partition = build(n("DeleteRecordsPartition"), partition_index=0, offset=0)
+        return build(cls, topics=(build(n("DeleteRecordsTopic"), name=TOPIC, partitions=(partition,)),), timeout=timedelta(seconds=5))
+    if api_key == 43:
+        entry = build(n("TopicPartitions"), topic=TOPIC, partitions=(0,))
+        return build(cls, election_type=0, topic_partitions=(entry,), timeout=timedelta(seconds=5))
+    if api_key == 61:
+        return build(cls, topics=(build(n("TopicRequest"), name=TOPIC, partition_indexes=(0,)),))
+    if api_key == 35:
+        return build(cls, topics=None)
     raise AssertionError(f"no request built for API {api_key}")
 
 

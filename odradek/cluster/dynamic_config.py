@@ -1,0 +1,211 @@
+"""Configs as DescribeConfigs shows them and AlterConfigs changes them: sources, synonyms, dynamic updates.
+
+A value comes from the most specific place that sets it, as in Kafka:
+  topic override (DYNAMIC_TOPIC_CONFIG) > this broker's dynamic config (DYNAMIC_BROKER_CONFIG)
+  > the cluster-wide dynamic default (DYNAMIC_DEFAULT_BROKER_CONFIG) > server.properties
+  (STATIC_BROKER_CONFIG) > the built-in default (DEFAULT_CONFIG).
+Dynamic broker configs are the broker synonyms of topic configs (Kafka's dynamic log configs);
+they are kept in the metadata store and take effect at once on every partition. Everything else
+in server.properties is read-only while the broker runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from odradek.config import (
+    BrokerConfig,
+    ConfigError,
+    Password,
+    broker_config_defs,
+    broker_synonyms,
+    render_value,
+    topic_config_defs,
+    topic_config_defaults,
+    validate_topic_configs,
+)
+from odradek.protocol.errors import ErrorCode, KafkaError
+
+DYNAMIC_TOPIC_CONFIG = 1
+DYNAMIC_BROKER_CONFIG = 2
+DYNAMIC_DEFAULT_BROKER_CONFIG = 3
+STATIC_BROKER_CONFIG = 4
+DEFAULT_CONFIG = 5
+
+CONFIG_TYPES = {"boolean": 1, "string": 2, "int": 3, "short": 4, "long": 5, "double": 6, "list": 7, "class": 8, "password": 9}
+
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+CLUSTER_DEFAULT = ""  # the broker entity name of cluster-wide dynamic defaults
+
+
+def dynamic_broker_configs() -> frozenset[str]:
+    """Broker configs that may change while running: the synonyms of topic configs."""
+    return frozenset(name for topic in topic_config_defs() for name in broker_synonyms(topic))
+
+
+@dataclass
+class ConfigEntry:
+    name: str
+    value: str | None
+    source: int
+    read_only: bool
+    sensitive: bool
+    type: int
+    documentation: str
+    synonyms: list[tuple[str, str | None, int]] = field(default_factory=list)
+
+
+def _shown(value: object, sensitive: bool) -> str | None:
+    if sensitive or value is None:
+        return None
+    if isinstance(value, Password):
+        return None
+    return render_value(value)
+
+
+class DynamicConfigs:
+    """Static and dynamic broker configs, and what every config's value and source is."""
+
+    def __init__(self, static: BrokerConfig, store, node_id: int) -> None:
+        self.static = static
+        self.store = store
+        self.node_id = node_id
+        self._dynamic: dict[str, dict[str, str]] = store.broker_configs()
+        self.effective = self._compute_effective()
+
+    def _compute_effective(self) -> BrokerConfig:
+        props = dict(self.static.originals)
+        props.update(self._dynamic.get(CLUSTER_DEFAULT, {}))
+        props.update(self._dynamic.get(str(self.node_id), {}))
+        config, _warnings = BrokerConfig.from_properties(props)
+        return config
+
+    def _broker_entity(self, name: str) -> str:
+        if name not in (CLUSTER_DEFAULT, str(self.node_id)):
+            raise KafkaError(
+                ErrorCode.invalid_request, f"unexpected broker id {name!r}: this broker is {self.node_id} ('' means all brokers)"
+            )
+        return name
+
+    # -- describing ---------------------------------------------------------------------------
+
+    def _broker_layers(self, name: str) -> list[tuple[str, str | None, int]]:
+        """(name, value, source) of every place that sets broker config `name`, most specific first."""
+        layers = []
+        if name in self._dynamic.get(str(self.node_id), {}):
+            layers.append((name, self._dynamic[str(self.node_id)][name], DYNAMIC_BROKER_CONFIG))
+        if name in self._dynamic.get(CLUSTER_DEFAULT, {}):
+            layers.append((name, self._dynamic[CLUSTER_DEFAULT][name], DYNAMIC_DEFAULT_BROKER_CONFIG))
+        if name in self.static.originals:
+            layers.append((name, self.static.originals[name], STATIC_BROKER_CONFIG))
+        return layers
+
+    def describe_broker(self, entity: str, keys: Iterable[str] | None) -> list[ConfigEntry]:
+        self._broker_entity(entity)
+        dynamic = dynamic_broker_configs()
+        entries = []
+        for name, definition in sorted(broker_config_defs().items()):
+            if keys is not None and name not in keys:
+                continue
+            sensitive = definition.type == "password"
+            layers = self._broker_layers(name)
+            if entity == CLUSTER_DEFAULT:
+                layers = [layer for layer in layers if layer[2] == DYNAMIC_DEFAULT_BROKER_CONFIG]
+            synonyms = [(n, None if sensitive else v, s) for n, v, s in layers]
+            synonyms.append((name, _shown(definition.default, sensitive), DEFAULT_CONFIG))
+            value, source = synonyms[0][1], synonyms[0][2]
+            if entity != CLUSTER_DEFAULT and source != DEFAULT_CONFIG:
+                value = _shown(self.effective[name], sensitive)
+            entries.append(
+                ConfigEntry(name, value, source, name not in dynamic, sensitive, CONFIG_TYPES[definition.type], definition.doc, synonyms)
+            )
+        return entries
+
+    def describe_topic(self, overrides: Mapping[str, str], keys: Iterable[str] | None) -> list[ConfigEntry]:
+        defaults = topic_config_defaults(self.effective)
+        entries = []
+        for name, definition in sorted(topic_config_defs().items()):
+            if keys is not None and name not in keys:
+                continue
+            sensitive = definition.type == "password"
+            synonyms: list[tuple[str, str | None, int]] = []
+            if name in overrides:
+                synonyms.append((name, None if sensitive else overrides[name], DYNAMIC_TOPIC_CONFIG))
+            for broker_name in broker_synonyms(name):
+                synonyms += self._broker_layers(broker_name)
+            chain = broker_synonyms(name)
+            default_name = chain[-1] if chain else name
+            default_definition = broker_config_defs().get(default_name, definition)
+            synonyms.append((default_name, _shown(default_definition.default, sensitive), DEFAULT_CONFIG))
+            source = synonyms[0][2]
+            value = overrides[name] if name in overrides else _shown(defaults.get(name), sensitive)
+            entries.append(
+                ConfigEntry(name, None if sensitive else value, source, False, sensitive, CONFIG_TYPES[definition.type], definition.doc, synonyms)
+            )
+        return entries
+
+    # -- altering -----------------------------------------------------------------------------
+
+    @staticmethod
+    def apply_operations(current: Mapping[str, str], operations: list[tuple[str, int, str | None]], definitions) -> dict[str, str]:
+        """New overrides after IncrementalAlterConfigs operations; INVALID_CONFIG for a bad one."""
+        result = dict(current)
+        for name, operation, value in operations:
+            definition = definitions.get(name)
+            if definition is None:
+                raise KafkaError(ErrorCode.invalid_config, f"unknown config '{name}'")
+            if operation == SET:
+                if value is None:
+                    raise KafkaError(ErrorCode.invalid_config, f"config '{name}' needs a value to SET")
+                result[name] = value
+            elif operation == DELETE:
+                result.pop(name, None)
+            elif operation in (APPEND, SUBTRACT):
+                if definition.type != "list":
+                    raise KafkaError(ErrorCode.invalid_config, f"config '{name}' is not a list; APPEND and SUBTRACT need one")
+                existing = result.get(name, render_value(definition.default) if definition.default is not None else "")
+                items = [item for item in existing.split(",") if item]
+                changes = [item.strip() for item in (value or "").split(",") if item.strip()]
+                if operation == APPEND:
+                    items += [item for item in changes if item not in items]
+                else:
+                    items = [item for item in items if item not in changes]
+                result[name] = ",".join(items)
+            else:
+                raise KafkaError(ErrorCode.invalid_request, f"unknown config operation {operation} for '{name}'")
+        return result
+
+    @staticmethod
+    def validate_topic_overrides(overrides: Mapping[str, str]) -> None:
+        try:
+            validate_topic_configs(overrides)
+        except ConfigError as error:
+            raise KafkaError(ErrorCode.invalid_config, str(error)) from None
+
+    def alter_broker(self, entity: str, new_values: Mapping[str, str], *, validate_only: bool) -> bool:
+        """Replace the dynamic configs of a broker entity; returns True if the effective config changed."""
+        entity = self._broker_entity(entity)
+        dynamic = dynamic_broker_configs()
+        definitions = broker_config_defs()
+        refused = sorted(name for name in new_values if name in definitions and name not in dynamic)
+        unknown = sorted(name for name in new_values if name not in definitions)
+        if unknown:
+            raise KafkaError(ErrorCode.invalid_config, f"unknown broker config(s): {', '.join(unknown)}")
+        if refused:
+            raise KafkaError(ErrorCode.invalid_config, f"cannot update these configs dynamically: {', '.join(refused)}")
+        try:
+            for name, value in new_values.items():
+                definitions[name].parse(value)
+        except ConfigError as error:
+            raise KafkaError(ErrorCode.invalid_config, str(error)) from None
+        if validate_only:
+            return False
+        self._dynamic[entity] = dict(new_values)
+        self.store.set_broker_configs(entity, dict(new_values))
+        before = self.effective
+        self.effective = self._compute_effective()
+        return dict(before.items()) != dict(self.effective.items())
+
+    def broker_overrides(self, entity: str) -> dict[str, str]:
+        return dict(self._dynamic.get(self._broker_entity(entity), {}))

@@ -1,0 +1,44 @@
+"""CreatePartitions (key 37), v0-v3: grow a topic; manual assignments must name this broker."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from odradek.handlers.context import RequestContext
+from odradek.handlers.responses import build, sibling
+from odradek.protocol.errors import ErrorCode, KafkaError
+
+API_KEY = 37
+MIN_VERSION = 0
+MAX_VERSION = 3
+
+log = logging.getLogger(__name__)
+
+
+async def handle(ctx: RequestContext, request):
+    response = ctx.response_class
+    result_class = sibling(response, "CreatePartitionsTopicResult")
+    names = [topic.name for topic in request.topics]
+    results = []
+    for topic in request.topics:
+        error: KafkaError | None = None
+        try:
+            if names.count(topic.name) > 1:
+                raise KafkaError(ErrorCode.invalid_request, f"topic '{topic.name}' appears more than once in the request")
+            assignments = None if topic.assignments is None else [tuple(a.broker_ids) for a in topic.assignments]
+            ctx.services.controller.create_partitions(topic.name, topic.count, assignments, validate_only=request.validate_only)
+        except KafkaError as failure:
+            error = failure
+        except Exception:
+            log.exception("unexpected error adding partitions to %r", topic.name)
+            error = KafkaError(ErrorCode.unknown_server_error, "see the broker log")
+        results.append(
+            build(
+                result_class,
+                name=topic.name,
+                error_code=error.code if error else ErrorCode.none,
+                error_message=(error.message or None) if error else None,
+            )
+        )
+    return build(response, throttle_time=timedelta(0), results=tuple(results))

@@ -1,0 +1,74 @@
+"""DescribeTopicPartitions (key 75), v0: topics and partitions, paged (KIP-966), used by Kafka 4's tools.
+
+Topics come sorted by name; `response_partition_limit` bounds the partitions in one answer and
+`next_cursor` says where to go on. An empty topic list means every topic. This broker leads every
+partition; the eligible-leader-replica lists are empty (no ELR without replication).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from odradek.handlers.context import RequestContext
+from odradek.handlers.responses import build, sibling
+from odradek.protocol.errors import ErrorCode, KafkaError
+
+API_KEY = 75
+MIN_VERSION = 0
+MAX_VERSION = 0
+
+AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+
+
+async def handle(ctx: RequestContext, request):
+    response = ctx.response_class
+    topic_class = sibling(response, "DescribeTopicPartitionsResponseTopic")
+    partition_class = sibling(response, "DescribeTopicPartitionsResponsePartition")
+    cursor_class = sibling(response, "Cursor")
+    controller = ctx.services.controller
+    node_id = ctx.services.node_id
+    names = sorted({t.name for t in request.topics}) if request.topics else sorted(controller.topic_names())
+    limit = max(request.response_partition_limit, 1)
+    start_topic, start_partition = (request.cursor.topic_name, request.cursor.partition_index) if request.cursor else (None, 0)
+    if start_topic is not None:
+        names = [name for name in names if name >= start_topic]
+
+    topics, budget, next_cursor = [], limit, None
+    for name in names:
+        record = controller.topic(name)
+        if record is None:
+            code = ErrorCode.unknown_topic_or_partition
+            try:
+                controller.validate_topic_name(name)
+            except KafkaError as error:
+                code = error.code
+            topics.append(
+                build(topic_class, error_code=code, name=name, topic_id=uuid.UUID(int=0), is_internal=False,
+                      partitions=(), topic_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED)
+            )
+            continue
+        first = start_partition if name == start_topic else 0
+        if budget == 0:
+            next_cursor = build(cursor_class, topic_name=name, partition_index=first)
+            break
+        last = min(record.partitions, first + budget)
+        partitions = tuple(
+            build(
+                partition_class, error_code=ErrorCode.none, partition_index=index, leader_id=node_id,
+                leader_epoch=ctx.services.replicas.leader_epoch(name, index), replica_nodes=(node_id,),
+                isr_nodes=(node_id,), eligible_leader_replicas=(), last_known_elr=(), offline_replicas=(),
+            )
+            for index in range(first, last)
+        )
+        budget -= last - first
+        topics.append(
+            build(topic_class, error_code=ErrorCode.none, name=name, topic_id=record.topic_id,
+                  is_internal=name in INTERNAL_TOPICS, partitions=partitions,
+                  topic_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED)
+        )
+        if last < record.partitions:
+            next_cursor = build(cursor_class, topic_name=name, partition_index=last)
+            break
+    return build(response, throttle_time=timedelta(0), topics=tuple(topics), next_cursor=next_cursor)
