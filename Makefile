@@ -6,7 +6,7 @@ VENV := .venv
 VENV_PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test venv clean bench
+.PHONY: docs run test venv clean bench
 
 venv: $(VENV_PYTHON)
 
@@ -36,3 +36,7 @@ clean:
 BENCH_ARGS ?=
 bench: $(VENV)/.installed-test
 	$(VENV_PYTHON) bench/run.py $(BENCH_ARGS)
+
+# docs/configuration.md is generated from odradek/config.py (a unit test checks it is current).
+docs: $(VENV)/.installed
+	$(VENV_PYTHON) -c "from odradek.config import describe_doc_markdown; open('docs/configuration.md', 'w').write(describe_doc_markdown())"
