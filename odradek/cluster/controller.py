@@ -210,6 +210,8 @@ class Controller:
             raise
 
     def delete_topic(self, name: str) -> TopicRecord:
+        if not self.config["delete.topic.enable"]:
+            raise KafkaError(ErrorCode.topic_deletion_disabled, "topic deletion is disabled (delete.topic.enable=false)")
         record = self._topics.get(name)
         if record is None:
             raise KafkaError(ErrorCode.unknown_topic_or_partition, f"topic '{name}' does not exist")
