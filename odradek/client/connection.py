@@ -32,7 +32,6 @@ from odradek.client.messages import (
     decode_response,
     encode_entity,
     kio_version_range,
-    request_class,
 )
 from odradek.protocol.frames import read_unsigned_varint
 
@@ -46,6 +45,7 @@ _INT32 = struct.Struct(">i")
 _REQUEST_HEADER = struct.Struct(">hhih")
 _API_VERSIONS_PREFERRED = 3
 MAX_FRAME_BYTES = 1 << 30
+_ERROR_ONLY_FRAME_BYTES = 6
 
 
 def encode_request_frame(api_key: int, version: int, correlation_id: int, client_id: str | None, body: bytes, flexible: bool) -> bytes:
@@ -190,8 +190,13 @@ class BrokerConnection:
             frame = await (asyncio.wait_for(awaitable, timeout_s) if timeout_s is not None else awaitable)
         except asyncio.TimeoutError:
             raise ClientError(f"{api_name(api_key)} v{version} to {self.address} got no answer within {timeout_s:g} s") from None
-        _correlation_id, offset = response_body_offset(frame, flexible and api_key != API_VERSIONS)
+        if len(frame) == _ERROR_ONLY_FRAME_BYTES:
+            # The broker's answer to a request it could not handle at all: correlation id + error code.
+            (code,) = struct.unpack_from(">h", frame, 4)
+            error = ErrorCode(code) if code in ErrorCode._value2member_map_ else ErrorCode.unknown_server_error
+            raise KafkaError(error, f"{api_name(api_key)} v{version} to {self.address} failed: {error.name.upper()}")
         try:
+            _correlation_id, offset = response_body_offset(frame, flexible and api_key != API_VERSIONS)
             return decode_response(api_key, version, frame, offset)
         except Exception as e:
             raise ClientError(f"cannot decode the {api_name(api_key)} v{version} answer from {self.address}: {e}") from e
