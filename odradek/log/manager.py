@@ -7,9 +7,11 @@ flushing and deleting PartitionLogs. Must not know about topics' metadata or soc
 from __future__ import annotations
 
 import base64
+import errno
 import logging
 import os
 import shutil
+import threading
 import uuid
 from pathlib import Path
 from typing import Callable
@@ -23,6 +25,7 @@ from odradek.log.checkpoint import (
 )
 from odradek.log.log_config import LogConfig
 from odradek.log.partition_log import PartitionLog, storage_error
+from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.topic_partition import TopicPartition
 
 logger = logging.getLogger(__name__)
@@ -57,10 +60,15 @@ class LogManager:
     `.kafka_cleanshutdown` marker while stopped cleanly, and one `<topic>-<partition>`
     directory per log; `<topic>-<partition>.<uuid>-delete` directories await removal.
     Invariants: a TopicPartition has at most one log across all dirs; the clean-shutdown
-    marker exists only while the broker is stopped after shutdown() completed.
-    Concurrency: not thread-safe. Call from the event loop; flush_dirty,
-    checkpoint_recovery_points and remove_deleted may be sent to a worker thread as a whole
-    (PartitionLog.flush tolerates concurrent appends).
+    marker exists only while the broker is stopped after shutdown() completed. A dir in
+    `offline_dirs` (an I/O error other than a full disk hit it, or it failed to load) stays
+    offline until restart: its logs answer KAFKA_STORAGE_ERROR, new logs go elsewhere, no
+    checkpoint or clean-shutdown marker is written there; the other dirs keep working.
+    Concurrency: create_log, delete_log, startup and shutdown run on the event loop.
+    flush_dirty, checkpoint_recovery_points, remove_deleted, run_retention and
+    log_dir_stats may run in a worker thread while the loop appends (they iterate a copy of
+    `logs`; PartitionLog makes flush and retention safe against concurrent appends). A dir
+    may be marked offline from any thread.
     """
 
     def __init__(self, log_dirs: list[Path], clock: Clock, *, cluster_id: str, node_id: int) -> None:
@@ -73,6 +81,8 @@ class LogManager:
         self.logs: dict[TopicPartition, PartitionLog] = {}
         self._dir_of: dict[TopicPartition, Path] = {}
         self._pending_deletes: list[Path] = []
+        self.offline_dirs: set[Path] = set()
+        self._offline_lock = threading.Lock()
 
     # --- start-up -----------------------------------------------------------------------------
 
@@ -80,42 +90,82 @@ class LogManager:
         """Create or check every log dir and load every partition log found in them."""
         recovered_any = False
         for log_dir in self.log_dirs:
-            log_dir.mkdir(parents=True, exist_ok=True)
-            self._check_meta_properties(log_dir)
-            recovery_points = OffsetCheckpointFile(log_dir / RECOVERY_POINT_CHECKPOINT).read()
-            log_start_offsets = OffsetCheckpointFile(log_dir / LOG_START_OFFSET_CHECKPOINT).read()
-            marker = log_dir / CLEAN_SHUTDOWN_MARKER
-            clean = marker.exists()
-            if clean:
-                marker.unlink()
-            for entry in sorted(log_dir.iterdir()):
-                if not entry.is_dir():
-                    continue
-                if entry.name.endswith(DELETE_SUFFIX) or entry.name.endswith(STRAY_SUFFIX):
-                    self._pending_deletes.append(entry)
-                    continue
-                try:
-                    tp = TopicPartition.from_dir_name(entry.name)
-                except ValueError:
-                    continue
-                recovered_any = recovered_any or not clean
-                if tp in self.logs:
-                    raise RuntimeError(f"{tp} has a log in both {self._dir_of[tp]} and {log_dir}")
-                self.logs[tp] = PartitionLog.open(
-                    entry,
-                    config_for(tp),
-                    self.clock,
-                    recovery_point=recovery_points.get(tp, 0),
-                    clean_shutdown=clean,
-                    log_start_offset=log_start_offsets.get(tp, 0),
-                )
-                self._dir_of[tp] = log_dir
+            try:
+                recovered_any = self._load_dir(log_dir, config_for) or recovered_any
+            except (OSError, KafkaError) as exc:
+                if isinstance(exc, KafkaError) and exc.code != ErrorCode.kafka_storage_error:
+                    raise
+                self._mark_offline(log_dir, exc)
+        if len(self.offline_dirs) == len(self.log_dirs):
+            raise RuntimeError(f"every log dir is offline: {', '.join(str(d) for d in self.log_dirs)}")
         logger.info(
             "Loaded %d partition logs from %d log dirs (%s)",
             len(self.logs), len(self.log_dirs),
             "recovery ran after an unclean shutdown" if recovered_any else "no recovery needed",
         )
         return dict(self.logs)
+
+    def _load_dir(self, log_dir: Path, config_for: Callable[[TopicPartition], LogConfig]) -> bool:
+        """Load one log dir's partition logs; whether recovery ran (unclean shutdown)."""
+        recovered_any = False
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self._check_meta_properties(log_dir)
+        recovery_points = OffsetCheckpointFile(log_dir / RECOVERY_POINT_CHECKPOINT).read()
+        log_start_offsets = OffsetCheckpointFile(log_dir / LOG_START_OFFSET_CHECKPOINT).read()
+        marker = log_dir / CLEAN_SHUTDOWN_MARKER
+        clean = marker.exists()
+        if clean:
+            marker.unlink()
+        for entry in sorted(log_dir.iterdir()):
+            if not entry.is_dir():
+                continue
+            if entry.name.endswith(DELETE_SUFFIX) or entry.name.endswith(STRAY_SUFFIX):
+                self._pending_deletes.append(entry)
+                continue
+            try:
+                tp = TopicPartition.from_dir_name(entry.name)
+            except ValueError:
+                continue
+            recovered_any = recovered_any or not clean
+            if tp in self.logs:
+                raise RuntimeError(f"{tp} has a log in both {self._dir_of[tp]} and {log_dir}")
+            partition_log = PartitionLog.open(
+                entry,
+                config_for(tp),
+                self.clock,
+                recovery_point=recovery_points.get(tp, 0),
+                clean_shutdown=clean,
+                log_start_offset=log_start_offsets.get(tp, 0),
+            )
+            self._register(tp, partition_log, log_dir)
+        return recovered_any
+
+    def _register(self, tp: TopicPartition, partition_log: PartitionLog, log_dir: Path) -> None:
+        partition_log.on_storage_failure = lambda exc, log_dir=log_dir: self._mark_offline(log_dir, exc)
+        self.logs[tp] = partition_log
+        self._dir_of[tp] = log_dir
+
+    def _mark_offline(self, log_dir: Path, exc: BaseException) -> None:
+        """Take `log_dir` offline: every log in it refuses appends and reads from now on."""
+        with self._offline_lock:
+            if log_dir in self.offline_dirs:
+                return
+            self.offline_dirs.add(log_dir)
+        for tp, partition_log in list(self.logs.items()):
+            if self._dir_of.get(tp) == log_dir:
+                partition_log.offline = True
+        logger.error(
+            "log dir %s is offline after an I/O error (%s); its partitions answer KAFKA_STORAGE_ERROR "
+            "until restart, the other %d dirs keep serving",
+            log_dir, exc, len(self.log_dirs) - len(self.offline_dirs),
+        )
+
+    def mark_dir_offline(self, log_dir: Path, reason: str) -> None:
+        """Take a log dir offline from outside (e.g. an operator's request or a health check)."""
+        self._mark_offline(Path(log_dir), OSError(errno.EIO, reason))
+
+    def log_dir_of(self, tp: TopicPartition) -> Path | None:
+        return self._dir_of.get(tp)
 
     def _check_meta_properties(self, log_dir: Path) -> None:
         path = log_dir / META_PROPERTIES
@@ -159,13 +209,20 @@ class LogManager:
         existing = self.logs.get(tp)
         if existing is not None:
             return existing
+        online = [d for d in self.log_dirs if d not in self.offline_dirs]
+        if not online:
+            raise KafkaError(ErrorCode.kafka_storage_error, f"cannot create {tp}: every log dir is offline")
         counts = {log_dir: 0 for log_dir in self.log_dirs}
-        for log_dir in self._dir_of.values():
+        for log_dir in list(self._dir_of.values()):
             counts[log_dir] = counts.get(log_dir, 0) + 1
-        log_dir = min(self.log_dirs, key=lambda d: counts[d])
-        partition_log = PartitionLog.open(log_dir / tp.dir_name, config, self.clock, clean_shutdown=True)
-        self.logs[tp] = partition_log
-        self._dir_of[tp] = log_dir
+        log_dir = min(online, key=lambda d: counts[d])
+        try:
+            partition_log = PartitionLog.open(log_dir / tp.dir_name, config, self.clock, clean_shutdown=True)
+        except KafkaError as exc:
+            if exc.code == ErrorCode.kafka_storage_error:
+                self._mark_offline(log_dir, exc)
+            raise
+        self._register(tp, partition_log, log_dir)
         return partition_log
 
     def delete_log(self, tp: TopicPartition) -> None:
@@ -180,6 +237,8 @@ class LogManager:
         try:
             os.rename(partition_log.directory, target)
         except OSError as exc:
+            if partition_log.offline:
+                return  # its dir is gone or broken; nothing more to do until restart
             raise storage_error(exc, "renaming for deletion", partition_log.directory) from exc
         self._pending_deletes.append(target)
 
@@ -189,21 +248,71 @@ class LogManager:
         for path in pending:
             shutil.rmtree(path, ignore_errors=True)
 
+    # --- retention and log dirs -----------------------------------------------------------------
+
+    def run_retention(self, now_ms: int, high_watermark_of: Callable[[TopicPartition], int | None] | None = None) -> int:
+        """One retention pass over every online log (call every log.retention.check.interval.ms,
+        in a worker thread): roll active segments older than segment.ms, then drop segments
+        past retention.ms / retention.bytes / the log start offset, and remove `*.deleted`
+        files whose file.delete.delay.ms has passed. `high_watermark_of(tp)`, if given, bounds
+        what may be deleted (Kafka never deletes above the high watermark). Returns the number
+        of segments dropped. An error in one log is logged and the pass goes on."""
+        dropped = 0
+        for tp, partition_log in list(self.logs.items()):
+            if partition_log.offline or partition_log.closed:
+                continue
+            try:
+                partition_log.maybe_roll_by_time(now_ms)
+                high_watermark = high_watermark_of(tp) if high_watermark_of is not None else None
+                dropped += partition_log.delete_retention_segments(now_ms, high_watermark)
+            except KafkaError as exc:
+                logger.error("retention of %s failed: %s", tp, exc)
+            except Exception:  # noqa: BLE001 - one bad log must not stop retention for all
+                logger.exception("retention of %s failed", tp)
+        return dropped
+
+    def log_dir_stats(self) -> list[tuple[str, ErrorCode | None, list[tuple[TopicPartition, int, int]]]]:
+        """DescribeLogDirs: per log dir (absolute path, KAFKA_STORAGE_ERROR if offline else None,
+        [(partition, size in bytes, offset lag = 0)]). An offline dir lists no partitions."""
+        stats = []
+        dir_of = dict(self._dir_of)
+        for log_dir in self.log_dirs:
+            if log_dir in self.offline_dirs:
+                stats.append((str(log_dir.absolute()), ErrorCode.kafka_storage_error, []))
+                continue
+            partitions = [
+                (tp, partition_log.size_bytes, 0)
+                for tp, partition_log in sorted(list(self.logs.items()), key=lambda item: item[0])
+                if dir_of.get(tp) == log_dir
+            ]
+            stats.append((str(log_dir.absolute()), None, partitions))
+        return stats
+
     # --- durability ---------------------------------------------------------------------------
 
     def flush_dirty(self, now_ms: int) -> int:
         """Flush every log whose flush.ms has elapsed since its last flush; returns how many."""
         flushed = 0
         for partition_log in list(self.logs.values()):
+            if partition_log.offline:
+                continue
             if now_ms - partition_log.last_flush_ms >= partition_log.config.flush_ms:
                 partition_log.flush()
                 flushed += 1
         return flushed
 
     def checkpoint_recovery_points(self) -> None:
-        """Write both checkpoint files of every log dir."""
+        """Write both checkpoint files (recovery points, log start offsets) of every online log
+        dir. A dir whose write fails goes offline (other than for a full disk, which raises)."""
+        logs_by_dir: dict[Path, dict[TopicPartition, PartitionLog]] = {}
+        for tp, log_dir in list(self._dir_of.items()):
+            partition_log = self.logs.get(tp)
+            if partition_log is not None:
+                logs_by_dir.setdefault(log_dir, {})[tp] = partition_log
         for log_dir in self.log_dirs:
-            logs = {tp: self.logs[tp] for tp, d in list(self._dir_of.items()) if d == log_dir and tp in self.logs}
+            if log_dir in self.offline_dirs:
+                continue
+            logs = logs_by_dir.get(log_dir, {})
             try:
                 OffsetCheckpointFile(log_dir / RECOVERY_POINT_CHECKPOINT).write(
                     {tp: pl.recovery_point for tp, pl in logs.items()}
@@ -212,14 +321,27 @@ class LogManager:
                     {tp: pl.log_start_offset for tp, pl in logs.items()}
                 )
             except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    self._mark_offline(log_dir, exc)
+                    continue
                 raise storage_error(exc, "writing checkpoints in", log_dir) from exc
 
     def shutdown(self) -> None:
-        """Flush and close every log, write checkpoints, then mark each dir cleanly shut down."""
+        """Flush and close every log, write checkpoints, then mark each dir cleanly shut down.
+        Offline dirs get no marker: their logs are recovered at the next start."""
         for partition_log in self.logs.values():
-            partition_log.flush()
+            if partition_log.offline:
+                continue
+            try:
+                partition_log.flush()
+            except KafkaError as exc:
+                logger.error("flushing %s at shutdown failed: %s", partition_log.topic_partition, exc)
         self.checkpoint_recovery_points()
         for partition_log in self.logs.values():
             partition_log.close()
         for log_dir in self.log_dirs:
-            write_atomically(log_dir / CLEAN_SHUTDOWN_MARKER, "")
+            if log_dir not in self.offline_dirs:
+                try:
+                    write_atomically(log_dir / CLEAN_SHUTDOWN_MARKER, "")
+                except OSError as exc:
+                    logger.error("could not mark %s cleanly shut down: %s", log_dir, exc)

@@ -8,21 +8,33 @@ Must not decode records on the produce or fetch path; must not know about socket
 from __future__ import annotations
 
 import bisect
+import errno
 import logging
 import os
 import shutil
 import struct
+import threading
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 from crc32c import crc32c
 
 from odradek.clock import Clock
 from odradek.log.log_config import LogConfig
-from odradek.log.segment import LOG_SUFFIX, LogSegment
+from odradek.log.segment import (
+    CLEANED_SUFFIX,
+    DELETED_SUFFIX,
+    INDEX_SUFFIX,
+    LOG_SUFFIX,
+    SWAP_SUFFIX,
+    TIME_INDEX_SUFFIX,
+    LogSegment,
+    segment_file_name,
+)
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.records import (
     ATTRIBUTES_OFFSET,
+    BATCH_HEADER_SIZE,
     CRC_OFFSET,
     LOG_OVERHEAD,
     TIMESTAMP_TYPE_FLAG,
@@ -48,6 +60,12 @@ class AppendResult(NamedTuple):
     log_append_time_ms: int  # -1 unless the topic uses LogAppendTime
 
 
+# A full disk or quota is transient: the write is cut back and refused, the dir stays online
+# (the broker answers KAFKA_STORAGE_ERROR and serves again once space is freed; Kafka instead
+# takes the whole dir offline until restart). Any other I/O error takes the dir offline.
+TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
 def storage_error(exc: OSError, action: str, path) -> KafkaError:
     """KAFKA_STORAGE_ERROR naming the file and errno of a failed I/O call."""
     where = exc.filename or path
@@ -61,16 +79,27 @@ class PartitionLog:
     """The segments of one partition, oldest first; appends go to the last (active) one.
 
     Format: a directory `<topic>-<partition>` of LogSegments named by base offset (see
-    LogSegment), exactly Kafka's layout.
+    LogSegment), exactly Kafka's layout. Transient files: `*.cleaned` (a cleaner's output in
+    progress; deleted at open), `*.swap` (a finished cleaned segment replacing older ones;
+    completed at open), `*.deleted` (removed segments awaiting file.delete.delay.ms; deleted at open).
     Invariants: segment base offsets strictly increase and each segment's batches lie in
     [base_offset, next segment's base_offset); log_start_offset <= log_end_offset;
     recovery_point <= log_end_offset and everything below it has been fsynced; a batch is
-    either wholly in the `.log` or not at all (a failed write is cut back).
-    Concurrency: not thread-safe for mutation. append, truncate_to, set_config, close and
-    delete run on one thread (the event loop), serialized per partition by the caller.
-    read, offset_for_timestamp and iter_batch_headers only pread and may run anywhere.
-    flush() may run in a worker thread while the loop appends: it snapshots the segment
-    list and log_end_offset first, and segment lists are replaced, never mutated.
+    either wholly in the `.log` or not at all (a failed write is cut back). Compaction may
+    leave offset gaps and even whole segments missing between log_start_offset and the end.
+    Concurrency:
+    - The segment list is an immutable snapshot (`_view`), replaced whole under `_lock`,
+      never mutated. Every change of the list or of the active segment's contents takes
+      `_lock`: append (held for its one write), roll, truncate_to, advance_log_start_offset,
+      delete_retention_segments, maybe_roll_by_time and replace_segments (the cleaner's swap).
+      Each holds it only for metadata work and a few renames, never for a scan or an fsync
+      of other segments, so the cleaner and retention (worker threads) never block produce.
+    - read, iter_batch_headers, offset_for_timestamp take no lock: they read one snapshot.
+      A segment dropped from the list is renamed `*.deleted` with its fds left open, and only
+      closed and unlinked file.delete.delay.ms later (and never in the same call that dropped
+      it), so a reader still holding the old snapshot reads valid data.
+    - flush() may run in a worker thread while the loop appends (snapshot, no lock).
+    - set_config, close and delete belong to the owner of the log (the event loop).
     """
 
     def __init__(
@@ -87,12 +116,21 @@ class PartitionLog:
         self.topic_partition = TopicPartition.from_dir_name(directory.name)
         self.config = config
         self.clock = clock
-        self._segments = segments
-        self._base_offsets = [segment.base_offset for segment in segments]
+        self._lock = threading.Lock()
+        self._view: tuple[tuple[LogSegment, ...], tuple[int, ...]] = ((), ())
+        self._set_view(segments)
         self.log_start_offset = log_start_offset
         self.log_end_offset = log_end_offset
         self.recovery_point = recovery_point
         self.last_flush_ms = clock.now_ms()
+        # (due ms, generation, segment) renamed *.deleted, closed and unlinked when due
+        self._deleted: list[tuple[int, int, LogSegment]] = []
+        self._generation = 0
+        self.offline = False
+        self.closed = False
+        # Set by the LogManager: called with the OSError when a non-transient I/O error hits
+        # this log, so the manager can take the whole log dir offline.
+        self.on_storage_failure: Callable[[OSError], None] | None = None
 
     # --- opening ------------------------------------------------------------------------------
 
@@ -116,6 +154,7 @@ class PartitionLog:
         """
         try:
             directory.mkdir(parents=True, exist_ok=True)
+            swapped = _complete_swaps_and_remove_leftovers(directory)
             base_offsets = sorted(
                 int(path.name[: -len(LOG_SUFFIX)])
                 for path in directory.iterdir()
@@ -135,7 +174,9 @@ class PartitionLog:
                             later.delete()
                         segments = segments[: index + 1]
                         break
-                elif not segment.indexes_look_sane(full=index == len(segments) - 1):
+                elif segment.base_offset in swapped or not segment.indexes_look_sane(
+                    full=index == len(segments) - 1
+                ):
                     segment.rebuild_indexes()
             log_end_offset = segments[-1].read_next_offset()
         except OSError as exc:
@@ -148,20 +189,40 @@ class PartitionLog:
 
     @property
     def segments(self) -> list[LogSegment]:
-        return list(self._segments)
+        return list(self._view[0])
 
     @property
     def active_segment(self) -> LogSegment:
-        return self._segments[-1]
+        return self._view[0][-1]
 
     @property
     def size_bytes(self) -> int:
-        return sum(segment.size for segment in self._segments)
+        return sum(segment.size for segment in self._view[0])
 
     def set_config(self, config: LogConfig) -> None:
         self.config = config
-        for segment in self._segments:
+        for segment in self._view[0]:
             segment.config = config
+
+    def _set_view(self, segments) -> None:
+        segments = tuple(segments)
+        self._view = (segments, tuple(segment.base_offset for segment in segments))
+
+    def _check_online(self) -> None:
+        if self.offline:
+            raise KafkaError(
+                ErrorCode.kafka_storage_error,
+                f"the log dir {self.directory.parent} of {self.topic_partition} is offline after an I/O error",
+            )
+
+    def _io_failed(self, exc: OSError, action: str, path) -> KafkaError:
+        """The KafkaError for a failed I/O call; a non-transient one takes the log dir offline."""
+        if exc.errno not in TRANSIENT_ERRNOS and self.on_storage_failure is not None:
+            try:
+                self.on_storage_failure(exc)
+            except Exception:  # noqa: BLE001 - the original error is what the caller must see
+                logger.exception("marking the log dir of %s offline failed", self.topic_partition)
+        return storage_error(exc, action, path)
 
     # --- append -------------------------------------------------------------------------------
 
@@ -173,6 +234,11 @@ class PartitionLog:
         """
         if not headers:
             raise ValueError("append needs at least one batch")
+        self._check_online()
+        with self._lock:
+            return self._append_locked(buffer, headers, leader_epoch)
+
+    def _append_locked(self, buffer: bytearray, headers: list[BatchHeader], leader_epoch: int) -> AppendResult:
         first_offset = self.log_end_offset
         next_offset = patch_base_offsets(buffer, headers, first_offset, leader_epoch)
         now = self.clock.now_ms()
@@ -187,14 +253,14 @@ class PartitionLog:
             segment = self._maybe_roll(len(buffer), max_timestamp, next_offset - 1, now)
             segment.append(buffer, headers)
         except OSError as exc:
-            raise storage_error(exc, "appending to", self.active_segment.log_path) from exc
+            raise self._io_failed(exc, "appending to", self.active_segment.log_path) from exc
         self.log_end_offset = next_offset
         if next_offset - self.recovery_point >= self.config.flush_messages:
             self.flush()
         return AppendResult(first_offset, next_offset - 1, log_append_time)
 
     def _maybe_roll(self, size: int, max_timestamp: int, last_offset: int, now: int) -> LogSegment:
-        segment = self._segments[-1]
+        segment = self._view[0][-1]
         if segment.size == 0:
             return segment
         rolling_timestamp = segment.rolling_timestamp()
@@ -206,22 +272,43 @@ class PartitionLog:
             or segment.index_is_full()
             or not segment.can_hold(last_offset)
         ):
-            return self.roll()
+            return self._roll_locked()
         return segment
 
     def roll(self) -> LogSegment:
         """Start a new active segment at log_end_offset (no-op if the active one is empty)."""
-        active = self._segments[-1]
+        with self._lock:
+            try:
+                return self._roll_locked()
+            except OSError as exc:
+                raise self._io_failed(exc, "rolling", self.directory) from exc
+
+    def _roll_locked(self) -> LogSegment:
+        active = self._view[0][-1]
         if active.size == 0:
             return active
         active.on_become_inactive()
         segment = LogSegment.create(self.directory, self.log_end_offset, self.config, self.clock)
-        self._replace_segments(self._segments + [segment])
+        self._set_view(self._view[0] + (segment,))
         return segment
 
-    def _replace_segments(self, segments: list[LogSegment]) -> None:
-        self._base_offsets = [segment.base_offset for segment in segments]
-        self._segments = segments
+    def maybe_roll_by_time(self, now_ms: int) -> bool:
+        """Roll the active segment if it holds data and was created more than segment.ms ago by
+        the wall clock. Append rolls by message timestamps only, so without this an idle
+        partition's last segment would never close (and never become deletable).
+        Safe from a worker thread. Returns whether it rolled."""
+        if self.offline or self.closed:
+            return False
+        with self._lock:
+            active = self._view[0][-1]
+            if active.size == 0 or now_ms - active.created_ms <= self.config.segment_ms:
+                return False
+            try:
+                self._roll_locked()
+            except OSError as exc:
+                raise self._io_failed(exc, "rolling", self.directory) from exc
+        logger.info("rolled %s: its active segment is older than segment.ms %d", self.topic_partition, self.config.segment_ms)
+        return True
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -233,18 +320,20 @@ class PartitionLog:
                 f"[{self.log_start_offset}, {self.log_end_offset}]",
             )
 
-    def _segment_index(self, offset: int) -> int:
-        return max(bisect.bisect_right(self._base_offsets, offset) - 1, 0)
+    @staticmethod
+    def _segment_index(base_offsets, offset: int) -> int:
+        return max(bisect.bisect_right(base_offsets, offset) - 1, 0)
 
     def read(self, offset: int, max_bytes: int, max_offset: int) -> bytes:
         """Whole batches from the one holding `offset`, none with base_offset >= max_offset,
         at most max_bytes in total except that the first batch always comes whole (KIP-74).
         Returns data from one segment only. OFFSET_OUT_OF_RANGE outside the log."""
+        self._check_online()
         self._check_offset(offset)
         if offset >= max_offset or offset >= self.log_end_offset:
             return b""
-        segments = self._segments
-        index = self._segment_index(offset)
+        segments, base_offsets = self._view
+        index = self._segment_index(base_offsets, offset)
         try:
             for segment in segments[index:]:
                 header = segment.find_batch(offset)
@@ -263,14 +352,14 @@ class PartitionLog:
                     end = batch_end
                 return data if end == len(data) else data[:end]
         except OSError as exc:
-            raise storage_error(exc, "reading", self.directory) from exc
+            raise self._io_failed(exc, "reading", self.directory) from exc
         return b""
 
     def iter_batch_headers(self, from_offset: int = 0) -> Iterator[BatchHeader]:
         """Headers of every batch from the one holding `from_offset` to the end; positions are
         relative to their segment."""
-        segments = self._segments
-        index = self._segment_index(from_offset)
+        segments, base_offsets = self._view
+        index = self._segment_index(base_offsets, from_offset)
         first = True
         for segment in segments[index:]:
             position = 0
@@ -284,7 +373,7 @@ class PartitionLog:
 
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record with timestamp >= timestamp_ms, or None."""
-        for segment in self._segments:
+        for segment in self._view[0]:
             max_timestamp = segment.max_timestamp()
             if max_timestamp is None or max_timestamp[0] < timestamp_ms:
                 continue
@@ -301,7 +390,7 @@ class PartitionLog:
     def max_timestamp_offset(self) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record carrying the log's largest timestamp."""
         best: tuple[tuple[int, int], LogSegment] | None = None
-        for segment in self._segments:
+        for segment in self._view[0]:
             max_timestamp = segment.max_timestamp()
             if max_timestamp is not None and (best is None or max_timestamp[0] > best[0][0]):
                 best = (max_timestamp, segment)
@@ -326,7 +415,7 @@ class PartitionLog:
     def flush(self, up_to_offset: int | None = None) -> None:
         """fsync segments holding offsets below `up_to_offset` (default: everything) and advance
         recovery_point. Safe in a worker thread while the loop appends."""
-        segments = self._segments
+        segments = self._view[0]
         log_end_offset = self.log_end_offset
         target = log_end_offset if up_to_offset is None else min(up_to_offset, log_end_offset)
         recovery_point = self.recovery_point
@@ -341,7 +430,7 @@ class PartitionLog:
                     continue
                 segment.flush()
         except OSError as exc:
-            raise storage_error(exc, "flushing", self.directory) from exc
+            raise self._io_failed(exc, "flushing", self.directory) from exc
         if target > self.recovery_point:
             self.recovery_point = target
         self.last_flush_ms = self.clock.now_ms()
@@ -359,42 +448,276 @@ class PartitionLog:
         if offset < self.log_start_offset:
             self.truncate_fully_and_start_at(offset)
             return
-        try:
-            segments = self._segments
-            keep = [segment for segment in segments if segment.base_offset < offset] or segments[:1]
-            for segment in segments[len(keep) :]:
-                segment.delete()
-            self._replace_segments(keep)
-            active = keep[-1]
-            active.truncate_to(offset)
-            self.log_end_offset = active.read_next_offset()
-        except OSError as exc:
-            raise storage_error(exc, "truncating", self.directory) from exc
-        self.recovery_point = min(self.recovery_point, self.log_end_offset)
+        with self._lock:
+            try:
+                segments = self._view[0]
+                keep = [segment for segment in segments if segment.base_offset < offset] or list(segments[:1])
+                for segment in segments[len(keep) :]:
+                    segment.delete()
+                self._set_view(keep)
+                active = keep[-1]
+                active.truncate_to(offset)
+                self.log_end_offset = active.read_next_offset()
+            except OSError as exc:
+                raise self._io_failed(exc, "truncating", self.directory) from exc
+            self.recovery_point = min(self.recovery_point, self.log_end_offset)
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Delete every segment and start an empty log at `offset`."""
-        try:
-            for segment in self._segments:
-                segment.delete()
-            self._replace_segments([LogSegment.create(self.directory, offset, self.config, self.clock)])
-        except OSError as exc:
-            raise storage_error(exc, "truncating", self.directory) from exc
-        self.log_start_offset = self.log_end_offset = self.recovery_point = offset
+        with self._lock:
+            try:
+                for segment in self._view[0]:
+                    segment.delete()
+                self._set_view([LogSegment.create(self.directory, offset, self.config, self.clock)])
+            except OSError as exc:
+                raise self._io_failed(exc, "truncating", self.directory) from exc
+            self.log_start_offset = self.log_end_offset = self.recovery_point = offset
+
+    # --- retention, DeleteRecords and the cleaner's swap ---------------------------------------
+
+    def advance_log_start_offset(self, offset: int) -> int:
+        """DeleteRecords: make `offset` the log start offset (never lower it) and drop the segments
+        entirely below it. The caller checks offset <= high watermark. Reads below it then get
+        OFFSET_OUT_OF_RANGE. Persisted by the LogManager's log-start-offset checkpoint.
+        Returns the number of segments dropped (renamed; files removed later)."""
+        self._check_online()
+        if offset > self.log_end_offset:
+            raise KafkaError(
+                ErrorCode.offset_out_of_range,
+                f"cannot move {self.topic_partition}'s log start offset to {offset}: "
+                f"the log ends at {self.log_end_offset}",
+            )
+        if offset <= self.log_start_offset:
+            return 0
+        self.log_start_offset = offset
+        with self._lock:
+            segments = self._view[0]
+            count = 0
+            while count + 1 < len(segments) and segments[count + 1].base_offset <= offset:
+                count += 1
+            try:
+                return self._drop_oldest_locked(count, "below the log start offset", self.clock.now_ms())
+            except OSError as exc:
+                raise self._io_failed(exc, "deleting segments of", self.directory) from exc
+
+    def delete_retention_segments(self, now_ms: int, high_watermark: int | None = None) -> int:
+        """Drop whole closed segments, oldest first, while one of Kafka's rules holds:
+        - the next segment starts at or below log_start_offset (after DeleteRecords);
+        - cleanup.policy has "delete" and retention.ms >= 0 and the segment's largest
+          timestamp (its file's mtime if it has none) is more than retention.ms before now_ms;
+        - cleanup.policy has "delete" and retention.bytes >= 0 and the log would still hold at
+          least retention.bytes without it (Kafka's rule: the log never shrinks below it).
+        Never the active segment; never a segment reaching above `high_watermark` (when given).
+        Files are renamed `*.deleted` now and removed file.delete.delay.ms later by a later call
+        of this method (or at close). Advances log_start_offset to the new first segment.
+        Safe from a worker thread while the loop appends and reads. Returns segments dropped."""
+        if self.offline or self.closed:
+            return 0
+        self._remove_deleted_segments(now_ms)
+        config = self.config
+        with self._lock:
+            segments = self._view[0]
+            upper = self.log_end_offset if high_watermark is None else min(high_watermark, self.log_end_offset)
+            excess = sum(segment.size for segment in segments) - config.retention_bytes
+            count = 0
+            reasons = []
+            try:
+                for index, segment in enumerate(segments[:-1]):
+                    next_base = segments[index + 1].base_offset
+                    if next_base > upper:
+                        break
+                    if next_base <= self.log_start_offset:
+                        reasons.append("below the log start offset")
+                    elif config.deletes and config.retention_ms >= 0 and (
+                        now_ms - self._largest_timestamp(segment) > config.retention_ms
+                    ):
+                        reasons.append(f"older than retention.ms {config.retention_ms}")
+                    elif config.deletes and config.retention_bytes >= 0 and excess - segment.size >= 0:
+                        reasons.append(f"log size above retention.bytes {config.retention_bytes}")
+                    else:
+                        break
+                    excess -= segment.size
+                    count += 1
+                if count:
+                    logger.info(
+                        "deleting %d segments of %s (%s)", count, self.topic_partition, "; ".join(sorted(set(reasons)))
+                    )
+                return self._drop_oldest_locked(count, reasons[0] if reasons else "", now_ms)
+            except OSError as exc:
+                raise self._io_failed(exc, "deleting segments of", self.directory) from exc
+
+    @staticmethod
+    def _largest_timestamp(segment: LogSegment) -> int:
+        max_timestamp = segment.max_timestamp()
+        if max_timestamp is not None:
+            return max_timestamp[0]
+        return segment.last_modified_ms()
+
+    def _drop_oldest_locked(self, count: int, reason: str, now_ms: int) -> int:
+        """Drop the first `count` segments (never the active one); caller holds _lock."""
+        segments = self._view[0]
+        count = min(count, len(segments) - 1)
+        if count <= 0:
+            return 0
+        for segment in segments[:count]:
+            logger.debug("deleting segment %s of %s: %s", segment.log_path.name, self.topic_partition, reason)
+            self._schedule_deletion(segment, now_ms)
+        remaining = segments[count:]
+        self._set_view(remaining)
+        self.log_start_offset = max(self.log_start_offset, remaining[0].base_offset)
+        return count
+
+    def _schedule_deletion(self, segment: LogSegment, now_ms: int) -> None:
+        """Rename to *.deleted now; close and unlink after file.delete.delay.ms (caller holds _lock)."""
+        segment.rename_for_deletion()
+        self._deleted.append((now_ms + self.config.file_delete_delay_ms, self._generation, segment))
+
+    def _remove_deleted_segments(self, now_ms: int | None) -> int:
+        """Close and unlink `*.deleted` segments that are due (all of them if now_ms is None).
+        Segments dropped during the current call are left for the next one, so a reader that
+        took its snapshot just before the drop finishes with valid fds."""
+        with self._lock:
+            generation = self._generation
+            self._generation += 1
+            due = [
+                entry for entry in self._deleted
+                if now_ms is None or (entry[0] <= now_ms and entry[1] < generation)
+            ]
+            self._deleted = [entry for entry in self._deleted if entry not in due]
+        for _, _, segment in due:
+            segment.delete()
+        return len(due)
+
+    def replace_segments(self, old: list[LogSegment], new: list[LogSegment]) -> bool:
+        """The cleaner's swap: replace the consecutive closed segments `old` by `new`, which the
+        cleaner built off-thread as complete `*.cleaned` files (fsynced and closed).
+
+        Each new segment's base offset must be that of one of `old` (a segment may shrink or
+        vanish, never move). Returns False, changing nothing, if the log changed under the
+        cleaner (an old segment was deleted, truncated or became active); the caller then
+        deletes its `.cleaned` files. Crash safety, Kafka's protocol: all new files are
+        renamed `.cleaned` -> `.swap` first (the commit point), then the old segments are
+        renamed `*.deleted`, then `.swap` -> final names; open() completes a swap it finds.
+        Holds _lock for the renames only."""
+        if not old:
+            raise ValueError("replace_segments needs at least one old segment")
+        old_bases = {segment.base_offset for segment in old}
+        for segment in new:
+            if segment.base_offset not in old_bases:
+                raise ValueError(f"new segment {segment.log_path} does not start where an old one did ({sorted(old_bases)})")
+        sizes = {id(segment): segment.size for segment in old}
+        with self._lock:
+            segments = self._view[0]
+            try:
+                start = segments.index(old[0])
+            except ValueError:
+                return False
+            if (
+                tuple(segments[start : start + len(old)]) != tuple(old)
+                or start + len(old) >= len(segments)  # the active segment is never replaced
+                or any(segment.size != sizes[id(segment)] for segment in old)
+                or self.offline
+                or self.closed
+            ):
+                return False
+            now_ms = self.clock.now_ms()
+            try:
+                for segment in new:
+                    segment.close()
+                    _rename_files(segment.directory, segment.base_offset, CLEANED_SUFFIX, SWAP_SUFFIX)
+                for segment in old:
+                    self._schedule_deletion(segment, now_ms)
+                installed = []
+                for segment in new:
+                    _rename_files(segment.directory, segment.base_offset, SWAP_SUFFIX, "")
+                    installed.append(LogSegment(self.directory, segment.base_offset, self.config, self.clock))
+            except OSError as exc:
+                raise self._io_failed(exc, "swapping cleaned segments of", self.directory) from exc
+            self._set_view(segments[:start] + tuple(installed) + segments[start + len(old) :])
+        return True
 
     def close(self) -> None:
+        self.closed = True
+        segments = self._view[0]
         try:
-            self._segments[-1].on_become_inactive()
-            self._segments[-1].time_index.flush()
+            segments[-1].on_become_inactive()
+            segments[-1].time_index.flush()
         except OSError:
             logger.exception("could not write the final time index entry of %s", self.directory)
-        for segment in self._segments:
+        for segment in segments:
             segment.close()
+        try:
+            self._remove_deleted_segments(None)
+        except OSError:
+            logger.exception("could not remove deleted segments of %s", self.directory)
 
     def delete(self) -> None:
         """Close and remove the whole partition directory."""
         self.close()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _rename_files(directory: Path, base_offset: int, from_suffix: str, to_suffix: str) -> None:
+    """Rename a segment's `.log`, `.index` and `.timeindex` from one suffix to another (the
+    `.log` last, so a `.log` with `to_suffix` means the other two have been renamed too)."""
+    for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX):
+        name = segment_file_name(base_offset, suffix)
+        source = directory / (name + from_suffix)
+        if source.exists():
+            os.replace(source, directory / (name + to_suffix))
+
+
+def _complete_swaps_and_remove_leftovers(directory: Path) -> set[int]:
+    """At open: delete `*.cleaned` and `*.deleted` files, and complete any interrupted swap.
+
+    A `<base>.log.swap` was fully written and fsynced before it was renamed from `.cleaned`,
+    so it wins: every segment whose base offset lies in [base, the swap's next offset) is
+    removed and the swap file takes the final name. Returns the base offsets of segments so
+    installed (their indexes are rebuilt, not trusted)."""
+    swapped: set[int] = set()
+    for path in list(directory.iterdir()):
+        if path.name.endswith(CLEANED_SUFFIX) or path.name.endswith(DELETED_SUFFIX):
+            logger.info("removing leftover %s", path)
+            path.unlink(missing_ok=True)
+    swaps = sorted(
+        int(path.name.split(".")[0])
+        for path in directory.iterdir()
+        if path.name.endswith(LOG_SUFFIX + SWAP_SUFFIX) and path.name.split(".")[0].isdigit()
+    )
+    for base in swaps:
+        swap_path = directory / (segment_file_name(base, LOG_SUFFIX) + SWAP_SUFFIX)
+        next_offset = _next_offset_of_file(swap_path, base)
+        for path in list(directory.iterdir()):
+            stem = path.name.split(".")[0]
+            if path.name.endswith(SWAP_SUFFIX) or not stem.isdigit():
+                continue
+            if base <= int(stem) < max(next_offset, base + 1):
+                logger.warning("removing %s: an interrupted compaction swap replaces it", path)
+                path.unlink(missing_ok=True)
+        for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+            (directory / (segment_file_name(base, suffix) + SWAP_SUFFIX)).unlink(missing_ok=True)
+        os.replace(swap_path, directory / segment_file_name(base, LOG_SUFFIX))
+        logger.warning("completed an interrupted compaction swap of %s", swap_path)
+        swapped.add(base)
+    for path in list(directory.iterdir()):
+        if path.name.endswith(SWAP_SUFFIX):  # index files of a swap that never reached its commit point
+            path.unlink(missing_ok=True)
+    return swapped
+
+
+def _next_offset_of_file(path: Path, base_offset: int) -> int:
+    """The offset after the last whole batch of a `.log`-format file (header walk only)."""
+    next_offset = base_offset
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        position = 0
+        while size - position >= BATCH_HEADER_SIZE:
+            header = read_batch_header(os.pread(f.fileno(), BATCH_HEADER_SIZE, position), 0)
+            if header.batch_length <= 0 or position + header.size > size:
+                break
+            next_offset = header.next_offset
+            position += header.size
+    return next_offset
 
 
 def _set_log_append_time(buffer: bytearray, position: int, size: int, now_ms: int) -> None:
