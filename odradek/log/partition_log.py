@@ -215,7 +215,7 @@ class PartitionLog:
                 f"the log dir {self.directory.parent} of {self.topic_partition} is offline after an I/O error",
             )
 
-    def _io_failed(self, exc: OSError, action: str, path) -> KafkaError:
+    def io_error(self, exc: OSError, action: str, path) -> KafkaError:
         """The KafkaError for a failed I/O call; a non-transient one takes the log dir offline."""
         if exc.errno not in TRANSIENT_ERRNOS and self.on_storage_failure is not None:
             try:
@@ -253,7 +253,7 @@ class PartitionLog:
             segment = self._maybe_roll(len(buffer), max_timestamp, next_offset - 1, now)
             segment.append(buffer, headers)
         except OSError as exc:
-            raise self._io_failed(exc, "appending to", self.active_segment.log_path) from exc
+            raise self.io_error(exc, "appending to", self.active_segment.log_path) from exc
         self.log_end_offset = next_offset
         if next_offset - self.recovery_point >= self.config.flush_messages:
             self.flush()
@@ -281,7 +281,7 @@ class PartitionLog:
             try:
                 return self._roll_locked()
             except OSError as exc:
-                raise self._io_failed(exc, "rolling", self.directory) from exc
+                raise self.io_error(exc, "rolling", self.directory) from exc
 
     def _roll_locked(self) -> LogSegment:
         active = self._view[0][-1]
@@ -306,7 +306,7 @@ class PartitionLog:
             try:
                 self._roll_locked()
             except OSError as exc:
-                raise self._io_failed(exc, "rolling", self.directory) from exc
+                raise self.io_error(exc, "rolling", self.directory) from exc
         logger.info("rolled %s: its active segment is older than segment.ms %d", self.topic_partition, self.config.segment_ms)
         return True
 
@@ -352,7 +352,7 @@ class PartitionLog:
                     end = batch_end
                 return data if end == len(data) else data[:end]
         except OSError as exc:
-            raise self._io_failed(exc, "reading", self.directory) from exc
+            raise self.io_error(exc, "reading", self.directory) from exc
         return b""
 
     def iter_batch_headers(self, from_offset: int = 0) -> Iterator[BatchHeader]:
@@ -430,7 +430,7 @@ class PartitionLog:
                     continue
                 segment.flush()
         except OSError as exc:
-            raise self._io_failed(exc, "flushing", self.directory) from exc
+            raise self.io_error(exc, "flushing", self.directory) from exc
         if target > self.recovery_point:
             self.recovery_point = target
         self.last_flush_ms = self.clock.now_ms()
@@ -459,7 +459,7 @@ class PartitionLog:
                 active.truncate_to(offset)
                 self.log_end_offset = active.read_next_offset()
             except OSError as exc:
-                raise self._io_failed(exc, "truncating", self.directory) from exc
+                raise self.io_error(exc, "truncating", self.directory) from exc
             self.recovery_point = min(self.recovery_point, self.log_end_offset)
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
@@ -470,7 +470,7 @@ class PartitionLog:
                     segment.delete()
                 self._set_view([LogSegment.create(self.directory, offset, self.config, self.clock)])
             except OSError as exc:
-                raise self._io_failed(exc, "truncating", self.directory) from exc
+                raise self.io_error(exc, "truncating", self.directory) from exc
             self.log_start_offset = self.log_end_offset = self.recovery_point = offset
 
     # --- retention, DeleteRecords and the cleaner's swap ---------------------------------------
@@ -498,7 +498,7 @@ class PartitionLog:
             try:
                 return self._drop_oldest_locked(count, "below the log start offset", self.clock.now_ms())
             except OSError as exc:
-                raise self._io_failed(exc, "deleting segments of", self.directory) from exc
+                raise self.io_error(exc, "deleting segments of", self.directory) from exc
 
     def delete_retention_segments(self, now_ms: int, high_watermark: int | None = None) -> int:
         """Drop whole closed segments, oldest first, while one of Kafka's rules holds:
@@ -544,7 +544,7 @@ class PartitionLog:
                     )
                 return self._drop_oldest_locked(count, reasons[0] if reasons else "", now_ms)
             except OSError as exc:
-                raise self._io_failed(exc, "deleting segments of", self.directory) from exc
+                raise self.io_error(exc, "deleting segments of", self.directory) from exc
 
     @staticmethod
     def _largest_timestamp(segment: LogSegment) -> int:
@@ -632,7 +632,7 @@ class PartitionLog:
                     _rename_files(segment.directory, segment.base_offset, SWAP_SUFFIX, "")
                     installed.append(LogSegment(self.directory, segment.base_offset, self.config, self.clock))
             except OSError as exc:
-                raise self._io_failed(exc, "swapping cleaned segments of", self.directory) from exc
+                raise self.io_error(exc, "swapping cleaned segments of", self.directory) from exc
             self._set_view(segments[:start] + tuple(installed) + segments[start + len(old) :])
         return True
 
