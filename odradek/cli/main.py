@@ -21,6 +21,7 @@ if "hypothesis" not in sys.modules and "pytest" not in sys.modules:
 
 import odradek  # noqa: E402
 from odradek.cli import UsageError, server  # noqa: E402
+from odradek.cli import consume, produce, topics  # noqa: E402
 
 __all__ = ["build_parser", "main"]
 
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     server.register(subparsers)
+    topics.register(subparsers)
+    produce.register(subparsers)
+    consume.register(subparsers)
     return parser
 
 

@@ -73,6 +73,9 @@ def _error(code, message: str | None, subject: str) -> KafkaError | None:
     code = ErrorCode(int(code))
     if code == ErrorCode.none:
         return None
+    quoted = subject.split("'")[1] if subject.count("'") >= 2 else subject
+    if message and quoted in message:
+        return KafkaError(code, message)
     return KafkaError(code, f"{subject}: {message or code.name.upper()}")
 
 

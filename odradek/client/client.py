@@ -119,7 +119,8 @@ class KafkaClient:
                 break
             await asyncio.sleep(min(0.2, max(0.0, deadline - self.clock.monotonic())))
         servers = ",".join(f"{h}:{p}" for h, p in self.bootstrap)
-        last = problems[-1] if problems else "no attempt finished"
+        telling = [p for p in problems if not p.endswith("timed out")]
+        last = (telling or problems or ["no attempt finished"])[-1]
         raise BrokerUnreachableError(
             f"no broker reachable at {servers} within {self.connect_timeout_ms} ms ({last})"
         )

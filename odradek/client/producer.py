@@ -207,6 +207,12 @@ class Producer:
                     raise KafkaError(code, f"producing to {tp}: {message}")
                 self.results.append(ProduceResult(tp, int(p.base_offset), record_count))
 
+    async def send_open_batches(self) -> None:
+        """Send every open batch now, without waiting for the answers."""
+        self._raise_failure()
+        for tp in list(self._open):
+            await self._send_batch(tp)
+
     async def flush(self) -> None:
         """Send every open batch and wait for all answers; raises the first failure."""
         for tp in list(self._open):
