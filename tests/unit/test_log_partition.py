@@ -134,7 +134,7 @@ def test_recovery_cuts_torn_tail(tmp_path, clock):
     assert append(log, make_batch(clock)).base_offset == 15
 
 
-def test_recovery_cuts_at_flipped_byte(tmp_path, clock):
+def test_recovery_cuts_at_flipped_byte(tmp_path, clock, caplog):
     log = open_log(tmp_path, clock, index_interval_bytes=10)
     batches = [make_batch(clock, 2, value_size=20) for _ in range(6)]
     for batch in batches:
@@ -147,7 +147,10 @@ def test_recovery_cuts_at_flipped_byte(tmp_path, clock):
         byte = f.read(1)
         f.seek(corrupt_at)
         f.write(bytes([byte[0] ^ 0xFF]))
-    log = PartitionLog.open(tmp_path / "topic-0", LogConfig(index_interval_bytes=10), clock, clean_shutdown=False)
+    with caplog.at_level("WARNING", logger="odradek.log.segment"):
+        log = PartitionLog.open(tmp_path / "topic-0", LogConfig(index_interval_bytes=10), clock, clean_shutdown=False)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(str(path) in m and f"byte {len(batches[0]) * 3} (offset 6)" in m and "CRC32C" in m for m in warnings), warnings
     assert log.log_end_offset == 6
     assert os.path.getsize(path) == len(batches[0]) * 3
     assert [r.offset for r in all_records(log)] == list(range(6))
