@@ -21,7 +21,7 @@ if "hypothesis" not in sys.modules and "pytest" not in sys.modules:
 
 import odradek  # noqa: E402
 from odradek.cli import UsageError, server  # noqa: E402
-from odradek.cli import consume, produce, topics  # noqa: E402
+from odradek.cli import configs, consume, dump_log, get_offsets, groups, produce, topics  # noqa: E402
 
 __all__ = ["build_parser", "main"]
 
@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     topics.register(subparsers)
     produce.register(subparsers)
     consume.register(subparsers)
+    groups.register(subparsers)
+    configs.register(subparsers)
+    get_offsets.register(subparsers)
+    dump_log.register(subparsers)
     return parser
 
 
