@@ -155,7 +155,6 @@ def test_group_rebalances_when_member_killed(group_broker, members):
     wait_for(lambda: len(victim.consumed()) > 20 + 10, ASSIGN_TIMEOUT_S, "victim consumes new messages", victim.describe)
     victim_partitions = victim.assignment
     victim.kill()
-    killed_at = time.monotonic()
 
     took_s = wait_for(
         lambda: balanced(survivors, topic, 6),
@@ -170,7 +169,6 @@ def test_group_rebalances_when_member_killed(group_broker, members):
     seen = consumed_by_all(trio)
     assert set(seen) == sent
     assert took_s <= SESSION_TIMEOUT_S + REBALANCE_ALLOWANCE_S, f"reassignment took {took_s:.1f} s after the kill"
-    assert time.monotonic() - killed_at >= 0
     for message, times in seen.items():
         if times == 1:
             continue
@@ -240,6 +238,7 @@ def test_static_member_restart_gets_partitions_back_without_rebalance(group_brok
     leader_partitions, other_partitions = leader.assignment, other.assignment
     leader_events = len(leader.snapshot())
     rebalances_before = rebalance_lines(group_broker, group)
+    assert len(rebalances_before) >= 2, "no rebalance logged when a and b joined: the log check below would prove nothing"
 
     other.kill()
     restarted = start_member(members, "confluent", bootstrap, group, [topic], name="b-restarted", config={"group.instance.id": "b"})
@@ -247,9 +246,7 @@ def test_static_member_restart_gets_partitions_back_without_rebalance(group_brok
     # Past the killed instance's session timeout: no late rebalance either.
     time.sleep(SESSION_TIMEOUT_S + 1 - took_s)
 
-    assert leader.snapshot()[leader_events:] == [] or all(
-        e["event"] in ("message", "committed") for e in leader.snapshot()[leader_events:]
-    ), leader.describe()
+    assert [e for e in leader.snapshot()[leader_events:] if e["event"] not in ("message", "committed")] == [], leader.describe()
     assert leader.assignment == leader_partitions
     assert restarted.assignment == other_partitions
     assert restarted.partitions_in("revoked") == [] and restarted.partitions_in("lost") == []
@@ -344,7 +341,6 @@ def test_committed_offsets_survive_broker_restart(group_broker, how):
 # --- 5. KIP-848 -------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="KIP-848 ConsumerGroupHeartbeat not implemented yet")
 def test_kip848_consumer_protocol_join_assign_leave_reassign(group_broker, members):
     """librdkafka with group.protocol=consumer: the first member gets all partitions, a second
     takes half of them (revoked incrementally from the first), and when it leaves the first
@@ -361,6 +357,15 @@ def test_kip848_consumer_protocol_join_assign_leave_reassign(group_broker, membe
     wait_for(lambda: balanced(pair, topic, 6), ASSIGN_TIMEOUT_S, "3 partitions each", lambda: describe_all(pair))
     kept = first.assignment
     assert not kept & set(first.partitions_in("revoked")), first.describe()
+    # The members really use the consumer protocol, not a fallback to the classic one.
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # must outlive its futures
+    description = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
+    assert description.type == confluent_kafka.ConsumerGroupType.CONSUMER
+    assert description.state == confluent_kafka.ConsumerGroupState.STABLE
+    assert sorted(sorted((tp.topic, tp.partition) for tp in m.assignment.topic_partitions) for m in description.members) == sorted(
+        sorted(m.assignment) for m in pair
+    )
+    assert rebalance_lines(group_broker, group) == []
 
     sent = produced(topic, produce("confluent", bootstrap, topic, records_for(6, 5)))
     wait_for(lambda: set(consumed_by_all(pair)) >= sent, ASSIGN_TIMEOUT_S, "messages consumed", lambda: describe_all(pair))
@@ -508,8 +513,9 @@ def test_admin_lists_describes_and_deletes_groups(group_broker, members):
         assert described["error"] is None
         assert (described["group_state"], described["protocol_type"]) == ("Stable", "consumer")
         assert len(described["members"]) == 2
+        # kafka-python decodes each member's ConsumerProtocolAssignment into a dict.
         described_assignments = sorted(
-            sorted((t.topic, p) for t in m["member_assignment"].assigned_partitions for p in t.partitions)
+            sorted((t["topic"], p) for t in m["member_assignment"]["assigned_partitions"] for p in t["partitions"])
             for m in described["members"]
         )
         assert described_assignments == sorted(sorted(a) for a in assignments.values())
@@ -518,11 +524,11 @@ def test_admin_lists_describes_and_deletes_groups(group_broker, members):
         assert {(tp.topic, tp.partition): o.offset for tp, o in offsets.items()} == {tp: 10 for tp in all_partitions(topic, 6)}
 
         confluent_admin = AdminClient({"bootstrap.servers": bootstrap})
-        listing = confluent_admin.list_consumer_groups(request_timeout=10).result()
+        listing = confluent_admin.list_consumer_groups(request_timeout=10).result(timeout=15)
         assert listing.errors == []
         [ours] = [g for g in listing.valid if g.group_id == group]
         assert ours.state == confluent_kafka.ConsumerGroupState.STABLE
-        description = confluent_admin.describe_consumer_groups([group], request_timeout=10)[group].result()
+        description = confluent_admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
         assert description.state == confluent_kafka.ConsumerGroupState.STABLE
         assert sorted(sorted((tp.topic, tp.partition) for tp in m.assignment.topic_partitions) for m in description.members) == sorted(
             sorted(a) for a in assignments.values()
