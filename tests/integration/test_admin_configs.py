@@ -154,14 +154,13 @@ def test_describe_log_dirs_reports_partition_sizes(broker):
         response = client.describe_log_dirs()
     finally:
         client.close()
-    sizes = {}
-    for entry in response.to_object()["log_dirs"] if hasattr(response, "to_object") else response.log_dirs:
-        topics = entry["topics"] if isinstance(entry, dict) else entry[2]
-        for topic in topics:
-            name = topic["name"] if isinstance(topic, dict) else topic[0]
-            for partition in topic["partitions"] if isinstance(topic, dict) else topic[1]:
-                index = partition["partition_index"] if isinstance(partition, dict) else partition[0]
-                size = partition["partition_size"] if isinstance(partition, dict) else partition[1]
-                sizes[(name, index)] = size
+    (broker_entry,) = response
+    sizes = {
+        (topic["name"], partition["partition_index"]): partition["partition_size"]
+        for log_dir in broker_entry["log_dirs"]
+        for topic in log_dir["topics"]
+        for partition in topic["partitions"]
+    }
+    assert all(log_dir["error_code"] == 0 and log_dir["usable_bytes"] > 0 for log_dir in broker_entry["log_dirs"])
     assert sizes[("sized", 0)] > 20_000
     assert sizes[("sized", 1)] == 0
