@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from odradek.coordinator.producer_state import ProducerStateManager
 from odradek.protocol.errors import ErrorCode, KafkaError
-from odradek.protocol.records import validate_batches
+from odradek.protocol.records import decode_records, validate_batches
 from odradek.protocol.topic_partition import TopicPartition
 
 
@@ -66,6 +66,8 @@ class Partition:
                 ErrorCode.record_list_too_large,
                 f"{len(records)} bytes of records exceed segment.bytes {self.log.config.segment_bytes}",
             )
+        if self.log.config.compacts:
+            self._check_keys(records, headers)
         if headers[0].producer_id >= 0:
             duplicate = self._check_producers(headers)
             if duplicate is not None:
@@ -78,6 +80,18 @@ class Partition:
                 self.producers.update(header, offset)
                 offset += header.last_offset_delta + 1
         return AppendResult(result.base_offset, result.log_append_time_ms, self.log.log_start_offset)
+
+    @staticmethod
+    def _check_keys(records, headers) -> None:
+        """A compacted topic keeps the latest value per key, so every record needs one (Kafka's rule).
+
+        The only produce path that decodes records: compacted topics are rare and small-volume.
+        """
+        for header in headers:
+            if header.is_control:
+                continue
+            if any(record.key is None for record in decode_records(records, header)):
+                raise KafkaError(ErrorCode.invalid_record, "compacted topic cannot accept a message without a key")
 
     def _check_producers(self, headers) -> int | None:
         """Base offset of the original append if every batch is a duplicate; raise if refused."""

@@ -164,3 +164,16 @@ def test_describe_log_dirs_reports_partition_sizes(broker):
     assert all(log_dir["error_code"] == 0 and log_dir["usable_bytes"] > 0 for log_dir in broker_entry["log_dirs"])
     assert sizes[("sized", 0)] > 20_000
     assert sizes[("sized", 1)] == 0
+
+
+def test_compacted_topic_refuses_records_without_a_key(broker):
+    create_topic(broker.bootstrap_servers, "keyed", partitions=1, config={"cleanup.policy": "compact"})
+    producer = confluent_kafka.Producer({"bootstrap.servers": broker.bootstrap_servers, "message.timeout.ms": 5000})
+    errors = []
+    producer.produce("keyed", value=b"no key", on_delivery=lambda err, msg: errors.append(err))
+    producer.flush(TIMEOUT_S)
+    producer.produce("keyed", key=b"k", value=b"keyed", on_delivery=lambda err, msg: errors.append(err))
+    producer.flush(TIMEOUT_S)
+    assert errors[0] is not None and errors[0].code() == confluent_kafka.KafkaError.INVALID_RECORD
+    assert errors[1] is None
+    assert high_watermarks(broker.bootstrap_servers, "keyed", [0]) == {0: 1}
