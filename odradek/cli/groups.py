@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.list and not args.group and not args.all_groups:
         raise UsageError("this action needs --group (or --all-groups)")
     if args.reset_offsets:
-        chosen = [s for s in SCENARIOS if getattr(args, s) not in (None, False)]
+        chosen = [s for s in SCENARIOS if getattr(args, s) is not None and getattr(args, s) is not False]
         if not chosen:
             raise UsageError("--reset-offsets needs a scenario: --to-earliest, --to-latest, --to-current, --to-datetime, --to-offset, --shift-by or --by-duration")
         if not args.topic and not args.all_topics:
