@@ -19,7 +19,7 @@ import sys
 from odradek.cli import UsageError
 from odradek.cli.client_options import add_client_arguments, add_subcommand, parse_key_values, run_with_client, warn
 from odradek.client import EARLIEST, LATEST, Consumer, GroupMember, KafkaClient, TopicPartition
-from odradek.client.consumer import READ_COMMITTED, READ_UNCOMMITTED, list_offsets
+from odradek.client.consumer import READ_COMMITTED, READ_UNCOMMITTED
 
 __all__ = ["register", "run"]
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Iterable, Mapping
 
 from odradek.client.admin import commit_offsets, fetch_committed_offsets
@@ -234,7 +233,3 @@ class GroupMember:
         self.generation_id = -1
         if code not in (ErrorCode.none, ErrorCode.unknown_member_id):
             raise KafkaError(code, f"leaving group '{self.group_id}': {code.name.upper()}")
-
-
-def client_host() -> str:
-    return socket.gethostname()

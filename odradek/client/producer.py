@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from odradek.client.client import KafkaClient
-from odradek.client.errors import ClientError, ErrorCode, KafkaError
+from odradek.client.errors import ErrorCode, KafkaError
 from odradek.protocol.compression import CODEC_NAMES
 from odradek.protocol.records import encode_batch
 from odradek.protocol.topic_partition import TopicPartition
@@ -228,9 +228,3 @@ class Producer:
             for task in list(self._in_flight):
                 task.cancel()
 
-
-def codec_name(codec: int) -> str:
-    try:
-        return CODEC_NAMES[codec]
-    except KeyError:
-        raise ClientError(f"unknown compression codec {codec}") from None
