@@ -130,8 +130,16 @@ class GroupConsumer:
         """Every partition named by `kind` events (assigned, revoked, lost), in order."""
         return [tuple(p) for e in self.snapshot(kind) for p in e["partitions"]]  # type: ignore[misc]
 
-    def consumed(self) -> list[Partition | tuple[str, int, int]]:
+    def consumed(self) -> list[tuple[str, int, int]]:
+        """(topic, partition, offset) of every message read, in order."""
         return [(e["topic"], e["partition"], e["offset"]) for e in self.snapshot("message")]
+
+    def first_read_at(self) -> dict[tuple[str, int, int], float]:
+        """When this member first read each message (wall-clock seconds)."""
+        first: dict[tuple[str, int, int], float] = {}
+        for e in self.snapshot("message"):
+            first.setdefault((e["topic"], e["partition"], e["offset"]), e["t"])
+        return first
 
     def committed(self) -> dict[Partition, int]:
         """The last offset this member reported committed per partition (next offset to read)."""

@@ -169,11 +169,12 @@ def test_group_rebalances_when_member_killed(group_broker, members):
     seen = consumed_by_all(trio)
     assert set(seen) == sent
     assert took_s <= SESSION_TIMEOUT_S + REBALANCE_ALLOWANCE_S, f"reassignment took {took_s:.1f} s after the kill"
+    read_at = {m.name: m.first_read_at() for m in trio}
     for message, times in seen.items():
         if times == 1:
             continue
         topic_, partition, offset = message
-        first_reader = next(m for m in trio if message in set(m.consumed()))
+        first_reader = min((m for m in trio if message in read_at[m.name]), key=lambda m: read_at[m.name][message])
         committed_past = first_reader.committed().get((topic_, partition), 0) > offset
         assert not committed_past, (
             f"{message} consumed {times} times although {first_reader.name} committed past it\n{describe_all(trio)}"
@@ -486,7 +487,7 @@ def test_admin_lists_describes_and_deletes_groups(group_broker, members):
     """kafka-python's and confluent-kafka's admin clients see a Stable group with its members,
     assignments and committed offsets; deleting it fails with NON_EMPTY_GROUP while members are
     in it and succeeds once they have closed."""
-    import kafka
+    kafka = pytest.importorskip("kafka", minversion="3", reason="written for kafka-python 3's admin API (list_groups, ...)")
     from kafka.admin import KafkaAdminClient
 
     topic, group = "administered", "administered"
@@ -626,11 +627,27 @@ def form_group(client: WireClient, group: str, instance_id: str | None = None) -
     return first.member_id, first.generation_id
 
 
+@pytest.fixture(scope="module")
+def shared_raw_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    """One broker for the bad-input tests (each uses its own group): starting one takes seconds."""
+    broker = BrokerProcess(tmp_path_factory.mktemp("raw-groups-broker"), dict(FAST_GROUPS)).start()
+    create_topic(broker.bootstrap_servers, RAW_TOPIC, partitions=1)
+    yield broker
+    assert broker.stop() == 0, f"the shared broker did not shut down cleanly\n{broker.output()}"
+
+
 @pytest.fixture
-def raw_group(group_broker) -> Iterator[tuple[WireClient, str, str, int]]:
-    create_topic(group_broker.bootstrap_servers, RAW_TOPIC, partitions=1)
-    with WireClient(group_broker.bootstrap_servers) as client:
-        group = "raw-group"
+def raw_broker(request: pytest.FixtureRequest, shared_raw_broker: BrokerProcess) -> BrokerProcess:
+    """The module's broker, attached to the test so that a failure report carries its log."""
+    request.node._odradek_brokers = [shared_raw_broker]
+    assert shared_raw_broker.running, "the shared broker died in an earlier test"
+    return shared_raw_broker
+
+
+@pytest.fixture
+def raw_group(request: pytest.FixtureRequest, raw_broker: BrokerProcess) -> Iterator[tuple[WireClient, str, str, int]]:
+    with WireClient(raw_broker.bootstrap_servers) as client:
+        group = f"raw-{request.node.name}"
         member_id, generation = form_group(client, group)
         assert commit(client, group, generation, member_id, 7) == ErrorCode.none
         yield client, group, member_id, generation
@@ -673,12 +690,13 @@ def test_sync_and_heartbeat_with_wrong_generation_are_refused(raw_group):
 
 
 @pytest.fixture
-def restarted_static_member(group_broker) -> Iterator[tuple[WireClient, str, str, str, str, int]]:
+def restarted_static_member(
+    request: pytest.FixtureRequest, raw_broker: BrokerProcess
+) -> Iterator[tuple[WireClient, str, str, str, str, int]]:
     """A one-member static group whose instance rejoined with a new member id:
     (client, group, instance id, stale member id, current member id, generation)."""
-    create_topic(group_broker.bootstrap_servers, RAW_TOPIC, partitions=1)
-    group, instance = "raw-static", "instance-1"
-    with WireClient(group_broker.bootstrap_servers) as client:
+    group, instance = f"raw-{request.node.name}", "instance-1"
+    with WireClient(raw_broker.bootstrap_servers) as client:
         stale_id, _generation = form_group(client, group, instance)
         rejoined = join(client, group, instance_id=instance)
         assert rejoined.error_code == ErrorCode.none
