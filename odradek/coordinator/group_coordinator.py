@@ -249,11 +249,11 @@ class GroupCoordinator:
             if timer is not None:
                 timer.cancel()
             return await self._add_member(group, member_id, group_instance_id, details)
+        if self._is_fenced(group, member_id, group_instance_id):
+            return JoinResult(ErrorCode.fenced_instance_id, member_id)
         member = group.members.get(member_id)
         if member is None:
             return JoinResult(ErrorCode.unknown_member_id, member_id)
-        if self._is_fenced(group, member_id, group_instance_id):
-            return JoinResult(ErrorCode.fenced_instance_id, member_id)
         if group.state == GroupState.PREPARING_REBALANCE:
             return await self._update_member(group, member, protocols, details)
         if group.state == GroupState.COMPLETING_REBALANCE:

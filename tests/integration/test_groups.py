@@ -725,7 +725,6 @@ def test_static_member_with_stale_member_id_is_fenced(restarted_static_member):
     assert_static_untouched(client, group, instance, current_id, generation)
 
 
-@pytest.mark.xfail(strict=True, reason="broker bug: JoinGroup with a static member's stale member id answers UNKNOWN_MEMBER_ID, not FENCED_INSTANCE_ID")
 def test_static_member_join_with_stale_member_id_is_fenced(restarted_static_member):
     """Kafka checks the instance's fencing before the member id's existence, so the old
     incarnation learns it was replaced (and stops) instead of rejoining as a new member."""
