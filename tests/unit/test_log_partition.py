@@ -1,5 +1,6 @@
 """PartitionLog and LogSegment: append, roll, read, recover, truncate, timestamps."""
 
+import logging
 import os
 
 import pytest
@@ -149,7 +150,7 @@ def test_recovery_cuts_at_flipped_byte(tmp_path, clock, caplog):
         f.write(bytes([byte[0] ^ 0xFF]))
     with caplog.at_level("WARNING", logger="odradek.log.segment"):
         log = PartitionLog.open(tmp_path / "topic-0", LogConfig(index_interval_bytes=10), clock, clean_shutdown=False)
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(str(path) in m and f"byte {len(batches[0]) * 3} (offset 6)" in m and "CRC32C" in m for m in warnings), warnings
     assert log.log_end_offset == 6
     assert os.path.getsize(path) == len(batches[0]) * 3
