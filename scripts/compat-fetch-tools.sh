@@ -13,8 +13,8 @@
 #   node  npm registry: `npm ci` of tests/compat/node/package-lock.json -> node/node_modules
 #   kcat  only checks that kcat is installed (Debian package kcat, installed by
 #         scripts/ensure-system-packages.sh, which `make test` runs)
-# On success the last line is "ok <part> <path>" per part. Exit status is non-zero when a part
-# failed; tests/compat/conftest.py then skips that client's tests with this output as the reason.
+# Tools' own output goes to stderr; stdout has one line "ok <part> <path>" per part done.
+# Exit status is non-zero when a part failed; tests/compat/conftest.py then skips that client's tests with this output as the reason.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,8 +50,8 @@ fetch_java() {
         rm -rf "$out"
         mkdir -p "$out"
         mvn -q -B -Dstyle.color=never -f "$compat/java/pom.xml" -Dmaven.repo.local="$cache/m2" \
-            dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$out/lib"
-        javac -nowarn -d "$out/classes" -cp "$out/lib/*" "$compat"/java/src/*.java
+            dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$out/lib" >&2
+        javac -nowarn -d "$out/classes" -cp "$out/lib/*" "$compat"/java/src/*.java >&2
         echo "$hash" >"$out/.stamp"
     fi
     echo "ok java $out"
@@ -68,7 +68,7 @@ fetch_go() {
             cd "$compat/go"
             export GOPATH="$out/path" GOMODCACHE="$out/mod" GOCACHE="$out/build"
             export GOFLAGS="-mod=mod -modcacherw"
-            go build -o "$out/bin/franzgo-compat" .
+            go build -o "$out/bin/franzgo-compat" . >&2
         )
         echo "$hash" >"$out/.stamp"
     fi
@@ -84,7 +84,7 @@ fetch_node() {
         rm -rf "$out"
         mkdir -p "$out"
         cp "$compat/node/package.json" "$compat/node/package-lock.json" "$out/"
-        (cd "$out" && npm ci --no-audit --no-fund --loglevel=error --silent --cache "$cache/npm-cache")
+        (cd "$out" && npm ci --no-audit --no-fund --loglevel=error --silent --cache "$cache/npm-cache" >&2)
         echo "$hash" >"$out/.stamp"
     fi
     echo "ok node $out/node_modules"

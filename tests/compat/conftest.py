@@ -58,7 +58,8 @@ def fetch(part: str) -> Path:
             timeout=FETCH_TIMEOUT_S,
         )
         output = result.stdout + result.stderr
-        ok = result.returncode == 0
+        reported = [line for line in result.stdout.splitlines() if line.startswith(f"ok {part} ")]
+        ok = result.returncode == 0 and bool(reported)
     except subprocess.TimeoutExpired as error:
         output, ok = f"timed out after {FETCH_TIMEOUT_S:.0f} s: {error}", False
     if not ok:
@@ -66,8 +67,7 @@ def fetch(part: str) -> Path:
         if os.environ.get("ODRADEK_COMPAT_REQUIRE") == "1":
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
-    last = [line for line in result.stdout.splitlines() if line.startswith(f"ok {part} ")][-1]
-    return Path(last.split(" ", 2)[2])
+    return Path(reported[-1].split(" ", 2)[2])
 
 
 @dataclass(frozen=True)
@@ -131,10 +131,11 @@ class JavaTools:
         self.classpath = f"{self.classes}{os.pathsep}{self.lib}/*"
         self.java = shutil.which("java") or "java"
 
-    def command(self, main_class: str, *args: object, quick: bool = True) -> list[str]:
+    def command(self, main_class: str, *args: object, quick: bool = True, properties: dict[str, str] | None = None) -> list[str]:
         return [
             self.java,
             *(self.QUICK_START if quick else []),
+            *(f"-D{key}={value}" for key, value in (properties or {}).items()),
             "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
             "-Dorg.slf4j.simpleLogger.logFile=System.err",
             "-cp",
@@ -143,8 +144,11 @@ class JavaTools:
             *(str(a) for a in args),
         ]
 
-    def run(self, main_class: str, *args: object, quick: bool = True, **kwargs: object) -> Completed:
-        return run(self.command(main_class, *args, quick=quick), **kwargs)  # type: ignore[arg-type]
+    def run(
+        self, main_class: str, *args: object, quick: bool = True, properties: dict[str, str] | None = None,
+        **kwargs: object,
+    ) -> Completed:
+        return run(self.command(main_class, *args, quick=quick, properties=properties), **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from .conftest import Message, by_partition, consume, create_topic, produce
 
 ROUND_TRIP = "JavaClientRoundTrip"
@@ -45,6 +47,35 @@ def test_java_idempotent_producer_and_group_consumer_round_trip(group_broker, ja
     )
     assert result.stdout.split("\n")[:2] == [f"produced {RECORDS}", f"verified {RECORDS}"]
     _check_second_client(bootstrap, "java-group")
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_java_compressed_batches_round_trip(broker, java_tools, codec):
+    """The Java producer's compression codecs (snappy, lz4 and zstd from their JNI/Java libraries)."""
+    bootstrap = broker.bootstrap_servers
+    topic = f"java-{codec}"
+    create_topic(bootstrap, topic, partitions=PARTITIONS)
+    result = java_tools.run(ROUND_TRIP, bootstrap, topic, PARTITIONS, 3_000, "assign",
+                            properties={"compression": codec}, timeout_s=180)
+    assert result.stdout.split("\n")[:2] == ["produced 3000", "verified 3000"]
+    batches = batch_codecs(broker.log_dir / f"{topic}-0")
+    assert batches and set(batches) == {codec}, batches
+
+
+def batch_codecs(partition_dir) -> list[str]:
+    """The compression codec of every batch in a partition's segments, from the v2 batch headers."""
+    codecs = []
+    for segment in sorted(partition_dir.glob("*.log")):
+        data = segment.read_bytes()
+        position = 0
+        while position + 61 <= len(data):
+            batch_length = int.from_bytes(data[position + 8:position + 12], "big", signed=True)
+            if batch_length <= 0:
+                break
+            attributes = int.from_bytes(data[position + 21:position + 23], "big")
+            codecs.append({0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}[attributes & 0x7])
+            position += 12 + batch_length
+    return codecs
 
 
 def test_kafka_dump_log_reads_odradek_segments(start_broker, java_tools):

@@ -30,7 +30,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * follows the previous one of its partition. Then a consumer reads them all back, by assign() and
  * seekToBeginning() ("assign") or by subscribe() in GROUP ("group", committing at the end), and
  * compares each record field by field. Prints "produced N" and "verified N" on success; any
- * difference is one line on stderr and exit status 1.
+ * difference is one line on stderr and exit status 1. The system property "compression" sets the
+ * producer's compression.type (default none).
  */
 public final class JavaClientRoundTrip {
     private static final long BASE_TIMESTAMP_MS = 1_700_000_000_000L;
@@ -65,6 +66,7 @@ public final class JavaClientRoundTrip {
         Properties config = new Properties();
         config.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         config.put(ProducerConfig.CLIENT_ID_CONFIG, "java-compat-producer");
+        config.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, System.getProperty("compression", "none"));
         try (KafkaProducer<byte[], byte[]> producer =
                 new KafkaProducer<>(config, new ByteArraySerializer(), new ByteArraySerializer())) {
             List<Future<RecordMetadata>> sends = new ArrayList<>(count);
