@@ -14,6 +14,7 @@ import os
 import shutil
 import struct
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
@@ -64,6 +65,13 @@ class AppendResult(NamedTuple):
 # (the broker answers KAFKA_STORAGE_ERROR and serves again once space is freed; Kafka instead
 # takes the whole dir offline until restart). Any other I/O error takes the dir offline.
 TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+# Kafka fsyncs a segment up to the new active segment's base offset when it rolls, off the
+# append path; so recovery after a crash only re-validates the active segments. One thread
+# for the whole broker: those fsyncs are rare (one per segment.bytes) and serializing them
+# keeps them from competing with each other.
+_ROLL_FLUSHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="odradek-flush-on-roll")
 
 
 def storage_error(exc: OSError, action: str, path) -> KafkaError:
@@ -128,6 +136,8 @@ class PartitionLog:
         self._generation = 0
         self.offline = False
         self.closed = False
+        # fsync the rolled segment in the background at each roll (Kafka does); tests may turn it off
+        self.flush_on_roll = True
         # Set by the LogManager: called with the OSError when a non-transient I/O error hits
         # this log, so the manager can take the whole log dir offline.
         self.on_storage_failure: Callable[[OSError], None] | None = None
@@ -290,7 +300,17 @@ class PartitionLog:
         active.on_become_inactive()
         segment = LogSegment.create(self.directory, self.log_end_offset, self.config, self.clock)
         self._set_view(self._view[0] + (segment,))
+        if self.flush_on_roll:
+            _ROLL_FLUSHER.submit(self._flush_after_roll, segment.base_offset)
         return segment
+
+    def _flush_after_roll(self, up_to_offset: int) -> None:
+        if self.closed or self.offline:
+            return
+        try:
+            self.flush(up_to_offset)
+        except KafkaError as exc:
+            logger.error("flushing %s after a roll failed: %s", self.topic_partition, exc)
 
     def maybe_roll_by_time(self, now_ms: int) -> bool:
         """Roll the active segment if it holds data and was created more than segment.ms ago by
@@ -428,11 +448,18 @@ class PartitionLog:
                     break
                 if segment.closed:
                     continue
-                segment.flush()
+                try:
+                    segment.flush()
+                except OSError:
+                    if segment.closed:  # deleted or replaced meanwhile: nothing left to make durable
+                        continue
+                    raise
         except OSError as exc:
+            if self.closed:  # closed under a background flush: not a disk failure
+                raise storage_error(exc, "flushing", self.directory) from exc
             raise self.io_error(exc, "flushing", self.directory) from exc
         if target > self.recovery_point:
-            self.recovery_point = target
+            self.recovery_point = min(target, self.log_end_offset)  # a truncation may have raced us
         self.last_flush_ms = self.clock.now_ms()
 
     # --- truncation and lifecycle -------------------------------------------------------------

@@ -196,3 +196,14 @@ def test_advance_log_start_offset_beyond_log_end_is_refused(tmp_path, clock):
     with pytest.raises(KafkaError) as error:
         log.advance_log_start_offset(5)
     assert error.value.code == ErrorCode.offset_out_of_range
+
+
+def test_roll_flushes_the_rolled_segment_in_the_background(tmp_path, clock):
+    from odradek.log.partition_log import _ROLL_FLUSHER
+
+    log = open_log(tmp_path, clock, segment_bytes=200)
+    for _ in range(3):
+        append_one(log, clock)
+    _ROLL_FLUSHER.submit(lambda: None).result()  # wait for the queued flushes
+    assert bases(log) == [0, 1, 2]
+    assert log.recovery_point == 2  # everything below the active segment is durable
