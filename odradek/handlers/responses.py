@@ -7,8 +7,13 @@ answer once and the version gates live in kio's schemas, not in `if version >= n
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+import uuid
+from datetime import timedelta
 from functools import cache
+from types import UnionType
+from typing import Union, get_origin
 
 
 @cache
@@ -30,3 +35,41 @@ def sibling(cls: type, name: str) -> type | None:
 
 def has_field(cls: type, name: str) -> bool:
     return name in _field_names(cls)
+
+
+_EMPTY_BY_KAFKA_TYPE = {
+    "string": "",
+    "bytes": b"",
+    "records": b"",
+    "bool": False,
+    "uuid": uuid.UUID(int=0),
+    "timedelta_i32": timedelta(0),
+    "timedelta_i64": timedelta(0),
+    "datetime_i64": None,
+    "float64": 0.0,
+}
+
+
+def error_response(cls: type, code):
+    """A well-formed response of `cls` carrying `code` wherever it has an error_code and
+    nothing else: for a request whose handler failed unexpectedly (DESIGN §7)."""
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name == "error_code":
+            values[f.name] = code
+            continue
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+            continue
+        annotation = f.type
+        if get_origin(annotation) in (UnionType, Union):
+            values[f.name] = None
+            continue
+        if get_origin(annotation) is tuple:
+            values[f.name] = ()
+            continue
+        if dataclasses.is_dataclass(annotation):
+            values[f.name] = error_response(annotation, code)
+            continue
+        kafka_type = f.metadata.get("kafka_type", "")
+        values[f.name] = _EMPTY_BY_KAFKA_TYPE.get(kafka_type, -1)
+    return cls(**values)

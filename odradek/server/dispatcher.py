@@ -19,6 +19,7 @@ from kio.serial.errors import SerialError
 from odradek.handlers import api_versions
 from odradek.handlers.context import BrokerServices, CloseConnection, RequestContext
 from odradek.handlers.registry import HANDLERS, request_class, response_class
+from odradek.handlers.responses import error_response
 from odradek.protocol.errors import ErrorCode
 from odradek.protocol.frames import FrameError, error_only_frame, parse_request_header, response_header
 from odradek.protocol.legacy_produce import rejected_produce_body
@@ -93,7 +94,11 @@ class Dispatcher:
         except Exception:
             # Handlers answer per partition; reaching here is a bug, not the client's fault.
             log.exception("%s v%d from %s failed; answered UNKNOWN_SERVER_ERROR", handler.name, version, peer)
-            return error_only_frame(correlation_id, ErrorCode.unknown_server_error)
+            buffer = io.BytesIO()
+            buffer.write(b"\0\0\0\0")
+            buffer.write(response_header(correlation_id, flexible and api_key != API_VERSIONS_KEY))
+            fallback = error_response(context.response_class, ErrorCode.unknown_server_error)
+            _writer(type(fallback))(buffer, fallback)
         view = buffer.getbuffer()
         _SIZE.pack_into(view, 0, len(view) - 4)
         return view

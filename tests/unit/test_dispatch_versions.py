@@ -229,3 +229,16 @@ def test_api_versions_lists_exactly_the_registry(core) -> None:
     assert advertised == {(h.api_key, h.min_version, h.max_version) for h in HANDLERS.values()}
     produce = next(k for k in response.api_keys if k.api_key == 0)
     assert produce.min_version == 0, "Produce must be advertised from v0 (KAFKA-18659)"
+
+
+@pytest.mark.parametrize(("api_key", "version"), CASES, ids=[f"{k}v{v}" for k, v in CASES])
+def test_error_response_is_well_formed_for_every_version(api_key: int, version: int) -> None:
+    from odradek.handlers.responses import error_response
+
+    response_type = response_class(api_key, version)
+    response = error_response(response_type, ErrorCode.unknown_server_error)
+    buffer = io.BytesIO()
+    entity_writer(response_type)(buffer, response)
+    decoded, used = entity_reader(response_type)(buffer.getvalue(), 0)
+    assert used == len(buffer.getvalue())
+    assert getattr(decoded, "error_code", ErrorCode.unknown_server_error) == ErrorCode.unknown_server_error
