@@ -79,7 +79,7 @@ class Controller:
     ) -> TopicRecord:
         validate_topic_name(name)
         if name in self._topics:
-            raise KafkaError(ErrorCode.topic_already_exists, f"topic '{name}' already exists")
+            raise KafkaError(ErrorCode.topic_already_exists, f"Topic '{name}' already exists.")
         if assignments:
             if num_partitions != -1 or replication_factor != -1:
                 raise KafkaError(
