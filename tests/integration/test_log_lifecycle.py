@@ -169,7 +169,8 @@ def test_compaction_keeps_latest_per_key_and_drops_tombstones_after_delete_reten
             "cleanup.policy": "compact",
             "segment.bytes": "65536",
             "min.cleanable.dirty.ratio": "0.01",
-            "delete.retention.ms": "3000",
+            # long enough for the checks below to see the tombstones, short enough to wait for
+            "delete.retention.ms": "10000",
             "file.delete.delay.ms": "0",
         },
     )
@@ -190,7 +191,7 @@ def test_compaction_keeps_latest_per_key_and_drops_tombstones_after_delete_reten
         k, v = f"filler-{i:03d}".encode(), b"f" * 200
         records.append(Record(key=k, value=v))
         model[k] = v
-    produce("confluent", broker.bootstrap_servers, topic, records, acks="all")
+    produce("confluent", broker.bootstrap_servers, topic, records, acks="all", extra={"batch.size": 16384})
     produced = len(records)
 
     def view(messages) -> dict[bytes, bytes]:
@@ -222,7 +223,8 @@ def test_compaction_keeps_latest_per_key_and_drops_tombstones_after_delete_reten
     def tombstones() -> int:
         return sum(1 for m in read_all(broker.bootstrap_servers, topic) if m.value() is None)
 
-    wait_until(lambda: tombstones() == 0, "tombstones are dropped after delete.retention.ms")
+    assert tombstones() == KEYS // 10
+    wait_until(lambda: tombstones() == 0, "tombstones are dropped after delete.retention.ms", timeout_s=30)
     assert view(read_all(broker.bootstrap_servers, topic)) == model
 
 
