@@ -108,6 +108,9 @@ class LogCleaner:
         self.stats = CleanerStats()
         self._first_dirty: dict[TopicPartition, int] | None = None
         self._tombstone_deadline: dict[TopicPartition, int] = {}
+        # The log object each checkpoint entry was made for: a topic deleted and created again
+        # under the same name is a new log whose first dirty offset starts over.
+        self._cleaned_log: dict[TopicPartition, PartitionLog] = {}
 
     # --- checkpoint ---------------------------------------------------------------------------
 
@@ -129,6 +132,7 @@ class LogCleaner:
             log_dir = self.log_manager.log_dir_of(tp)
             if log_dir is None:
                 del self._first_dirty[tp]  # the log was deleted
+                self._cleaned_log.pop(tp, None)
                 continue
             by_dir.setdefault(log_dir, {})[tp] = offset
         for log_dir, offsets in by_dir.items():
@@ -204,6 +208,9 @@ class LogCleaner:
         if not cleanable:
             return None
         first_dirty = self.first_dirty_offset(tp)
+        if self._cleaned_log.get(tp, log) is not log:
+            first_dirty = None
+            self._tombstone_deadline.pop(tp, None)
         if first_dirty is None or first_dirty < log.log_start_offset or first_dirty > log.log_end_offset:
             first_dirty = log.log_start_offset
         clean_count = sum(1 for next_base in next_bases if next_base <= first_dirty)
@@ -263,6 +270,7 @@ class LogCleaner:
             self.stats.segments_replaced += 1
         assert self._first_dirty is not None
         self._first_dirty[plan.topic_partition] = plan.next_bases[end - 1]
+        self._cleaned_log[plan.topic_partition] = log
         if deadline is None:
             self._tombstone_deadline.pop(plan.topic_partition, None)
         else:

@@ -321,3 +321,17 @@ def test_appends_and_reads_while_cleaning_in_another_thread(tmp_path, clock):
     assert log.log_end_offset > 1500
     offsets = [record.offset for record in records(log)]
     assert offsets == sorted(set(offsets))
+
+
+def test_recreated_log_starts_with_no_clean_part(tmp_path, clock):
+    manager, log, cleaner = setup(tmp_path, clock)
+    for round_ in range(6):
+        produce(log, clock, [(f"k{i}".encode(), f"{round_}".encode() * 50) for i in range(3)])
+    cleaner.clean_once(clock.now_ms())
+    manager.delete_log(TP)
+    manager.remove_deleted()
+    log = manager.create_log(TP, compact_config())
+    for round_ in range(12):
+        produce(log, clock, [(b"same", f"{round_}".encode() * 50)])
+    assert cleaner.clean_once(clock.now_ms()) == 1
+    assert len([r for r in records(log) if r.offset < log.active_segment.base_offset]) == 1
