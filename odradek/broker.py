@@ -28,6 +28,7 @@ from odradek.coordinator.offset_store import OffsetStore
 from odradek.coordinator.producer_ids import ProducerIdManager
 from odradek.protocol.topic_partition import TopicPartition
 from odradek.handlers.context import BrokerServices
+from odradek.log.cleaner import LogCleaner
 from odradek.log.log_config import LogConfig
 from odradek.log.manager import LogManager
 from odradek.replica.manager import ReplicaManager
@@ -106,6 +107,10 @@ class BrokerRuntime:
 
         self._timers.append(asyncio.create_task(self._checkpoint_recovery_points()))
         self._timers.append(asyncio.create_task(self._expire_offsets(config["offsets.retention.check.interval.ms"])))
+        self._timers.append(asyncio.create_task(self._enforce_retention(config["log.retention.check.interval.ms"])))
+        if config["log.cleaner.enable"]:
+            cleaner = LogCleaner(self.log_manager, self.clock)
+            self._timers.append(asyncio.create_task(self._clean_logs(cleaner, config["log.cleaner.backoff.ms"])))
         self._timers.append(asyncio.create_task(self._flush_periodically(config.flush_interval_ms)))
         log.info(
             "odradek started: node %d listening on %s, data in %s, cluster id %s",
@@ -165,6 +170,22 @@ class BrokerRuntime:
         while True:
             await asyncio.sleep(interval_ms / 1000)
             self.groups.expire_offsets()
+
+    async def _enforce_retention(self, interval_ms: int) -> None:
+        """Roll old active segments and delete segments past retention, off the event loop."""
+        while True:
+            await asyncio.sleep(interval_ms / 1000)
+            if await asyncio.to_thread(self.log_manager.run_retention, self.clock.now_ms()):
+                await asyncio.to_thread(self.log_manager.checkpoint_recovery_points)
+
+    async def _clean_logs(self, cleaner: LogCleaner, backoff_ms: int) -> None:
+        """Compaction, one pass at a time in a worker thread; produce and fetch go on meanwhile."""
+        while True:
+            await asyncio.sleep(max(backoff_ms, 10) / 1000)
+            try:
+                await asyncio.to_thread(cleaner.clean_once, self.clock.now_ms())
+            except Exception:
+                log.exception("log cleaner pass failed; retrying after %d ms", backoff_ms)
 
     async def _checkpoint_recovery_points(self) -> None:
         while True:

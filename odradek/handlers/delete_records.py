@@ -7,6 +7,7 @@ fetches below it get OFFSET_OUT_OF_RANGE, so consumers follow `auto.offset.reset
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 
@@ -43,4 +44,6 @@ async def handle(ctx: RequestContext, request):
                 low_watermark, error = -1, ErrorCode.unknown_server_error
             results.append(build(partition_class, partition_index=entry.partition_index, low_watermark=low_watermark, error_code=error))
         topics.append(build(topic_class, name=topic.name, partitions=tuple(results)))
+    # The new log start offsets must survive a crash: checkpoint them before answering.
+    await asyncio.to_thread(replicas.log_manager.checkpoint_recovery_points)
     return build(response, throttle_time=timedelta(0), topics=tuple(topics))

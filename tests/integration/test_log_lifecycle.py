@@ -1,8 +1,7 @@
 """Log lifecycle over the wire: retention, DeleteRecords, compaction, tombstones.
 
-The retention and compaction tests need the broker to run LogManager.run_retention every
-log.retention.check.interval.ms and LogCleaner.clean_once every log.cleaner.backoff.ms in a
-worker thread; until that wiring lands they are strict xfails (the broker engineer flips them).
+The broker runs LogManager.run_retention every log.retention.check.interval.ms and
+LogCleaner.clean_once every log.cleaner.backoff.ms in a worker thread; the tests shorten both.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from .clients import CLIENTS, DeliveryFailed, Record, consume, create_topic, produce
 
-NEEDS_WIRING = pytest.mark.xfail(strict=True, reason="needs broker wiring of retention/cleaner (issue 5)")
 WAIT_S = 20.0
 # Topics here use tiny segments; a produce batch larger than segment.bytes is refused
 # (RECORD_LIST_TOO_LARGE, as in Kafka), so producers keep batches small.
@@ -72,7 +70,6 @@ def values(count: int, prefix: str, size: int = 100) -> list[Record]:
     return [Record(key=f"{prefix}{i}".encode(), value=f"{prefix}{i}".encode().ljust(size, b".")) for i in range(count)]
 
 
-@NEEDS_WIRING
 def test_retention_ms_deletes_old_segments_and_consumers_start_at_new_log_start(start_broker):
     broker = start_broker(**{"log.retention.check.interval.ms": 500})
     topic = "retained"
@@ -92,7 +89,6 @@ def test_retention_ms_deletes_old_segments_and_consumers_start_at_new_log_start(
     assert f"{low:020d}.log" in {p.name for p in partition_dir.iterdir()}
 
 
-@NEEDS_WIRING
 def test_retention_bytes_keeps_the_newest_segments(start_broker):
     broker = start_broker(**{"log.retention.check.interval.ms": 500})
     topic = "size-retained"
@@ -158,7 +154,6 @@ KEYS = 1_000
 UPDATES = 20
 
 
-@NEEDS_WIRING
 def test_compaction_keeps_latest_per_key_and_drops_tombstones_after_delete_retention(start_broker):
     broker = start_broker(**{"log.cleaner.backoff.ms": 500})
     topic = "compacted"
