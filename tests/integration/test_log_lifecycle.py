@@ -151,7 +151,7 @@ def test_fetch_below_log_start_resets_by_auto_offset_reset(start_broker):
 
 
 KEYS = 1_000
-UPDATES = 20
+UPDATES = 100  # 100,000 records over 1,000 keys, as the issue asks
 
 
 def test_compaction_keeps_latest_per_key_and_drops_tombstones_after_delete_retention(start_broker):
