@@ -33,7 +33,7 @@ from odradek.client.messages import (
     encode_entity,
     kio_version_range,
 )
-from odradek.protocol.frames import read_unsigned_varint
+from odradek.protocol.frames import FrameError, skip_tagged_fields
 
 __all__ = ["API_VERSIONS", "BrokerConnection", "DEFAULT_CLIENT_ID"]
 
@@ -67,11 +67,10 @@ def response_body_offset(frame, flexible_header: bool) -> tuple[int, int]:
     (correlation_id,) = _INT32.unpack_from(frame, 0)
     offset = 4
     if flexible_header:
-        count, offset = read_unsigned_varint(frame, offset)
-        for _ in range(count):
-            _tag, offset = read_unsigned_varint(frame, offset)
-            size, offset = read_unsigned_varint(frame, offset)
-            offset += size
+        try:
+            offset = skip_tagged_fields(frame, offset)
+        except FrameError as error:
+            raise ClientError(f"unreadable response header: {error}") from None
     return correlation_id, offset
 
 

@@ -19,10 +19,10 @@ import uuid
 from functools import cache
 from typing import Any, Mapping
 
-from kio.index import load_payload_module
 from kio.schema.index import api_key_map, schema_name_map
 from kio.serial import entity_reader, entity_writer
-from kio.static.constants import EntityType
+
+from odradek.protocol.schemas import request_class, response_class
 
 __all__ = [
     "api_name",
@@ -61,24 +61,6 @@ def kio_version_range(api_key: int) -> tuple[int, int] | None:
     if not versions:
         return None
     return min(versions), max(versions)
-
-
-def _payload_entity(api_key: int, version: int, entity_type: EntityType) -> type:
-    module = load_payload_module(api_key, version, entity_type)
-    for value in vars(module).values():
-        if getattr(value, "__type__", None) == entity_type and value.__module__ == module.__name__:
-            return value
-    raise LookupError(f"no {entity_type.name} entity in {module.__name__}")
-
-
-@cache
-def request_class(api_key: int, version: int) -> type:
-    return _payload_entity(api_key, version, EntityType.request)
-
-
-@cache
-def response_class(api_key: int, version: int) -> type:
-    return _payload_entity(api_key, version, EntityType.response)
 
 
 def _entity_class(annotation: Any) -> type | None:

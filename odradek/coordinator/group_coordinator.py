@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from odradek.coordinator.assignors import ASSIGNORS, Assignment
+from odradek.coordinator.assignors import Assignment
 from odradek.coordinator.consumer_group import (
     JOIN_EPOCH,
     LEAVE_EPOCH,

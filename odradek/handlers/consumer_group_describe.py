@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from odradek.protocol.schemas import AUTHORIZED_OPERATIONS_OMITTED
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode
@@ -12,7 +13,6 @@ API_KEY = 69
 MIN_VERSION = 0
 MAX_VERSION = 1
 
-AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 MEMBER_TYPE_CONSUMER = 1
 
 

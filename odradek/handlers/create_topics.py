@@ -9,9 +9,9 @@ From v5 the answer carries the effective configs; from v7 the topic id.
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import timedelta
 
+from odradek.protocol.schemas import ZERO_UUID
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -22,7 +22,6 @@ MAX_VERSION = 7
 
 CONFIG_SOURCE_TOPIC = 1
 CONFIG_SOURCE_DEFAULT = 5
-ZERO_UUID = uuid.UUID(int=0)
 
 log = logging.getLogger(__name__)
 

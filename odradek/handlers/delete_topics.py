@@ -7,9 +7,9 @@ The topic leaves the metadata at once and its partition directories are renamed 
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import timedelta
 
+from odradek.protocol.schemas import ZERO_UUID
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -18,7 +18,6 @@ API_KEY = 20
 MIN_VERSION = 1
 MAX_VERSION = 6
 
-ZERO_UUID = uuid.UUID(int=0)
 log = logging.getLogger(__name__)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from odradek.protocol.schemas import AUTHORIZED_OPERATIONS_OMITTED
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode
@@ -15,7 +16,6 @@ API_KEY = 15
 MIN_VERSION = 0
 MAX_VERSION = 6
 
-AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 
 
 async def handle(ctx: RequestContext, request):

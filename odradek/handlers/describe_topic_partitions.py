@@ -7,9 +7,10 @@ partition; the eligible-leader-replica lists are empty (no ELR without replicati
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
+from odradek.protocol.schemas import AUTHORIZED_OPERATIONS_OMITTED, ZERO_UUID
+from odradek.protocol.topic_partition import INTERNAL_TOPICS
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -18,8 +19,6 @@ API_KEY = 75
 MIN_VERSION = 0
 MAX_VERSION = 0
 
-AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
-INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 
 
 async def handle(ctx: RequestContext, request):
@@ -45,7 +44,7 @@ async def handle(ctx: RequestContext, request):
             except KafkaError as error:
                 code = error.code
             topics.append(
-                build(topic_class, error_code=code, name=name, topic_id=uuid.UUID(int=0), is_internal=False,
+                build(topic_class, error_code=code, name=name, topic_id=ZERO_UUID, is_internal=False,
                       partitions=(), topic_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED)
             )
             continue

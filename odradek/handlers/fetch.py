@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from datetime import timedelta
 
 from odradek.handlers.context import RequestContext
@@ -29,7 +28,6 @@ MIN_VERSION = 4
 MAX_VERSION = 17
 
 log = logging.getLogger(__name__)
-ZERO_UUID = uuid.UUID(int=0)
 FINAL_EPOCH = -1
 
 

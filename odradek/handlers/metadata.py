@@ -9,9 +9,10 @@ This broker is every partition's leader and only replica.
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
+from odradek.protocol.schemas import AUTHORIZED_OPERATIONS_OMITTED, ZERO_UUID
+from odradek.protocol.topic_partition import INTERNAL_TOPICS
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -20,9 +21,6 @@ API_KEY = 3
 MIN_VERSION = 0
 MAX_VERSION = 12
 
-AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
-ZERO_UUID = uuid.UUID(int=0)
-INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 
 
 async def handle(ctx: RequestContext, request):

@@ -7,12 +7,9 @@ A version is served only if the module declares it and kio has its schema; nothi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from types import ModuleType
 from typing import Any, Awaitable, Callable
 
-from kio.index import load_payload_module
-from kio.static.constants import EntityType
 
 from odradek.handlers import (
     alter_configs,
@@ -109,21 +106,3 @@ def _handler(module: ModuleType) -> Handler:
 
 
 HANDLERS: dict[int, Handler] = {module.API_KEY: _handler(module) for module in HANDLER_MODULES}
-
-
-@cache
-def request_class(api_key: int, version: int) -> type:
-    return _payload_entity(api_key, version, EntityType.request)
-
-
-@cache
-def response_class(api_key: int, version: int) -> type:
-    return _payload_entity(api_key, version, EntityType.response)
-
-
-def _payload_entity(api_key: int, version: int, entity_type: EntityType) -> type:
-    module = load_payload_module(api_key, version, entity_type)
-    for value in vars(module).values():
-        if getattr(value, "__type__", None) == entity_type and value.__module__ == module.__name__:
-            return value
-    raise LookupError(f"no {entity_type.name} entity in {module.__name__}")

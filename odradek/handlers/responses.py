@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import uuid
 from datetime import timedelta
 from functools import cache
 from types import UnionType
 from typing import Union, get_origin
+
+from odradek.protocol.schemas import ZERO_UUID
 
 
 @cache
@@ -42,7 +43,7 @@ _EMPTY_BY_KAFKA_TYPE = {
     "bytes": b"",
     "records": b"",
     "bool": False,
-    "uuid": uuid.UUID(int=0),
+    "uuid": ZERO_UUID,
     "timedelta_i32": timedelta(0),
     "timedelta_i64": timedelta(0),
     "datetime_i64": None,

@@ -62,14 +62,20 @@ def parse_request_header(frame, flexible: bool | None = None) -> RequestHeader:
         client_id = bytes(frame[offset:end]).decode("utf-8", "replace")
         offset = end
     if flexible:
-        count, offset = read_unsigned_varint(frame, offset)
-        for _ in range(count):
-            _tag, offset = read_unsigned_varint(frame, offset)
-            size, offset = read_unsigned_varint(frame, offset)
-            offset += size
-            if offset > len(frame):
-                raise FrameError("tagged field runs past the end of the request header")
+        offset = skip_tagged_fields(frame, offset)
     return RequestHeader(api_key, api_version, correlation_id, client_id, offset)
+
+
+def skip_tagged_fields(buffer, offset: int) -> int:
+    """The offset after a tagged-field section (a header's); FrameError if it runs past the end."""
+    count, offset = read_unsigned_varint(buffer, offset)
+    for _ in range(count):
+        _tag, offset = read_unsigned_varint(buffer, offset)
+        size, offset = read_unsigned_varint(buffer, offset)
+        offset += size
+        if offset > len(buffer):
+            raise FrameError("tagged field runs past the end of the header")
+    return offset
 
 
 def response_header(correlation_id: int, flexible: bool) -> bytes:

@@ -28,6 +28,7 @@ class TopicPartition(NamedTuple):
 
 
 MAX_TOPIC_NAME_LENGTH = 249
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 LEGAL_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 
 

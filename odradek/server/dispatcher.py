@@ -18,7 +18,8 @@ from kio.serial.errors import SerialError
 
 from odradek.handlers import api_versions
 from odradek.handlers.context import BrokerServices, CloseConnection, RequestContext
-from odradek.handlers.registry import HANDLERS, request_class, response_class
+from odradek.handlers.registry import HANDLERS
+from odradek.protocol.schemas import request_class, response_class
 from odradek.handlers.responses import error_response
 from odradek.protocol.errors import ErrorCode
 from odradek.protocol.frames import FrameError, error_only_frame, parse_request_header, response_header

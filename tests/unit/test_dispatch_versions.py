@@ -19,7 +19,8 @@ from kio.index import load_payload_module
 
 from odradek.broker import BrokerRuntime
 from odradek.config import BrokerConfig
-from odradek.handlers.registry import HANDLERS, request_class, response_class
+from odradek.handlers.registry import HANDLERS
+from odradek.protocol.schemas import request_class, response_class
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode
 from odradek.protocol.records import Record, encode_batch
