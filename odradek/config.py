@@ -396,6 +396,12 @@ def topic_config_defs() -> Mapping[str, ConfigDef]:
     return _BY_SCOPE["topic"]
 
 
+def broker_synonym_chain(broker_config: str) -> tuple[str, ...]:
+    """A broker config and the less specific ones that stand in for it (log.retention.ms ->
+    minutes -> hours), as DescribeConfigs lists its synonyms; just the name for most."""
+    return _SYNONYM_CHAINS.get(broker_config, (broker_config,))
+
+
 def broker_synonyms(topic_config: str) -> tuple[str, ...]:
     """Broker configs that supply `topic_config`'s default, most specific first."""
     definition = _BY_SCOPE["topic"].get(topic_config)

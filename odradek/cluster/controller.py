@@ -163,10 +163,12 @@ class Controller:
         record = self._topics.get(name)
         if record is None:
             raise KafkaError(ErrorCode.unknown_topic_or_partition, f"topic '{name}' does not exist")
-        if count <= record.partitions:
+        if count == record.partitions:
+            raise KafkaError(ErrorCode.invalid_partitions, f"Topic already has {count} partition(s).")
+        if count < record.partitions:
             raise KafkaError(
                 ErrorCode.invalid_partitions,
-                f"topic '{name}' has {record.partitions} partitions; the new count must be larger, got {count}",
+                f"The topic {name} currently has {record.partitions} partition(s); {count} would not be an increase.",
             )
         if count > MAX_PARTITIONS:
             raise KafkaError(ErrorCode.invalid_partitions, f"at most {MAX_PARTITIONS} partitions, got {count}")

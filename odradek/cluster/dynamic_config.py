@@ -19,6 +19,7 @@ from odradek.config import (
     ConfigError,
     Password,
     broker_config_defs,
+    broker_synonym_chain,
     broker_synonyms,
     render_value,
     topic_config_defs,
@@ -104,19 +105,31 @@ class DynamicConfigs:
     def describe_broker(self, entity: str, keys: Iterable[str] | None) -> list[ConfigEntry]:
         self._broker_entity(entity)
         dynamic = dynamic_broker_configs()
+        definitions = broker_config_defs()
         entries = []
-        for name, definition in sorted(broker_config_defs().items()):
+        for name, definition in sorted(definitions.items()):
             if keys is not None and name not in keys:
                 continue
             sensitive = definition.type == "password"
-            layers = self._broker_layers(name)
+            chain = broker_synonym_chain(name)
+            layers = [layer for synonym in chain for layer in self._broker_layers(synonym)]
             if entity == CLUSTER_DEFAULT:
                 layers = [layer for layer in layers if layer[2] == DYNAMIC_DEFAULT_BROKER_CONFIG]
             synonyms = [(n, None if sensitive else v, s) for n, v, s in layers]
-            synonyms.append((name, _shown(definition.default, sensitive), DEFAULT_CONFIG))
-            value, source = synonyms[0][1], synonyms[0][2]
-            if entity != CLUSTER_DEFAULT and source != DEFAULT_CONFIG:
-                value = _shown(self.effective[name], sensitive)
+            # Kafka lists the built-in default of the first config in the chain that has one.
+            for synonym in chain:
+                default = definitions[synonym].default
+                if default is not None:
+                    synonyms.append((synonym, _shown(default, sensitive), DEFAULT_CONFIG))
+                    break
+            if synonyms:
+                value, source = synonyms[0][1], synonyms[0][2]
+                if entity != CLUSTER_DEFAULT and source != DEFAULT_CONFIG:
+                    value = _shown(self.effective[name], sensitive)
+                elif source == DEFAULT_CONFIG:
+                    value = _shown(self.effective[name], sensitive)
+            else:
+                value, source = None, DEFAULT_CONFIG
             entries.append(
                 ConfigEntry(name, value, source, name not in dynamic, sensitive, CONFIG_TYPES[definition.type], definition.doc, synonyms)
             )

@@ -144,12 +144,6 @@ def test_kafka_configs_broker_dynamic_config_set_inherited_and_deleted(broker, j
     assert _lines(_configs(java_tools, bootstrap, "brokers", "0", "--describe").stdout) == [header]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="broker bug: DescribeConfigs of a broker lists log.retention.ms's synonyms as "
-    "DEFAULT_CONFIG:log.retention.ms=null instead of Kafka's DEFAULT_CONFIG:log.retention.hours=168 "
-    "(null-valued defaults are listed, the ms/minutes/hours chain is not)",
-)
 def test_kafka_configs_broker_describe_synonyms_as_kafka_prints_them(broker, java_tools):
     bootstrap = broker.bootstrap_servers
     _configs(java_tools, bootstrap, "brokers", "0", "--alter", "--add-config", "log.retention.ms=7200000")
@@ -211,13 +205,6 @@ def test_kafka_topics_alter_adds_partitions_and_refuses_shrinking(broker, java_t
     assert produced == [(3, 0)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="broker bug: CreatePartitions refusal messages differ from Kafka's "
-    "(\"topic 'growing' has 4 partitions; the new count must be larger, got 2\" instead of "
-    "\"The topic growing currently has 4 partition(s); 2 would not be an increase.\" and "
-    "\"Topic already has 4 partition(s).\")",
-)
 def test_kafka_topics_shrink_refusal_has_kafkas_wording(broker, java_tools):
     bootstrap, topic = broker.bootstrap_servers, "growing"
     create_topic(bootstrap, topic, partitions=4)
