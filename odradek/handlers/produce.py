@@ -32,7 +32,8 @@ async def handle(ctx: RequestContext, request):
     topic_class = sibling(response, "TopicProduceResponse")
     services = ctx.services
 
-    topics = []
+    answered: list[tuple[str, list]] = []
+    appended: list[tuple[list, int, TopicPartition]] = []  # (results, position, partition) to fsync if due
     for topic in request.topic_data:
         results = []
         for data in topic.partition_data:
@@ -51,6 +52,7 @@ async def handle(ctx: RequestContext, request):
                 error = KafkaError(ErrorCode.unknown_server_error, "unexpected server error; see the broker log")
                 results.append(_partition_error(partition_class, data.index, error))
                 continue
+            appended.append((results, len(results), tp))
             results.append(
                 build(
                     partition_class,
@@ -63,8 +65,14 @@ async def handle(ctx: RequestContext, request):
                     error_message=None,
                 )
             )
-        topics.append(build(topic_class, name=topic.name, partition_responses=tuple(results)))
+        answered.append((topic.name, results))
 
+    for results, position, tp in appended:
+        try:
+            await services.replicas.flush_if_due(tp)
+        except KafkaError as error:
+            results[position] = _partition_error(partition_class, tp.partition, error)
+    topics = [build(topic_class, name=name, partition_responses=tuple(results)) for name, results in answered]
     if request.acks == 0:
         failed = [str(r.error_code.name) for t in topics for r in t.partition_responses if r.error_code != ErrorCode.none]
         if failed:

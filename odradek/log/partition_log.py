@@ -265,9 +265,13 @@ class PartitionLog:
         except OSError as exc:
             raise self.io_error(exc, "appending to", self.active_segment.log_path) from exc
         self.log_end_offset = next_offset
-        if next_offset - self.recovery_point >= self.config.flush_messages:
-            self.flush()
         return AppendResult(first_offset, next_offset - 1, log_append_time)
+
+    @property
+    def flush_due(self) -> bool:
+        """flush.messages unflushed messages are waiting: the caller fsyncs (in a worker thread,
+        `flush()`) before acknowledging them. Appends themselves never fsync."""
+        return self.log_end_offset - self.recovery_point >= self.config.flush_messages
 
     def _maybe_roll(self, size: int, max_timestamp: int, last_offset: int, now: int) -> LogSegment:
         segment = self._view[0][-1]

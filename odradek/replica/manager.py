@@ -86,6 +86,12 @@ class ReplicaManager:
                 position += header.size
                 offset = header.next_offset
 
+    async def flush_if_due(self, tp: TopicPartition) -> None:
+        """`flush.messages` reached: fsync in a worker thread before the append is acknowledged."""
+        partition = self._partitions.get(tp)
+        if partition is not None and partition.log.flush_due:
+            await asyncio.to_thread(partition.log.flush)
+
     def delete_records(self, tp: TopicPartition, offset: int) -> int:
         return self.leader_partition(tp).delete_records(offset)
 

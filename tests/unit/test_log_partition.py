@@ -254,9 +254,11 @@ def test_truncate_to_removes_batches_and_later_segments(tmp_path, clock):
 def test_flush_advances_recovery_point_and_flush_messages(tmp_path, clock):
     log = open_log(tmp_path, clock, flush_messages=5)
     append(log, make_batch(clock, 3))
-    assert log.recovery_point == 0
+    assert log.recovery_point == 0 and not log.flush_due
     append(log, make_batch(clock, 3))
-    assert log.recovery_point == 6
+    assert log.flush_due, "6 unflushed messages with flush.messages=5"
+    log.flush()
+    assert log.recovery_point == 6 and not log.flush_due
     append(log, make_batch(clock, 1))
     log.flush(up_to_offset=7)
     assert log.recovery_point == 7
