@@ -207,6 +207,7 @@ class GroupCoordinator:
         protocol_type: str,
         protocols: list[tuple[str, bytes]],
         require_known_member_id: bool,
+        supports_skip_assignment: bool = False,
     ) -> JoinResult:
         error = self._check_group_id(group_id)
         if error is not None:
@@ -233,7 +234,9 @@ class GroupCoordinator:
                 new_id = f"{group_instance_id}-{uuid.uuid4()}"
                 old_id = group.static_members.get(group_instance_id)
                 if old_id is not None and old_id in group.members:
-                    return await self._replace_static_member(group, old_id, new_id, group_instance_id, details)
+                    return await self._replace_static_member(
+                        group, old_id, new_id, group_instance_id, details, supports_skip_assignment
+                    )
                 return await self._add_member(group, new_id, group_instance_id, details)
             new_id = f"{client_id}-{uuid.uuid4()}"
             if require_known_member_id:
@@ -295,8 +298,14 @@ class GroupCoordinator:
         self._rebalance_or_complete(group, f"{member.member_id} rejoined")
         return await member.join_future
 
-    async def _replace_static_member(self, group: ClassicGroup, old_id: str, new_id: str, instance_id: str, details) -> JoinResult:
-        """A static member restarted: it takes over its old member's place and assignment."""
+    async def _replace_static_member(
+        self, group: ClassicGroup, old_id: str, new_id: str, instance_id: str, details, supports_skip_assignment: bool
+    ) -> JoinResult:
+        """A static member restarted: it takes over its old member's place and assignment.
+
+        No rebalance when nothing changed; a restarted leader gets the member list with
+        skip_assignment (KIP-814, JoinGroup v9+) so it does not assign again, and older leaders
+        trigger a rebalance, as in Kafka."""
         old = group.members.pop(old_id)
         self._cancel_session_expiry(old)
         self._fence(old)
@@ -308,10 +317,12 @@ class GroupCoordinator:
             group.leader_id = new_id
         _client_id, _host, session_timeout_ms, rebalance_timeout_ms, _type, protocols = details
         old.session_timeout_ms, old.rebalance_timeout_ms = session_timeout_ms, rebalance_timeout_ms
-        if group.state == GroupState.STABLE and old.matches(list(protocols)) and not was_leader:
+        if group.state == GroupState.STABLE and old.matches(list(protocols)) and (not was_leader or supports_skip_assignment):
             self._persist_group(group)
             self._schedule_session_expiry(group, old)
-            return self._join_result(group, old)
+            result = self._join_result(group, old)
+            result.skip_assignment = was_leader
+            return result
         old.protocols = list(protocols)
         old.join_future = asyncio.get_running_loop().create_future()
         self._rebalance_or_complete(group, f"static member {instance_id} rejoined")

@@ -3,7 +3,8 @@
 v0-v1 stay for older librdkafka (Kafka 4.0.1 restored them). v0 has no rebalance timeout: the
 session timeout serves as both, as in Kafka. From v4 a new dynamic member first gets
 MEMBER_ID_REQUIRED with its id (KIP-394); from v5 static members (KIP-345). The request parks
-until the rebalance completes.
+until the rebalance completes. A restarted static leader with unchanged subscriptions is answered
+with skip_assignment (v9+, KIP-814) instead of a rebalance.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ async def handle(ctx: RequestContext, request):
         request.protocol_type,
         [(protocol.name, protocol.metadata) for protocol in request.protocols],
         require_known_member_id=ctx.api_version >= 4,
+        supports_skip_assignment=ctx.api_version >= 9,
     )
     member_class = sibling(response, "JoinGroupResponseMember")
     return build(
