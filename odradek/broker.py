@@ -159,6 +159,8 @@ class BrokerRuntime:
             self.clock,
             partition_exists=lambda topic, partition: replicas.partition(TopicPartition(topic, partition)) is not None,
             partition_counts=partition_counts,
+            topic_id_of=lambda name: record.topic_id if (record := controller.topic(name)) is not None else None,
+            topic_name_of=lambda topic_id: record.name if (record := controller.topic_by_id(topic_id)) is not None else None,
         )
 
     def _release_parked_requests(self) -> None:

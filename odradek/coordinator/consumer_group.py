@@ -5,8 +5,9 @@ recomputed by the server-side assignor for that epoch; each member moves to the 
 it has given up what it must (incremental revocation): a partition is revoked first, and handed to
 its new owner only after the old owner's heartbeat no longer reports it.
 
-Membership lives in memory: after a broker restart members get UNKNOWN_MEMBER_ID and rejoin
-(committed offsets are durable like every group's). Not thread-safe; runs on the event loop.
+The coordinator writes every change (group epoch, member metadata, target and current
+assignments) to `__consumer_offsets` in Kafka's record types 3 and 5-8, so members keep their
+id, epoch and partitions across a broker restart. Not thread-safe; runs on the event loop.
 """
 
 from __future__ import annotations

@@ -31,6 +31,23 @@ from odradek.coordinator.consumer_group import (
 )
 from odradek.coordinator.group import ClassicGroup, Member
 from odradek.coordinator.group_records import (
+    CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT,
+    CONSUMER_GROUP_MEMBER_METADATA,
+    CONSUMER_GROUP_METADATA,
+    CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER,
+    CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA,
+    ConsumerMemberAssignment,
+    ConsumerMemberMetadata,
+    consumer_current_assignment_value,
+    consumer_group_epoch_value,
+    consumer_key,
+    consumer_member_metadata_value,
+    consumer_target_assignment_value,
+    decode_consumer_current_assignment_value,
+    decode_consumer_epoch_value,
+    decode_consumer_key,
+    decode_consumer_member_metadata_value,
+    decode_consumer_target_assignment_value,
     GroupKey,
     OffsetAndMetadata,
     OffsetKey,
@@ -132,12 +149,16 @@ class GroupCoordinator:
         *,
         partition_exists: Callable[[str, int], bool],
         partition_counts: Callable[[Iterable[str]], dict[str, int]] = lambda topics: {},
+        topic_id_of: Callable[[str], object] = lambda name: None,
+        topic_name_of: Callable[[object], str | None] = lambda topic_id: None,
     ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
         self.partition_exists = partition_exists
         self.partition_counts = partition_counts
+        self.topic_id_of = topic_id_of
+        self.topic_name_of = topic_name_of
         self.groups: dict[str, ClassicGroup] = {}
         self.consumer_groups: dict[str, ConsumerGroup] = {}
         self.offsets: dict[str, dict[tuple[str, int], OffsetAndMetadata]] = {}
@@ -147,8 +168,13 @@ class GroupCoordinator:
     def load(self) -> None:
         """Rebuild groups and offsets from `__consumer_offsets` (last record per key wins)."""
         snapshots = {}
+        consumer_records: dict[tuple[int, str, str | None], bytes | None] = {}
         for key_bytes, value in self.store.replay():
             try:
+                consumer = decode_consumer_key(key_bytes)
+                if consumer is not None:
+                    consumer_records[(consumer.record_type, consumer.group_id, consumer.member_id)] = value
+                    continue
                 key = decode_key(key_bytes)
                 if isinstance(key, OffsetKey):
                     offsets = self.offsets.setdefault(key.group_id, {})
@@ -182,16 +208,79 @@ class GroupCoordinator:
                     group.static_members[m.group_instance_id] = m.member_id
             group.state = GroupState.STABLE if group.members else GroupState.EMPTY
             self.groups[group_id] = group
+        self._load_consumer_groups(consumer_records)
         for group_id in self.offsets:
-            self.groups.setdefault(group_id, ClassicGroup(group_id))
+            if group_id not in self.consumer_groups:
+                self.groups.setdefault(group_id, ClassicGroup(group_id))
         if self.groups:
             log.info("Loaded %d groups and their offsets from __consumer_offsets", len(self.groups))
+
+    def _load_consumer_groups(self, records: dict[tuple[int, str, str | None], bytes | None]) -> None:
+        """Consumer-protocol groups from their records (last value per key, tombstones removed)."""
+        live = {key: value for key, value in records.items() if value is not None}
+        for (record_type, group_id, _member), value in live.items():
+            if record_type == CONSUMER_GROUP_METADATA:
+                group = ConsumerGroup(group_id, assignor_name=self.config.consumer_assignors[0])
+                group.group_epoch = decode_consumer_epoch_value(value)
+                self.consumer_groups[group_id] = group
+        for (record_type, group_id, member_id), value in live.items():
+            group = self.consumer_groups.get(group_id)
+            if group is None:
+                continue
+            try:
+                if record_type == CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA:
+                    group.assignment_epoch = decode_consumer_epoch_value(value)
+                elif record_type == CONSUMER_GROUP_MEMBER_METADATA:
+                    m = decode_consumer_member_metadata_value(value)
+                    group.members[member_id] = ConsumerMember(
+                        member_id, m.instance_id, m.rack_id, m.client_id, m.client_host, m.rebalance_timeout_ms,
+                        sorted(m.subscribed_topic_names), m.server_assignor,
+                    )
+            except RecordFormatError as error:
+                log.warning("Skipping an unreadable consumer group record of %s: %s", group_id, error)
+        for (record_type, group_id, member_id), value in live.items():
+            group = self.consumer_groups.get(group_id)
+            if group is None:
+                continue
+            try:
+                if record_type == CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER and member_id in group.members:
+                    group.target[member_id] = self._by_name(decode_consumer_target_assignment_value(value))
+                elif record_type == CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT and member_id in group.members:
+                    current = decode_consumer_current_assignment_value(value)
+                    member = group.members[member_id]
+                    member.member_epoch = current.member_epoch
+                    member.previous_epoch = current.previous_member_epoch
+                    member.assigned = self._by_name(current.assigned)
+                    member.pending_revocation = self._by_name(current.pending_revocation)
+            except RecordFormatError as error:
+                log.warning("Skipping an unreadable consumer group record of %s: %s", group_id, error)
+        for group in self.consumer_groups.values():
+            group.partition_counts = self.partition_counts(group.subscribed_topics())
+
+    def _by_name(self, partitions: dict) -> Assignment:
+        by_name: Assignment = {}
+        for topic_id, parts in partitions.items():
+            name = self.topic_name_of(topic_id)
+            if name is not None:
+                by_name[name] = set(parts)
+        return by_name
+
+    def _by_id(self, partitions: Assignment) -> dict:
+        by_id = {}
+        for name, parts in partitions.items():
+            topic_id = self.topic_id_of(name)
+            if topic_id is not None:
+                by_id[topic_id] = set(parts)
+        return by_id
 
     def start(self) -> None:
         """On the event loop: restored members must heartbeat within their session timeout."""
         for group in self.groups.values():
             for member in group.members.values():
                 self._schedule_session_expiry(group, member)
+        for consumer_group in self.consumer_groups.values():
+            for consumer in consumer_group.members.values():
+                self._schedule_consumer_timers(consumer_group, consumer)
 
     # -- JoinGroup ----------------------------------------------------------------------------
 
@@ -790,6 +879,14 @@ class GroupCoordinator:
                 if consumer_group.members:
                     results.append(ErrorCode.non_empty_group)
                     continue
+                try:
+                    self.store.write(group_id, [
+                        (consumer_key(CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA, group_id), None),
+                        (consumer_key(CONSUMER_GROUP_METADATA, group_id), None),
+                    ])
+                except KafkaError as failure:
+                    results.append(_store_error(failure))
+                    continue
                 del self.consumer_groups[group_id]
                 group = self.groups.setdefault(group_id, ClassicGroup(group_id))
             if error is not None:
@@ -830,7 +927,52 @@ class GroupCoordinator:
             return ErrorCode.stale_member_epoch
         return None
 
-    def consumer_group_heartbeat(
+    def consumer_group_heartbeat(self, **request) -> HeartbeatResult:
+        """Handle one heartbeat, then write what changed to `__consumer_offsets`."""
+        existing = self.consumer_groups.get(request["group_id"])
+        before = _consumer_state(existing) if existing is not None else None
+        result = self._consumer_group_heartbeat(**request)
+        group = self.consumer_groups.get(request["group_id"])
+        if group is not None:
+            self._persist_consumer_changes(group, before)
+        return result
+
+    def _persist_consumer_changes(self, group: ConsumerGroup, before: dict | None) -> None:
+        """Records for every part of a consumer group that changed since `before` (Kafka's record types)."""
+        after = _consumer_state(group)
+        before = before or {"epoch": None, "target_epoch": None, "members": {}, "targets": {}, "current": {}}
+        gid = group.group_id
+        records: list[tuple[bytes, bytes | None]] = []
+        if after["epoch"] != before["epoch"]:
+            records.append((consumer_key(CONSUMER_GROUP_METADATA, gid), consumer_group_epoch_value(group.group_epoch)))
+        for member_id in before["members"].keys() - after["members"].keys():
+            for record_type in (CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT, CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER, CONSUMER_GROUP_MEMBER_METADATA):
+                records.append((consumer_key(record_type, gid, member_id), None))
+        for member_id, member in group.members.items():
+            if after["members"][member_id] != before["members"].get(member_id):
+                metadata = ConsumerMemberMetadata(
+                    member.instance_id, member.rack_id, member.client_id, member.client_host,
+                    list(member.subscribed_topics), member.rebalance_timeout_ms, member.server_assignor,
+                )
+                records.append((consumer_key(CONSUMER_GROUP_MEMBER_METADATA, gid, member_id), consumer_member_metadata_value(metadata)))
+            if after["targets"].get(member_id) != before["targets"].get(member_id):
+                target = self._by_id(group.target.get(member_id, {}))
+                records.append((consumer_key(CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER, gid, member_id), consumer_target_assignment_value(target)))
+        if after["target_epoch"] != before["target_epoch"]:
+            records.append((consumer_key(CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA, gid), consumer_group_epoch_value(group.assignment_epoch)))
+        for member_id, member in group.members.items():
+            if after["current"][member_id] != before["current"].get(member_id):
+                current = ConsumerMemberAssignment(
+                    member.member_epoch, member.previous_epoch, _member_state(group, member),
+                    self._by_id(member.assigned), self._by_id(member.pending_revocation),
+                )
+                records.append((consumer_key(CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT, gid, member_id), consumer_current_assignment_value(current)))
+        try:
+            self.store.write(gid, records)
+        except KafkaError as failure:
+            log.warning("Could not store the state of consumer group %s: %s", gid, failure)
+
+    def _consumer_group_heartbeat(
         self,
         *,
         group_id: str,
@@ -983,7 +1125,9 @@ class GroupCoordinator:
 
     def _consumer_member_expired(self, group: ConsumerGroup, member: ConsumerMember, reason: str) -> None:
         if group.members.get(member.member_id) is member:
+            before = _consumer_state(group)
             self._remove_consumer_member(group, member, reason)
+            self._persist_consumer_changes(group, before)
 
     def _remove_consumer_member(self, group: ConsumerGroup, member: ConsumerMember, reason: str) -> None:
         self._cancel_consumer_timers(member)
@@ -1016,3 +1160,34 @@ class GroupCoordinator:
 
 def _owns_outside(owned: Assignment, allowed: Assignment) -> bool:
     return any(parts - allowed.get(topic, set()) for topic, parts in owned.items())
+
+
+def _frozen(assignment: Assignment) -> frozenset:
+    return frozenset((topic, frozenset(parts)) for topic, parts in assignment.items() if parts)
+
+
+def _consumer_state(group: ConsumerGroup) -> dict:
+    """What of a consumer group is persisted, in comparable form (to write only what changed)."""
+    return {
+        "epoch": group.group_epoch,
+        "target_epoch": group.assignment_epoch,
+        "members": {
+            m.member_id: (m.instance_id, m.rack_id, m.client_id, m.client_host, tuple(m.subscribed_topics),
+                          m.rebalance_timeout_ms, m.server_assignor)
+            for m in group.members.values()
+        },
+        "targets": {member_id: _frozen(target) for member_id, target in group.target.items()},
+        "current": {
+            m.member_id: (m.member_epoch, m.previous_epoch, _frozen(m.assigned), _frozen(m.pending_revocation))
+            for m in group.members.values()
+        },
+    }
+
+
+def _member_state(group: ConsumerGroup, member: ConsumerMember) -> int:
+    """Kafka's MemberState: 0 stable, 1 unrevoked partitions, 2 unreleased partitions."""
+    if member.pending_revocation:
+        return 1
+    if member.assigned != group.target.get(member.member_id, {}):
+        return 2
+    return 0

@@ -220,3 +220,207 @@ def partition_for_group(group_id: str, partitions: int) -> int:
     """Kafka's Utils.abs(groupId.hashCode) % partitions (abs of Integer.MIN_VALUE is 0)."""
     h = java_string_hash(group_id)
     return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
+# -- consumer-protocol groups (KIP-848) -------------------------------------------------------
+# Keys: int16 record type, then the group id (and member id) as int16-length strings.
+# Values: int16 version 0, then a flexible body (compact strings and arrays, tagged fields).
+
+CONSUMER_GROUP_METADATA = 3
+CONSUMER_GROUP_MEMBER_METADATA = 5
+CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA = 6
+CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER = 7
+CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT = 8
+_CONSUMER_TYPES_WITH_MEMBER = {CONSUMER_GROUP_MEMBER_METADATA, CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER, CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT}
+_CONSUMER_TYPES = {CONSUMER_GROUP_METADATA, CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA} | _CONSUMER_TYPES_WITH_MEMBER
+
+TopicIdPartitions = dict  # uuid.UUID -> set[int]
+
+
+@dataclass(frozen=True)
+class ConsumerGroupKey:
+    record_type: int
+    group_id: str
+    member_id: str | None = None
+
+
+@dataclass
+class ConsumerMemberMetadata:
+    instance_id: str | None
+    rack_id: str | None
+    client_id: str
+    client_host: str
+    subscribed_topic_names: list[str]
+    rebalance_timeout_ms: int
+    server_assignor: str | None
+
+
+@dataclass
+class ConsumerMemberAssignment:
+    member_epoch: int
+    previous_member_epoch: int
+    state: int
+    assigned: TopicIdPartitions
+    pending_revocation: TopicIdPartitions
+
+
+def consumer_key(record_type: int, group_id: str, member_id: str | None = None) -> bytes:
+    key = _I16.pack(record_type) + _string(group_id)
+    return key + _string(member_id) if record_type in _CONSUMER_TYPES_WITH_MEMBER else key
+
+
+def _uvarint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _compact_string(value: str | None) -> bytes:
+    if value is None:
+        return b"\x00"
+    data = value.encode()
+    return _uvarint(len(data) + 1) + data
+
+
+def _compact_array(items: list[bytes]) -> bytes:
+    return _uvarint(len(items) + 1) + b"".join(items)
+
+
+_NO_TAGS = b"\x00"
+_VERSION_0 = _I16.pack(0)
+
+
+def _topic_partitions(partitions: TopicIdPartitions) -> bytes:
+    return _compact_array(
+        [
+            topic_id.bytes + _compact_array([_I32.pack(p) for p in sorted(parts)]) + _NO_TAGS
+            for topic_id, parts in sorted(partitions.items(), key=lambda item: str(item[0]))
+        ]
+    )
+
+
+def consumer_group_epoch_value(epoch: int) -> bytes:
+    """ConsumerGroupMetadataValue (type 3) and ConsumerGroupTargetAssignmentMetadataValue (type 6)."""
+    return _VERSION_0 + _I32.pack(epoch) + _NO_TAGS
+
+
+def consumer_member_metadata_value(value: ConsumerMemberMetadata) -> bytes:
+    return (
+        _VERSION_0
+        + _compact_string(value.instance_id)
+        + _compact_string(value.rack_id)
+        + _compact_string(value.client_id)
+        + _compact_string(value.client_host)
+        + _compact_array([_compact_string(t) for t in value.subscribed_topic_names])
+        + _compact_string(None)  # subscribed topic regex: not supported
+        + _I32.pack(value.rebalance_timeout_ms)
+        + _compact_string(value.server_assignor)
+        + _NO_TAGS
+    )
+
+
+def consumer_target_assignment_value(partitions: TopicIdPartitions) -> bytes:
+    return _VERSION_0 + _topic_partitions(partitions) + _NO_TAGS
+
+
+def consumer_current_assignment_value(value: ConsumerMemberAssignment) -> bytes:
+    return (
+        _VERSION_0
+        + _I32.pack(value.member_epoch)
+        + _I32.pack(value.previous_member_epoch)
+        + bytes([value.state & 0xFF])
+        + _topic_partitions(value.assigned)
+        + _topic_partitions(value.pending_revocation)
+        + _NO_TAGS
+    )
+
+
+class _FlexibleReader(_Reader):
+    def uvarint(self) -> int:
+        value = shift = 0
+        while True:
+            byte = self._take(1)[0]
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+            if shift > 35:
+                raise RecordFormatError("varint too long")
+
+    def compact_string(self) -> str | None:
+        length = self.uvarint()
+        return None if length == 0 else self._take(length - 1).decode()
+
+    def compact_count(self) -> int:
+        count = self.uvarint() - 1
+        if count > len(self.data) - self.offset:
+            raise RecordFormatError(f"array of {count} elements in {len(self.data) - self.offset} bytes")
+        return max(count, 0)
+
+    def skip_tags(self) -> None:
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self._take(self.uvarint())
+
+    def uuid(self):
+        import uuid as _uuid
+
+        return _uuid.UUID(bytes=bytes(self._take(16)))
+
+    def topic_partitions(self) -> TopicIdPartitions:
+        result: TopicIdPartitions = {}
+        for _ in range(self.compact_count()):
+            topic_id = self.uuid()
+            result[topic_id] = {self.i32() for _ in range(self.compact_count())}
+            self.skip_tags()
+        return result
+
+    def version_0(self) -> None:
+        version = self.i16()
+        if version != 0:
+            raise RecordFormatError(f"consumer group value version {version} is not supported")
+
+
+def decode_consumer_key(data: bytes) -> ConsumerGroupKey | None:
+    reader = _Reader(data)
+    record_type = reader.i16()
+    if record_type not in _CONSUMER_TYPES:
+        return None
+    group_id = reader.string() or ""
+    member_id = reader.string() if record_type in _CONSUMER_TYPES_WITH_MEMBER else None
+    return ConsumerGroupKey(record_type, group_id, member_id)
+
+
+def decode_consumer_epoch_value(data: bytes) -> int:
+    reader = _FlexibleReader(data)
+    reader.version_0()
+    return reader.i32()
+
+
+def decode_consumer_member_metadata_value(data: bytes) -> ConsumerMemberMetadata:
+    reader = _FlexibleReader(data)
+    reader.version_0()
+    instance_id, rack_id = reader.compact_string(), reader.compact_string()
+    client_id, client_host = reader.compact_string() or "", reader.compact_string() or ""
+    topics = [reader.compact_string() or "" for _ in range(reader.compact_count())]
+    reader.compact_string()  # regex
+    rebalance_timeout_ms = reader.i32()
+    server_assignor = reader.compact_string()
+    return ConsumerMemberMetadata(instance_id, rack_id, client_id, client_host, topics, rebalance_timeout_ms, server_assignor)
+
+
+def decode_consumer_target_assignment_value(data: bytes) -> TopicIdPartitions:
+    reader = _FlexibleReader(data)
+    reader.version_0()
+    return reader.topic_partitions()
+
+
+def decode_consumer_current_assignment_value(data: bytes) -> ConsumerMemberAssignment:
+    reader = _FlexibleReader(data)
+    reader.version_0()
+    member_epoch, previous = reader.i32(), reader.i32()
+    state = reader._take(1)[0]
+    return ConsumerMemberAssignment(member_epoch, previous, state, reader.topic_partitions(), reader.topic_partitions())
