@@ -248,18 +248,39 @@ def _segment_batches(index_path: Path) -> list | None:
     return headers
 
 
-def dump_offset_index(path: Path, args: argparse.Namespace) -> dict:
-    base_offset = _base_offset(path)
-    check = args.index_sanity_check or args.verify_index_only
-    document: dict = {"file": str(path), "type": "offset_index", "entries": [], "problems": [], "valid": True}
+def _load_index(path: Path, entry: struct.Struct, kind: str) -> tuple[dict, list[tuple], list | None]:
+    """The dump document, the index's entries and the segment's batches (None without a `.log`)."""
+    document: dict = {"file": str(path), "type": kind, "entries": [], "problems": [], "valid": True}
     with _Mapped(path) as data:
-        if len(data) % OFFSET_INDEX_ENTRY.size:
-            document["problems"].append(f"size {len(data)} is not a multiple of {OFFSET_INDEX_ENTRY.size}")
-        raw = _read_entries(data, OFFSET_INDEX_ENTRY)
+        if len(data) % entry.size:
+            document["problems"].append(f"size {len(data)} is not a multiple of {entry.size}")
+        raw = _read_entries(data, entry)
     batches = _segment_batches(path)
-    by_position = {b.position: b for b in batches} if batches is not None else None
     if raw and raw[0] == (0, 0) and batches is not None and not batches:
         raw = []  # preallocated and unused: the segment is empty
+    return document, raw, batches
+
+
+def _report_index(path: Path, args: argparse.Namespace, document: dict, describe_entry) -> dict:
+    """Print an index dump as kafka-dump-log does: entries, mismatches, the sanity verdict."""
+    check = args.index_sanity_check or args.verify_index_only
+    document["valid"] = not document["problems"]
+    _say(args, f"Dumping {path}")
+    if not check:
+        for entry in document["entries"]:
+            _say(args, describe_entry(entry))
+    if check or document["problems"]:
+        for problem in document["problems"]:
+            _say(args, f"Mismatch in {path}: {problem}")
+    if args.index_sanity_check:
+        _say(args, f"{path} passed sanity check." if document["valid"] else f"{path} failed sanity check.")
+    return document
+
+
+def dump_offset_index(path: Path, args: argparse.Namespace) -> dict:
+    base_offset = _base_offset(path)
+    document, raw, batches = _load_index(path, OFFSET_INDEX_ENTRY, "offset_index")
+    by_position = {b.position: b for b in batches} if batches is not None else None
     previous = None
     for relative, position in raw:
         offset = base_offset + relative
@@ -275,31 +296,12 @@ def dump_offset_index(path: Path, args: argparse.Namespace) -> dict:
                     f"entry offset {offset} points at the batch of offsets {batch.base_offset}..{batch.last_offset} (position {position})"
                 )
         previous = (offset, position)
-    document["valid"] = not document["problems"]
-    _say(args, f"Dumping {path}")
-    if not check:
-        for entry in document["entries"]:
-            _say(args, f"offset: {entry['offset']} position: {entry['position']}")
-    if check or document["problems"]:
-        for problem in document["problems"]:
-            _say(args, f"Mismatch in {path}: {problem}")
-    if args.index_sanity_check:
-        verdict = "passed" if document["valid"] else "failed"
-        _say(args, f"{path} passed sanity check." if document["valid"] else f"{path} {verdict} sanity check.")
-    return document
+    return _report_index(path, args, document, lambda e: f"offset: {e['offset']} position: {e['position']}")
 
 
 def dump_time_index(path: Path, args: argparse.Namespace) -> dict:
     base_offset = _base_offset(path)
-    check = args.index_sanity_check or args.verify_index_only
-    document: dict = {"file": str(path), "type": "time_index", "entries": [], "problems": [], "valid": True}
-    with _Mapped(path) as data:
-        if len(data) % TIME_INDEX_ENTRY.size:
-            document["problems"].append(f"size {len(data)} is not a multiple of {TIME_INDEX_ENTRY.size}")
-        raw = _read_entries(data, TIME_INDEX_ENTRY)
-    batches = _segment_batches(path)
-    if raw and raw[0] == (0, 0) and batches is not None and not batches:
-        raw = []
+    document, raw, batches = _load_index(path, TIME_INDEX_ENTRY, "time_index")
     last_offset = batches[-1].last_offset if batches else None
     previous = None
     for timestamp, relative in raw:
@@ -310,16 +312,6 @@ def dump_time_index(path: Path, args: argparse.Namespace) -> dict:
         if last_offset is not None and offset > last_offset:
             document["problems"].append(f"entry offset {offset} is past the segment's last offset {last_offset}")
         previous = (timestamp, offset)
-    document["valid"] = not document["problems"]
-    _say(args, f"Dumping {path}")
-    if not check:
-        for entry in document["entries"]:
-            _say(args, f"timestamp: {entry['timestamp']} offset: {entry['offset']}")
-    if check or document["problems"]:
-        for problem in document["problems"]:
-            _say(args, f"Mismatch in {path}: {problem}")
-    if args.index_sanity_check:
-        _say(args, f"{path} passed sanity check." if document["valid"] else f"{path} failed sanity check.")
-    return document
+    return _report_index(path, args, document, lambda e: f"timestamp: {e['timestamp']} offset: {e['offset']}")
 
 
