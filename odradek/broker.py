@@ -1,7 +1,8 @@
 """A whole broker assembled from its layers, run as a process (`run_broker`) or in-process (`Broker`).
 
-Start-up: metadata store -> log manager (recovery in a worker thread) -> replica manager and
-controller -> listeners; one log line names the listener and data dirs. Shutdown: stop
+Start-up: lock every log dir -> bind the listeners (not yet accepting) -> metadata store -> log
+manager (recovery in a worker thread) -> replica manager and controller -> accept; one log line
+names the listener and data dirs. A refusal before the data is read leaves it untouched. Shutdown: stop
 accepting, finish in-flight requests, flush and close every log, write the clean-shutdown marker.
 """
 
@@ -21,6 +22,7 @@ from odradek.clock import Clock
 from odradek.cluster.controller import Controller
 from odradek.cluster.dynamic_config import DynamicConfigs
 from odradek.cluster.local_store import LocalMetadataStore
+from odradek.cluster.store import MetadataStoreError
 from odradek.config import BrokerConfig
 from odradek.coordinator.group_coordinator import GroupConfig, GroupCoordinator
 from odradek.coordinator.offset_store import TOPIC as OFFSETS_TOPIC
@@ -29,6 +31,7 @@ from odradek.coordinator.producer_ids import ProducerIdManager
 from odradek.protocol.topic_partition import TopicPartition
 from odradek.handlers.context import BrokerServices
 from odradek.log.cleaner import LogCleaner
+from odradek.log.dir_lock import LogDirError, LogDirLock, acquire_all, release_all
 from odradek.log.log_config import LogConfig
 from odradek.log.manager import LogManager
 from odradek.replica.manager import ReplicaManager
@@ -49,24 +52,47 @@ class BrokerRuntime:
         self.clock = clock or Clock()
         self.servers: list[SocketServer] = []
         self._timers: list[asyncio.Task] = []
+        self._dir_locks: list[LogDirLock] = []
         self.log_manager: LogManager | None = None
+        self.replicas: ReplicaManager | None = None
+        self.groups: GroupCoordinator | None = None
 
     async def start(self) -> None:
+        """Lock the log dirs, bind the listeners, then (only then) read and load the data.
+
+        A refusal (LogDirError, MetadataStoreError, a taken port: OSError) leaves the data
+        untouched; stop() then releases whatever was taken."""
         config = self.config
         node_id = config.node_id
         log_dirs = [Path(d) for d in config.log_dirs]
-        for directory in log_dirs:
-            directory.mkdir(parents=True, exist_ok=True)
-        store = LocalMetadataStore(log_dirs[0], cluster_id=config["cluster.id"])
+        self._dir_locks = await asyncio.to_thread(acquire_all, log_dirs)
+        for listener in config.listeners:
+            server = SocketServer(
+                None,
+                listener.host,
+                listener.port,
+                max_request_bytes=config["socket.request.max.bytes"],
+                on_stopping=self._release_parked_requests,
+            )
+            self.servers.append(server)
+            await server.bind()
+        store = await asyncio.to_thread(_open_metadata_store, log_dirs, config)
         configs = DynamicConfigs(config, store, node_id)
-        self.log_manager = LogManager(log_dirs, self.clock, cluster_id=store.cluster_id, node_id=node_id)
-        replicas = ReplicaManager(self.log_manager)
+        log_manager = LogManager(log_dirs, self.clock, cluster_id=store.cluster_id, node_id=node_id)
+        replicas = ReplicaManager(log_manager)
         self.replicas = replicas
         controller = Controller(store, replicas, configs.effective, node_id)
-        await asyncio.to_thread(
-            self.log_manager.startup,
-            lambda tp: LogConfig.from_topic_config(controller.topic_config_values(tp.topic)),
-        )
+        try:
+            await asyncio.to_thread(
+                log_manager.startup,
+                lambda tp: LogConfig.from_topic_config(controller.topic_config_values(tp.topic)),
+            )
+        except BaseException:
+            # Not every log was loaded (or recovered): close them without the clean-shutdown
+            # marker, so the next start recovers whatever this one did not.
+            log_manager.close()
+            raise
+        self.log_manager = log_manager
         controller.load_partitions()
         groups = self._group_coordinator(controller, replicas)
         await asyncio.to_thread(groups.load)
@@ -89,16 +115,9 @@ class BrokerRuntime:
             configs=configs,
         )
         dispatcher = Dispatcher(services)
-        for listener in listeners:
-            server = SocketServer(
-                dispatcher,
-                listener.host,
-                listener.port,
-                max_request_bytes=config["socket.request.max.bytes"],
-                on_stopping=self._release_parked_requests,
-            )
+        for server in self.servers:
+            server.dispatcher = dispatcher
             await server.start()
-            self.servers.append(server)
         first = listeners[0]
         public = advertised.get(first.name, first)
         services.advertised_host = public.host
@@ -165,8 +184,10 @@ class BrokerRuntime:
 
     def _release_parked_requests(self) -> None:
         """On shutdown: parked fetches answer now, parked joins and syncs answer COORDINATOR_NOT_AVAILABLE."""
-        self.replicas.waiters.close()
-        self.groups.shutdown()
+        if self.replicas is not None:
+            self.replicas.waiters.close()
+        if self.groups is not None:
+            self.groups.shutdown()
 
     async def _expire_offsets(self, interval_ms: int) -> None:
         while True:
@@ -203,6 +224,7 @@ class BrokerRuntime:
             await asyncio.to_thread(self.log_manager.flush_dirty, self.clock.now_ms())
 
     async def stop(self) -> None:
+        data_untouched = self.log_manager is None  # a refused start: leave the dirs as they were
         for server in self.servers:
             await server.stop()
         for timer in self._timers:
@@ -213,7 +235,45 @@ class BrokerRuntime:
         if self.log_manager is not None:
             await asyncio.to_thread(self.log_manager.shutdown)
             self.log_manager = None
-        log.info("odradek stopped cleanly")
+            log.info("odradek stopped cleanly")
+        release_all(self._dir_locks, discard_created=data_untouched)
+        self._dir_locks = []
+
+
+# Why a broker refuses to start: each carries one line for the operator.
+REFUSALS = (LogDirError, MetadataStoreError, OSError)
+
+
+def refusal_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror if error.filename is None else f"{error.strerror}: {error.filename}"
+    return str(error)
+
+
+def _open_metadata_store(log_dirs: list[Path], config: BrokerConfig) -> LocalMetadataStore:
+    """The metadata store of the first log dir, refusing dirs that belong to another cluster.
+
+    A dir whose meta.properties names a cluster while no odradek metadata exists was written by
+    another broker (Apache Kafka, or an odradek whose metadata is gone): refused, never adopted,
+    unless `cluster.id` is set to that id on purpose."""
+    recorded = LogManager.recorded_cluster_ids(log_dirs, config.node_id)
+    wanted = config["cluster.id"]
+    if not LocalMetadataStore.exists(log_dirs[0]):
+        for log_dir, cluster_id in recorded.items():
+            if cluster_id != wanted:
+                raise LogDirError(
+                    f"log dir {log_dir} belongs to cluster {cluster_id} (its meta.properties) but holds no odradek "
+                    f"metadata ({LocalMetadataStore.FILE_NAME} in {log_dirs[0]}): it was written by another broker; "
+                    "odradek will not take it over. Point log.dirs at an empty directory"
+                )
+    store = LocalMetadataStore(log_dirs[0], cluster_id=wanted)
+    for log_dir, cluster_id in recorded.items():
+        if cluster_id != store.cluster_id:
+            raise LogDirError(
+                f"the cluster id {store.cluster_id} (in {store.path}) does not match cluster id {cluster_id} "
+                f"stored in {log_dir / 'meta.properties'}: that log dir belongs to another cluster"
+            )
+    return store
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
@@ -235,8 +295,8 @@ def run_broker(config: BrokerConfig) -> int:
             loop.add_signal_handler(signum, stopping.set)
         try:
             await runtime.start()
-        except OSError as error:
-            log.error("cannot start: %s", error)
+        except REFUSALS as error:
+            log.error("cannot start: %s", refusal_line(error))
             await runtime.stop()
             return 1
         await stopping.wait()

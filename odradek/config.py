@@ -221,7 +221,8 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
     _b("default.replication.factor", "int", 1,
        "Default replication factor for auto-created topics.", AtLeast(1)),
     _b("auto.create.topics.enable", "boolean", True,
-       "Create a topic when a client asks for metadata of, or produces to, an unknown topic."),
+       "Create a topic when a client asks for metadata of an unknown topic and allows auto-creation "
+       "(producers do; Produce itself never creates a topic, as in Kafka)."),
     _b("delete.topic.enable", "boolean", True, "Allow topics to be deleted."),
     _b("min.insync.replicas", "int", 1,
        "Default for the topic config min.insync.replicas.", AtLeast(1)),

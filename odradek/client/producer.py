@@ -118,7 +118,9 @@ class Producer:
     async def partition_count(self, topic: str) -> int:
         count = self._partition_counts.get(topic)
         if count is None:
-            cluster = await self.client.topic_metadata([topic])
+            # Kafka's producers ask with allowAutoTopicCreation: the broker creates the topic if
+            # auto.create.topics.enable is on (Produce itself never creates one).
+            cluster = await self.client.topic_metadata([topic], allow_auto_topic_creation=True)
             count = len(cluster.topics[topic].partitions)
             if count == 0:
                 raise KafkaError(ErrorCode.leader_not_available, f"topic '{topic}' has no partitions yet")

@@ -3,7 +3,7 @@
 In single-node mode this broker is the controller and the only replica of every partition.
 It changes the metadata store first and then tells the replica manager to create or drop
 the partitions, so a crash between the two is repaired at start-up (partitions are created
-for every stored topic; directories of topics no longer stored are deleted).
+for every stored topic; directories of topics not stored are set aside as stray, never deleted).
 """
 
 from __future__ import annotations
@@ -203,14 +203,6 @@ class Controller:
             return existing
         return self.create_topic(name, -1, -1, {})
 
-    def auto_create_topic_if_enabled(self, name: str) -> TopicRecord | None:
-        try:
-            return self.auto_create_topic(name)
-        except KafkaError as error:
-            if error.code == ErrorCode.unknown_topic_or_partition:
-                return None
-            raise
-
     def delete_topic(self, name: str) -> TopicRecord:
         if not self.config["delete.topic.enable"]:
             raise KafkaError(ErrorCode.topic_deletion_disabled, "topic deletion is disabled (delete.topic.enable=false)")
@@ -225,7 +217,7 @@ class Controller:
         return record
 
     def load_partitions(self) -> None:
-        """At start-up: a partition for every stored topic; directories of unknown topics deleted."""
+        """At start-up: a partition for every stored topic; logs of unknown topics set aside as stray."""
         self.replicas.reconcile({record.name: record for record in self._topics.values()}, self.topic_config_values)
 
 

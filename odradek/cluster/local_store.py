@@ -13,13 +13,19 @@ import os
 import uuid
 from pathlib import Path
 
-from odradek.cluster.store import TopicRecord
+from odradek.cluster.store import MetadataStoreError, TopicRecord
 
 FILE_NAME = "odradek-metadata.json"
 FORMAT_VERSION = 1
 
 
 class LocalMetadataStore:
+    FILE_NAME = FILE_NAME
+
+    @staticmethod
+    def exists(directory: Path) -> bool:
+        return (Path(directory) / FILE_NAME).exists()
+
     def __init__(self, directory: Path, *, cluster_id: str | None = None) -> None:
         self.path = Path(directory) / FILE_NAME
         self._topics: dict[str, TopicRecord] = {}
@@ -29,8 +35,8 @@ class LocalMetadataStore:
         if self.path.exists():
             self._load()
             if cluster_id and cluster_id != self.cluster_id:
-                raise RuntimeError(
-                    f"cluster.id {cluster_id!r} does not match {self.cluster_id!r} stored in {self.path}"
+                raise MetadataStoreError(
+                    f"cluster.id {cluster_id} does not match the cluster id {self.cluster_id} stored in {self.path}"
                 )
         else:
             self.cluster_id = cluster_id or _new_cluster_id()
@@ -79,7 +85,7 @@ class LocalMetadataStore:
                 )
                 self._topics[record.name] = record
         except (ValueError, KeyError, TypeError) as error:
-            raise RuntimeError(f"metadata file {self.path} is unreadable: {error}") from None
+            raise MetadataStoreError(f"metadata file {self.path} is unreadable: {error}") from None
 
     def _save(self) -> None:
         data = {

@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
+class MetadataStoreError(Exception):
+    """The metadata cannot be used (unreadable, or another cluster's); one line for the operator."""
+
+
 @dataclass(frozen=True)
 class TopicRecord:
     name: str

@@ -5,7 +5,8 @@ v0-v2 are advertised so that older librdkafka keeps message format v1 features a
 Per partition: the records are validated batch by batch (size, magic, CRC32C, count) without
 decoding a record, idempotent sequences are checked, offsets are patched into the batch headers
 and the batches are written as they arrived. acks=0 gets no response at all. Every requested
-partition gets an answer.
+partition gets an answer. An unknown topic is UNKNOWN_TOPIC_OR_PARTITION: as in Kafka, topics
+are auto-created by Metadata (which every producer asks first), never by Produce.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ async def handle(ctx: RequestContext, request):
                 results.append(_partition_error(partition_class, data.index, error))
                 continue
             try:
-                result = services.replicas.append_records(tp, data.records, auto_create=services.controller.auto_create_topic_if_enabled)
+                result = services.replicas.append_records(tp, data.records)
             except KafkaError as error:
                 results.append(_partition_error(partition_class, data.index, error))
                 continue

@@ -23,6 +23,7 @@ from odradek.log.checkpoint import (
     OffsetCheckpointFile,
     write_atomically,
 )
+from odradek.log.dir_lock import LogDirError
 from odradek.log.log_config import LogConfig
 from odradek.log.partition_log import PartitionLog, storage_error
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -52,13 +53,24 @@ def read_properties(path: Path) -> dict[str, str] | None:
     return values
 
 
+def _check_node_id(path: Path, values: dict[str, str], node_id: int) -> None:
+    stored_node = values.get("node.id", values.get("broker.id"))
+    if stored_node is not None and stored_node.strip() != str(node_id):
+        raise LogDirError(
+            f"{path} belongs to node.id {stored_node}, but this broker is node.id {node_id}: "
+            f"point log.dirs elsewhere or set node.id={stored_node}"
+        )
+
+
 class LogManager:
     """Every PartitionLog in the broker's log directories.
 
     Format: each log dir holds `meta.properties` (version=1, cluster.id, node.id,
     directory.id), `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`, the
     `.kafka_cleanshutdown` marker while stopped cleanly, and one `<topic>-<partition>`
-    directory per log; `<topic>-<partition>.<uuid>-delete` directories await removal.
+    directory per log; `<topic>-<partition>.<uuid>-delete` directories await removal;
+    `<topic>-<partition>.<uuid>-stray` ones (logs of topics the metadata does not know) are kept
+    and never deleted.
     Invariants: a TopicPartition has at most one log across all dirs; the clean-shutdown
     marker exists only while the broker is stopped after shutdown() completed. A dir in
     `offline_dirs` (an I/O error other than a full disk hit it, or it failed to load) stays
@@ -97,7 +109,7 @@ class LogManager:
                     raise
                 self._mark_offline(log_dir, exc)
         if len(self.offline_dirs) == len(self.log_dirs):
-            raise RuntimeError(f"every log dir is offline: {', '.join(str(d) for d in self.log_dirs)}")
+            raise LogDirError(f"every log dir is offline: {', '.join(str(d) for d in self.log_dirs)}")
         logger.info(
             "Loaded %d partition logs from %d log dirs (%s)",
             len(self.logs), len(self.log_dirs),
@@ -108,6 +120,7 @@ class LogManager:
     def _load_dir(self, log_dir: Path, config_for: Callable[[TopicPartition], LogConfig]) -> bool:
         """Load one log dir's partition logs; whether recovery ran (unclean shutdown)."""
         recovered_any = False
+        strays = 0
         log_dir.mkdir(parents=True, exist_ok=True)
         self._check_meta_properties(log_dir)
         recovery_points = OffsetCheckpointFile(log_dir / RECOVERY_POINT_CHECKPOINT).read()
@@ -119,8 +132,11 @@ class LogManager:
         for entry in sorted(log_dir.iterdir()):
             if not entry.is_dir():
                 continue
-            if entry.name.endswith(DELETE_SUFFIX) or entry.name.endswith(STRAY_SUFFIX):
+            if entry.name.endswith(DELETE_SUFFIX):
                 self._pending_deletes.append(entry)
+                continue
+            if entry.name.endswith(STRAY_SUFFIX):
+                strays += 1
                 continue
             try:
                 tp = TopicPartition.from_dir_name(entry.name)
@@ -128,7 +144,7 @@ class LogManager:
                 continue
             recovered_any = recovered_any or not clean
             if tp in self.logs:
-                raise RuntimeError(f"{tp} has a log in both {self._dir_of[tp]} and {log_dir}")
+                raise LogDirError(f"{tp} has a log in both {self._dir_of[tp]} and {log_dir}; remove one of them")
             partition_log = PartitionLog.open(
                 entry,
                 config_for(tp),
@@ -138,6 +154,11 @@ class LogManager:
                 log_start_offset=log_start_offsets.get(tp, 0),
             )
             self._register(tp, partition_log, log_dir)
+        if strays:
+            logger.warning(
+                "%s holds %d stray partition dirs (*%s) from earlier starts; they are kept, not loaded: "
+                "remove them by hand once they are not needed", log_dir, strays, STRAY_SUFFIX,
+            )
         return recovered_any
 
     def _register(self, tp: TopicPartition, partition_log: PartitionLog, log_dir: Path) -> None:
@@ -168,6 +189,7 @@ class LogManager:
         return self._dir_of.get(tp)
 
     def _check_meta_properties(self, log_dir: Path) -> None:
+        """Write meta.properties into a new dir; refuse a dir of another node or cluster."""
         path = log_dir / META_PROPERTIES
         values = read_properties(path)
         if values is None:
@@ -178,26 +200,31 @@ class LogManager:
                 f"version=1\ncluster.id={self.cluster_id}\nnode.id={self.node_id}\ndirectory.id={directory_id}\n",
             )
             return
-        stored_node = values.get("node.id", values.get("broker.id"))
-        if stored_node is not None and int(stored_node) != self.node_id:
-            raise RuntimeError(
-                f"{path} belongs to node.id {stored_node}, but this broker is node.id {self.node_id}: "
-                f"point log.dirs elsewhere or set node.id={stored_node}"
-            )
+        _check_node_id(path, values, self.node_id)
         stored_cluster = values.get("cluster.id")
         if stored_cluster and stored_cluster != self.cluster_id:
-            logger.warning(
-                "%s has cluster.id %s but this broker was given %s", path, stored_cluster, self.cluster_id
+            raise LogDirError(
+                f"{path} has cluster id {stored_cluster} but this broker's cluster is {self.cluster_id}: "
+                "that log dir belongs to another cluster"
             )
 
     @staticmethod
-    def stored_cluster_id(log_dirs: list[Path]) -> str | None:
-        """The cluster.id already recorded in any of the log dirs' meta.properties, if any."""
+    def recorded_cluster_ids(log_dirs: list[Path], node_id: int) -> dict[Path, str]:
+        """The cluster.id each log dir's meta.properties records (dirs without one left out),
+        read before anything is written. LogDirError if a dir belongs to another node."""
+        recorded = {}
         for log_dir in log_dirs:
-            values = read_properties(Path(log_dir) / META_PROPERTIES)
-            if values and values.get("cluster.id"):
-                return values["cluster.id"]
-        return None
+            path = Path(log_dir) / META_PROPERTIES
+            try:
+                values = read_properties(path)
+            except (OSError, UnicodeDecodeError) as exc:
+                raise LogDirError(f"cannot read {path}: {exc}") from None
+            if values is None:
+                continue
+            _check_node_id(path, values, node_id)
+            if values.get("cluster.id"):
+                recorded[Path(log_dir)] = values["cluster.id"]
+        return recorded
 
     # --- logs ---------------------------------------------------------------------------------
 
@@ -241,6 +268,21 @@ class LogManager:
                 return  # its dir is gone or broken; nothing more to do until restart
             raise storage_error(exc, "renaming for deletion", partition_log.directory) from exc
         self._pending_deletes.append(target)
+
+    def mark_stray(self, tp: TopicPartition) -> Path | None:
+        """Close a log the metadata does not know and rename its dir `<topic>-<partition>.<uuid>-stray`
+        (Kafka's name): kept on disk, never loaded or deleted. Returns the new path."""
+        partition_log = self.logs.pop(tp, None)
+        self._dir_of.pop(tp, None)
+        if partition_log is None:
+            return None
+        partition_log.close()
+        target = partition_log.directory.with_name(f"{tp.dir_name}.{uuid.uuid4().hex}{STRAY_SUFFIX}")
+        try:
+            os.rename(partition_log.directory, target)
+        except OSError as exc:
+            raise storage_error(exc, "renaming as stray", partition_log.directory) from exc
+        return target
 
     def remove_deleted(self) -> None:
         """Remove directories renamed by delete_log (and leftovers found at start-up)."""
@@ -325,6 +367,12 @@ class LogManager:
                     self._mark_offline(log_dir, exc)
                     continue
                 raise storage_error(exc, "writing checkpoints in", log_dir) from exc
+
+    def close(self) -> None:
+        """Close every log without checkpoints or clean-shutdown markers (a start that failed
+        half-way: the next start must recover what this one did not)."""
+        for partition_log in list(self.logs.values()):
+            partition_log.close()
 
     def shutdown(self) -> None:
         """Flush and close every log, write checkpoints, then mark each dir cleanly shut down.

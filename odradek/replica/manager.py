@@ -12,7 +12,7 @@ import logging
 from odradek.log.log_config import LogConfig
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.records import BATCH_HEADER_SIZE, decode_records, read_batch_header
-from odradek.protocol.topic_partition import TopicPartition, validate_topic_name
+from odradek.protocol.topic_partition import TopicPartition
 from odradek.replica.partition import AppendResult, Partition
 from odradek.replica.purgatory import AppendWaiters
 
@@ -24,7 +24,6 @@ class ReplicaManager:
         self.log_manager = log_manager
         self.waiters = AppendWaiters()
         self._partitions: dict[TopicPartition, Partition] = {}
-        self._partition_counts: dict[str, int] = {}
 
     # -- lookup ----------------------------------------------------------------------------
 
@@ -51,15 +50,10 @@ class ReplicaManager:
 
     # -- data path -------------------------------------------------------------------------
 
-    def append_records(self, tp: TopicPartition, records, *, auto_create=None) -> AppendResult:
+    def append_records(self, tp: TopicPartition, records) -> AppendResult:
         partition = self._partitions.get(tp)
         if partition is None:
-            if auto_create is not None and tp.topic not in self._partition_counts:
-                validate_topic_name(tp.topic)
-                auto_create(tp.topic)
-                partition = self._partitions.get(tp)
-            if partition is None:
-                raise KafkaError(ErrorCode.unknown_topic_or_partition, f"this broker does not host {tp}")
+            raise KafkaError(ErrorCode.unknown_topic_or_partition, f"this broker does not host {tp}")
         result = partition.append_records(records)
         self.waiters.notify(tp)
         return result
@@ -106,7 +100,6 @@ class ReplicaManager:
             tp = TopicPartition(record.name, index)
             if tp not in self._partitions:
                 self._add(tp, self.log_manager.create_log(tp, config), config_values)
-        self._partition_counts[record.name] = record.partitions
 
     def update_configs(self, record, config_values: dict) -> None:
         """Apply a topic's new effective configs to its live partitions."""
@@ -123,7 +116,6 @@ class ReplicaManager:
             if self._partitions.pop(tp, None) is not None:
                 self.log_manager.delete_log(tp)
             self.waiters.notify(tp)
-        self._partition_counts.pop(record.name, None)
         self._remove_deleted_in_background()
 
     def _remove_deleted_in_background(self) -> None:
@@ -136,13 +128,20 @@ class ReplicaManager:
         loop.run_in_executor(None, self.log_manager.remove_deleted)
 
     def reconcile(self, topics: dict, config_values_for) -> None:
-        """Start-up: adopt loaded logs of known topics, create missing ones, delete the rest."""
-        for tp, partition_log in list(self.log_manager.logs.items()):
-            record = topics.get(tp.topic)
-            if record is None or tp.partition >= record.partitions:
-                log.warning("Deleting log %s: its topic is not in the metadata", tp)
-                self.log_manager.delete_log(tp)
-        self._remove_deleted_in_background()
+        """Start-up: adopt loaded logs of known topics, create missing ones, and set aside (never
+        delete) logs whose topic or partition the metadata does not know, as Kafka's stray logs."""
+        strays = [
+            tp for tp in self.log_manager.logs
+            if (record := topics.get(tp.topic)) is None or tp.partition >= record.partitions
+        ]
+        for tp in strays:
+            self.log_manager.mark_stray(tp)
+        if strays:
+            names = ", ".join(str(tp) for tp in sorted(strays)[:5]) + (", ..." if len(strays) > 5 else "")
+            log.warning(
+                "Kept %d partition logs whose topics are not in the metadata, renamed *-stray and not loaded (%s)",
+                len(strays), names,
+            )
         for record in topics.values():
             config_values = config_values_for(record.name)
             config = LogConfig.from_topic_config(config_values)
@@ -150,7 +149,6 @@ class ReplicaManager:
                 tp = TopicPartition(record.name, index)
                 partition_log = self.log_manager.get_log(tp) or self.log_manager.create_log(tp, config)
                 self._add(tp, partition_log, config_values)
-            self._partition_counts[record.name] = record.partitions
 
     def _add(self, tp: TopicPartition, partition_log, config_values: dict) -> None:
         partition = Partition(tp, partition_log)

@@ -1,5 +1,8 @@
 """The listener and its lifecycle: accept connections; on stop, let in-flight requests finish.
 
+bind() takes the port before the broker touches its data (a second broker on a busy port fails
+without having read or written anything); start() begins accepting once the broker is ready.
+
 Shutdown order (uvicorn's): stop accepting, ask connections to stop after their current
 request, release parked fetches, wait up to a grace period, then cancel what is left.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from odradek.server.connection import Connection
 
@@ -26,11 +30,23 @@ class SocketServer:
         self._server: asyncio.base_events.Server | None = None
         self._connections: dict[asyncio.Task, Connection] = {}
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, self.host or None, self.port, reuse_address=True)
+    async def bind(self) -> None:
+        """Bind the listening socket without accepting; OSError with one line if the port is taken."""
+        try:
+            self._server = await asyncio.start_server(
+                self._accept, self.host or None, self.port, reuse_address=True, start_serving=False
+            )
+        except OSError as exc:
+            where = f"{self.host or '0.0.0.0'}:{self.port}"
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise OSError(exc.errno, f"cannot listen on {where}: {reason}") from None
         sockets = self._server.sockets
         if self.port == 0 and sockets:
             self.port = sockets[0].getsockname()[1]
+
+    async def start(self) -> None:
+        """Accept connections (after bind())."""
+        await self._server.start_serving()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = Connection(reader, writer, self.dispatcher, self.max_request_bytes)

@@ -36,3 +36,16 @@ def test_producing_to_unknown_topic_fails_when_auto_create_is_disabled(start_bro
         confluent_kafka.KafkaError._MSG_TIMED_OUT,
     ), errors[0]
     assert topic_partitions(broker.bootstrap_servers, "not-auto-created") is None
+
+
+def test_produce_request_never_creates_a_topic(broker):
+    """Kafka creates topics on Metadata only: a Produce for an unknown topic is refused with
+    UNKNOWN_TOPIC_OR_PARTITION (retriable; clients then ask Metadata, which creates it)."""
+    from .test_bad_input import UNKNOWN_TOPIC_OR_PARTITION, batch, produce_partition
+    from .wire import WireClient
+
+    with WireClient(broker.bootstrap_servers) as client:
+        answer = produce_partition(client, "created-by-produce", 0, batch(b"lost"))
+
+    assert answer.error_code == UNKNOWN_TOPIC_OR_PARTITION
+    assert topic_partitions(broker.bootstrap_servers, "created-by-produce") is None

@@ -7,6 +7,7 @@ import pytest
 
 from odradek.clock import FakeClock
 from odradek.log.checkpoint import OffsetCheckpointFile
+from odradek.log.dir_lock import LogDirError
 from odradek.log.log_config import LogConfig
 from odradek.log.manager import CLEAN_SHUTDOWN_MARKER, LogManager
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -118,7 +119,7 @@ def test_a_dir_that_cannot_load_is_offline_at_startup(tmp_path, clock):
 def test_every_dir_offline_refuses_to_start(tmp_path, clock):
     bad = tmp_path / "bad"
     bad.write_text("x")
-    with pytest.raises(RuntimeError, match="every log dir is offline"):
+    with pytest.raises(LogDirError, match="every log dir is offline"):
         started([bad], clock)
 
 

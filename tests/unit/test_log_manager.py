@@ -1,9 +1,12 @@
 """LogManager and checkpoint files: start-up, shutdown, clean marker, recovery points, placement."""
 
+import os
+
 import pytest
 
 from odradek.clock import FakeClock
 from odradek.log.checkpoint import OffsetCheckpointFile
+from odradek.log.dir_lock import LogDirError
 from odradek.log.log_config import LogConfig
 from odradek.log.manager import CLEAN_SHUTDOWN_MARKER, LogManager, read_properties
 from odradek.protocol.records import encode_batch, validate_batches
@@ -62,7 +65,7 @@ def test_startup_writes_meta_properties_and_shutdown_marks_clean(tmp_path):
 def test_node_id_mismatch_is_refused(tmp_path):
     clock = FakeClock()
     make_manager([tmp_path], clock, node_id=1).startup(lambda tp: LogConfig())
-    with pytest.raises(RuntimeError, match="node.id"):
+    with pytest.raises(LogDirError, match="node.id"):
         make_manager([tmp_path], clock, node_id=2).startup(lambda tp: LogConfig())
 
 
@@ -132,3 +135,25 @@ def test_flush_dirty_flushes_after_flush_ms(tmp_path):
     clock.advance(1000)
     assert manager.flush_dirty(clock.now_ms()) == 1
     assert log.recovery_point == 2
+
+
+def test_dir_lock_refuses_a_second_holder_and_is_released_on_close(tmp_path):
+    from odradek.log.dir_lock import LogDirLock
+
+    first = LogDirLock.acquire(tmp_path / "data")
+    with pytest.raises(LogDirError, match=rf"locked by pid {os.getpid()}"):
+        LogDirLock.acquire(tmp_path / "data")
+    first.release()
+    LogDirLock.acquire(tmp_path / "data").release()
+
+
+def test_recorded_cluster_ids_read_without_writing(tmp_path):
+    fresh, used = tmp_path / "fresh", tmp_path / "used"
+    fresh.mkdir()
+    used.mkdir()
+    (used / "meta.properties").write_text("version=1\ncluster.id=abc\nnode.id=3\n")
+
+    assert LogManager.recorded_cluster_ids([fresh, used], node_id=3) == {used: "abc"}
+    assert list(fresh.iterdir()) == []
+    with pytest.raises(LogDirError, match="belongs to node.id 3"):
+        LogManager.recorded_cluster_ids([used], node_id=4)
