@@ -8,6 +8,7 @@ adds its parser and sets `run(args) -> int` as the parser's default `func`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -26,6 +27,7 @@ from odradek.cli import configs, consume, dump_log, get_offsets, groups, produce
 __all__ = ["build_parser", "main"]
 
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command killed by SIGPIPE, like cat
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line naming the command, not a usage dump."""
@@ -42,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"odradek {odradek.__version__}"
     )
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command", parser_class=_Parser)
     server.register(subparsers)
     topics.register(subparsers)
     produce.register(subparsers)
@@ -62,10 +64,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return func(args)
+        code = func(args)
+        sys.stdout.flush()
+        return code
     except UsageError as e:
-        print(f"odradek: {e}", file=sys.stderr)
+        print(f"odradek {args.command}: {e} (see 'odradek {args.command} --help')", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (`odradek dump-log ... | head`): stop quietly, as cat does. Point
+        # stdout at /dev/null so the interpreter's final flush does not complain either.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -227,8 +227,16 @@ def test_produce_acks_zero_and_one(cli):
     assert [r["value"] for r in records] == ["a", "b"]
 
 
-def test_produce_to_unknown_topic_is_one_line(cli):
-    assert_one_line_error(cli("produce", "--topic", "nowhere", stdin="x\n"), "'nowhere' does not exist", exit_code=1)
+def test_produce_to_a_new_topic_creates_it_as_the_console_producer_does(cli):
+    """Kafka's console producer asks Metadata with auto-creation allowed; so does odradek produce."""
+    ok(cli("produce", "--topic", "brand-new", stdin="x\ny\n"))
+    assert [r["value"] for r in consume_json(cli, "brand-new", count=2)] == ["x", "y"]
+
+
+def test_produce_to_unknown_topic_without_auto_creation_is_one_line(start_broker):
+    broker = start_broker(**{"auto.create.topics.enable": "false"})
+    result = odradek("produce", "--topic", "nowhere", "--bootstrap-server", broker.bootstrap_servers, stdin="x\n")
+    assert_one_line_error(result, "'nowhere' does not exist", exit_code=1)
 
 
 def test_produce_missing_key_separator_is_one_line(cli):
@@ -469,6 +477,13 @@ def test_every_client_command_reports_unreachable_broker(args):
     assert_one_line_error(result, "no broker reachable", exit_code=1)
 
 
+def test_usage_error_points_to_the_subcommand_help(cli):
+    line = assert_one_line_error(cli("topics", "--create"), "--create needs --topic", exit_code=2)
+    assert line.startswith("odradek topics: ") and line.endswith("(see 'odradek topics --help')")
+    line = assert_one_line_error(cli("consume", "--topic", "t", "--offset", "5"), "--offset needs --partition", exit_code=2)
+    assert line.endswith("(see 'odradek consume --help')")
+
+
 def test_bad_bootstrap_server_and_missing_action():
     assert_one_line_error(odradek("topics", "--list", "--bootstrap-server", "host:notaport"), "--bootstrap-server", exit_code=2)
     assert_one_line_error(odradek("topics"), "one of the arguments", exit_code=2)
@@ -510,6 +525,25 @@ def test_dump_log_prints_batches_records_and_checks_indexes(cli):
         assert "passed sanity check" in ok(odradek("dump-log", "--index-sanity-check", str(index)))
     document = json.loads(ok(odradek("dump-log", "--files", f"{segment},{segment.with_suffix('.index')}", "--output", "json")))
     assert [b["count"] for b in document[0]["batches"]] == [2, 1]
+
+
+def test_dump_log_into_a_closed_pipe_exits_quietly(cli, tmp_path):
+    """`odradek dump-log ... | head` stops like cat: no BrokenPipeError traceback."""
+    create(cli, "piped")
+    lines = tmp_path / "lines.txt"
+    lines.write_text("".join(f"record number {i} with some padding to make the output long\n" for i in range(20_000)))
+    ok(cli("produce", "--topic", "piped", "--file", str(lines)))
+    segment = Path(cli.broker.log_dir) / "piped-0" / f"{0:020d}.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "odradek", "dump-log", "--print-data-log", str(segment)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    assert reader.stdout.readline().startswith(b"Dumping ")
+    reader.stdout.close()  # what `head -1` does after its line
+    stderr = reader.stderr.read().decode()
+    assert reader.wait(CLI_TIMEOUT_S) == 128 + signal.SIGPIPE
+    assert stderr == ""
 
 
 def test_dump_log_reports_corruption_and_missing_files(tmp_path):

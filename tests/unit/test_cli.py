@@ -27,7 +27,9 @@ def assert_one_line_usage_error(result: subprocess.CompletedProcess, *fragments:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("odradek: "), result.stderr
+    command = next(arg for arg in result.args[3:] if not arg.startswith("-"))
+    assert last.startswith(f"odradek {command}: "), result.stderr
+    assert last.endswith(f"(see 'odradek {command} --help')"), result.stderr
     for fragment in fragments:
         assert fragment in last
 
