@@ -99,3 +99,28 @@ def test_fixture_points_at_existing_broker_from_environment(pytester, broker, mo
     result = pytester.runpytest(*plugin_args(request), "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert [m.value for m in consume("confluent", broker.bootstrap_servers, "made-by-inner-test", [0], 1)] == [b"hello"]
+
+
+def test_fixture_warns_when_the_existing_broker_lacks_the_requested_config(pytester, start_broker, monkeypatch, request):
+    """A test that overrides odradek_broker_config against an external broker is told which keys
+    that broker does not have, instead of silently getting a broker with 1 partition per topic."""
+    broker = start_broker(**{"num.partitions": 1, "log.retention.ms": 60000})
+    monkeypatch.setenv("ODRADEK_BOOTSTRAP_SERVERS", broker.bootstrap_servers)
+    pytester.makepyfile(
+        textwrap.dedent(
+            """
+            import pytest
+
+            @pytest.fixture
+            def odradek_broker_config():
+                return {"num.partitions": "3", "log.retention.ms": "60000"}
+
+            def test_wants_three_partitions(odradek_broker):
+                pass
+            """
+        )
+    )
+    result = pytester.runpytest(*plugin_args(request), "-p", "no:cacheprovider", "-W", "default")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*OdradekConfigWarning*num.partitions='3' (broker has '1')*"])
+    assert "log.retention.ms=" not in result.stdout.str(), "a key the broker does have was reported"
