@@ -19,11 +19,12 @@ LOG_START_OFFSET_CHECKPOINT = "log-start-offset-checkpoint"
 _VERSION = 0
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to a temp file, fsync it, rename it over `path`, fsync the directory."""
+def write_atomically(path: Path, content: str | bytes) -> None:
+    """Write `content` to a temp file, fsync it, rename it over `path`, fsync the directory."""
     temp = path.with_name(path.name + ".tmp")
-    with open(temp, "w", encoding="utf-8") as f:
-        f.write(text)
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    with open(temp, "wb") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(temp, path)

@@ -21,7 +21,9 @@ from typing import Callable, Iterator, NamedTuple
 from crc32c import crc32c
 
 from odradek.clock import Clock
+from odradek.log.leader_epoch_cache import LeaderEpochCache
 from odradek.log.log_config import LogConfig
+from odradek.log.producer_state import ProducerStateManager
 from odradek.log.segment import (
     CLEANED_SUFFIX,
     DELETED_SUFFIX,
@@ -87,7 +89,8 @@ class PartitionLog:
     """The segments of one partition, oldest first; appends go to the last (active) one.
 
     Format: a directory `<topic>-<partition>` of LogSegments named by base offset (see
-    LogSegment), exactly Kafka's layout. Transient files: `*.cleaned` (a cleaner's output in
+    LogSegment), exactly Kafka's layout, with the producer state's `<offset>.snapshot` files
+    (ProducerStateManager) and `leader-epoch-checkpoint` (LeaderEpochCache). Transient files: `*.cleaned` (a cleaner's output in
     progress; deleted at open), `*.swap` (a finished cleaned segment replacing older ones;
     completed at open), `*.deleted` (removed segments awaiting file.delete.delay.ms; deleted at open).
     Invariants: segment base offsets strictly increase and each segment's batches lie in
@@ -130,6 +133,8 @@ class PartitionLog:
         self.log_start_offset = log_start_offset
         self.log_end_offset = log_end_offset
         self.recovery_point = recovery_point
+        self.producer_state = ProducerStateManager(directory)
+        self.leader_epochs = LeaderEpochCache(directory)
         self.last_flush_ms = clock.now_ms()
         # (due ms, generation, segment) renamed *.deleted, closed and unlinked when due
         self._deleted: list[tuple[int, int, LogSegment]] = []
@@ -193,7 +198,35 @@ class PartitionLog:
             raise storage_error(exc, "loading log", directory) from exc
         log_start_offset = max(log_start_offset, segments[0].base_offset)
         log_start_offset = min(log_start_offset, log_end_offset)
-        return cls(directory, config, clock, segments, log_start_offset, log_end_offset, log_end_offset)
+        log = cls(directory, config, clock, segments, log_start_offset, log_end_offset, log_end_offset)
+        try:
+            log._load_leader_epochs()
+            log.producer_state.load(log_start_offset, log_end_offset, log.iter_batch_headers)
+        except OSError as exc:
+            raise storage_error(exc, "loading the producer state and leader epochs of", directory) from exc
+        return log
+
+    def _load_leader_epochs(self) -> None:
+        """Read `leader-epoch-checkpoint` and cut it to the recovered log; rebuilt from the batch
+        headers when it is missing or unreadable (a dir from before odradek wrote it)."""
+        try:
+            cache = LeaderEpochCache.load(self.directory)
+        except ValueError as exc:
+            logger.warning("rebuilding the leader epochs of %s: %s", self.topic_partition, exc)
+            cache = None
+        if cache is None:
+            entries: list[tuple[int, int]] = []
+            if self.log_end_offset > self.log_start_offset:
+                for header in self.iter_batch_headers(self.log_start_offset):
+                    epoch = header.partition_leader_epoch
+                    if epoch >= 0 and (not entries or epoch > entries[-1][0]):
+                        entries.append((epoch, header.base_offset))
+            cache = LeaderEpochCache(self.directory)
+            if entries:  # an empty cache needs no file until its first epoch
+                cache.clear_and_write(entries)
+        cache.truncate_from_end(self.log_end_offset)
+        cache.truncate_from_start(self.log_start_offset)
+        self.leader_epochs = cache
 
     # --- properties ---------------------------------------------------------------------------
 
@@ -258,6 +291,27 @@ class PartitionLog:
             for header in headers:
                 _set_log_append_time(buffer, header.position, header.size, now)
         headers = [read_batch_header(buffer, header.position) for header in headers]
+        self._write_locked(buffer, headers, next_offset, now)
+        return AppendResult(first_offset, next_offset - 1, log_append_time)
+
+    def append_as_follower(self, buffer: bytearray, headers: list[BatchHeader]) -> AppendResult:
+        """Append batches copied from the leader, offsets and leader epochs as they are. The first
+        must start at log_end_offset (the fetch asked for it); KAFKA_STORAGE_ERROR as append."""
+        if not headers:
+            raise ValueError("append needs at least one batch")
+        self._check_online()
+        with self._lock:
+            if headers[0].base_offset != self.log_end_offset:
+                raise KafkaError(
+                    ErrorCode.offset_out_of_range,
+                    f"{self.topic_partition}: batches from offset {headers[0].base_offset} do not follow "
+                    f"the log end offset {self.log_end_offset}",
+                )
+            self._write_locked(buffer, headers, headers[-1].next_offset, self.clock.now_ms())
+        return AppendResult(headers[0].base_offset, headers[-1].last_offset, -1)
+
+    def _write_locked(self, buffer, headers: list[BatchHeader], next_offset: int, now: int) -> None:
+        """One write of whole batches at the log end, then the producer state and leader epochs."""
         max_timestamp = max(header.max_timestamp for header in headers)
         try:
             segment = self._maybe_roll(len(buffer), max_timestamp, next_offset - 1, now)
@@ -265,7 +319,14 @@ class PartitionLog:
         except OSError as exc:
             raise self.io_error(exc, "appending to", self.active_segment.log_path) from exc
         self.log_end_offset = next_offset
-        return AppendResult(first_offset, next_offset - 1, log_append_time)
+        producer_state = self.producer_state
+        for header in headers:
+            producer_state.update(header, header.base_offset)
+            if header.partition_leader_epoch > self.leader_epochs.latest_epoch:
+                try:
+                    self.leader_epochs.assign(header.partition_leader_epoch, header.base_offset)
+                except OSError as exc:
+                    raise self.io_error(exc, "writing the leader epochs of", self.directory) from exc
 
     @property
     def flush_due(self) -> bool:
@@ -303,6 +364,7 @@ class PartitionLog:
             return active
         active.on_become_inactive()
         segment = LogSegment.create(self.directory, self.log_end_offset, self.config, self.clock)
+        self.producer_state.take_snapshot(durable=False)  # fsynced with the rolled segment
         self._set_view(self._view[0] + (segment,))
         if self.flush_on_roll:
             _ROLL_FLUSHER.submit(self._flush_after_roll, segment.base_offset)
@@ -489,6 +551,8 @@ class PartitionLog:
                 active = keep[-1]
                 active.truncate_to(offset)
                 self.log_end_offset = active.read_next_offset()
+                self.leader_epochs.truncate_from_end(self.log_end_offset)
+                self.producer_state.load(self.log_start_offset, self.log_end_offset, self.iter_batch_headers)
             except OSError as exc:
                 raise self.io_error(exc, "truncating", self.directory) from exc
             self.recovery_point = min(self.recovery_point, self.log_end_offset)
@@ -500,6 +564,8 @@ class PartitionLog:
                 for segment in self._view[0]:
                     segment.delete()
                 self._set_view([LogSegment.create(self.directory, offset, self.config, self.clock)])
+                self.producer_state.truncate_fully(offset)
+                self.leader_epochs.clear_and_write([])
             except OSError as exc:
                 raise self.io_error(exc, "truncating", self.directory) from exc
             self.log_start_offset = self.log_end_offset = self.recovery_point = offset
@@ -596,6 +662,8 @@ class PartitionLog:
         remaining = segments[count:]
         self._set_view(remaining)
         self.log_start_offset = max(self.log_start_offset, remaining[0].base_offset)
+        self.leader_epochs.truncate_from_start(self.log_start_offset)
+        self.producer_state.delete_snapshots_below(remaining[0].base_offset)
         return count
 
     def _schedule_deletion(self, segment: LogSegment, now_ms: int) -> None:
@@ -668,13 +736,17 @@ class PartitionLog:
         return True
 
     def close(self) -> None:
+        """Close every segment; the producer state is snapshotted at the log end, so the next
+        open reads it instead of replaying the log."""
         self.closed = True
         segments = self._view[0]
         try:
             segments[-1].on_become_inactive()
             segments[-1].time_index.flush()
+            if not self.offline:
+                self.producer_state.take_snapshot(durable=True)
         except OSError:
-            logger.exception("could not write the final time index entry of %s", self.directory)
+            logger.exception("could not write the final time index entry or producer snapshot of %s", self.directory)
         for segment in segments:
             segment.close()
         try:

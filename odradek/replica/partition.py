@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from odradek.coordinator.producer_state import ProducerStateManager
+from odradek.log.producer_state import ProducerStateManager
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.records import decode_records, validate_batches
 from odradek.protocol.topic_partition import TopicPartition
@@ -27,7 +27,6 @@ class Partition:
         self.log = log
         self.leader_epoch = leader_epoch
         self.max_message_bytes = 1048588
-        self._producers: ProducerStateManager | None = None
 
     @property
     def high_watermark(self) -> int:
@@ -43,12 +42,8 @@ class Partition:
 
     @property
     def producers(self) -> ProducerStateManager:
-        """Built on first use from the log's batch headers (only idempotent producers need it)."""
-        if self._producers is None:
-            producers = ProducerStateManager()
-            producers.load(self.log.iter_batch_headers(self.log.log_start_offset))
-            self._producers = producers
-        return self._producers
+        """The log's idempotent-producer state (loaded from its snapshot when the log opened)."""
+        return self.log.producer_state
 
     def append_records(self, records) -> AppendResult:
         """Validate and append a produce request's records for this partition."""
@@ -74,11 +69,6 @@ class Partition:
                 return AppendResult(duplicate, -1, self.log.log_start_offset)
         buffer = bytearray(records)
         result = self.log.append(buffer, headers, self.leader_epoch)
-        if headers[0].producer_id >= 0:
-            offset = result.base_offset
-            for header in headers:
-                self.producers.update(header, offset)
-                offset += header.last_offset_delta + 1
         return AppendResult(result.base_offset, result.log_append_time_ms, self.log.log_start_offset)
 
     @staticmethod

@@ -130,3 +130,24 @@ def test_kafka_dump_log_reads_odradek_segments(start_broker, java_tools):
         assert bad not in text, text
     offsets = [int(m) for m in re.findall(r"^offset: (\d+) position: \d+$", dumped.stdout, re.M)]
     assert offsets and all(0 < offset < len(records) for offset in offsets), dumped.stdout
+
+
+def test_kafka_dump_log_reads_odradek_producer_snapshots(start_broker, java_tools):
+    """The `.snapshot` files odradek writes at segment roll and shutdown, read by kafka-dump-log."""
+    broker = start_broker(**{"log.segment.bytes": 4096})
+    bootstrap = broker.bootstrap_servers
+    create_topic(bootstrap, "snapshotted", partitions=1)
+    records = [Message(0, 0, f"k{i}".encode(), b"v" * 100, (), 1_700_000_000_000 + i) for i in range(300)]
+    for start in range(0, len(records), 30):
+        produce(bootstrap, "snapshotted", records[start:start + 30])  # idempotent, acks=all
+    assert broker.stop() == 0
+
+    partition_dir = broker.log_dir / "snapshotted-0"
+    snapshots = sorted(partition_dir.glob("*.snapshot"))
+    assert snapshots and snapshots[-1].name == f"{len(records):020d}.snapshot", [p.name for p in partition_dir.iterdir()]
+    dumped = java_tools.run(DUMP_LOG, "--files", str(snapshots[-1]))
+    text = dumped.stdout + dumped.stderr
+    assert "Exception" not in text and "corrupt" not in text.lower(), text
+    producers = re.findall(r"producerId: (\d+) producerEpoch: (\d+)", dumped.stdout)
+    assert len(producers) == 10, dumped.stdout  # one idempotent producer per produce() call
+    assert re.search(rf"lastSequence: 29 lastOffset: {len(records) - 1}\b", dumped.stdout), dumped.stdout

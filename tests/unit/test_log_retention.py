@@ -126,7 +126,8 @@ def test_open_removes_leftover_deleted_and_cleaned_files(tmp_path, clock):
         segment.close()  # a crash: nothing removed
     again = PartitionLog.open(directory, LogConfig(segment_bytes=200), clock, clean_shutdown=False, log_start_offset=2)
     assert sorted(path.name for path in directory.iterdir()) == [
-        "00000000000000000002.index", "00000000000000000002.log", "00000000000000000002.timeindex",
+        "00000000000000000002.index", "00000000000000000002.log", "00000000000000000002.snapshot",
+        "00000000000000000002.timeindex", "leader-epoch-checkpoint",
     ]
     assert (again.log_start_offset, again.log_end_offset) == (2, 3)
 

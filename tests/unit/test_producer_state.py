@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from odradek.coordinator.producer_state import ProducerStateManager
+from odradek.log.producer_state import ProducerStateManager
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.records import Record, encode_batch, read_batch_header
 
@@ -74,5 +74,5 @@ def test_sequence_wraps_at_int32() -> None:
 def test_state_is_rebuilt_from_batch_headers() -> None:
     state = ProducerStateManager()
     h = header(sequence=0, count=2)
-    state.load([h._replace(base_offset=40)])
+    state.replay([h._replace(base_offset=40)])
     assert state.check(h).base_offset == 40
