@@ -79,7 +79,7 @@ class BrokerRuntime:
         store = await asyncio.to_thread(_open_metadata_store, log_dirs, config)
         configs = DynamicConfigs(config, store, node_id)
         log_manager = LogManager(log_dirs, self.clock, cluster_id=store.cluster_id, node_id=node_id)
-        replicas = ReplicaManager(log_manager)
+        replicas = ReplicaManager(log_manager, node_id, clock=self.clock)
         self.replicas = replicas
         controller = Controller(store, replicas, configs.effective, node_id)
         try:
@@ -124,7 +124,7 @@ class BrokerRuntime:
         services.advertised_port = public.port or self.servers[0].port
         self.bound_port = self.servers[0].port
 
-        self._timers.append(asyncio.create_task(self._checkpoint_recovery_points()))
+        self._timers.append(asyncio.create_task(self._checkpoint_offsets(config["replica.high.watermark.checkpoint.interval.ms"])))
         self._timers.append(asyncio.create_task(self._expire_offsets(config["offsets.retention.check.interval.ms"])))
         self._timers.append(asyncio.create_task(self._enforce_retention(config["log.retention.check.interval.ms"])))
         if config["log.cleaner.enable"]:
@@ -199,7 +199,7 @@ class BrokerRuntime:
         while True:
             await asyncio.sleep(interval_ms / 1000)
             if await asyncio.to_thread(self.log_manager.run_retention, self.clock.now_ms()):
-                await asyncio.to_thread(self.log_manager.checkpoint_recovery_points)
+                await asyncio.to_thread(self.replicas.checkpoint_all)
 
     async def _clean_logs(self, cleaner: LogCleaner, backoff_ms: int) -> None:
         """Compaction, one pass at a time in a worker thread; produce and fetch go on meanwhile."""
@@ -210,10 +210,19 @@ class BrokerRuntime:
             except Exception:
                 log.exception("log cleaner pass failed; retrying after %d ms", backoff_ms)
 
-    async def _checkpoint_recovery_points(self) -> None:
+    async def _checkpoint_offsets(self, interval_ms: int) -> None:
+        """High watermarks every replica.high.watermark.checkpoint.interval.ms; recovery points
+        and log start offsets at least every minute."""
+        interval_s = max(interval_ms, 10) / 1000
+        every = max(int(RECOVERY_CHECKPOINT_INTERVAL_S / interval_s), 1)
+        rounds = 0
         while True:
-            await asyncio.sleep(RECOVERY_CHECKPOINT_INTERVAL_S)
-            await asyncio.to_thread(self.log_manager.checkpoint_recovery_points)
+            await asyncio.sleep(interval_s)
+            rounds += 1
+            if rounds % every == 0:
+                await asyncio.to_thread(self.replicas.checkpoint_all)
+            else:
+                await asyncio.to_thread(self.replicas.checkpoint_high_watermarks)
 
     async def _flush_periodically(self, flush_ms: int) -> None:
         """Time-based fsync (`flush.ms`/`log.flush.interval.ms`); checked at least every second,
@@ -233,6 +242,7 @@ class BrokerRuntime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await timer
         if self.log_manager is not None:
+            await asyncio.to_thread(self.replicas.checkpoint_high_watermarks)
             await asyncio.to_thread(self.log_manager.shutdown)
             self.log_manager = None
             log.info("odradek stopped cleanly")

@@ -7,7 +7,6 @@ fetches below it get OFFSET_OUT_OF_RANGE, so consumers follow `auto.offset.reset
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
@@ -45,5 +44,5 @@ async def handle(ctx: RequestContext, request):
             results.append(build(partition_class, partition_index=entry.partition_index, low_watermark=low_watermark, error_code=error))
         topics.append(build(topic_class, name=topic.name, partitions=tuple(results)))
     # The new log start offsets must survive a crash: checkpoint them before answering.
-    await asyncio.to_thread(replicas.log_manager.checkpoint_recovery_points)
+    await replicas.checkpoint_offsets()
     return build(response, throttle_time=timedelta(0), topics=tuple(topics))

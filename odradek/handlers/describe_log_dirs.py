@@ -25,7 +25,7 @@ async def handle(ctx: RequestContext, request):
     if request.topics is not None:
         wanted = {(t.topic, p) for t in request.topics for p in t.partitions}
     results = []
-    for log_dir, error, partitions in ctx.services.replicas.log_manager.log_dir_stats():
+    for log_dir, error, partitions in ctx.services.replicas.log_dir_stats():
         by_topic: dict[str, list] = {}
         for tp, size_bytes, offset_lag in partitions:
             if wanted is not None and (tp.topic, tp.partition) not in wanted:

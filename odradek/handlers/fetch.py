@@ -1,15 +1,18 @@
-"""Fetch (key 1), v4-v17, for consumers.
+"""Fetch (key 1), v4-v17, for consumers and for follower replicas.
 
 Per partition: whole batches from the first batch holding `fetch_offset`, up to
-`partition_max_bytes`, bounded by the high watermark; the response as a whole stays within
+`partition_max_bytes`, bounded by the high watermark for a consumer and by the log end for a
+follower (replica_id >= 0, from v15 in replica_state); the response as a whole stays within
 `max_bytes` except that the first partition with data always gets one whole batch (KIP-74).
+A follower's fetch offset is its log end offset: the leader records it, which may move the high
+watermark. When `last_fetched_epoch` (v12+) says the fetcher's log diverged from ours, the answer
+is `diverging_epoch` (the epoch and where it ends here) and no records, so it truncates there.
 If fewer than `min_bytes` are ready the request parks until an append wakes it or `max_wait`
 passes; nothing polls. Batches are read from the page cache and sent as stored.
 
 Fetch sessions (KIP-227): not offered. A full fetch asking for a new session (id 0, epoch 0)
 gets session id 0, which every client understands as "keep sending full fetches"; a session
-id we never handed out gets FETCH_SESSION_ID_NOT_FOUND. Follower fetches (replica_id >= 0)
-are refused until replication exists. v13+ names topics by id.
+id we never handed out gets FETCH_SESSION_ID_NOT_FOUND. v13+ names topics by id.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ async def handle(ctx: RequestContext, request):
 
     replicas = ctx.services.replicas
     by_id = ctx.api_version >= 13
+    replica_state = getattr(request, "replica_state", None)
+    replica_id = replica_state.replica_id if replica_state is not None else getattr(request, "replica_id", -1)
     wanted = _wanted_partitions(ctx, request, by_id)
     max_wait_s = max(request.max_wait.total_seconds(), 0.0)
     min_bytes = request.min_bytes
@@ -49,9 +54,14 @@ async def handle(ctx: RequestContext, request):
     deadline = asyncio.get_running_loop().time() + max_wait_s
 
     while True:
-        results, total = _read_all(ctx, wanted, max_bytes)
+        results, total = _read_all(ctx, wanted, max_bytes, replica_id)
         remaining = deadline - asyncio.get_running_loop().time()
-        if total >= min_bytes or remaining <= 0 or replicas.waiters.closed or any(error for *_, error, _ in results):
+        if (
+            total >= min_bytes
+            or remaining <= 0
+            or replicas.waiters.closed
+            or any(error is not None or diverging is not None for *_, error, _, diverging in results)
+        ):
             break
         await replicas.wait_for_append([entry[0] for entry in wanted if entry[0] is not None], remaining)
 
@@ -80,41 +90,66 @@ def _wanted_partitions(ctx: RequestContext, request, by_id: bool):
     return wanted
 
 
-def _read_all(ctx: RequestContext, wanted, max_bytes: int):
-    """One pass over the requested partitions; returns ([(key, partition_index, state, error, records)], bytes)."""
+def _read_all(ctx: RequestContext, wanted, max_bytes: int, replica_id: int):
+    """One pass over the requested partitions; returns
+    ([(key, partition_index, state, error, records, diverging)], bytes)."""
     replicas = ctx.services.replicas
     results = []
     total = 0
     for tp, key, partition, error in wanted:
         index = partition.partition
         if error is not None:
-            results.append((key, index, None, error, b""))
+            results.append((key, index, None, error, b"", None))
             continue
         try:
-            state = replicas.leader_partition(tp, getattr(partition, "current_leader_epoch", -1))
+            leader_epoch = getattr(partition, "current_leader_epoch", -1)
             budget = min(partition.partition_max_bytes, max_bytes - total)
-            records = b""
-            if budget > 0 or total == 0:
+            if budget <= 0 and total > 0:
+                budget = 0
+            if replica_id >= 0:
+                state, records = replicas.fetch_for_follower(tp, replica_id, partition.fetch_offset, max(budget, 1), leader_epoch)
+            else:
+                state = replicas.leader_partition(tp, leader_epoch)
+                records = b""
+            diverging = _diverging_epoch(state, partition)
+            if diverging is not None:
+                records = b""
+            elif replica_id < 0 and (budget > 0 or total == 0):
                 records = state.read(partition.fetch_offset, max(budget, 1))
-                if total > 0 and len(records) > budget:
-                    records = b""  # only the first partition with data may exceed the limits
+            if total > 0 and len(records) > budget:
+                records = b""  # only the first partition with data may exceed the limits
             total += len(records)
-            results.append((key, index, state, None, records))
+            results.append((key, index, state, None, records, diverging))
         except KafkaError as failure:
-            results.append((key, index, replicas.partition(tp), failure.code, b""))
+            results.append((key, index, replicas.partition(tp), failure.code, b"", None))
         except Exception:
             log.exception("unexpected error reading %s", tp)
-            results.append((key, index, None, ErrorCode.unknown_server_error, b""))
+            results.append((key, index, None, ErrorCode.unknown_server_error, b"", None))
     return results, total
+
+
+def _diverging_epoch(state, partition) -> tuple[int, int] | None:
+    """(epoch, end offset) where the fetcher's log leaves ours, from its last_fetched_epoch."""
+    last_fetched_epoch = getattr(partition, "last_fetched_epoch", -1)
+    if last_fetched_epoch < 0:
+        return None
+    epoch, end_offset = state.log.leader_epochs.end_offset_for(last_fetched_epoch, state.log_end_offset)
+    if epoch != last_fetched_epoch or end_offset < partition.fetch_offset:
+        return (epoch, end_offset)
+    return None
 
 
 def _response(response, results, by_id: bool):
     partition_class = sibling(response, "PartitionData")
     topic_class = sibling(response, "FetchableTopicResponse")
     topics: dict = {}
-    for key, index, state, error, records in results:
+    epoch_end_class = sibling(response, "EpochEndOffset")
+    for key, index, state, error, records, diverging in results:
         high_watermark = state.high_watermark if state is not None else -1
         log_start_offset = state.log_start_offset if state is not None else -1
+        fields = {}
+        if diverging is not None and epoch_end_class is not None:
+            fields["diverging_epoch"] = build(epoch_end_class, epoch=diverging[0], end_offset=diverging[1])
         topics.setdefault(key, []).append(
             build(
                 partition_class,
@@ -126,6 +161,7 @@ def _response(response, results, by_id: bool):
                 aborted_transactions=None,
                 preferred_read_replica=-1,
                 records=records,
+                **fields,
             )
         )
     responses = tuple(

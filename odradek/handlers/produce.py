@@ -11,6 +11,7 @@ are auto-created by Metadata (which every producer asks first), never by Produce
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta, timezone
 
@@ -34,7 +35,7 @@ async def handle(ctx: RequestContext, request):
     services = ctx.services
 
     answered: list[tuple[str, list]] = []
-    appended: list[tuple[list, int, TopicPartition]] = []  # (results, position, partition) to fsync if due
+    appended: list[tuple[list, int, TopicPartition, int]] = []  # (results, position, partition, next offset)
     for topic in request.topic_data:
         results = []
         for data in topic.partition_data:
@@ -44,7 +45,7 @@ async def handle(ctx: RequestContext, request):
                 results.append(_partition_error(partition_class, data.index, error))
                 continue
             try:
-                result = services.replicas.append_records(tp, data.records)
+                result = services.replicas.append_records(tp, data.records, required_acks=request.acks)
             except KafkaError as error:
                 results.append(_partition_error(partition_class, data.index, error))
                 continue
@@ -53,7 +54,7 @@ async def handle(ctx: RequestContext, request):
                 error = KafkaError(ErrorCode.unknown_server_error, "unexpected server error; see the broker log")
                 results.append(_partition_error(partition_class, data.index, error))
                 continue
-            appended.append((results, len(results), tp))
+            appended.append((results, len(results), tp, result.last_offset + 1))
             results.append(
                 build(
                     partition_class,
@@ -68,11 +69,13 @@ async def handle(ctx: RequestContext, request):
             )
         answered.append((topic.name, results))
 
-    for results, position, tp in appended:
+    for results, position, tp, _ in appended:
         try:
             await services.replicas.flush_if_due(tp)
         except KafkaError as error:
             results[position] = _partition_error(partition_class, tp.partition, error)
+    if request.acks == -1 and appended:
+        await _wait_for_in_sync_replicas(services, appended, request.timeout.total_seconds(), partition_class)
     topics = [build(topic_class, name=name, partition_responses=tuple(results)) for name, results in answered]
     if request.acks == 0:
         failed = [str(r.error_code.name) for t in topics for r in t.partition_responses if r.error_code != ErrorCode.none]
@@ -80,6 +83,31 @@ async def handle(ctx: RequestContext, request):
             raise CloseConnection(f"acks=0 produce failed ({', '.join(sorted(set(failed)))})")
         return None
     return build(response, responses=tuple(topics), throttle_time=timedelta(0))
+
+
+async def _wait_for_in_sync_replicas(services, appended, timeout_s: float, partition_class) -> None:
+    """acks=all: each appended partition is answered once its high watermark passes the batch
+    (at once on a single node, where the ISR is this broker: no task is started then)."""
+    replicas = services.replicas
+    waiting = []
+    for results, position, tp, next_offset in appended:
+        if results[position].error_code != ErrorCode.none:
+            continue
+        try:
+            if not replicas.is_replicated(tp, next_offset):
+                waiting.append((results, position, tp, next_offset))
+        except KafkaError as error:
+            results[position] = _partition_error(partition_class, tp.partition, error)
+    if not waiting:
+        return
+
+    async def one(results, position, tp, next_offset) -> None:
+        try:
+            await replicas.wait_for_high_watermark(tp, next_offset, timeout_s)
+        except KafkaError as error:
+            results[position] = _partition_error(partition_class, tp.partition, error)
+
+    await asyncio.gather(*(one(*entry) for entry in waiting))
 
 
 def _partition_error(partition_class, index: int, error: KafkaError):

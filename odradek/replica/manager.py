@@ -1,14 +1,18 @@
 """The partitions this broker hosts, and the append/read entry points the handlers use.
 
-It maps TopicPartition -> Partition, creates and drops partition logs through the log
-manager, and wakes parked fetches after each append.
+It maps TopicPartition -> Partition, creates and drops partition logs through the log manager,
+applies leadership (leader or follower, epoch, replicas, ISR), keeps the high watermarks and
+checkpoints them (`replication-offset-checkpoint` in each log dir), answers followers' fetches,
+and wakes parked fetches and acks=all produces when a log grows or a high watermark moves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
+from odradek.log.checkpoint import OffsetCheckpointFile
 from odradek.log.log_config import LogConfig
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.records import BATCH_HEADER_SIZE, decode_records, read_batch_header
@@ -18,12 +22,17 @@ from odradek.replica.purgatory import AppendWaiters
 
 log = logging.getLogger(__name__)
 
+HIGH_WATERMARK_CHECKPOINT = "replication-offset-checkpoint"
+
 
 class ReplicaManager:
-    def __init__(self, log_manager) -> None:
+    def __init__(self, log_manager, node_id: int = 0, *, clock=None) -> None:
         self.log_manager = log_manager
+        self.node_id = node_id
+        self.clock = clock if clock is not None else log_manager.clock
         self.waiters = AppendWaiters()
         self._partitions: dict[TopicPartition, Partition] = {}
+        self._checkpointed_high_watermarks: dict[TopicPartition, int] | None = None
 
     # -- lookup ----------------------------------------------------------------------------
 
@@ -35,28 +44,52 @@ class ReplicaManager:
         partition = self._partitions.get(tp)
         if partition is None:
             raise KafkaError(ErrorCode.unknown_topic_or_partition, f"this broker does not host {tp}")
-        if current_leader_epoch >= 0 and current_leader_epoch != partition.leader_epoch:
-            if current_leader_epoch > partition.leader_epoch:
-                raise KafkaError(ErrorCode.unknown_leader_epoch, f"leader epoch {current_leader_epoch} is ahead of ours")
-            raise KafkaError(ErrorCode.fenced_leader_epoch, f"leader epoch {current_leader_epoch} is stale")
+        partition.check_leader(current_leader_epoch)
         return partition
+
+    def partitions(self) -> list[Partition]:
+        return list(self._partitions.values())
 
     def leader_epoch(self, topic: str, index: int) -> int:
         partition = self._partitions.get(TopicPartition(topic, index))
         return partition.leader_epoch if partition is not None else 0
 
-    def partitions(self) -> list[Partition]:
-        return list(self._partitions.values())
-
     # -- data path -------------------------------------------------------------------------
 
-    def append_records(self, tp: TopicPartition, records) -> AppendResult:
+    def append_records(self, tp: TopicPartition, records, *, required_acks: int = 1) -> AppendResult:
         partition = self._partitions.get(tp)
         if partition is None:
             raise KafkaError(ErrorCode.unknown_topic_or_partition, f"this broker does not host {tp}")
-        result = partition.append_records(records)
+        result = partition.append_records(records, required_acks=required_acks)
         self.waiters.notify(tp)
         return result
+
+    def is_replicated(self, tp: TopicPartition, offset: int) -> bool:
+        """acks=all: whether the ISR has everything below `offset` (the high watermark reached it).
+        NOT_LEADER_OR_FOLLOWER if leadership moved; NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR
+        shrank below min.insync.replicas meanwhile."""
+        partition = self._partitions.get(tp)
+        if partition is None or not partition.is_leader:
+            raise KafkaError(ErrorCode.not_leader_or_follower, f"leadership of {tp} moved before the write was replicated")
+        if partition.high_watermark < offset:
+            return False
+        if len(partition.isr) < partition.min_insync_replicas:
+            raise KafkaError(
+                ErrorCode.not_enough_replicas_after_append,
+                f"{tp} was written but has {len(partition.isr)} in-sync replicas, below min.insync.replicas "
+                f"{partition.min_insync_replicas}",
+            )
+        return True
+
+    async def wait_for_high_watermark(self, tp: TopicPartition, offset: int, timeout_s: float) -> None:
+        """Return once is_replicated(tp, offset); REQUEST_TIMED_OUT after `timeout_s`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not self.is_replicated(tp, offset):
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self.waiters.closed:
+                raise KafkaError(ErrorCode.request_timed_out, f"{tp}: the in-sync replicas did not acknowledge offset {offset - 1} in time")
+            await self.waiters.wait([tp], remaining)
 
     def read_records(self, tp: TopicPartition, *, chunk_bytes: int = 1 << 20):
         """Every record of a partition up to its high watermark, decoded (coordinator replay, tools)."""
@@ -80,6 +113,15 @@ class ReplicaManager:
                 position += header.size
                 offset = header.next_offset
 
+    def fetch_for_follower(self, tp: TopicPartition, replica_id: int, fetch_offset: int, max_bytes: int,
+                           current_leader_epoch: int = -1) -> tuple[Partition, bytes]:
+        """A follower's fetch: record its position (which may move the high watermark and wake
+        acks=all produces), then batches up to the log end."""
+        partition = self.leader_partition(tp, current_leader_epoch)
+        if partition.update_follower_fetch_state(replica_id, fetch_offset, self.clock.now_ms()):
+            self.waiters.notify(tp)
+        return partition, partition.read_for_follower(fetch_offset, max_bytes)
+
     async def flush_if_due(self, tp: TopicPartition) -> None:
         """`flush.messages` reached: fsync in a worker thread before the append is acknowledged."""
         partition = self._partitions.get(tp)
@@ -91,6 +133,47 @@ class ReplicaManager:
 
     async def wait_for_append(self, partitions: list[TopicPartition], timeout_s: float) -> None:
         await self.waiters.wait(partitions, timeout_s)
+
+    # -- log dirs --------------------------------------------------------------------------
+
+    def log_dir_stats(self):
+        """DescribeLogDirs: see LogManager.log_dir_stats."""
+        return self.log_manager.log_dir_stats()
+
+    async def checkpoint_offsets(self) -> None:
+        """Persist log start offsets, recovery points and high watermarks now (in a worker
+        thread): DeleteRecords answers only after this."""
+        await asyncio.to_thread(self.checkpoint_all)
+
+    def checkpoint_all(self) -> None:
+        self.log_manager.checkpoint_recovery_points()
+        self.checkpoint_high_watermarks()
+
+    def checkpoint_high_watermarks(self) -> None:
+        """`replication-offset-checkpoint` of every online log dir (Kafka's format and name)."""
+        by_dir: dict[Path, dict[TopicPartition, int]] = {d: {} for d in self.log_manager.log_dirs}
+        for tp, partition in list(self._partitions.items()):
+            log_dir = self.log_manager.log_dir_of(tp)
+            if log_dir is not None:
+                by_dir.setdefault(log_dir, {})[tp] = partition.high_watermark
+        for log_dir, offsets in by_dir.items():
+            if log_dir in self.log_manager.offline_dirs:
+                continue
+            try:
+                OffsetCheckpointFile(log_dir / HIGH_WATERMARK_CHECKPOINT).write(offsets)
+            except OSError as exc:
+                log.error("writing %s in %s failed: %s", HIGH_WATERMARK_CHECKPOINT, log_dir, exc)
+
+    def _checkpointed_high_watermark(self, tp: TopicPartition) -> int | None:
+        if self._checkpointed_high_watermarks is None:
+            values: dict[TopicPartition, int] = {}
+            for log_dir in self.log_manager.log_dirs:
+                try:
+                    values.update(OffsetCheckpointFile(log_dir / HIGH_WATERMARK_CHECKPOINT).read())
+                except (OSError, ValueError) as exc:
+                    log.warning("ignoring %s in %s: %s", HIGH_WATERMARK_CHECKPOINT, log_dir, exc)
+            self._checkpointed_high_watermarks = values
+        return self._checkpointed_high_watermarks.get(tp)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -108,7 +191,7 @@ class ReplicaManager:
             partition = self._partitions.get(TopicPartition(record.name, index))
             if partition is not None:
                 partition.log.set_config(config)
-                partition.max_message_bytes = int(config_values.get("max.message.bytes", partition.max_message_bytes))
+                self._apply_topic_configs(partition, config_values)
 
     def delete_partitions(self, record) -> None:
         for index in range(record.partitions):
@@ -151,6 +234,16 @@ class ReplicaManager:
                 self._add(tp, partition_log, config_values)
 
     def _add(self, tp: TopicPartition, partition_log, config_values: dict) -> None:
-        partition = Partition(tp, partition_log)
-        partition.max_message_bytes = int(config_values.get("max.message.bytes", partition.max_message_bytes))
+        """A partition this broker alone hosts: its leader, the only replica and ISR member."""
+        partition = Partition(tp, partition_log, self.node_id)
+        self._apply_topic_configs(partition, config_values)
+        partition.make_leader(
+            0, (self.node_id,), (self.node_id,),
+            high_watermark=self._checkpointed_high_watermark(tp), now_ms=self.clock.now_ms(),
+        )
         self._partitions[tp] = partition
+
+    @staticmethod
+    def _apply_topic_configs(partition: Partition, config_values: dict) -> None:
+        partition.max_message_bytes = int(config_values.get("max.message.bytes", partition.max_message_bytes))
+        partition.min_insync_replicas = int(config_values.get("min.insync.replicas", partition.min_insync_replicas))
