@@ -22,6 +22,7 @@ from odradek.clock import Clock
 from odradek.cluster.controller import Controller
 from odradek.cluster.dynamic_config import DynamicConfigs
 from odradek.cluster.local_store import LocalMetadataStore
+from odradek.cluster.metadata import BrokerRegistration, Endpoint, MetadataCache
 from odradek.cluster.store import MetadataStoreError
 from odradek.config import BrokerConfig
 from odradek.coordinator.group_coordinator import GroupConfig, GroupCoordinator
@@ -81,7 +82,8 @@ class BrokerRuntime:
         log_manager = LogManager(log_dirs, self.clock, cluster_id=store.cluster_id, node_id=node_id)
         replicas = ReplicaManager(log_manager, node_id, clock=self.clock)
         self.replicas = replicas
-        controller = Controller(store, replicas, configs.effective, node_id)
+        metadata = MetadataCache()
+        controller = Controller(store, replicas, configs.effective, node_id, metadata)
         try:
             await asyncio.to_thread(
                 log_manager.startup,
@@ -100,28 +102,22 @@ class BrokerRuntime:
         self.groups = groups
 
         listeners = config.listeners
-        advertised = {listener.name: listener for listener in config.advertised_listeners}
+        controller.register_broker(self._registration(node_id, listeners))
         services = BrokerServices(
             config=config,
             node_id=node_id,
             cluster_id=store.cluster_id,
-            advertised_host="",
-            advertised_port=0,
             clock=self.clock,
+            metadata=metadata,
             controller=controller,
             replicas=replicas,
             producer_ids=ProducerIdManager(store),
             groups=groups,
             configs=configs,
         )
-        dispatcher = Dispatcher(services)
-        for server in self.servers:
-            server.dispatcher = dispatcher
+        for listener, server in zip(listeners, self.servers):
+            server.dispatcher = Dispatcher(services, listener.name)
             await server.start()
-        first = listeners[0]
-        public = advertised.get(first.name, first)
-        services.advertised_host = public.host
-        services.advertised_port = public.port or self.servers[0].port
         self.bound_port = self.servers[0].port
 
         self._timers.append(asyncio.create_task(self._checkpoint_offsets(config["replica.high.watermark.checkpoint.interval.ms"])))
@@ -138,6 +134,15 @@ class BrokerRuntime:
             ", ".join(str(d) for d in log_dirs),
             store.cluster_id,
         )
+
+    def _registration(self, node_id: int, listeners) -> BrokerRegistration:
+        """This broker's advertised endpoints; an advertised port 0 is the port its listener bound."""
+        bound = {listener.name: server.port for listener, server in zip(listeners, self.servers)}
+        endpoints = tuple(
+            Endpoint(listener.name, listener.host, listener.port or bound.get(listener.name, 0))
+            for listener in self.config.advertised_listeners
+        )
+        return BrokerRegistration(node_id, endpoints, rack=self.config.get("broker.rack"))
 
     def _group_coordinator(self, controller, replicas) -> GroupCoordinator:
         config = self.config

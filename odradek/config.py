@@ -201,6 +201,9 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
        "Listener name to security protocol, NAME:PROTOCOL pairs separated by commas."),
     _b("inter.broker.listener.name", "string", None,
        "The listener brokers use to talk to each other; unset means the first listener."),
+    _b("broker.rack", "string", None,
+       "The rack (or zone) of this broker: replicas are spread over racks, and consumers with "
+       "client.rack may fetch from a replica in theirs."),
     _b("cluster.id", "string", None,
        "The cluster id. Unset: odradek generates one on first start and stores it in "
        "meta.properties in each log dir."),

@@ -1,9 +1,10 @@
 """The controller: topic creation and deletion, placement, topic configs.
 
 In single-node mode this broker is the controller and the only replica of every partition.
-It changes the metadata store first and then tells the replica manager to create or drop
-the partitions, so a crash between the two is repaired at start-up (partitions are created
-for every stored topic; directories of topics not stored are set aside as stray, never deleted).
+It changes the metadata store first (conditional writes on the version it read), then
+publishes the new metadata image, then tells the replica manager to create or drop the
+partitions, so a crash between the two is repaired at start-up (partitions are created for
+every stored topic; directories of topics not stored are set aside as stray, never deleted).
 """
 
 from __future__ import annotations
@@ -13,6 +14,13 @@ import logging
 import uuid
 from collections.abc import Mapping
 
+from odradek.cluster.metadata import (
+    BrokerRegistration,
+    MetadataCache,
+    MetadataImage,
+    PartitionRegistration,
+    TopicImage,
+)
 from odradek.cluster.store import MetadataStore, TopicRecord
 from odradek.config import BrokerConfig, ConfigError, topic_config_defaults, validate_topic_configs
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -26,14 +34,49 @@ MAX_PARTITIONS = 100_000
 class Controller:
     """Owns topic lifecycle; the replica manager owns the partitions that follow from it."""
 
-    def __init__(self, store: MetadataStore, replicas, config: BrokerConfig, node_id: int) -> None:
+    def __init__(self, store: MetadataStore, replicas, config: BrokerConfig, node_id: int,
+                 metadata: MetadataCache | None = None) -> None:
         self.store = store
         self.replicas = replicas
         self.config = config
         self.node_id = node_id
+        self.metadata = metadata if metadata is not None else MetadataCache()
         self._topics: dict[str, TopicRecord] = store.topics()
         self._by_id: dict[uuid.UUID, TopicRecord] = {r.topic_id: r for r in self._topics.values()}
         self._defaults = topic_config_defaults(config)
+        self.metadata.publish(
+            MetadataImage.build(
+                store.cluster_id, node_id, self.metadata.image.brokers.values(),
+                (self._topic_image(record) for record in self._topics.values()),
+            )
+        )
+
+    # -- the image -------------------------------------------------------------------------
+
+    def _topic_image(self, record: TopicRecord) -> TopicImage:
+        """Single node: this broker leads every partition at epoch 0 and is its only ISR member."""
+        alone = (self.node_id,)
+        partitions = tuple(
+            PartitionRegistration(
+                replicas=record.replicas_of(index, alone), isr=alone, leader=self.node_id, leader_epoch=0,
+            )
+            for index in range(record.partitions)
+        )
+        return TopicImage(record.name, record.topic_id, partitions, dict(record.configs))
+
+    def register_broker(self, registration: BrokerRegistration) -> None:
+        """This broker's endpoints, once its listeners are bound."""
+        self.metadata.publish(self.metadata.image.with_broker(registration))
+
+    def _stored(self, record: TopicRecord) -> None:
+        """Write a topic (conditional on the version we know) and publish it."""
+        self.store.put_topic(record, expected_version=self.store.topic_version(record.name))
+        old = self._topics.get(record.name)
+        if old is not None:
+            self._by_id.pop(old.topic_id, None)
+        self._topics[record.name] = record
+        self._by_id[record.topic_id] = record
+        self.metadata.publish(self.metadata.image.with_topic(self._topic_image(record)))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -115,12 +158,11 @@ class Controller:
             validate_topic_configs(overrides)
         except ConfigError as error:
             raise KafkaError(ErrorCode.invalid_config, str(error)) from None
-        record = TopicRecord(name, uuid.uuid4(), num_partitions, replication_factor, overrides)
+        assignment = tuple((self.node_id,) for _ in range(num_partitions))
+        record = TopicRecord(name, uuid.uuid4(), num_partitions, replication_factor, overrides, assignment)
         if validate_only:
             return record
-        self.store.put_topic(record)
-        self._topics[name] = record
-        self._by_id[record.topic_id] = record
+        self._stored(record)
         self.replicas.create_partitions(record, self.topic_config_values(name))
         log.info("Created topic %s with %d partition(s) and id %s", name, num_partitions, record.topic_id)
         return record
@@ -142,9 +184,7 @@ class Controller:
         if record is None:
             raise KafkaError(ErrorCode.unknown_topic_or_partition, f"topic '{name}' does not exist")
         record = dataclasses.replace(record, configs=dict(overrides))
-        self.store.put_topic(record)
-        self._topics[name] = record
-        self._by_id[record.topic_id] = record
+        self._stored(record)
         self.replicas.update_configs(record, self.topic_config_values(name))
         log.info("Topic %s configs are now %s", name, overrides or "the defaults")
         return record
@@ -186,10 +226,14 @@ class Controller:
                     )
         if validate_only:
             return record
-        record = dataclasses.replace(record, partitions=count)
-        self.store.put_topic(record)
-        self._topics[name] = record
-        self._by_id[record.topic_id] = record
+        new_assignment = tuple(tuple(brokers) for brokers in assignments) if assignments else tuple(
+            (self.node_id,) for _ in range(count - record.partitions)
+        )
+        record = dataclasses.replace(
+            record, partitions=count,
+            assignment=tuple(record.replicas_of(i, (self.node_id,)) for i in range(record.partitions)) + new_assignment,
+        )
+        self._stored(record)
         self.replicas.create_partitions(record, self.topic_config_values(name))
         log.info("Topic %s now has %d partitions", name, count)
         return record
@@ -209,9 +253,10 @@ class Controller:
         record = self._topics.get(name)
         if record is None:
             raise KafkaError(ErrorCode.unknown_topic_or_partition, f"topic '{name}' does not exist")
-        self.store.remove_topic(name)
+        self.store.remove_topic(name, expected_version=self.store.topic_version(name))
         del self._topics[name]
         self._by_id.pop(record.topic_id, None)
+        self.metadata.publish(self.metadata.image.without_topic(name))
         self.replicas.delete_partitions(record)
         log.info("Deleted topic %s", name)
         return record

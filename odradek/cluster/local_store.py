@@ -4,6 +4,7 @@ replaced atomically.
 File: `<first log dir>/odradek-metadata.json`. Every change rewrites it (temp file, fsync,
 rename, fsync of the directory), so a crash leaves either the old or the new version.
 Changes are rare (topic creation, deletion, a block of 1000 producer ids), never per message.
+Each topic carries a version, bumped by every write (compare-and-set as the interface asks).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import uuid
 from pathlib import Path
 
-from odradek.cluster.store import MetadataStoreError, TopicRecord
+from odradek.cluster.store import BadVersionError, MetadataStoreError, TopicRecord
 
 FILE_NAME = "odradek-metadata.json"
 FORMAT_VERSION = 1
@@ -29,6 +30,8 @@ class LocalMetadataStore:
     def __init__(self, directory: Path, *, cluster_id: str | None = None) -> None:
         self.path = Path(directory) / FILE_NAME
         self._topics: dict[str, TopicRecord] = {}
+        self._versions: dict[str, int] = {}
+        self._listeners: list = []
         self._next_producer_id = 0
         self._broker_configs: dict[str, dict[str, str]] = {}
         self.cluster_id = ""
@@ -45,13 +48,37 @@ class LocalMetadataStore:
     def topics(self) -> dict[str, TopicRecord]:
         return dict(self._topics)
 
-    def put_topic(self, record: TopicRecord) -> None:
-        self._topics[record.name] = record
-        self._save()
+    def topic_version(self, name: str) -> int:
+        return self._versions.get(name, -1) if name in self._topics else -1
 
-    def remove_topic(self, name: str) -> None:
-        self._topics.pop(name, None)
+    def put_topic(self, record: TopicRecord, *, expected_version: int | None = None) -> int:
+        self._check_version(record.name, expected_version)
+        version = self.topic_version(record.name) + 1
+        self._topics[record.name] = record
+        self._versions[record.name] = version
         self._save()
+        self._notify("topic", record.name)
+        return version
+
+    def remove_topic(self, name: str, *, expected_version: int | None = None) -> None:
+        self._check_version(name, expected_version)
+        self._topics.pop(name, None)
+        self._versions.pop(name, None)
+        self._save()
+        self._notify("topic", name)
+
+    def watch(self, listener) -> None:
+        self._listeners.append(listener)
+
+    def _check_version(self, name: str, expected_version: int | None) -> None:
+        if expected_version is not None and expected_version != self.topic_version(name):
+            raise BadVersionError(
+                f"topic {name} is at version {self.topic_version(name)}, the write expected {expected_version}"
+            )
+
+    def _notify(self, kind: str, key: str) -> None:
+        for listener in list(self._listeners):
+            listener(kind, key)
 
     def broker_configs(self) -> dict[str, dict[str, str]]:
         return {entity: dict(configs) for entity, configs in self._broker_configs.items()}
@@ -62,6 +89,7 @@ class LocalMetadataStore:
         else:
             self._broker_configs.pop(entity, None)
         self._save()
+        self._notify("broker_configs", entity)
 
     def allocate_producer_id_block(self, size: int) -> int:
         first = self._next_producer_id
@@ -82,8 +110,10 @@ class LocalMetadataStore:
                     partitions=int(entry["partitions"]),
                     replication_factor=int(entry.get("replication_factor", 1)),
                     configs=dict(entry.get("configs", {})),
+                    assignment=tuple(tuple(int(b) for b in replicas) for replicas in entry.get("assignment", ())),
                 )
                 self._topics[record.name] = record
+                self._versions[record.name] = int(entry.get("version", 0))
         except (ValueError, KeyError, TypeError) as error:
             raise MetadataStoreError(f"metadata file {self.path} is unreadable: {error}") from None
 
@@ -100,6 +130,8 @@ class LocalMetadataStore:
                     "partitions": record.partitions,
                     "replication_factor": record.replication_factor,
                     "configs": record.configs,
+                    "assignment": [list(replicas) for replicas in record.assignment],
+                    "version": self._versions.get(record.name, 0),
                 }
                 for record in sorted(self._topics.values(), key=lambda r: r.name)
             ],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 
 class MetadataStoreError(Exception):
@@ -17,21 +17,45 @@ class MetadataStoreError(Exception):
 
 @dataclass(frozen=True)
 class TopicRecord:
+    """A topic as the store keeps it: its id, its replica assignment (partition -> brokers) and
+    its config overrides. Leaders and ISRs are partition state, kept apart."""
+
     name: str
     topic_id: uuid.UUID
     partitions: int
     replication_factor: int
     configs: dict[str, str] = field(default_factory=dict)  # overrides only, as given by the user
+    assignment: tuple[tuple[int, ...], ...] = ()  # replicas of each partition; () on a single node
+
+    def replicas_of(self, partition: int, default: tuple[int, ...]) -> tuple[int, ...]:
+        return self.assignment[partition] if partition < len(self.assignment) else default
+
+
+class BadVersionError(Exception):
+    """A conditional write found another version than the one it was based on."""
 
 
 class MetadataStore(Protocol):
+    """Every write is versioned: put_topic returns the topic's new version and, given
+    `expected_version`, writes only if the stored version is still that one (BadVersionError
+    otherwise), so two writers never overwrite each other's change unknowingly. Listeners
+    given to watch() hear of every change, made here or (ZooKeeper) by another broker."""
+
     cluster_id: str
 
     def topics(self) -> dict[str, TopicRecord]: ...
 
-    def put_topic(self, record: TopicRecord) -> None: ...
+    def topic_version(self, name: str) -> int:
+        """The stored version of a topic (-1 if absent)."""
+        ...
 
-    def remove_topic(self, name: str) -> None: ...
+    def put_topic(self, record: TopicRecord, *, expected_version: int | None = None) -> int: ...
+
+    def remove_topic(self, name: str, *, expected_version: int | None = None) -> None: ...
+
+    def watch(self, listener: Callable[[str, str], None]) -> None:
+        """`listener(kind, key)` after each change: kind "topic", "broker_configs" or "producer_ids"."""
+        ...
 
     def broker_configs(self) -> dict[str, dict[str, str]]:
         """Dynamic broker configs by entity: "" for the cluster default, "<id>" for one broker."""

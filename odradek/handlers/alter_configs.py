@@ -37,7 +37,7 @@ def apply(ctx: RequestContext, resource_type: int, name: str, change, validate_o
     services = ctx.services
     try:
         if resource_type == TOPIC:
-            record = services.controller.topic(name)
+            record = ctx.image.topic(name)
             if record is None:
                 raise KafkaError(ErrorCode.unknown_topic_or_partition, f"topic '{name}' does not exist")
             overrides = change(dict(record.configs))

@@ -22,12 +22,12 @@ async def handle(ctx: RequestContext, request):
     member_class = sibling(response, "Member")
     assignment_class = sibling(response, "Assignment")
     partitions_class = sibling(response, "TopicPartitions")
-    controller = ctx.services.controller
+    image = ctx.image
 
     def assignment(by_topic) -> object:
         entries = []
         for topic, partitions in sorted(by_topic.items()):
-            record = controller.topic(topic)
+            record = image.topic(topic)
             if record is not None:
                 entries.append(
                     build(partitions_class, topic_id=record.topic_id, topic_name=topic, partitions=tuple(sorted(partitions)))

@@ -20,12 +20,12 @@ MAX_VERSION = 1
 
 async def handle(ctx: RequestContext, request):
     response = ctx.response_class
-    controller = ctx.services.controller
+    image = ctx.image
     owned = None
     if request.topic_partitions is not None:
         owned = {}
         for entry in request.topic_partitions:
-            record = controller.topic_by_id(entry.topic_id)
+            record = image.topic_by_id(entry.topic_id)
             if record is not None:
                 owned[record.name] = set(entry.partitions)
     rebalance_timeout = getattr(request, "rebalance_timeout", None)
@@ -48,7 +48,7 @@ async def handle(ctx: RequestContext, request):
         partitions_class = sibling(response, "TopicPartitions")
         topic_partitions = []
         for topic, partitions in sorted(result.assignment.items()):
-            record = controller.topic(topic)
+            record = image.topic(topic)
             if record is not None:
                 topic_partitions.append(build(partitions_class, topic_id=record.topic_id, partitions=tuple(sorted(partitions))))
         assignment = build(sibling(response, "Assignment"), topic_partitions=tuple(topic_partitions))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from odradek.clock import Clock
     from odradek.cluster.controller import Controller
+    from odradek.cluster.metadata import BrokerRegistration, Endpoint, MetadataCache, MetadataImage
     from odradek.cluster.dynamic_config import DynamicConfigs
     from odradek.config import BrokerConfig
     from odradek.coordinator.group_coordinator import GroupCoordinator
@@ -15,16 +16,19 @@ if TYPE_CHECKING:
     from odradek.replica.manager import ReplicaManager
 
 
+ANONYMOUS = "User:ANONYMOUS"
+
+
 @dataclass
 class BrokerServices:
-    """The layers below the handlers, assembled once per broker."""
+    """The layers below the handlers, assembled once per broker. Cluster facts (brokers,
+    topics, leaders) come from `metadata.image`, never from the controller's own state."""
 
     config: BrokerConfig
     node_id: int
     cluster_id: str
-    advertised_host: str
-    advertised_port: int
     clock: Clock
+    metadata: MetadataCache
     controller: Controller
     replicas: ReplicaManager
     producer_ids: ProducerIdManager
@@ -34,11 +38,20 @@ class BrokerServices:
 
 @dataclass(frozen=True)
 class RequestContext:
+    """One request: who sent it, on which listener, and the metadata image it is answered from."""
+
     services: BrokerServices
     api_version: int
     response_class: type  # the kio response entity of this API and version
     client_id: str | None
     peer: str
+    listener_name: str = "PLAINTEXT"
+    principal: str = ANONYMOUS
+    image: MetadataImage | None = None
+
+    def endpoint_of(self, broker: BrokerRegistration) -> Endpoint | None:
+        """Where a client on this request's listener reaches `broker` (None: not on this listener)."""
+        return broker.endpoint(self.listener_name)
 
 
 class CloseConnection(Exception):

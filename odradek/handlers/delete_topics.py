@@ -33,7 +33,7 @@ async def handle(ctx: RequestContext, request):
     for name, topic_id in wanted:
         try:
             if name is None:
-                record = controller.topic_by_id(topic_id) if topic_id and topic_id != ZERO_UUID else None
+                record = ctx.image.topic_by_id(topic_id) if topic_id and topic_id != ZERO_UUID else None
                 if record is None:
                     raise KafkaError(ErrorCode.unknown_topic_id, f"no topic has id {topic_id}")
                 name = record.name

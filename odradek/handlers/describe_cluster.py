@@ -1,4 +1,5 @@
-"""DescribeCluster (key 60), v0-v2: this broker, the cluster id and the controller (ourselves)."""
+"""DescribeCluster (key 60), v0-v2: the live brokers (their endpoint on this request's listener),
+the cluster id and the controller, from the metadata image."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ ENDPOINT_TYPE_BROKERS = 1
 
 async def handle(ctx: RequestContext, request):
     response = ctx.response_class
-    services = ctx.services
+    image = ctx.image
     endpoint_type = getattr(request, "endpoint_type", ENDPOINT_TYPE_BROKERS)
     if endpoint_type != ENDPOINT_TYPE_BROKERS:
         return build(
@@ -27,18 +28,17 @@ async def handle(ctx: RequestContext, request):
             error_code=ErrorCode.unsupported_endpoint_type,
             error_message=f"endpoint type {endpoint_type} is not served; only brokers (1)",
             endpoint_type=endpoint_type,
-            cluster_id=services.cluster_id,
+            cluster_id=image.cluster_id,
             controller_id=-1,
             brokers=(),
             cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
         )
-    broker = build(
-        sibling(response, "DescribeClusterBroker"),
-        broker_id=services.node_id,
-        host=services.advertised_host,
-        port=services.advertised_port,
-        rack=None,
-        is_fenced=False,
+    broker_class = sibling(response, "DescribeClusterBroker")
+    brokers = tuple(
+        build(broker_class, broker_id=broker.node_id, host=endpoint.host, port=endpoint.port, rack=broker.rack,
+              is_fenced=broker.fenced)
+        for broker in image.brokers.values()
+        if (endpoint := ctx.endpoint_of(broker)) is not None
     )
     return build(
         response,
@@ -46,8 +46,8 @@ async def handle(ctx: RequestContext, request):
         error_code=ErrorCode.none,
         error_message=None,
         endpoint_type=ENDPOINT_TYPE_BROKERS,
-        cluster_id=services.cluster_id,
-        controller_id=services.node_id,
-        brokers=(broker,),
+        cluster_id=image.cluster_id,
+        controller_id=image.controller_id,
+        brokers=brokers,
         cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
     )

@@ -68,7 +68,7 @@ async def handle(ctx: RequestContext, request):
 def _describe(ctx: RequestContext, resource_type: int, name: str, keys):
     configs = ctx.services.configs
     if resource_type == TOPIC:
-        record = ctx.services.controller.topic(name)
+        record = ctx.image.topic(name)
         if record is None:
             raise KafkaError(ErrorCode.unknown_topic_or_partition, f"topic '{name}' does not exist")
         return configs.describe_topic(record.configs, keys)

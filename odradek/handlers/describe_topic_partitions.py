@@ -1,8 +1,9 @@
 """DescribeTopicPartitions (key 75), v0: topics and partitions, paged (KIP-966), used by Kafka 4's tools.
 
 Topics come sorted by name; `response_partition_limit` bounds the partitions in one answer and
-`next_cursor` says where to go on. An empty topic list means every topic. This broker leads every
-partition; the eligible-leader-replica lists are empty (no ELR without replication).
+`next_cursor` says where to go on. An empty topic list means every topic. Leaders, replicas and
+ISRs come from the metadata image; the eligible-leader-replica lists are empty (no ELR: that is
+KRaft's, not ZooKeeper mode's).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from odradek.protocol.schemas import AUTHORIZED_OPERATIONS_OMITTED, ZERO_UUID
-from odradek.protocol.topic_partition import INTERNAL_TOPICS
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -27,8 +27,9 @@ async def handle(ctx: RequestContext, request):
     partition_class = sibling(response, "DescribeTopicPartitionsResponsePartition")
     cursor_class = sibling(response, "Cursor")
     controller = ctx.services.controller
-    node_id = ctx.services.node_id
-    names = sorted({t.name for t in request.topics}) if request.topics else sorted(controller.topic_names())
+    image = ctx.image
+    live = image.live_broker_ids()
+    names = sorted({t.name for t in request.topics}) if request.topics else sorted(image.topics)
     limit = max(request.response_partition_limit, 1)
     start_topic, start_partition = (request.cursor.topic_name, request.cursor.partition_index) if request.cursor else (None, 0)
     if start_topic is not None:
@@ -36,7 +37,7 @@ async def handle(ctx: RequestContext, request):
 
     topics, budget, next_cursor = [], limit, None
     for name in names:
-        record = controller.topic(name)
+        record = image.topic(name)
         if record is None:
             code = ErrorCode.unknown_topic_or_partition
             try:
@@ -52,22 +53,22 @@ async def handle(ctx: RequestContext, request):
         if budget == 0:
             next_cursor = build(cursor_class, topic_name=name, partition_index=first)
             break
-        last = min(record.partitions, first + budget)
+        last = min(record.partition_count, first + budget)
         partitions = tuple(
             build(
-                partition_class, error_code=ErrorCode.none, partition_index=index, leader_id=node_id,
-                leader_epoch=ctx.services.replicas.leader_epoch(name, index), replica_nodes=(node_id,),
-                isr_nodes=(node_id,), eligible_leader_replicas=(), last_known_elr=(), offline_replicas=(),
+                partition_class, error_code=ErrorCode.none, partition_index=index, leader_id=p.leader,
+                leader_epoch=p.leader_epoch, replica_nodes=p.replicas, isr_nodes=p.isr,
+                eligible_leader_replicas=(), last_known_elr=(), offline_replicas=p.offline_replicas(live),
             )
-            for index in range(first, last)
+            for index, p in enumerate(record.partitions[first:last], start=first)
         )
         budget -= last - first
         topics.append(
             build(topic_class, error_code=ErrorCode.none, name=name, topic_id=record.topic_id,
-                  is_internal=name in INTERNAL_TOPICS, partitions=partitions,
+                  is_internal=record.is_internal, partitions=partitions,
                   topic_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED)
         )
-        if last < record.partitions:
+        if last < record.partition_count:
             next_cursor = build(cursor_class, topic_name=name, partition_index=last)
             break
     return build(response, throttle_time=timedelta(0), topics=tuple(topics), next_cursor=next_cursor)

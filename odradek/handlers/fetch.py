@@ -70,11 +70,11 @@ async def handle(ctx: RequestContext, request):
 
 def _wanted_partitions(ctx: RequestContext, request, by_id: bool):
     """(TopicPartition | None, topic key, partition request, error) for each requested partition."""
-    controller = ctx.services.controller
+    image = ctx.image
     wanted = []
     for topic in request.topics:
         if by_id:
-            record = controller.topic_by_id(topic.topic_id)
+            record = image.topic_by_id(topic.topic_id)
             key = topic.topic_id
             name = record.name if record is not None else None
             missing = ErrorCode.unknown_topic_id

@@ -1,5 +1,8 @@
-"""FindCoordinator (key 10), v0-v6: the group or transaction coordinator is this broker.
+"""FindCoordinator (key 10), v0-v6: which broker coordinates a group (or transaction).
 
+A group's coordinator is the leader of its `__consumer_offsets` partition (Kafka's hash of the
+group id modulo the partition count), found in the metadata image and answered with its endpoint
+on this request's listener; no leader yet is COORDINATOR_NOT_AVAILABLE, which clients retry.
 v4+ takes a batch of keys and answers each. Key types: 0 group, 1 transaction (2 share is
 refused). The first group lookup creates `__consumer_offsets`, as in Kafka. Advertising v0 matters
 beyond groups too: librdkafka enables LZ4 only when FindCoordinator v0 is in ApiVersions.
@@ -13,6 +16,7 @@ from datetime import timedelta
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.protocol.topic_partition import TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +26,7 @@ MAX_VERSION = 6
 
 GROUP = 0
 TRANSACTION = 1
+OFFSETS_TOPIC = "__consumer_offsets"
 
 
 async def handle(ctx: RequestContext, request):
@@ -37,6 +42,8 @@ async def handle(ctx: RequestContext, request):
             keys = request.coordinator_keys if ctx.api_version >= 4 else (request.key,)
             return _all_unavailable(response, keys, ctx.api_version)
 
+    image = services.metadata.image  # the offsets topic may have just been created
+
     def answer(key: str) -> dict:
         if key_type not in (GROUP, TRANSACTION):
             return dict(
@@ -45,8 +52,19 @@ async def handle(ctx: RequestContext, request):
             )
         if key_type == GROUP and not key:
             return dict(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.invalid_group_id, error_message="group id is empty")
+        coordinator = services.node_id
+        if key_type == GROUP:
+            registration = image.partition(TopicPartition(OFFSETS_TOPIC, services.groups.store.partition_for(key)))
+            coordinator = registration.leader if registration is not None else -1
+        broker = image.brokers.get(coordinator)
+        endpoint = ctx.endpoint_of(broker) if broker is not None else None
+        if endpoint is None:
+            return dict(
+                key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.coordinator_not_available,
+                error_message="the coordinator's partition has no leader reachable on this listener yet",
+            )
         return dict(
-            key=key, node_id=services.node_id, host=services.advertised_host, port=services.advertised_port,
+            key=key, node_id=coordinator, host=endpoint.host, port=endpoint.port,
             error_code=ErrorCode.none, error_message=None,
         )
 

@@ -3,8 +3,9 @@
 Behaviour: v0 with an empty list, or v1+ with topics=null, lists every topic; an empty list
 (v1+) lists none. Unknown topics are created when `auto.create.topics.enable` and the request
 allows it (always before v4); the answer then already carries the new topic (creation is
-synchronous, so no LEADER_NOT_AVAILABLE round trip). Topics may be asked for by id (v10+).
-This broker is every partition's leader and only replica.
+synchronous on a single node, so no LEADER_NOT_AVAILABLE round trip). Topics may be asked for
+by id (v10+). Brokers, leaders, replicas and ISRs come from the metadata image; brokers are
+listed with their endpoint on the listener the request came in on.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from odradek.protocol.schemas import AUTHORIZED_OPERATIONS_OMITTED, ZERO_UUID
-from odradek.protocol.topic_partition import INTERNAL_TOPICS
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -25,28 +25,27 @@ MAX_VERSION = 12
 
 async def handle(ctx: RequestContext, request):
     response = ctx.response_class
-    services = ctx.services
-    controller = services.controller
+    image = ctx.image
     allow_auto_create = getattr(request, "allow_auto_topic_creation", True)
 
     if request.topics is None or (ctx.api_version == 0 and not request.topics):
-        topics = [_topic(response, controller.topic(name), ctx) for name in sorted(controller.topic_names())]
+        topics = [_topic(response, image.topics[name], ctx) for name in sorted(image.topics)]
     else:
         topics = [_requested_topic(response, entry, allow_auto_create, ctx) for entry in request.topics]
+        image = ctx.services.metadata.image  # auto-creation may have published a newer one
 
-    broker = build(
-        sibling(response, "MetadataResponseBroker"),
-        node_id=services.node_id,
-        host=services.advertised_host,
-        port=services.advertised_port,
-        rack=None,
-    )
+    broker_class = sibling(response, "MetadataResponseBroker")
+    brokers = []
+    for broker in image.brokers.values():
+        endpoint = ctx.endpoint_of(broker)
+        if endpoint is not None and not broker.fenced:
+            brokers.append(build(broker_class, node_id=broker.node_id, host=endpoint.host, port=endpoint.port, rack=broker.rack))
     return build(
         response,
         throttle_time=timedelta(0),
-        brokers=(broker,),
-        cluster_id=services.cluster_id,
-        controller_id=services.node_id,
+        brokers=tuple(brokers),
+        cluster_id=image.cluster_id,
+        controller_id=image.controller_id,
         topics=tuple(topics),
         cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
         error_code=ErrorCode.none,
@@ -54,49 +53,62 @@ async def handle(ctx: RequestContext, request):
 
 
 def _requested_topic(response, entry, allow_auto_create: bool, ctx: RequestContext):
-    controller = ctx.services.controller
     name = entry.name
     topic_id = getattr(entry, "topic_id", None)
+    image = ctx.image
     if name is None:
-        record = controller.topic_by_id(topic_id) if topic_id else None
-        if record is None:
+        topic = image.topic_by_id(topic_id) if topic_id else None
+        if topic is None:
             return _topic_error(response, None, topic_id or ZERO_UUID, ErrorCode.unknown_topic_id)
-        return _topic(response, record, ctx)
-    record = controller.topic(name)
-    if record is None:
+        return _topic(response, topic, ctx)
+    topic = image.topic(name)
+    if topic is None:
+        controller = ctx.services.controller
         try:
             controller.validate_topic_name(name)
             if not allow_auto_create:
                 raise KafkaError(ErrorCode.unknown_topic_or_partition)
-            record = controller.auto_create_topic(name)
+            controller.auto_create_topic(name)
         except KafkaError as error:
             return _topic_error(response, name, ZERO_UUID, error.code)
-    return _topic(response, record, ctx)
+        topic = ctx.services.metadata.image.topic(name)
+        if topic is None:
+            return _topic_error(response, name, ZERO_UUID, ErrorCode.leader_not_available)
+    return _topic(response, topic, ctx)
 
 
-def _topic(response, record, ctx: RequestContext):
-    node_id = ctx.services.node_id
+def _topic(response, topic, ctx: RequestContext):
+    """A topic's partitions as the image has them; a leader not reachable on this listener (or
+    not alive) is LEADER_NOT_AVAILABLE, as Kafka answers."""
     partition_class = sibling(response, "MetadataResponsePartition")
-    partitions = tuple(
-        build(
-            partition_class,
-            error_code=ErrorCode.none,
-            partition_index=index,
-            leader_id=node_id,
-            leader_epoch=ctx.services.replicas.leader_epoch(record.name, index),
-            replica_nodes=(node_id,),
-            isr_nodes=(node_id,),
-            offline_replicas=(),
+    brokers = ctx.image.brokers
+    live = [node_id for node_id, broker in brokers.items() if not broker.fenced]
+    partitions = []
+    for index, registration in enumerate(topic.partitions):
+        leader = registration.leader
+        leader_broker = brokers.get(leader)
+        error = ErrorCode.none
+        if leader < 0 or leader_broker is None or ctx.endpoint_of(leader_broker) is None:
+            error, leader = ErrorCode.leader_not_available, -1
+        partitions.append(
+            build(
+                partition_class,
+                error_code=error,
+                partition_index=index,
+                leader_id=leader,
+                leader_epoch=registration.leader_epoch,
+                replica_nodes=registration.replicas,
+                isr_nodes=registration.isr,
+                offline_replicas=registration.offline_replicas(live),
+            )
         )
-        for index in range(record.partitions)
-    )
     return build(
         sibling(response, "MetadataResponseTopic"),
         error_code=ErrorCode.none,
-        name=record.name,
-        topic_id=record.topic_id,
-        is_internal=record.name in INTERNAL_TOPICS,
-        partitions=partitions,
+        name=topic.name,
+        topic_id=topic.topic_id,
+        is_internal=topic.is_internal,
+        partitions=tuple(partitions),
         topic_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
     )
 

@@ -50,10 +50,6 @@ class ReplicaManager:
     def partitions(self) -> list[Partition]:
         return list(self._partitions.values())
 
-    def leader_epoch(self, topic: str, index: int) -> int:
-        partition = self._partitions.get(TopicPartition(topic, index))
-        return partition.leader_epoch if partition is not None else 0
-
     # -- data path -------------------------------------------------------------------------
 
     def append_records(self, tp: TopicPartition, records, *, required_acks: int = 1) -> AppendResult:

@@ -44,8 +44,12 @@ def _writer(cls):
 
 
 class Dispatcher:
-    def __init__(self, services: BrokerServices) -> None:
+    """Serves one listener: its requests carry the listener's name (and, once security lands,
+    the principal its connection authenticated as)."""
+
+    def __init__(self, services: BrokerServices, listener_name: str = "PLAINTEXT") -> None:
         self.services = services
+        self.listener_name = listener_name
 
     async def dispatch(self, frame: bytes, peer: str):
         """The complete response frame (size prefix included), or None when none is owed."""
@@ -79,7 +83,10 @@ class Dispatcher:
         except (FrameError, SerialError, ValueError, KeyError, UnicodeDecodeError) as error:
             raise FrameError(f"undecodable {handler.name} v{version} request: {error}") from None
 
-        context = RequestContext(self.services, version, response_class(api_key, version), header.client_id, peer)
+        context = RequestContext(
+            self.services, version, response_class(api_key, version), header.client_id, peer,
+            listener_name=self.listener_name, image=self.services.metadata.image,
+        )
         try:
             response = await handler.handle(context, request)
             if response is None:
