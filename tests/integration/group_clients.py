@@ -307,7 +307,24 @@ def _run_kafka_python(spec: dict, member: _Member) -> None:
                     _emit("commit_failed", error=repr(error))
                 else:
                     _emit("committed", topic=tp.topic, partition=tp.partition, offset=record.offset + 1)
+        _finish_orphaned_kafka_python_join(consumer)
     consumer.close()
+
+
+def _finish_orphaned_kafka_python_join(consumer) -> None:
+    """Work around a kafka-python 3.0.12 bug (tests/compat/FINDINGS.md, "kafka-python 3.0.12: a
+    leader's rejoin is dropped"). poll() gives up waiting for a JoinGroup/SyncGroup after its
+    timeout and later polls collect the result only while need_rejoin() is true. A leader that
+    rejoins because partition metadata changed makes need_rejoin() false itself (its assignor
+    records the new metadata), so the join is never collected: the member stays REBALANCING with
+    heartbeats disabled and no assignment, and the broker expires it after the session timeout.
+    Asking for a rejoin makes the next poll() await (or redo) that join, as the Java client does.
+    Only that stuck state is touched: a member that is waiting for the broker still waits."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is None or not coordinator.rebalance_in_progress() or coordinator.need_rejoin():
+        return
+    print("kafka-python join result would be dropped (FINDINGS.md): requesting rejoin", file=sys.stderr, flush=True)
+    coordinator.request_rejoin()
 
 
 async def _run_aiokafka(spec: dict, member: _Member) -> None:
