@@ -95,11 +95,10 @@ class BrokerRuntime:
             log_manager.close()
             raise
         self.log_manager = log_manager
-        controller.load_partitions()
         groups = self._group_coordinator(controller, replicas)
-        await asyncio.to_thread(groups.load)
-        groups.start()
         self.groups = groups
+        controller.load_partitions()  # leading __consumer_offsets partitions loads their groups
+        await groups.wait_until_loaded()
 
         listeners = config.listeners
         controller.register_broker(self._registration(node_id, listeners))
@@ -153,13 +152,15 @@ class BrokerRuntime:
             record = controller.topic(OFFSETS_TOPIC)
             return record.partitions if record is not None else None
 
+        commit_timeout_s = config["offsets.commit.timeout.ms"] / 1000
         store = OffsetStore(
             offsets_partitions,
             self.clock,
             ensure_topic=lambda: controller.ensure_internal_topic(OFFSETS_TOPIC, offsets_partitions, offsets_configs).partitions,
-            append=replicas.append_records,
+            append=lambda tp, batch: replicas.append_records(tp, batch, required_acks=-1),
             read_records=replicas.read_records,
             topic_exists=existing_partitions,
+            wait_committed=lambda tp, offset: replicas.wait_for_high_watermark(tp, offset, commit_timeout_s),
         )
         group_config = GroupConfig(
             initial_rebalance_delay_ms=config["group.initial.rebalance.delay.ms"],
@@ -177,7 +178,7 @@ class BrokerRuntime:
             records = (controller.topic(topic) for topic in topics)
             return {record.name: record.partitions for record in records if record is not None}
 
-        return GroupCoordinator(
+        coordinator = GroupCoordinator(
             store,
             group_config,
             self.clock,
@@ -186,6 +187,15 @@ class BrokerRuntime:
             topic_id_of=lambda name: record.topic_id if (record := controller.topic(name)) is not None else None,
             topic_name_of=lambda topic_id: record.name if (record := controller.topic_by_id(topic_id)) is not None else None,
         )
+
+        def leadership_changed(partition, is_leader: bool) -> None:
+            tp = partition.topic_partition
+            if tp.topic == OFFSETS_TOPIC:
+                empty = partition.log_end_offset <= partition.log_start_offset
+                coordinator.on_leadership_change(tp.partition, is_leader, is_empty=empty)
+
+        replicas.leadership_listeners.append(leadership_changed)
+        return coordinator
 
     def _release_parked_requests(self) -> None:
         """On shutdown: parked fetches answer now, parked joins and syncs answer COORDINATOR_NOT_AVAILABLE."""
@@ -197,7 +207,7 @@ class BrokerRuntime:
     async def _expire_offsets(self, interval_ms: int) -> None:
         while True:
             await asyncio.sleep(interval_ms / 1000)
-            self.groups.expire_offsets()
+            await self.groups.expire_offsets()
 
     async def _enforce_retention(self, interval_ms: int) -> None:
         """Roll old active segments and delete segments past retention, off the event loop."""

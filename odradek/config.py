@@ -319,6 +319,9 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
     _b("num.replica.fetchers", "int", 1,
        "Fetcher connections per source broker (odradek uses one per leader).", AtLeast(1)),
     # --- broker: coordinators ---
+    _b("offsets.commit.timeout.ms", "int", 5000,
+       "How long a group coordinator's write to __consumer_offsets may wait for the in-sync "
+       "replicas before the request fails.", AtLeast(1)),
     _b("offsets.topic.num.partitions", "int", 50,
        "Partition count of __consumer_offsets (fixed once created).", AtLeast(1)),
     _b("offsets.topic.replication.factor", "short", 3,

@@ -12,10 +12,10 @@ id, epoch and partitions across a broker restart. Not thread-safe; runs on the e
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from odradek.clock import Timer
 from odradek.coordinator.assignors import ASSIGNORS, Assignment
 
 JOIN_EPOCH = 0
@@ -38,8 +38,8 @@ class ConsumerMember:
     assigned: Assignment = field(default_factory=dict)  # what the member may own now
     pending_revocation: Assignment = field(default_factory=dict)  # told to give up, not yet confirmed
     last_sent: Assignment | None = None
-    session_timer: asyncio.TimerHandle | None = None
-    revocation_timer: asyncio.TimerHandle | None = None
+    session_timer: Timer | None = None
+    revocation_timer: Timer | None = None
 
 
 @dataclass
@@ -65,6 +65,22 @@ class ConsumerGroup:
 
     def subscribed_topics(self) -> set[str]:
         return {topic for m in self.members.values() for topic in m.subscribed_topics}
+
+    def copy(self) -> "ConsumerGroup":
+        """An independent copy of the state (timers are not copied): what a failed write restores."""
+        def member_copy(m: ConsumerMember) -> ConsumerMember:
+            return replace(
+                m, subscribed_topics=list(m.subscribed_topics), assigned=_copy(m.assigned),
+                pending_revocation=_copy(m.pending_revocation),
+                last_sent=None if m.last_sent is None else _copy(m.last_sent),
+                session_timer=None, revocation_timer=None,
+            )
+
+        return replace(
+            self, members={member_id: member_copy(m) for member_id, m in self.members.items()},
+            target={member_id: _copy(t) for member_id, t in self.target.items()},
+            partition_counts=dict(self.partition_counts),
+        )
 
     def compute_target(self, partition_counts: dict[str, int], default_assignor: str) -> None:
         """Run the assignor for the current group epoch."""
@@ -130,3 +146,7 @@ def _minus(a: Assignment, b: Assignment) -> Assignment:
 
 def _overlaps(a: Assignment, b: Assignment) -> bool:
     return any(parts & b.get(topic, set()) for topic, parts in a.items())
+
+
+def _copy(assignment: Assignment) -> Assignment:
+    return {topic: set(partitions) for topic, partitions in assignment.items()}

@@ -10,6 +10,7 @@ import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 
+from odradek.clock import Timer
 from odradek.coordinator.group_records import GroupSnapshot, MemberSnapshot
 from odradek.coordinator.group_state import GroupState, check_transition
 
@@ -27,7 +28,7 @@ class Member:
     assignment: bytes = b""
     join_future: asyncio.Future | None = None
     sync_future: asyncio.Future | None = None
-    session_timer: asyncio.TimerHandle | None = None
+    session_timer: Timer | None = None
 
     def metadata_for(self, protocol: str | None) -> bytes:
         for name, metadata in self.protocols:
@@ -57,9 +58,9 @@ class ClassicGroup:
     leader_id: str | None = None
     members: dict[str, Member] = field(default_factory=dict)
     static_members: dict[str, str] = field(default_factory=dict)  # group.instance.id -> member id
-    pending_members: dict[str, asyncio.TimerHandle | None] = field(default_factory=dict)  # KIP-394
+    pending_members: dict[str, Timer | None] = field(default_factory=dict)  # KIP-394
     state_timestamp_ms: int = -1
-    rebalance_timer: asyncio.TimerHandle | None = None
+    rebalance_timer: Timer | None = None
     initial_delay_deadline: float | None = None  # monotonic end of the initial delayed join
 
     def transition_to(self, target: GroupState, now_ms: int) -> None:

@@ -8,8 +8,16 @@ timeout. Static members (KIP-345) keep their assignment across restarts within t
 timeout, and an older instance is fenced (FENCED_INSTANCE_ID). The broker never looks inside
 assignments: any client-side assignor works.
 
-Committed offsets and group metadata are written to `__consumer_offsets` (offset_store.py) before
-they take effect, and rebuilt by replaying it at start-up. Runs on the event loop; not thread-safe.
+State is kept per `__consumer_offsets` partition: a group lives in the partition its id hashes to,
+and this broker coordinates it only while it leads that partition. Becoming leader replays the
+partition (groups and offsets come back, members must heartbeat within their session timeout);
+stepping down drops them and answers parked requests NOT_COORDINATOR. Meanwhile requests get
+COORDINATOR_LOAD_IN_PROGRESS or NOT_COORDINATOR, which clients retry after FindCoordinator.
+
+Committed offsets and group metadata are written to `__consumer_offsets` (offset_store.py) and
+take effect, in memory and in the answer, only once the in-sync replicas have them; a KIP-848
+change whose write fails is rolled back. Timers run on the injected clock. Runs on the event
+loop; not thread-safe.
 """
 
 from __future__ import annotations
@@ -162,20 +170,128 @@ class GroupCoordinator:
         self.groups: dict[str, ClassicGroup] = {}
         self.consumer_groups: dict[str, ConsumerGroup] = {}
         self.offsets: dict[str, dict[tuple[str, int], OffsetAndMetadata]] = {}
+        self.loaded_partitions: set[int] = set()
+        self._loading: dict[int, asyncio.Task] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    # -- which groups this broker coordinates ----------------------------------------------------
+
+    def coordinator_error(self, group_id: str) -> ErrorCode | None:
+        """NOT_COORDINATOR unless this broker leads the group's offsets partition and has loaded
+        it; COORDINATOR_LOAD_IN_PROGRESS while it loads."""
+        partition = self.store.partition_for(group_id)
+        if partition in self.loaded_partitions:
+            return None
+        if partition in self._loading:
+            return ErrorCode.coordinator_load_in_progress
+        return ErrorCode.not_coordinator
+
+    def _lock_for(self, group_id: str) -> asyncio.Lock:
+        """Operations that write and wait for the write run one at a time per offsets partition
+        (Kafka's coordinator does the same), so none sees another's state before it is stored."""
+        partition = self.store.partition_for(group_id)
+        lock = self._locks.get(partition)
+        if lock is None:
+            lock = self._locks[partition] = asyncio.Lock()
+        return lock
+
+    def on_leadership_change(self, partition: int, is_leader: bool, is_empty: bool = False) -> None:
+        """The replica manager says this broker now leads (or no longer leads) an offsets partition."""
+        if is_leader:
+            self.begin_loading(partition, is_empty)
+        else:
+            self.unload_partition(partition)
+
+    def begin_loading(self, partition: int, is_empty: bool = False) -> None:
+        """Load a partition's groups: at once when its log is empty, else by replay in a task."""
+        if partition in self.loaded_partitions or partition in self._loading:
+            return
+        if is_empty:
+            self.loaded_partitions.add(partition)
+            return
+        self._loading[partition] = asyncio.get_running_loop().create_task(self._load_partition(partition))
+
+    async def _load_partition(self, partition: int) -> None:
+        task = asyncio.current_task()
+        try:
+            records = await asyncio.to_thread(self.store.read_partition, partition)
+        except Exception:  # noqa: BLE001 - one unreadable partition must not stop the coordinator
+            log.exception("Loading __consumer_offsets-%d failed; its groups stay unavailable", partition)
+            if self._loading.get(partition) is task:
+                del self._loading[partition]
+            return
+        if self._loading.get(partition) is not task:
+            return  # unloaded meanwhile
+        del self._loading[partition]
+        loaded = self._apply_records(records)
+        self.loaded_partitions.add(partition)
+        self._start_timers(loaded)
+        if loaded:
+            log.info("Loaded %d groups from __consumer_offsets-%d", len(loaded), partition)
+
+    async def wait_until_loaded(self) -> None:
+        """Until every partition being loaded is loaded (start-up waits for this)."""
+        while self._loading:
+            await asyncio.gather(*self._loading.values(), return_exceptions=True)
+
+    def unload_partition(self, partition: int) -> None:
+        """This broker no longer leads the partition: drop its groups and offsets, cancel their
+        timers, and answer parked JoinGroup/SyncGroup requests NOT_COORDINATOR."""
+        task = self._loading.pop(partition, None)
+        if task is not None:
+            task.cancel()
+        self.loaded_partitions.discard(partition)
+        mine = lambda group_id: self.store.partition_for(group_id) == partition  # noqa: E731
+        dropped = 0
+        for group_id in [g for g in self.groups if mine(g)]:
+            self._release_classic_group(self.groups.pop(group_id), ErrorCode.not_coordinator)
+            dropped += 1
+        for group_id in [g for g in self.consumer_groups if mine(g)]:
+            for member in self.consumer_groups.pop(group_id).members.values():
+                self._cancel_consumer_timers(member)
+            dropped += 1
+        for group_id in [g for g in self.offsets if mine(g)]:
+            del self.offsets[group_id]
+        if dropped:
+            log.info("Unloaded %d groups of __consumer_offsets-%d: this broker no longer leads it", dropped, partition)
+
+    def _release_classic_group(self, group: ClassicGroup, error: ErrorCode) -> None:
+        if group.rebalance_timer is not None:
+            group.rebalance_timer.cancel()
+        for timer in group.pending_members.values():
+            if timer is not None:
+                timer.cancel()
+        for member in group.members.values():
+            self._cancel_session_expiry(member)
+            if member.awaiting_join:
+                member.join_future.set_result(JoinResult(error, member.member_id))
+            if member.awaiting_sync:
+                member.sync_future.set_result(SyncResult(error))
 
     # -- start-up -----------------------------------------------------------------------------
 
     def load(self) -> None:
-        """Rebuild groups and offsets from `__consumer_offsets` (last record per key wins)."""
+        """Rebuild every partition's groups and offsets at once (tools and tests; the broker loads
+        partition by partition as it becomes their leader)."""
+        for partition in range(self.store.partitions):
+            self.loaded_partitions.add(partition)
+        self._apply_records(list(self.store.replay()))
+
+    def _apply_records(self, records) -> set[str]:
+        """Rebuild groups and offsets from records of `__consumer_offsets` (last record per key
+        wins); returns the ids of the groups they hold."""
         snapshots = {}
         consumer_records: dict[tuple[int, str, str | None], bytes | None] = {}
-        for key_bytes, value in self.store.replay():
+        touched: set[str] = set()
+        for key_bytes, value in records:
             try:
                 consumer = decode_consumer_key(key_bytes)
                 if consumer is not None:
+                    touched.add(consumer.group_id)
                     consumer_records[(consumer.record_type, consumer.group_id, consumer.member_id)] = value
                     continue
                 key = decode_key(key_bytes)
+                touched.add(key.group_id)
                 if isinstance(key, OffsetKey):
                     offsets = self.offsets.setdefault(key.group_id, {})
                     if value is None:
@@ -209,11 +325,10 @@ class GroupCoordinator:
             group.state = GroupState.STABLE if group.members else GroupState.EMPTY
             self.groups[group_id] = group
         self._load_consumer_groups(consumer_records)
-        for group_id in self.offsets:
-            if group_id not in self.consumer_groups:
+        for group_id in touched:
+            if group_id in self.offsets and group_id not in self.consumer_groups:
                 self.groups.setdefault(group_id, ClassicGroup(group_id))
-        if self.groups:
-            log.info("Loaded %d groups and their offsets from __consumer_offsets", len(self.groups))
+        return {group_id for group_id in touched if group_id in self.groups or group_id in self.consumer_groups}
 
     def _load_consumer_groups(self, records: dict[tuple[int, str, str | None], bytes | None]) -> None:
         """Consumer-protocol groups from their records (last value per key, tombstones removed)."""
@@ -274,17 +389,30 @@ class GroupCoordinator:
         return by_id
 
     def start(self) -> None:
-        """On the event loop: restored members must heartbeat within their session timeout."""
-        for group in self.groups.values():
-            for member in group.members.values():
-                self._schedule_session_expiry(group, member)
-        for consumer_group in self.consumer_groups.values():
-            for consumer in consumer_group.members.values():
-                self._schedule_consumer_timers(consumer_group, consumer)
+        """After load(): restored members must heartbeat within their session timeout."""
+        self._start_timers(set(self.groups) | set(self.consumer_groups))
+
+    def _start_timers(self, group_ids: set[str]) -> None:
+        for group_id in group_ids:
+            group = self.groups.get(group_id)
+            if group is not None:
+                for member in group.members.values():
+                    self._schedule_session_expiry(group, member)
+            consumer_group = self.consumer_groups.get(group_id)
+            if consumer_group is not None:
+                for consumer in consumer_group.members.values():
+                    self._schedule_consumer_timers(consumer_group, consumer)
 
     # -- JoinGroup ----------------------------------------------------------------------------
 
-    async def join_group(
+    async def join_group(self, group_id: str, *args, **kwargs) -> JoinResult:
+        """JoinGroup: decided under the partition's lock, then parked (lock released) until the
+        generation forms."""
+        async with self._lock_for(group_id):
+            outcome = self._join(group_id, *args, **kwargs)
+        return await outcome if isinstance(outcome, asyncio.Future) else outcome
+
+    def _join(
         self,
         group_id: str,
         member_id: str,
@@ -297,8 +425,8 @@ class GroupCoordinator:
         protocols: list[tuple[str, bytes]],
         require_known_member_id: bool,
         supports_skip_assignment: bool = False,
-    ) -> JoinResult:
-        error = self._check_group_id(group_id)
+    ) -> "JoinResult | asyncio.Future":
+        error = self._check_group_id(group_id) or self.coordinator_error(group_id)
         if error is not None:
             return JoinResult(error, member_id)
         if not self.config.min_session_timeout_ms <= session_timeout_ms <= self.config.max_session_timeout_ms:
@@ -323,42 +451,41 @@ class GroupCoordinator:
                 new_id = f"{group_instance_id}-{uuid.uuid4()}"
                 old_id = group.static_members.get(group_instance_id)
                 if old_id is not None and old_id in group.members:
-                    return await self._replace_static_member(
+                    return self._replace_static_member(
                         group, old_id, new_id, group_instance_id, details, supports_skip_assignment
                     )
-                return await self._add_member(group, new_id, group_instance_id, details)
+                return self._add_member(group, new_id, group_instance_id, details)
             new_id = f"{client_id}-{uuid.uuid4()}"
             if require_known_member_id:
-                loop = asyncio.get_running_loop()
-                group.pending_members[new_id] = loop.call_later(
-                    session_timeout_ms / 1000, self._expire_pending_member, group, new_id
+                group.pending_members[new_id] = self.clock.call_later(
+                    session_timeout_ms, self._expire_pending_member, group, new_id
                 )
                 return JoinResult(ErrorCode.member_id_required, new_id)
-            return await self._add_member(group, new_id, None, details)
+            return self._add_member(group, new_id, None, details)
 
         if member_id in group.pending_members:
             timer = group.pending_members.pop(member_id)
             if timer is not None:
                 timer.cancel()
-            return await self._add_member(group, member_id, group_instance_id, details)
+            return self._add_member(group, member_id, group_instance_id, details)
         if self._is_fenced(group, member_id, group_instance_id):
             return JoinResult(ErrorCode.fenced_instance_id, member_id)
         member = group.members.get(member_id)
         if member is None:
             return JoinResult(ErrorCode.unknown_member_id, member_id)
         if group.state == GroupState.PREPARING_REBALANCE:
-            return await self._update_member(group, member, protocols, details)
+            return self._update_member(group, member, protocols, details)
         if group.state == GroupState.COMPLETING_REBALANCE:
             if member.matches(protocols):
                 return self._join_result(group, member)  # it missed the join response: same answer again
-            return await self._update_member(group, member, protocols, details)
+            return self._update_member(group, member, protocols, details)
         if group.state == GroupState.STABLE:
             if member_id == group.leader_id or not member.matches(protocols):
-                return await self._update_member(group, member, protocols, details)
+                return self._update_member(group, member, protocols, details)
             return self._join_result(group, member)
         return JoinResult(ErrorCode.unknown_member_id, member_id)
 
-    async def _add_member(self, group: ClassicGroup, member_id: str, instance_id: str | None, details) -> JoinResult:
+    def _add_member(self, group: ClassicGroup, member_id: str, instance_id: str | None, details) -> asyncio.Future:
         client_id, client_host, session_timeout_ms, rebalance_timeout_ms, protocol_type, protocols = details
         member = Member(
             member_id, instance_id, client_id, client_host, session_timeout_ms, rebalance_timeout_ms,
@@ -373,9 +500,9 @@ class GroupCoordinator:
         if group.leader_id is None or group.leader_id not in group.members:
             group.leader_id = member_id
         self._rebalance_or_complete(group, f"{member_id} joined")
-        return await member.join_future
+        return member.join_future
 
-    async def _update_member(self, group: ClassicGroup, member: Member, protocols, details) -> JoinResult:
+    def _update_member(self, group: ClassicGroup, member: Member, protocols, details) -> asyncio.Future:
         _client_id, _host, session_timeout_ms, rebalance_timeout_ms, _type, _protocols = details
         member.protocols = list(protocols)
         member.session_timeout_ms = session_timeout_ms
@@ -385,11 +512,11 @@ class GroupCoordinator:
         member.join_future = asyncio.get_running_loop().create_future()
         self._cancel_session_expiry(member)
         self._rebalance_or_complete(group, f"{member.member_id} rejoined")
-        return await member.join_future
+        return member.join_future
 
-    async def _replace_static_member(
+    def _replace_static_member(
         self, group: ClassicGroup, old_id: str, new_id: str, instance_id: str, details, supports_skip_assignment: bool
-    ) -> JoinResult:
+    ) -> "JoinResult | asyncio.Future":
         """A static member restarted: it takes over its old member's place and assignment.
 
         No rebalance when nothing changed; a restarted leader gets the member list with
@@ -415,7 +542,7 @@ class GroupCoordinator:
         old.protocols = list(protocols)
         old.join_future = asyncio.get_running_loop().create_future()
         self._rebalance_or_complete(group, f"static member {instance_id} rejoined")
-        return await old.join_future
+        return old.join_future
 
     def _rebalance_or_complete(self, group: ClassicGroup, reason: str) -> None:
         if group.state in (GroupState.EMPTY, GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
@@ -424,7 +551,6 @@ class GroupCoordinator:
             self._maybe_complete_join(group)
 
     def _prepare_rebalance(self, group: ClassicGroup, reason: str) -> None:
-        loop = asyncio.get_running_loop()
         if group.state == GroupState.COMPLETING_REBALANCE:
             for member in group.members.values():
                 member.assignment = b""
@@ -438,13 +564,13 @@ class GroupCoordinator:
         if initial and self.config.initial_rebalance_delay_ms > 0:
             delay_ms = min(self.config.initial_rebalance_delay_ms, group.max_rebalance_timeout_ms())
             remaining_ms = max(group.max_rebalance_timeout_ms() - delay_ms, 0)
-            group.initial_delay_deadline = loop.time() + delay_ms / 1000
-            group.rebalance_timer = loop.call_later(
-                delay_ms / 1000, self._initial_delay_expired, group, len(group.members), remaining_ms
+            group.initial_delay_deadline = self.clock.monotonic() + delay_ms / 1000
+            group.rebalance_timer = self.clock.call_later(
+                delay_ms, self._initial_delay_expired, group, len(group.members), remaining_ms
             )
             return
-        group.rebalance_timer = loop.call_later(
-            group.max_rebalance_timeout_ms() / 1000, self._rebalance_timed_out, group
+        group.rebalance_timer = self.clock.call_later(
+            group.max_rebalance_timeout_ms(), self._rebalance_timed_out, group
         )
         self._maybe_complete_join(group)
 
@@ -454,10 +580,9 @@ class GroupCoordinator:
             return
         if len(group.members) > members_before and remaining_ms > 0:
             delay_ms = min(self.config.initial_rebalance_delay_ms, remaining_ms)
-            loop = asyncio.get_running_loop()
-            group.initial_delay_deadline = loop.time() + delay_ms / 1000
-            group.rebalance_timer = loop.call_later(
-                delay_ms / 1000, self._initial_delay_expired, group, len(group.members), remaining_ms - delay_ms
+            group.initial_delay_deadline = self.clock.monotonic() + delay_ms / 1000
+            group.rebalance_timer = self.clock.call_later(
+                delay_ms, self._initial_delay_expired, group, len(group.members), remaining_ms - delay_ms
             )
             return
         group.initial_delay_deadline = None
@@ -526,7 +651,14 @@ class GroupCoordinator:
 
     # -- SyncGroup, Heartbeat, LeaveGroup -------------------------------------------------------
 
-    async def sync_group(
+    async def sync_group(self, group_id: str, *args, **kwargs) -> SyncResult:
+        """SyncGroup: the leader's assignment is stored under the partition's lock; every member
+        then waits (lock released) for it."""
+        async with self._lock_for(group_id):
+            outcome = await self._sync(group_id, *args, **kwargs)
+        return await outcome if isinstance(outcome, asyncio.Future) else outcome
+
+    async def _sync(
         self,
         group_id: str,
         generation_id: int,
@@ -535,9 +667,9 @@ class GroupCoordinator:
         protocol_type: str | None,
         protocol_name: str | None,
         assignments: dict[str, bytes],
-    ) -> SyncResult:
+    ) -> "SyncResult | asyncio.Future":
         group = self.groups.get(group_id)
-        error = self._check_member(group, member_id, group_instance_id, generation_id)
+        error = self.coordinator_error(group_id) or self._check_member(group, member_id, group_instance_id, generation_id)
         if error is not None:
             return SyncResult(error)
         if (protocol_type and protocol_type != group.protocol_type) or (
@@ -555,28 +687,32 @@ class GroupCoordinator:
             member.sync_future.set_result(SyncResult(ErrorCode.rebalance_in_progress))
         member.sync_future = asyncio.get_running_loop().create_future()
         if member_id == group.leader_id:
+            generation = group.generation_id
             for m in group.members.values():
                 m.assignment = assignments.get(m.member_id, b"")
             try:
-                self._persist_group(group)
+                await self.store.committed(self._persist_group(group))
             except KafkaError as failure:
                 code = _store_error(failure)
                 for m in group.members.values():
                     if m.awaiting_sync:
                         m.sync_future.set_result(SyncResult(code))
-                self._prepare_rebalance(group, "group metadata could not be stored")
-                return await member.sync_future
+                if self.groups.get(group_id) is group and group.state == GroupState.COMPLETING_REBALANCE:
+                    self._prepare_rebalance(group, "group metadata could not be stored")
+                return member.sync_future
+            if self.groups.get(group_id) is not group or group.generation_id != generation or group.state != GroupState.COMPLETING_REBALANCE:
+                return member.sync_future  # the group moved on (or was unloaded) while the write replicated
             group.transition_to(GroupState.STABLE, self.clock.now_ms())
             for m in group.members.values():
                 if m.awaiting_sync:
                     m.sync_future.set_result(
                         SyncResult(ErrorCode.none, group.protocol_type, group.protocol_name, m.assignment)
                     )
-        return await member.sync_future
+        return member.sync_future
 
     def heartbeat(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None) -> ErrorCode:
         group = self.groups.get(group_id)
-        error = self._check_member(group, member_id, group_instance_id, generation_id)
+        error = self.coordinator_error(group_id) or self._check_member(group, member_id, group_instance_id, generation_id)
         if error is not None:
             return error
         member = group.members[member_id]
@@ -588,6 +724,9 @@ class GroupCoordinator:
 
     def leave_group(self, group_id: str, leaving: list[tuple[str, str | None]]) -> list[ErrorCode]:
         """One error per (member id, group instance id) that asked to leave."""
+        error = self.coordinator_error(group_id)
+        if error is not None:
+            return [error for _ in leaving]
         group = self.groups.get(group_id)
         if group is None or group.state == GroupState.DEAD:
             return [ErrorCode.unknown_member_id for _ in leaving]
@@ -652,8 +791,8 @@ class GroupCoordinator:
 
     def _schedule_session_expiry(self, group: ClassicGroup, member: Member) -> None:
         self._cancel_session_expiry(member)
-        member.session_timer = asyncio.get_running_loop().call_later(
-            member.session_timeout_ms / 1000, self._session_expired, group, member
+        member.session_timer = self.clock.call_later(
+            member.session_timeout_ms, self._session_expired, group, member
         )
 
     @staticmethod
@@ -704,12 +843,17 @@ class GroupCoordinator:
         elif group.state == GroupState.PREPARING_REBALANCE:
             self._maybe_complete_join(group)
 
-    def _persist_group(self, group: ClassicGroup) -> None:
-        self.store.write(group.group_id, [(group_key(group.group_id), group_value(group.snapshot()))])
+    def _persist_group(self, group: ClassicGroup):
+        """Append the group's metadata record; returns the write for `store.committed`."""
+        return self.store.write(group.group_id, [(group_key(group.group_id), group_value(group.snapshot()))])
 
     # -- offsets --------------------------------------------------------------------------------
 
-    def commit_offsets(
+    async def commit_offsets(self, group_id: str, *args) -> list[ErrorCode]:
+        async with self._lock_for(group_id or ""):
+            return await self._commit_offsets(group_id, *args)
+
+    async def _commit_offsets(
         self,
         group_id: str,
         generation_id: int,
@@ -718,7 +862,7 @@ class GroupCoordinator:
         offsets: list[tuple[str, int, int, int, str | None]],
     ) -> list[ErrorCode]:
         """One error per (topic, partition, offset, leader epoch, metadata) committed."""
-        error = self._check_group_id(group_id)
+        error = self._check_group_id(group_id) or self.coordinator_error(group_id)
         group = self.groups.get(group_id)
         consumer_group = self.consumer_groups.get(group_id)
         if error is None and consumer_group is not None and consumer_group.members and not (generation_id < 0 and not member_id):
@@ -754,12 +898,16 @@ class GroupCoordinator:
                 accepted.append((len(results), (topic, partition), value))
                 results.append(ErrorCode.none)
         try:
-            self.store.write(group_id, records)
+            await self.store.write_committed(group_id, records)
         except KafkaError as failure:
             code = _store_error(failure)
             for index, _tp, _value in accepted:
                 results[index] = code
             return results
+        if self.coordinator_error(group_id) is not None:
+            return [ErrorCode.not_coordinator for _ in offsets]  # unloaded while the write replicated
+        group = self.groups.get(group_id)
+        consumer_group = self.consumer_groups.get(group_id)
         if group is None and consumer_group is None:
             group = self.groups[group_id] = ClassicGroup(group_id, state_timestamp_ms=now)
         committed = self.offsets.setdefault(group_id, {})
@@ -771,7 +919,8 @@ class GroupCoordinator:
         return results
 
     def fetch_offsets(self, group_id: str, wanted: list[tuple[str, list[int]]] | None):
-        """[(topic, partition, OffsetAndMetadata | None)] for the wanted partitions, or all committed."""
+        """[(topic, partition, OffsetAndMetadata | None)] for the wanted partitions, or all committed.
+        The caller checks coordinator_error first."""
         committed = self.offsets.get(group_id, {})
         if wanted is None:
             return [(topic, partition, value) for (topic, partition), value in sorted(committed.items())]
@@ -781,7 +930,14 @@ class GroupCoordinator:
             for partition in partitions
         ]
 
-    def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]]) -> tuple[ErrorCode, list[ErrorCode]]:
+    async def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]]) -> tuple[ErrorCode, list[ErrorCode]]:
+        async with self._lock_for(group_id or ""):
+            return await self._delete_offsets(group_id, partitions)
+
+    async def _delete_offsets(self, group_id: str, partitions: list[tuple[str, int]]) -> tuple[ErrorCode, list[ErrorCode]]:
+        error = self.coordinator_error(group_id)
+        if error is not None:
+            return error, []
         group = self.groups.get(group_id)
         if group is None or group.state == GroupState.DEAD:
             return ErrorCode.group_id_not_found, []
@@ -797,50 +953,62 @@ class GroupCoordinator:
                 records.append((offset_key(group_id, topic, partition), None))
                 removable.append((topic, partition))
         try:
-            self.store.write(group_id, records)
+            await self.store.write_committed(group_id, records)
         except KafkaError as failure:
             return _store_error(failure), []
         for tp in removable:
             committed.pop(tp, None)
         return ErrorCode.none, results
 
-    def expire_offsets(self) -> int:
+    async def expire_offsets(self) -> int:
         """Remove offsets of groups that have been empty longer than offsets.retention; returns how many."""
+        removed = 0
+        for group_id in list(self.offsets):
+            async with self._lock_for(group_id):
+                removed += await self._expire_group_offsets(group_id)
+        return removed
+
+    async def _expire_group_offsets(self, group_id: str) -> int:
+        committed = self.offsets.get(group_id)
+        if committed is None:
+            return 0
         now = self.clock.now_ms()
         retention = self.config.offsets_retention_ms
-        removed = 0
-        for group_id, committed in list(self.offsets.items()):
-            group = self.groups.get(group_id)
-            if group is not None and not group.is_empty:
-                continue
-            empty_since = group.state_timestamp_ms if group is not None else -1
-            expired = [
-                tp for tp, value in committed.items() if max(value.commit_timestamp_ms, empty_since) + retention <= now
-            ]
-            if not expired:
-                continue
-            records = [(offset_key(group_id, topic, partition), None) for topic, partition in expired]
-            if len(expired) == len(committed) and group is not None:
-                records.append((group_key(group_id), None))
-            try:
-                self.store.write(group_id, records)
-            except KafkaError as failure:
-                log.warning("Could not expire offsets of group %s: %s", group_id, failure)
-                continue
-            for tp in expired:
-                committed.pop(tp, None)
-            removed += len(expired)
-            if not committed:
-                del self.offsets[group_id]
-                if group is not None:
-                    group.state = GroupState.DEAD
-                    del self.groups[group_id]
-            log.info("Expired %d committed offsets of empty group %s", len(expired), group_id)
-        return removed
+        group = self.groups.get(group_id)
+        if group is not None and not group.is_empty:
+            return 0
+        empty_since = group.state_timestamp_ms if group is not None else -1
+        expired = [
+            tp for tp, value in committed.items() if max(value.commit_timestamp_ms, empty_since) + retention <= now
+        ]
+        if not expired:
+            return 0
+        records = [(offset_key(group_id, topic, partition), None) for topic, partition in expired]
+        if len(expired) == len(committed) and group is not None:
+            records.append((group_key(group_id), None))
+        try:
+            await self.store.write_committed(group_id, records)
+        except KafkaError as failure:
+            log.warning("Could not expire offsets of group %s: %s", group_id, failure)
+            return 0
+        if self.offsets.get(group_id) is not committed:
+            return 0  # unloaded meanwhile
+        for tp in expired:
+            committed.pop(tp, None)
+        if not committed:
+            del self.offsets[group_id]
+            if group is not None:
+                group.state = GroupState.DEAD
+                self.groups.pop(group_id, None)
+        log.info("Expired %d committed offsets of empty group %s", len(expired), group_id)
+        return len(expired)
 
     # -- admin ----------------------------------------------------------------------------------
 
     def describe_group(self, group_id: str) -> GroupDescription:
+        error = self.coordinator_error(group_id)
+        if error is not None:
+            return GroupDescription(group_id, GroupState.DEAD.value, "", "", [], error)
         group = self.groups.get(group_id)
         if group is None:
             return GroupDescription(group_id, GroupState.DEAD.value, "", "", [], ErrorCode.group_id_not_found)
@@ -869,46 +1037,48 @@ class GroupCoordinator:
             and (wanted_types is None or entry[3] in wanted_types)
         ]
 
-    def delete_groups(self, group_ids: list[str]) -> list[ErrorCode]:
-        results = []
+    async def delete_groups(self, group_ids: list[str]) -> list[ErrorCode]:
+        results: list[ErrorCode] = []
         for group_id in group_ids:
-            error = self._check_group_id(group_id)
-            group = self.groups.get(group_id)
-            consumer_group = self.consumer_groups.get(group_id)
-            if error is None and consumer_group is not None:
-                if consumer_group.members:
-                    results.append(ErrorCode.non_empty_group)
-                    continue
-                try:
-                    self.store.write(group_id, [
-                        (consumer_key(CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA, group_id), None),
-                        (consumer_key(CONSUMER_GROUP_METADATA, group_id), None),
-                    ])
-                except KafkaError as failure:
-                    results.append(_store_error(failure))
-                    continue
-                del self.consumer_groups[group_id]
-                group = self.groups.setdefault(group_id, ClassicGroup(group_id))
-            if error is not None:
-                results.append(error)
-            elif group is None or group.state == GroupState.DEAD:
-                results.append(ErrorCode.group_id_not_found)
-            elif not group.is_empty:
-                results.append(ErrorCode.non_empty_group)
-            else:
-                records = [(offset_key(group_id, t, p), None) for t, p in self.offsets.get(group_id, {})]
-                records.append((group_key(group_id), None))
-                try:
-                    self.store.write(group_id, records)
-                except KafkaError as failure:
-                    results.append(_store_error(failure))
-                    continue
-                group.transition_to(GroupState.DEAD, self.clock.now_ms())
-                del self.groups[group_id]
-                self.offsets.pop(group_id, None)
-                log.info("Deleted group %s", group_id)
-                results.append(ErrorCode.none)
+            async with self._lock_for(group_id or ""):
+                results.append(await self._delete_group(group_id))
         return results
+
+    async def _delete_group(self, group_id: str) -> ErrorCode:
+        error = self._check_group_id(group_id) or self.coordinator_error(group_id)
+        if error is not None:
+            return error
+        consumer_group = self.consumer_groups.get(group_id)
+        if consumer_group is not None:
+            if consumer_group.members:
+                return ErrorCode.non_empty_group
+            try:
+                await self.store.write_committed(group_id, [
+                    (consumer_key(CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA, group_id), None),
+                    (consumer_key(CONSUMER_GROUP_METADATA, group_id), None),
+                ])
+            except KafkaError as failure:
+                return _store_error(failure)
+            self.consumer_groups.pop(group_id, None)
+            self.groups.setdefault(group_id, ClassicGroup(group_id))
+        group = self.groups.get(group_id)
+        if group is None or group.state == GroupState.DEAD:
+            return ErrorCode.group_id_not_found
+        if not group.is_empty:
+            return ErrorCode.non_empty_group
+        records = [(offset_key(group_id, t, p), None) for t, p in self.offsets.get(group_id, {})]
+        records.append((group_key(group_id), None))
+        try:
+            await self.store.write_committed(group_id, records)
+        except KafkaError as failure:
+            return _store_error(failure)
+        if self.groups.get(group_id) is not group:
+            return ErrorCode.not_coordinator  # unloaded while the write replicated
+        group.transition_to(GroupState.DEAD, self.clock.now_ms())
+        del self.groups[group_id]
+        self.offsets.pop(group_id, None)
+        log.info("Deleted group %s", group_id)
+        return ErrorCode.none
 
     # -- consumer protocol (KIP-848) -------------------------------------------------------------
 
@@ -927,17 +1097,46 @@ class GroupCoordinator:
             return ErrorCode.stale_member_epoch
         return None
 
-    def consumer_group_heartbeat(self, **request) -> HeartbeatResult:
-        """Handle one heartbeat, then write what changed to `__consumer_offsets`."""
-        existing = self.consumer_groups.get(request["group_id"])
+    async def consumer_group_heartbeat(self, **request) -> HeartbeatResult:
+        """Handle one heartbeat, write what changed to `__consumer_offsets` and answer once the
+        write is stored; if it cannot be, the group is put back as it was and the member gets
+        the store's error (it retries)."""
+        group_id = request["group_id"]
+        error = self.coordinator_error(group_id) if group_id else None
+        if error is not None:
+            return HeartbeatResult(error, None, request["member_id"] or None, request["member_epoch"])
+        async with self._lock_for(group_id):
+            return await self._consumer_heartbeat_stored(group_id, request)
+
+    async def _consumer_heartbeat_stored(self, group_id: str, request: dict) -> HeartbeatResult:
+        existing = self.consumer_groups.get(group_id)
+        saved = (existing.copy() if existing is not None else None, self.groups.get(group_id))
         before = _consumer_state(existing) if existing is not None else None
         result = self._consumer_group_heartbeat(**request)
-        group = self.consumer_groups.get(request["group_id"])
-        if group is not None:
-            self._persist_consumer_changes(group, before)
+        group = self.consumer_groups.get(group_id)
+        if group is None:
+            return result
+        try:
+            await self.store.committed(self._persist_consumer_changes(group, before))
+        except KafkaError as failure:
+            log.warning("Could not store the state of consumer group %s (%s); it stays as it was", group_id, failure)
+            self._restore_consumer_group(group_id, *saved)
+            return HeartbeatResult(_store_error(failure), str(failure), request["member_id"] or None, request["member_epoch"])
         return result
 
-    def _persist_consumer_changes(self, group: ConsumerGroup, before: dict | None) -> None:
+    def _restore_consumer_group(self, group_id: str, saved: ConsumerGroup | None, classic: ClassicGroup | None) -> None:
+        current = self.consumer_groups.pop(group_id, None)
+        if current is not None:
+            for member in current.members.values():
+                self._cancel_consumer_timers(member)
+        if saved is not None:
+            self.consumer_groups[group_id] = saved
+            for member in saved.members.values():
+                self._schedule_consumer_timers(saved, member)
+        if classic is not None:
+            self.groups[group_id] = classic
+
+    def _persist_consumer_changes(self, group: ConsumerGroup, before: dict | None):
         """Records for every part of a consumer group that changed since `before` (Kafka's record types)."""
         after = _consumer_state(group)
         before = before or {"epoch": None, "target_epoch": None, "members": {}, "targets": {}, "current": {}}
@@ -967,10 +1166,7 @@ class GroupCoordinator:
                     self._by_id(member.assigned), self._by_id(member.pending_revocation),
                 )
                 records.append((consumer_key(CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT, gid, member_id), consumer_current_assignment_value(current)))
-        try:
-            self.store.write(gid, records)
-        except KafkaError as failure:
-            log.warning("Could not store the state of consumer group %s: %s", gid, failure)
+        return self.store.write(gid, records)
 
     def _consumer_group_heartbeat(
         self,
@@ -1103,16 +1299,15 @@ class GroupCoordinator:
         )
 
     def _schedule_consumer_timers(self, group: ConsumerGroup, member: ConsumerMember) -> None:
-        loop = asyncio.get_running_loop()
         if member.session_timer is not None:
             member.session_timer.cancel()
-        member.session_timer = loop.call_later(
-            self.config.consumer_session_timeout_ms / 1000,
+        member.session_timer = self.clock.call_later(
+            self.config.consumer_session_timeout_ms,
             self._consumer_member_expired, group, member, "missed its session timeout",
         )
         if member.pending_revocation and member.revocation_timer is None:
-            member.revocation_timer = loop.call_later(
-                max(member.rebalance_timeout_ms, 1) / 1000,
+            member.revocation_timer = self.clock.call_later(
+                max(member.rebalance_timeout_ms, 1),
                 self._consumer_member_expired, group, member, "did not revoke its partitions within the rebalance timeout",
             )
 
@@ -1125,9 +1320,22 @@ class GroupCoordinator:
 
     def _consumer_member_expired(self, group: ConsumerGroup, member: ConsumerMember, reason: str) -> None:
         if group.members.get(member.member_id) is member:
+            asyncio.get_running_loop().create_task(self._expire_consumer_member(group, member, reason))
+
+    async def _expire_consumer_member(self, group: ConsumerGroup, member: ConsumerMember, reason: str) -> None:
+        """A timer fired: remove the member and store it, as a heartbeat would (rolled back if the
+        write fails; the member is then expired again at its next timeout)."""
+        async with self._lock_for(group.group_id):
+            if self.consumer_groups.get(group.group_id) is not group or group.members.get(member.member_id) is not member:
+                return
+            saved = group.copy()
             before = _consumer_state(group)
             self._remove_consumer_member(group, member, reason)
-            self._persist_consumer_changes(group, before)
+            try:
+                await self.store.committed(self._persist_consumer_changes(group, before))
+            except KafkaError as failure:
+                log.warning("Could not store the expiry of %s in consumer group %s: %s", member.member_id, group.group_id, failure)
+                self._restore_consumer_group(group.group_id, saved, None)
 
     def _remove_consumer_member(self, group: ConsumerGroup, member: ConsumerMember, reason: str) -> None:
         self._cancel_consumer_timers(member)
@@ -1141,18 +1349,10 @@ class GroupCoordinator:
 
     def shutdown(self) -> None:
         """Cancel timers and release parked JoinGroup/SyncGroup requests."""
+        for task in self._loading.values():
+            task.cancel()
         for group in self.groups.values():
-            if group.rebalance_timer is not None:
-                group.rebalance_timer.cancel()
-            for timer in group.pending_members.values():
-                if timer is not None:
-                    timer.cancel()
-            for member in group.members.values():
-                self._cancel_session_expiry(member)
-                if member.awaiting_join:
-                    member.join_future.set_result(JoinResult(ErrorCode.coordinator_not_available, member.member_id))
-                if member.awaiting_sync:
-                    member.sync_future.set_result(SyncResult(ErrorCode.coordinator_not_available))
+            self._release_classic_group(group, ErrorCode.coordinator_not_available)
         for consumer_group in self.consumer_groups.values():
             for consumer in consumer_group.members.values():
                 self._cancel_consumer_timers(consumer)

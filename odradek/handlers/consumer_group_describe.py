@@ -36,11 +36,13 @@ async def handle(ctx: RequestContext, request):
 
     described = []
     for group_id in request.group_ids:
-        group = ctx.services.groups.describe_consumer_group(group_id)
+        not_here = ctx.services.groups.coordinator_error(group_id)
+        group = ctx.services.groups.describe_consumer_group(group_id) if not_here is None else None
         if group is None:
             described.append(
                 build(
-                    group_class, error_code=ErrorCode.group_id_not_found, error_message=f"group {group_id} is not a consumer group",
+                    group_class, error_code=not_here or ErrorCode.group_id_not_found,
+                    error_message=f"group {group_id} is not a consumer group" if not_here is None else "not the coordinator of this group",
                     group_id=group_id, group_state="Dead", group_epoch=-1, assignment_epoch=-1, assignor_name="",
                     members=(), authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
                 )

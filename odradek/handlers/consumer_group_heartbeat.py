@@ -29,7 +29,7 @@ async def handle(ctx: RequestContext, request):
             if record is not None:
                 owned[record.name] = set(entry.partitions)
     rebalance_timeout = getattr(request, "rebalance_timeout", None)
-    result = ctx.services.groups.consumer_group_heartbeat(
+    result = await ctx.services.groups.consumer_group_heartbeat(
         group_id=request.group_id,
         member_id=request.member_id,
         member_epoch=request.member_epoch,

@@ -15,7 +15,7 @@ MAX_VERSION = 2
 async def handle(ctx: RequestContext, request):
     response = ctx.response_class
     result_class = sibling(response, "DeletableGroupResult")
-    errors = ctx.services.groups.delete_groups(list(request.groups_names))
+    errors = await ctx.services.groups.delete_groups(list(request.groups_names))
     results = tuple(
         build(result_class, group_id=group_id, error_code=error) for group_id, error in zip(request.groups_names, errors)
     )

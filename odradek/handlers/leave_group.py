@@ -27,5 +27,7 @@ async def handle(ctx: RequestContext, request):
         for (member_id, instance_id), error in zip(leaving, errors)
     )
     # Kafka answers UNKNOWN_MEMBER_ID at the top only when the group itself is unknown.
-    top = ErrorCode.unknown_member_id if request.group_id not in groups.groups and leaving else ErrorCode.none
+    top = groups.coordinator_error(request.group_id)
+    if top is None:
+        top = ErrorCode.unknown_member_id if request.group_id not in groups.groups and leaving else ErrorCode.none
     return build(response, throttle_time=timedelta(0), error_code=top, members=members)

@@ -25,7 +25,7 @@ async def handle(ctx: RequestContext, request):
         for topic in request.topics
         for p in topic.partitions
     ]
-    errors = ctx.services.groups.commit_offsets(
+    errors = await ctx.services.groups.commit_offsets(
         request.group_id,
         getattr(request, "generation_id_or_member_epoch", -1),
         request.member_id,

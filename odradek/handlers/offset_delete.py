@@ -19,7 +19,7 @@ MAX_VERSION = 0
 async def handle(ctx: RequestContext, request):
     response = ctx.response_class
     wanted = [(topic.name, p.partition_index) for topic in request.topics for p in topic.partitions]
-    top, errors = ctx.services.groups.delete_offsets(request.group_id, wanted)
+    top, errors = await ctx.services.groups.delete_offsets(request.group_id, wanted)
     if top != ErrorCode.none:
         return build(response, error_code=top, throttle_time=timedelta(0), topics=())
     partition_class = sibling(response, "OffsetDeleteResponsePartition")

@@ -28,22 +28,30 @@ async def handle(ctx: RequestContext, request):
             build(
                 group_class,
                 group_id=group.group_id,
-                topics=_topics(groups, group.group_id, group.topics, topic_class, partition_class),
-                error_code=ErrorCode.none,
+                topics=() if error else _topics(groups, group.group_id, group.topics, topic_class, partition_class),
+                error_code=error or ErrorCode.none,
             )
             for group in request.groups
+            for error in (groups.coordinator_error(group.group_id),)
         )
         return build(response, throttle_time=timedelta(0), groups=answers)
     topic_class = sibling(response, "OffsetFetchResponseTopic")
     partition_class = sibling(response, "OffsetFetchResponsePartition")
-    topics = _topics(groups, request.group_id, request.topics, topic_class, partition_class)
-    return build(response, throttle_time=timedelta(0), topics=topics, error_code=ErrorCode.none)
+    error = groups.coordinator_error(request.group_id)
+    topics = _topics(groups, request.group_id, request.topics, topic_class, partition_class, error)
+    return build(response, throttle_time=timedelta(0), topics=topics, error_code=error or ErrorCode.none)
 
 
-def _topics(groups, group_id: str, requested, topic_class, partition_class):
+def _topics(groups, group_id: str, requested, topic_class, partition_class, error=None):
+    """The committed offsets; with `error` (not the coordinator), each requested partition carries
+    it (v0-v1 have no top-level error code)."""
     wanted = None if requested is None else [(t.name, list(t.partition_indexes)) for t in requested]
+    if error is not None:
+        entries = [(topic, partition, None) for topic, partitions in (wanted or []) for partition in partitions]
+    else:
+        entries = groups.fetch_offsets(group_id, wanted)
     by_topic: dict[str, list] = {}
-    for topic, partition, committed in groups.fetch_offsets(group_id, wanted):
+    for topic, partition, committed in entries:
         by_topic.setdefault(topic, []).append(
             build(
                 partition_class,
@@ -51,7 +59,7 @@ def _topics(groups, group_id: str, requested, topic_class, partition_class):
                 committed_offset=committed.offset if committed else -1,
                 committed_leader_epoch=committed.leader_epoch if committed else -1,
                 metadata=committed.metadata if committed else "",
-                error_code=ErrorCode.none,
+                error_code=error or ErrorCode.none,
             )
         )
     return tuple(build(topic_class, name=name, partitions=tuple(parts)) for name, parts in by_topic.items())

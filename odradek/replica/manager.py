@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from odradek.log.checkpoint import OffsetCheckpointFile
@@ -33,6 +34,8 @@ class ReplicaManager:
         self.waiters = AppendWaiters()
         self._partitions: dict[TopicPartition, Partition] = {}
         self._checkpointed_high_watermarks: dict[TopicPartition, int] | None = None
+        # called with (partition, is_leader) whenever this broker starts or stops leading one
+        self.leadership_listeners: list[Callable[[Partition, bool], None]] = []
 
     # -- lookup ----------------------------------------------------------------------------
 
@@ -192,7 +195,9 @@ class ReplicaManager:
     def delete_partitions(self, record) -> None:
         for index in range(record.partitions):
             tp = TopicPartition(record.name, index)
-            if self._partitions.pop(tp, None) is not None:
+            partition = self._partitions.pop(tp, None)
+            if partition is not None:
+                self._tell_leadership(partition, False)
                 self.log_manager.delete_log(tp)
             self.waiters.notify(tp)
         self._remove_deleted_in_background()
@@ -238,6 +243,11 @@ class ReplicaManager:
             high_watermark=self._checkpointed_high_watermark(tp), now_ms=self.clock.now_ms(),
         )
         self._partitions[tp] = partition
+        self._tell_leadership(partition, True)
+
+    def _tell_leadership(self, partition: Partition, is_leader: bool) -> None:
+        for listener in list(self.leadership_listeners):
+            listener(partition, is_leader)
 
     @staticmethod
     def _apply_topic_configs(partition: Partition, config_values: dict) -> None:

@@ -43,6 +43,7 @@ def test_consumer_group_members_keep_their_partitions_across_restart(start_broke
     create_topic(broker.bootstrap_servers, "events", partitions=4)
     members = [str(uuid.uuid4()), str(uuid.uuid4())]
     with WireClient(broker.bootstrap_servers) as client:
+        client.find_coordinator("durable")
         first = heartbeat(client, members[0], 0, join=True)
         second = heartbeat(client, members[1], 0, join=True)
         assert first.error_code == second.error_code == ErrorCode.none
@@ -66,6 +67,7 @@ def test_consumer_group_members_keep_their_partitions_across_restart(start_broke
     broker.start()
 
     with WireClient(broker.bootstrap_servers) as client:
+        client.find_coordinator("durable")
         for member in members:
             answer = heartbeat(client, member, epochs[member], owned[member])
             assert answer.error_code == ErrorCode.none, "the member is still known after the restart"

@@ -45,6 +45,7 @@ def test_restarted_static_leader(start_broker, version: int) -> None:
     broker = start_broker(**{"group.initial.rebalance.delay.ms": 0})
     group = f"static-leader-v{version}"
     with WireClient(broker.bootstrap_servers) as client:
+        client.find_coordinator(group)
         first = join(client, version, group)
         assert first.error_code == ErrorCode.none
         assert sync(client, group, first.generation_id, first.member_id, b"my-assignment").error_code == ErrorCode.none

@@ -140,6 +140,16 @@ class WireClient:
             raise AssertionError(f"correlation id {answered} answered request {correlation_id}")
         return answered, frame[4:]
 
+    def find_coordinator(self, group: str) -> None:
+        """FindCoordinator for a group, as every client asks before a group request (on a fresh
+        broker it creates __consumer_offsets); fails unless this broker is the coordinator."""
+        from kio.schema.find_coordinator.v3.request import FindCoordinatorRequest
+        from kio.static.primitive import i8
+
+        found = self.request(10, 3, FindCoordinatorRequest(key=group, key_type=i8(0)))
+        if found.error_code != 0:
+            raise AssertionError(f"FindCoordinator for {group!r} answered {found}")
+
     def close(self) -> None:
         self.sock.close()
 

@@ -201,6 +201,7 @@ def core(tmp_path_factory):
     loop.run_until_complete(runtime.start())
     services = runtime.servers[0].dispatcher.services
     record = services.controller.create_topic(TOPIC, 1, 1, {})
+    services.groups.store.ensure_topic()  # as the first FindCoordinator does: this broker coordinates groups
     yield loop, Dispatcher(services), record.topic_id
     loop.run_until_complete(runtime.stop())
     loop.close()

@@ -1,0 +1,294 @@
+"""The group coordinator on a fake clock: no broker, no sockets, no sleeping.
+
+The store is an in-memory list of (partition, key, value) records shaped like
+`__consumer_offsets`, which a test can make refuse writes; time moves only with clock.advance(),
+which fires the coordinator's timers (session, rebalance, initial delay) at their due times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from odradek.clock import FakeClock
+from odradek.coordinator.group_coordinator import GroupConfig, GroupCoordinator
+from odradek.coordinator.group_records import partition_for_group
+from odradek.coordinator.offset_store import OffsetStore
+from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.protocol.records import BATCH_HEADER_SIZE, decode_records, read_batch_header
+from odradek.protocol.topic_partition import TopicPartition
+
+PARTITIONS = 4
+SESSION_MS = 10_000
+REBALANCE_MS = 30_000
+TOPIC = "events"
+TOPIC_ID = uuid.uuid5(uuid.NAMESPACE_URL, TOPIC)
+
+
+class MemoryLog:
+    """__consumer_offsets as lists of decoded records per partition; `fail` makes writes refuse."""
+
+    def __init__(self) -> None:
+        self.records: dict[int, list[tuple[bytes, bytes | None]]] = {p: [] for p in range(PARTITIONS)}
+        self.fail: ErrorCode | None = None
+
+    def append(self, tp: TopicPartition, batch: bytes):
+        if self.fail is not None:
+            raise KafkaError(self.fail, "the log refused the write")
+        header = read_batch_header(batch, 0)
+        self.records[tp.partition].extend((r.key, r.value) for r in decode_records(batch, header))
+        assert len(batch) >= BATCH_HEADER_SIZE
+
+        class Written:
+            last_offset = len(self.records[tp.partition]) - 1
+
+        return Written()
+
+    def read(self, tp: TopicPartition):
+        class R:
+            def __init__(self, key, value):
+                self.key, self.value = key, value
+
+        return [R(k, v) for k, v in self.records[tp.partition]]
+
+
+def coordinator(clock: FakeClock, log: MemoryLog, **config) -> GroupCoordinator:
+    store = OffsetStore(
+        PARTITIONS, clock,
+        ensure_topic=lambda: PARTITIONS,
+        append=log.append,
+        read_records=log.read,
+        topic_exists=lambda: PARTITIONS,
+    )
+    settings = {"initial_rebalance_delay_ms": 0, "min_session_timeout_ms": 1000, **config}
+    return GroupCoordinator(
+        store, GroupConfig(**settings), clock,
+        partition_exists=lambda topic, partition: topic == TOPIC and partition < 6,
+        partition_counts=lambda topics: {t: 6 for t in topics if t == TOPIC},
+        topic_id_of=lambda name: TOPIC_ID if name == TOPIC else None,
+        topic_name_of=lambda topic_id: TOPIC if topic_id == TOPIC_ID else None,
+    )
+
+
+def loaded(clock: FakeClock, log: MemoryLog, **config) -> GroupCoordinator:
+    groups = coordinator(clock, log, **config)
+    for partition in range(PARTITIONS):
+        groups.on_leadership_change(partition, True, is_empty=True)
+    return groups
+
+
+def run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, 10))
+
+
+async def join(groups, group="g", member_id="", instance=None, protocols=(("range", b"meta"),), skip=False):
+    return await groups.join_group(
+        group, member_id, instance, "client", "/127.0.0.1", SESSION_MS, REBALANCE_MS, "consumer",
+        list(protocols), require_known_member_id=False, supports_skip_assignment=skip,
+    )
+
+
+async def stable_group(groups, group="g", instance=None):
+    joined = await join(groups, group, instance=instance)
+    assert joined.error == ErrorCode.none
+    synced = await groups.sync_group(
+        group, joined.generation_id, joined.member_id, instance, "consumer", "range", {joined.member_id: b"assignment"}
+    )
+    assert synced.error == ErrorCode.none and synced.assignment == b"assignment"
+    return joined
+
+
+def test_one_member_forms_a_generation_and_syncs():
+    async def scenario():
+        clock, log = FakeClock(), MemoryLog()
+        groups = loaded(clock, log)
+        joined = await stable_group(groups)
+        assert (joined.generation_id, joined.leader_id) == (1, joined.member_id)
+        assert groups.describe_group("g").state == "Stable"
+        assert groups.heartbeat("g", 1, joined.member_id, None) == ErrorCode.none
+        assert groups.heartbeat("g", 0, joined.member_id, None) == ErrorCode.illegal_generation
+
+    run(scenario())
+
+
+def test_member_that_stops_heartbeating_is_removed_after_its_session_timeout():
+    async def scenario():
+        clock, log = FakeClock(), MemoryLog()
+        groups = loaded(clock, log)
+        joined = await stable_group(groups)
+        clock.advance(SESSION_MS - 1)
+        assert groups.heartbeat("g", 1, joined.member_id, None) == ErrorCode.none  # restarts the session
+        clock.advance(SESSION_MS - 1)
+        assert groups.describe_group("g").state == "Stable"
+        clock.advance(2)
+        assert groups.describe_group("g").state == "Empty"
+        assert groups.heartbeat("g", 1, joined.member_id, None) == ErrorCode.unknown_member_id
+
+    run(scenario())
+
+
+def test_rebalance_timeout_removes_a_member_that_does_not_rejoin():
+    async def scenario():
+        clock, log = FakeClock(), MemoryLog()
+        groups = loaded(clock, log)
+        first = await stable_group(groups)
+        second_join = asyncio.ensure_future(join(groups))
+        await asyncio.sleep(0)
+        assert groups.describe_group("g").state == "PreparingRebalance"
+        assert groups.heartbeat("g", 1, first.member_id, None) == ErrorCode.rebalance_in_progress
+        clock.advance(REBALANCE_MS)  # the first member never rejoins
+        second = await second_join
+        assert second.error == ErrorCode.none and second.generation_id == 2
+        assert [m[0] for m in second.members] == [second.member_id]
+
+    run(scenario())
+
+
+def test_initial_delay_waits_for_more_members_on_the_clock():
+    async def scenario():
+        clock, log = FakeClock(), MemoryLog()
+        groups = loaded(clock, log, initial_rebalance_delay_ms=3000)
+        first = asyncio.ensure_future(join(groups))
+        await asyncio.sleep(0)
+        clock.advance(2000)
+        second = asyncio.ensure_future(join(groups))
+        await asyncio.sleep(0)
+        clock.advance(1000)  # the delay ends, but a member arrived during it: Kafka waits once more
+        await asyncio.sleep(0)
+        assert not first.done()
+        clock.advance(3000)
+        a, b = await first, await second
+        assert a.generation_id == b.generation_id == 1
+        assert len(a.members or b.members) == 2
+
+    run(scenario())
+
+
+def test_restarted_static_member_keeps_its_place_and_fences_the_old_one():
+    async def scenario():
+        clock, log = FakeClock(), MemoryLog()
+        groups = loaded(clock, log)
+        old = await stable_group(groups, instance="i-1")
+        again = await join(groups, instance="i-1", skip=True)  # JoinGroup v9+: KIP-814
+        assert again.error == ErrorCode.none and again.generation_id == old.generation_id
+        assert again.member_id != old.member_id and again.skip_assignment
+        assert groups.heartbeat("g", 1, old.member_id, "i-1") == ErrorCode.fenced_instance_id
+        assert groups.describe_group("g").state == "Stable"
+
+    run(scenario())
+
+
+def test_committed_offsets_survive_unload_and_reload_of_their_partition():
+    async def scenario():
+        clock, log = FakeClock(), MemoryLog()
+        groups = loaded(clock, log)
+        partition = partition_for_group("g", PARTITIONS)
+        errors = await groups.commit_offsets("g", -1, "", None, [(TOPIC, 0, 42, -1, "m")])
+        assert errors == [ErrorCode.none]
+
+        groups.on_leadership_change(partition, False)
+        assert groups.coordinator_error("g") == ErrorCode.not_coordinator
+        assert "g" not in groups.offsets
+        assert await groups.commit_offsets("g", -1, "", None, [(TOPIC, 0, 50, -1, "")]) == [ErrorCode.not_coordinator]
+
+        groups.on_leadership_change(partition, True)
+        assert groups.coordinator_error("g") == ErrorCode.coordinator_load_in_progress
+        await groups.wait_until_loaded()
+        assert groups.coordinator_error("g") is None
+        [(_, _, committed)] = groups.fetch_offsets("g", [(TOPIC, [0])])
+        assert (committed.offset, committed.metadata) == (42, "m")
+
+    run(scenario())
+
+
+def test_unload_answers_parked_joins_not_coordinator():
+    async def scenario():
+        clock, log = FakeClock(), MemoryLog()
+        groups = loaded(clock, log)
+        await stable_group(groups)
+        parked = asyncio.ensure_future(join(groups))
+        await asyncio.sleep(0)
+        groups.on_leadership_change(partition_for_group("g", PARTITIONS), False)
+        assert (await parked).error == ErrorCode.not_coordinator
+        assert clock.pending_timers == 0, "an unloaded group leaves no timer behind"
+
+    run(scenario())
+
+
+def test_failed_offset_write_changes_nothing():
+    async def scenario():
+        clock, log = FakeClock(), MemoryLog()
+        groups = loaded(clock, log)
+        assert await groups.commit_offsets("g", -1, "", None, [(TOPIC, 0, 10, -1, "")]) == [ErrorCode.none]
+        log.fail = ErrorCode.not_leader_or_follower
+        assert await groups.commit_offsets("g", -1, "", None, [(TOPIC, 0, 99, -1, "")]) == [ErrorCode.not_coordinator]
+        [(_, _, committed)] = groups.fetch_offsets("g", [(TOPIC, [0])])
+        assert committed.offset == 10
+
+    run(scenario())
+
+
+async def consumer_heartbeat(groups, member_id="", epoch=0, owned=None, topics=(TOPIC,)):
+    return await groups.consumer_group_heartbeat(
+        group_id="cg", member_id=member_id, member_epoch=epoch, instance_id=None, rack_id=None,
+        rebalance_timeout_ms=REBALANCE_MS, subscribed_topic_names=list(topics) if epoch == 0 else None,
+        server_assignor=None, owned=owned, client_id="c", client_host="/h", client_chooses_member_id=False,
+    )
+
+
+def test_kip848_members_reconcile_to_a_shared_assignment():
+    async def scenario():
+        clock, log = FakeClock(), MemoryLog()
+        groups = loaded(clock, log)
+        first = await consumer_heartbeat(groups)
+        assert first.error == ErrorCode.none and first.assignment == {TOPIC: set(range(6))}
+        second = await consumer_heartbeat(groups)
+        assert second.assignment in (None, {})  # must wait until the first releases partitions
+        # the first member learns to give up half, confirms, and the second then gets them
+        revoked = await consumer_heartbeat(groups, first.member_id, first.member_epoch, owned={TOPIC: set(range(6))})
+        kept = revoked.assignment[TOPIC]
+        assert len(kept) == 3
+        await consumer_heartbeat(groups, first.member_id, revoked.member_epoch, owned={TOPIC: kept})
+        later = await consumer_heartbeat(groups, second.member_id, second.member_epoch, owned={})
+        assert later.assignment == {TOPIC: set(range(6)) - kept}
+        assert groups.describe_consumer_group("cg").state in ("Stable", "Reconciling")
+
+    run(scenario())
+
+
+def test_kip848_heartbeat_whose_write_fails_leaves_the_group_as_it_was():
+    async def scenario():
+        clock, log = FakeClock(), MemoryLog()
+        groups = loaded(clock, log)
+        first = await consumer_heartbeat(groups)
+        group = groups.describe_consumer_group("cg")
+        epoch_before, members_before = group.group_epoch, set(group.members)
+        log.fail = ErrorCode.not_leader_or_follower
+        refused = await consumer_heartbeat(groups)
+        assert refused.error == ErrorCode.not_coordinator
+        group = groups.describe_consumer_group("cg")
+        assert (group.group_epoch, set(group.members)) == (epoch_before, members_before)
+        log.fail = None
+        assert (await consumer_heartbeat(groups, first.member_id, first.member_epoch, owned={TOPIC: set(range(6))})).error == ErrorCode.none
+
+    run(scenario())
+
+
+def test_kip848_member_expires_on_the_clock_and_the_expiry_is_stored():
+    async def scenario():
+        clock, log = FakeClock(), MemoryLog()
+        groups = loaded(clock, log, consumer_session_timeout_ms=45_000)
+        await consumer_heartbeat(groups)
+        clock.advance(45_001)
+        await asyncio.sleep(0)  # the expiry stores itself in a task
+        await asyncio.sleep(0)
+        assert groups.describe_consumer_group("cg").members == {}
+        reloaded = loaded(clock, log)
+        reloaded.unload_partition(partition_for_group("cg", PARTITIONS))
+        reloaded.on_leadership_change(partition_for_group("cg", PARTITIONS), True)
+        await reloaded.wait_until_loaded()
+        assert reloaded.describe_consumer_group("cg").members == {}
+
+    run(scenario())
