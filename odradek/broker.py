@@ -21,7 +21,11 @@ from pathlib import Path
 from odradek.clock import Clock
 from odradek.cluster.controller import Controller
 from odradek.cluster.dynamic_config import DynamicConfigs
-from odradek.cluster.local_store import LocalMetadataStore
+from odradek.cluster.cluster_controller import ClusterController
+from odradek.cluster.local_store import LocalMetadataStore, new_cluster_id as _new_cluster_id
+from odradek.cluster.membership import ClusterMembership
+from odradek.cluster.zk_store import ZkMetadataStore
+from odradek.cluster.zk_watcher import ZkMetadataWatcher
 from odradek.cluster.metadata import BrokerRegistration, Endpoint, MetadataCache
 from odradek.cluster.store import MetadataStoreError
 from odradek.config import BrokerConfig
@@ -35,6 +39,7 @@ from odradek.log.cleaner import LogCleaner
 from odradek.log.dir_lock import LogDirError, LogDirLock, acquire_all, release_all
 from odradek.log.log_config import LogConfig
 from odradek.log.manager import LogManager
+from odradek.replica.fetcher import FetcherConfig, ReplicaFetcherManager
 from odradek.replica.manager import ReplicaManager
 from odradek.server.dispatcher import Dispatcher
 from odradek.server.server import SocketServer
@@ -57,6 +62,11 @@ class BrokerRuntime:
         self.log_manager: LogManager | None = None
         self.replicas: ReplicaManager | None = None
         self.groups: GroupCoordinator | None = None
+        # cluster mode
+        self._zk_store: ZkMetadataStore | None = None
+        self._watcher: ZkMetadataWatcher | None = None
+        self.membership: ClusterMembership | None = None
+        self.fetchers: ReplicaFetcherManager | None = None
 
     async def start(self) -> None:
         """Lock the log dirs, bind the listeners, then (only then) read and load the data.
@@ -77,13 +87,23 @@ class BrokerRuntime:
             )
             self.servers.append(server)
             await server.bind()
-        store = await asyncio.to_thread(_open_metadata_store, log_dirs, config)
+        cluster_mode = config["zookeeper.connect"] is not None
+        metadata = MetadataCache()
+        if cluster_mode:
+            store = await asyncio.to_thread(_open_zookeeper_store, log_dirs, config)
+            self._zk_store = store
+        else:
+            store = await asyncio.to_thread(_open_metadata_store, log_dirs, config)
         configs = DynamicConfigs(config, store, node_id)
         log_manager = LogManager(log_dirs, self.clock, cluster_id=store.cluster_id, node_id=node_id)
         replicas = ReplicaManager(log_manager, node_id, clock=self.clock)
         self.replicas = replicas
-        metadata = MetadataCache()
-        controller = Controller(store, replicas, configs.effective, node_id, metadata)
+        controller_class = ClusterController if cluster_mode else Controller
+        controller = controller_class(store, replicas, configs.effective, node_id, metadata)
+        if cluster_mode:
+            self._watcher = ZkMetadataWatcher(store, metadata, asyncio.get_running_loop())
+            await asyncio.to_thread(self._watcher.start)
+            await asyncio.wait_for(self._watcher.first_image.wait(), 30)
         try:
             await asyncio.to_thread(
                 log_manager.startup,
@@ -97,27 +117,50 @@ class BrokerRuntime:
         self.log_manager = log_manager
         groups = self._group_coordinator(controller, replicas)
         self.groups = groups
-        controller.load_partitions()  # leading __consumer_offsets partitions loads their groups
+        listeners = config.listeners
+        if cluster_mode:
+            membership = self._cluster_membership(store, metadata, controller)
+            self.fetchers = ReplicaFetcherManager(replicas, FetcherConfig(
+                node_id=node_id,
+                max_wait_ms=config["replica.fetch.wait.max.ms"],
+                min_bytes=config["replica.fetch.min.bytes"],
+                max_bytes=config["replica.fetch.response.max.bytes"],
+                partition_max_bytes=config["replica.fetch.max.bytes"],
+                backoff_ms=config["replica.fetch.backoff.ms"],
+            ))
+            replicas.configure_cluster(
+                fetchers=self.fetchers, config_values_for=controller.topic_config_values,
+                isr_writer=membership.write_isr, listener_name=config.inter_broker_listener_name,
+            )
+            replicas.apply_image(metadata.image)  # leading __consumer_offsets partitions loads their groups
+            metadata.subscribe(lambda old, new: replicas.apply_image(new))
+            services_controller = controller
+        else:
+            controller.load_partitions()  # leading __consumer_offsets partitions loads their groups
+            controller.register_broker(self._registration(node_id, listeners))
+            services_controller = controller
         await groups.wait_until_loaded()
 
-        listeners = config.listeners
-        controller.register_broker(self._registration(node_id, listeners))
         services = BrokerServices(
             config=config,
             node_id=node_id,
             cluster_id=store.cluster_id,
             clock=self.clock,
             metadata=metadata,
-            controller=controller,
+            controller=services_controller,
             replicas=replicas,
             producer_ids=ProducerIdManager(store),
             groups=groups,
             configs=configs,
+            membership=self.membership,
         )
         for listener, server in zip(listeners, self.servers):
             server.dispatcher = Dispatcher(services, listener.name)
             await server.start()
         self.bound_port = self.servers[0].port
+        if cluster_mode:
+            await self.membership.start(self._registration(node_id, listeners))
+            self._timers.append(asyncio.create_task(self._shrink_isrs(config["replica.lag.time.max.ms"])))
 
         self._timers.append(asyncio.create_task(self._checkpoint_offsets(config["replica.high.watermark.checkpoint.interval.ms"])))
         self._timers.append(asyncio.create_task(self._expire_offsets(config["offsets.retention.check.interval.ms"])))
@@ -133,6 +176,24 @@ class BrokerRuntime:
             ", ".join(str(d) for d in log_dirs),
             store.cluster_id,
         )
+
+    def _cluster_membership(self, store, metadata, controller) -> ClusterMembership:
+        config = self.config
+        self.membership = ClusterMembership(
+            store, self._watcher, metadata, config.node_id,
+            unclean_allowed=lambda topic: bool(controller.topic_config_values(topic).get("unclean.leader.election.enable")),
+            security_protocols=config.security_protocol_map,
+            session_timeout_ms=config["zookeeper.session.timeout.ms"],
+            auto_leader_rebalance=config["auto.leader.rebalance.enable"],
+            imbalance_check_interval_s=config["leader.imbalance.check.interval.seconds"],
+        )
+        return self.membership
+
+    async def _shrink_isrs(self, lag_time_max_ms: int) -> None:
+        """Leaders drop followers that fell behind, checked every half replica.lag.time.max.ms."""
+        while True:
+            await asyncio.sleep(max(lag_time_max_ms / 2, 100) / 1000)
+            self.replicas.shrink_isrs(lag_time_max_ms)
 
     def _registration(self, node_id: int, listeners) -> BrokerRegistration:
         """This broker's advertised endpoints; an advertised port 0 is the port its listener bound."""
@@ -249,6 +310,8 @@ class BrokerRuntime:
 
     async def stop(self) -> None:
         data_untouched = self.log_manager is None  # a refused start: leave the dirs as they were
+        if self.membership is not None and self.membership.registration is not None:
+            await self.membership.controlled_shutdown(self.config.controlled_shutdown_timeout_s)
         for server in self.servers:
             await server.stop()
         for timer in self._timers:
@@ -256,6 +319,15 @@ class BrokerRuntime:
         for timer in self._timers:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await timer
+        if self.fetchers is not None:
+            await self.fetchers.stop()
+        if self.membership is not None:
+            await self.membership.stop()
+        if self._watcher is not None:
+            self._watcher.stop()
+        if self._zk_store is not None:
+            await asyncio.to_thread(self._zk_store.stop)  # our ephemeral nodes go with the session
+            self._zk_store = None
         if self.log_manager is not None:
             await asyncio.to_thread(self.replicas.checkpoint_high_watermarks)
             await asyncio.to_thread(self.log_manager.shutdown)
@@ -298,6 +370,32 @@ def _open_metadata_store(log_dirs: list[Path], config: BrokerConfig) -> LocalMet
                 f"the cluster id {store.cluster_id} (in {store.path}) does not match cluster id {cluster_id} "
                 f"stored in {log_dir / 'meta.properties'}: that log dir belongs to another cluster"
             )
+    return store
+
+
+def _open_zookeeper_store(log_dirs: list[Path], config: BrokerConfig) -> ZkMetadataStore:
+    """Connect to ZooKeeper and learn (or set) the cluster id; refuse log dirs of another cluster
+    (Kafka's InconsistentClusterIdException)."""
+    recorded = LogManager.recorded_cluster_ids(log_dirs, config.node_id)
+    connection_timeout = config["zookeeper.connection.timeout.ms"] or config["zookeeper.session.timeout.ms"]
+    store = ZkMetadataStore(
+        config["zookeeper.connect"],
+        session_timeout_ms=config["zookeeper.session.timeout.ms"],
+        connection_timeout_ms=connection_timeout,
+    )
+    store.start()
+    try:
+        store.ensure_cluster_id(config["cluster.id"] or next(iter(recorded.values()), None), _new_cluster_id)
+        for log_dir, cluster_id in recorded.items():
+            if cluster_id != store.cluster_id:
+                raise LogDirError(
+                    f"the cluster id {store.cluster_id} in ZooKeeper ({config['zookeeper.connect']}) does not match "
+                    f"cluster id {cluster_id} stored in {log_dir / 'meta.properties'}: the broker is trying to join "
+                    "the wrong cluster; zookeeper.connect may be wrong"
+                )
+    except BaseException:
+        store.stop()
+        raise
     return store
 
 

@@ -208,8 +208,8 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
        "The cluster id. Unset: odradek generates one on first start and stores it in "
        "meta.properties in each log dir."),
     _b("zookeeper.connect", "string", None,
-       "ZooKeeper connection string (host:port,...[/chroot]). Setting it selects cluster mode, "
-       "which is not yet supported: `odradek server` refuses to start with it set."),
+       "ZooKeeper connection string (host:port,...[/chroot]). Setting it selects cluster mode: brokers "
+       "register there, elect a controller and replicate partitions."),
     _b("zookeeper.session.timeout.ms", "int", 18000, "ZooKeeper session timeout (cluster mode)."),
     _b("zookeeper.connection.timeout.ms", "int", None,
        "Time to wait for a ZooKeeper connection; unset means zookeeper.session.timeout.ms."),
@@ -300,6 +300,17 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
     _b("num.io.threads", "int", 8,
        "Accepted for compatibility; odradek runs blocking I/O on a worker pool.", AtLeast(1)),
     # --- broker: replication ---
+    _b("controlled.shutdown.enable", "boolean", True,
+       "Cluster mode: on SIGTERM, move this broker's partition leaderships to other in-sync replicas first."),
+    _b("controlled.shutdown.max.retries", "int", 3,
+       "Together with the backoff, how long a controlled shutdown waits for leaderships to move.", AtLeast(0)),
+    _b("controlled.shutdown.retry.backoff.ms", "long", 5000,
+       "See controlled.shutdown.max.retries.", AtLeast(0)),
+    _b("auto.leader.rebalance.enable", "boolean", True,
+       "Cluster mode: the controller moves leadership back to each partition's preferred (first) replica "
+       "every leader.imbalance.check.interval.seconds."),
+    _b("leader.imbalance.check.interval.seconds", "long", 300,
+       "How often the controller restores preferred leaders.", AtLeast(1)),
     _b("replica.lag.time.max.ms", "long", 30000,
        "A follower that has not caught up to the leader's log end for this long leaves the ISR.",
        AtLeast(0)),
@@ -738,6 +749,29 @@ class BrokerConfig:
                     "routable hosts; 0.0.0.0 cannot be advertised to clients",
                 ))
         return advertised
+
+    @property
+    def security_protocol_map(self) -> dict[str, str]:
+        """listener.security.protocol.map as {listener name: security protocol}."""
+        pairs = {}
+        for entry in str(self["listener.security.protocol.map"] or "").split(","):
+            name, _, protocol = entry.partition(":")
+            if name.strip():
+                pairs[name.strip()] = protocol.strip() or "PLAINTEXT"
+        return pairs
+
+    @property
+    def inter_broker_listener_name(self) -> str:
+        """The listener brokers reach each other on: inter.broker.listener.name, else the first."""
+        return self["inter.broker.listener.name"] or self.listeners[0].name  # type: ignore[return-value]
+
+    @property
+    def controlled_shutdown_timeout_s(self) -> float:
+        """How long a stopping broker waits for its leaderships to move (Kafka retries
+        controlled.shutdown.max.retries times, controlled.shutdown.retry.backoff.ms apart)."""
+        if not self["controlled.shutdown.enable"]:
+            return 0.0
+        return self["controlled.shutdown.max.retries"] * self["controlled.shutdown.retry.backoff.ms"] / 1000  # type: ignore[operator]
 
     @property
     def log_roll_ms(self) -> int:

@@ -94,11 +94,6 @@ def run(args: argparse.Namespace) -> int:
     configure_logging()
     for warning in warnings:
         logging.getLogger("odradek.config").warning(warning)
-    if config["zookeeper.connect"] is not None:
-        raise UsageError(
-            "zookeeper.connect is set, but cluster mode is not yet supported; "
-            "remove it to run a single node"
-        )
 
     try:
         from odradek.broker import run_broker

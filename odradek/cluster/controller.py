@@ -21,7 +21,7 @@ from odradek.cluster.metadata import (
     PartitionRegistration,
     TopicImage,
 )
-from odradek.cluster.store import MetadataStore, TopicRecord
+from odradek.cluster.store import BadVersionError, MetadataStore, TopicRecord
 from odradek.config import BrokerConfig, ConfigError, topic_config_defaults, validate_topic_configs
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.topic_partition import validate_topic_name
@@ -32,7 +32,13 @@ MAX_PARTITIONS = 100_000
 
 
 class Controller:
-    """Owns topic lifecycle; the replica manager owns the partitions that follow from it."""
+    """Owns topic lifecycle; the replica manager owns the partitions that follow from it.
+
+    Topics are read from the published metadata image; changes go to the store. This class is
+    the single node's: it publishes the image itself and creates and drops partitions at once.
+    ZkController (cluster mode) places replicas over the live brokers and leaves leadership to
+    the elected controller, the image to the ZooKeeper watches and partitions to `apply_image`.
+    """
 
     def __init__(self, store: MetadataStore, replicas, config: BrokerConfig, node_id: int,
                  metadata: MetadataCache | None = None) -> None:
@@ -41,17 +47,18 @@ class Controller:
         self.config = config
         self.node_id = node_id
         self.metadata = metadata if metadata is not None else MetadataCache()
-        self._topics: dict[str, TopicRecord] = store.topics()
-        self._by_id: dict[uuid.UUID, TopicRecord] = {r.topic_id: r for r in self._topics.values()}
         self._defaults = topic_config_defaults(config)
+        self._publish_stored_topics()
+
+    # -- the image (single node) -------------------------------------------------------------
+
+    def _publish_stored_topics(self) -> None:
         self.metadata.publish(
             MetadataImage.build(
-                store.cluster_id, node_id, self.metadata.image.brokers.values(),
-                (self._topic_image(record) for record in self._topics.values()),
+                self.store.cluster_id, self.node_id, self.metadata.image.brokers.values(),
+                (self._topic_image(record) for record in self.store.topics().values()),
             )
         )
-
-    # -- the image -------------------------------------------------------------------------
 
     def _topic_image(self, record: TopicRecord) -> TopicImage:
         """Single node: this broker leads every partition at epoch 0 and is its only ISR member."""
@@ -68,29 +75,51 @@ class Controller:
         """This broker's endpoints, once its listeners are bound."""
         self.metadata.publish(self.metadata.image.with_broker(registration))
 
-    def _stored(self, record: TopicRecord) -> None:
-        """Write a topic (conditional on the version we know) and publish it."""
-        self.store.put_topic(record, expected_version=self.store.topic_version(record.name))
-        old = self._topics.get(record.name)
-        if old is not None:
-            self._by_id.pop(old.topic_id, None)
-        self._topics[record.name] = record
-        self._by_id[record.topic_id] = record
+    def _stored(self, record: TopicRecord, *, created: bool) -> None:
+        """Write a topic (conditional on the version we know), publish it, create its partitions."""
+        self.store.put_topic(record, expected_version=-1 if created else self.store.topic_version(record.name))
         self.metadata.publish(self.metadata.image.with_topic(self._topic_image(record)))
+        self.replicas.create_partitions(record, self.topic_config_values(record.name))
+
+    def _removed(self, record: TopicRecord) -> None:
+        self.store.remove_topic(record.name, expected_version=self.store.topic_version(record.name))
+        self.metadata.publish(self.metadata.image.without_topic(record.name))
+        self.replicas.delete_partitions(record)
+
+    def _place(self, num_partitions: int, replication_factor: int, first_partition: int = 0) -> tuple[tuple[int, ...], ...]:
+        if replication_factor > 1:
+            raise KafkaError(
+                ErrorCode.invalid_replication_factor,
+                f"replication factor: {replication_factor} larger than available brokers: 1",
+            )
+        return tuple((self.node_id,) for _ in range(num_partitions))
+
+    def _check_assignment(self, partition: int, brokers) -> None:
+        live = set(self.metadata.image.live_broker_ids()) or {self.node_id}
+        if not brokers or len(set(brokers)) != len(brokers) or any(b not in live for b in brokers):
+            raise KafkaError(
+                ErrorCode.invalid_replica_assignment,
+                f"partition {partition} is assigned to brokers {list(brokers)}; the live brokers are {sorted(live)}",
+            )
+
+    async def wait_for_leaders(self, name: str, timeout_s: float) -> None:
+        """Until every partition of a new topic has a leader (at once on a single node)."""
 
     # -- reading ---------------------------------------------------------------------------
 
     def topic(self, name: str) -> TopicRecord | None:
-        return self._topics.get(name)
+        image = self.metadata.image.topic(name)
+        return None if image is None else _record_of(image)
 
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicRecord | None:
-        return self._by_id.get(topic_id)
+        image = self.metadata.image.topic_by_id(topic_id)
+        return None if image is None else _record_of(image)
 
     def topic_names(self) -> list[str]:
-        return list(self._topics)
+        return list(self.metadata.image.topics)
 
     def topics(self) -> list[TopicRecord]:
-        return list(self._topics.values())
+        return [_record_of(topic) for topic in self.metadata.image.topics.values()]
 
     def effective_topic_configs(self, record: TopicRecord) -> dict[str, str]:
         """Every topic config with its value, as strings (overrides over broker defaults)."""
@@ -101,9 +130,9 @@ class Controller:
     def topic_config_values(self, name: str) -> dict[str, object]:
         """Typed effective configs of a topic; broker defaults for an unknown one."""
         values = dict(self._defaults)
-        record = self._topics.get(name)
-        if record is not None:
-            values.update(validate_topic_configs(record.configs))
+        topic = self.metadata.image.topic(name)
+        if topic is not None:
+            values.update(validate_topic_configs(topic.configs))
         return values
 
     validate_topic_name = staticmethod(validate_topic_name)
@@ -121,7 +150,7 @@ class Controller:
         validate_only: bool = False,
     ) -> TopicRecord:
         validate_topic_name(name)
-        if name in self._topics:
+        if self.metadata.image.topic(name) is not None:
             raise KafkaError(ErrorCode.topic_already_exists, f"Topic '{name}' already exists.")
         if assignments:
             if num_partitions != -1 or replication_factor != -1:
@@ -132,12 +161,11 @@ class Controller:
             if sorted(assignments) != list(range(len(assignments))):
                 raise KafkaError(ErrorCode.invalid_replica_assignment, "assigned partitions must be 0..n-1")
             for partition, brokers in assignments.items():
-                if list(brokers) != [self.node_id]:
-                    raise KafkaError(
-                        ErrorCode.invalid_replica_assignment,
-                        f"partition {partition} is assigned to brokers {list(brokers)}; the only broker is {self.node_id}",
-                    )
-            num_partitions, replication_factor = len(assignments), 1
+                self._check_assignment(partition, brokers)
+            if len({len(brokers) for brokers in assignments.values()}) != 1:
+                raise KafkaError(ErrorCode.invalid_replica_assignment, "every partition needs the same number of replicas")
+            num_partitions = len(assignments)
+            replication_factor = len(assignments[0])
         if num_partitions == -1:
             num_partitions = self.config["num.partitions"]
         if replication_factor == -1:
@@ -148,59 +176,73 @@ class Controller:
             )
         if replication_factor < 1:
             raise KafkaError(ErrorCode.invalid_replication_factor, f"replication factor must be at least 1, got {replication_factor}")
-        if replication_factor > 1:
-            raise KafkaError(
-                ErrorCode.invalid_replication_factor,
-                f"replication factor: {replication_factor} larger than available brokers: 1",
-            )
+        assignment = (
+            tuple(tuple(assignments[p]) for p in range(num_partitions)) if assignments
+            else self._place(num_partitions, replication_factor)
+        )
         overrides = {key: value for key, value in configs.items() if value is not None}
         try:
             validate_topic_configs(overrides)
         except ConfigError as error:
             raise KafkaError(ErrorCode.invalid_config, str(error)) from None
-        assignment = tuple((self.node_id,) for _ in range(num_partitions))
         record = TopicRecord(name, uuid.uuid4(), num_partitions, replication_factor, overrides, assignment)
         if validate_only:
             return record
-        self._stored(record)
-        self.replicas.create_partitions(record, self.topic_config_values(name))
-        log.info("Created topic %s with %d partition(s) and id %s", name, num_partitions, record.topic_id)
+        try:
+            self._stored(record, created=True)
+        except BadVersionError:
+            raise KafkaError(ErrorCode.topic_already_exists, f"Topic '{name}' already exists.") from None
+        log.info("Created topic %s with %d partition(s), replication factor %d and id %s",
+                 name, num_partitions, replication_factor, record.topic_id)
         return record
 
-    def ensure_internal_topic(self, name: str, partitions: int, configs: Mapping[str, str]) -> TopicRecord:
+    def ensure_internal_topic(self, name: str, partitions: int, configs: Mapping[str, str],
+                              replication_factor: int = 1) -> TopicRecord:
         """An internal topic (`__consumer_offsets`), created on first use.
 
         Replication factor 1 on a single node, whatever offsets.topic.replication.factor says:
         Kafka would refuse to create it (and every group would fail) until that is lowered.
         """
-        record = self._topics.get(name)
+        record = self.topic(name)
         if record is None:
-            record = self.create_topic(name, partitions, 1, configs)
+            try:
+                record = self.create_topic(name, partitions, self._internal_replication(replication_factor), configs)
+            except KafkaError as error:
+                if error.code != ErrorCode.topic_already_exists:
+                    raise
+                record = self.topic(name) or self.store.topics()[name]
         return record
+
+    def _internal_replication(self, configured: int) -> int:
+        return 1
 
     def set_topic_configs(self, name: str, overrides: Mapping[str, str]) -> TopicRecord:
         """Replace a topic's config overrides (already validated) and apply them to its partitions now."""
-        record = self._topics.get(name)
+        record = self.topic(name)
         if record is None:
             raise KafkaError(ErrorCode.unknown_topic_or_partition, f"topic '{name}' does not exist")
         record = dataclasses.replace(record, configs=dict(overrides))
-        self._stored(record)
-        self.replicas.update_configs(record, self.topic_config_values(name))
+        self._configs_stored(record)
         log.info("Topic %s configs are now %s", name, overrides or "the defaults")
         return record
+
+    def _configs_stored(self, record: TopicRecord) -> None:
+        self.store.put_topic(record, expected_version=self.store.topic_version(record.name))
+        self.metadata.publish(self.metadata.image.with_topic(self._topic_image(record)))
+        self.replicas.update_configs(record, self.topic_config_values(record.name))
 
     def reconfigure(self, config: BrokerConfig) -> None:
         """Dynamic broker configs changed: new topic defaults, applied to every partition now."""
         self.config = config
         self._defaults = topic_config_defaults(config)
-        for record in self._topics.values():
+        for record in self.topics():
             self.replicas.update_configs(record, self.topic_config_values(record.name))
 
     def create_partitions(
         self, name: str, count: int, assignments: list[tuple[int, ...]] | None, *, validate_only: bool = False
     ) -> TopicRecord:
         """Grow a topic to `count` partitions (Kafka never shrinks one)."""
-        record = self._topics.get(name)
+        record = self.topic(name)
         if record is None:
             raise KafkaError(ErrorCode.unknown_topic_or_partition, f"topic '{name}' does not exist")
         if count == record.partitions:
@@ -218,23 +260,16 @@ class Controller:
                     ErrorCode.invalid_replica_assignment,
                     f"{len(assignments)} assignments given for {count - record.partitions} new partitions",
                 )
-            for brokers in assignments:
-                if list(brokers) != [self.node_id]:
-                    raise KafkaError(
-                        ErrorCode.invalid_replica_assignment,
-                        f"replicas {list(brokers)} are not available; the only broker is {self.node_id}",
-                    )
+            for offset, brokers in enumerate(assignments):
+                self._check_assignment(record.partitions + offset, brokers)
         if validate_only:
             return record
-        new_assignment = tuple(tuple(brokers) for brokers in assignments) if assignments else tuple(
-            (self.node_id,) for _ in range(count - record.partitions)
+        new_assignment = (
+            tuple(tuple(brokers) for brokers in assignments) if assignments
+            else self._place(count - record.partitions, record.replication_factor, record.partitions)
         )
-        record = dataclasses.replace(
-            record, partitions=count,
-            assignment=tuple(record.replicas_of(i, (self.node_id,)) for i in range(record.partitions)) + new_assignment,
-        )
-        self._stored(record)
-        self.replicas.create_partitions(record, self.topic_config_values(name))
+        record = dataclasses.replace(record, partitions=count, assignment=record.assignment + new_assignment)
+        self._stored(record, created=False)
         log.info("Topic %s now has %d partitions", name, count)
         return record
 
@@ -242,28 +277,35 @@ class Controller:
         """Create `name` with the broker defaults, if auto-creation is on (else UNKNOWN_TOPIC_OR_PARTITION)."""
         if not self.config["auto.create.topics.enable"]:
             raise KafkaError(ErrorCode.unknown_topic_or_partition, f"topic '{name}' does not exist")
-        existing = self._topics.get(name)
+        existing = self.topic(name)
         if existing is not None:
             return existing
-        return self.create_topic(name, -1, -1, {})
+        try:
+            return self.create_topic(name, -1, -1, {})
+        except KafkaError as error:
+            if error.code == ErrorCode.topic_already_exists and (existing := self.topic(name)) is not None:
+                return existing
+            raise
 
     def delete_topic(self, name: str) -> TopicRecord:
         if not self.config["delete.topic.enable"]:
             raise KafkaError(ErrorCode.topic_deletion_disabled, "topic deletion is disabled (delete.topic.enable=false)")
-        record = self._topics.get(name)
+        record = self.topic(name)
         if record is None:
             raise KafkaError(ErrorCode.unknown_topic_or_partition, f"topic '{name}' does not exist")
-        self.store.remove_topic(name, expected_version=self.store.topic_version(name))
-        del self._topics[name]
-        self._by_id.pop(record.topic_id, None)
-        self.metadata.publish(self.metadata.image.without_topic(name))
-        self.replicas.delete_partitions(record)
+        self._removed(record)
         log.info("Deleted topic %s", name)
         return record
 
     def load_partitions(self) -> None:
         """At start-up: a partition for every stored topic; logs of unknown topics set aside as stray."""
-        self.replicas.reconcile({record.name: record for record in self._topics.values()}, self.topic_config_values)
+        self.replicas.reconcile({record.name: record for record in self.topics()}, self.topic_config_values)
+
+
+def _record_of(topic: TopicImage) -> TopicRecord:
+    assignment = tuple(p.replicas for p in topic.partitions)
+    return TopicRecord(topic.name, topic.topic_id, topic.partition_count, topic.replication_factor,
+                       dict(topic.configs), assignment)
 
 
 def _config_string(value: object) -> str:

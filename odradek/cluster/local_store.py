@@ -42,7 +42,7 @@ class LocalMetadataStore:
                     f"cluster.id {cluster_id} does not match the cluster id {self.cluster_id} stored in {self.path}"
                 )
         else:
-            self.cluster_id = cluster_id or _new_cluster_id()
+            self.cluster_id = cluster_id or new_cluster_id()
             self._save()
 
     def topics(self) -> dict[str, TopicRecord]:
@@ -150,7 +150,7 @@ class LocalMetadataStore:
             os.close(directory)
 
 
-def _new_cluster_id() -> str:
+def new_cluster_id() -> str:
     """22 characters of URL-safe base64 over 16 random bytes, like Kafka's cluster ids."""
     import base64
 

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from odradek.cluster.controller import Controller
     from odradek.cluster.metadata import BrokerRegistration, Endpoint, MetadataCache, MetadataImage
     from odradek.cluster.dynamic_config import DynamicConfigs
+    from odradek.cluster.membership import ClusterMembership
     from odradek.config import BrokerConfig
     from odradek.coordinator.group_coordinator import GroupCoordinator
     from odradek.coordinator.producer_ids import ProducerIdManager
@@ -34,6 +35,7 @@ class BrokerServices:
     producer_ids: ProducerIdManager
     groups: GroupCoordinator
     configs: DynamicConfigs
+    membership: ClusterMembership | None = None  # cluster mode: registration, controller, ISR writes
 
 
 @dataclass(frozen=True)

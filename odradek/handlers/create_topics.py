@@ -54,6 +54,10 @@ async def handle(ctx: RequestContext, request):
             log.exception("unexpected error creating topic %r", topic.name)
             results.append(_error(result_class, topic.name, KafkaError(ErrorCode.unknown_server_error, "see the broker log")))
             continue
+        if not getattr(request, "validate_only", False):
+            # Kafka answers once the new partitions have leaders (ZooKeeper mode: the controller
+            # elects them a moment later), within the request's timeout.
+            await controller.wait_for_leaders(record.name, request.timeout.total_seconds())
         effective = controller.effective_topic_configs(record)
         results.append(
             build(

@@ -4,6 +4,12 @@ It maps TopicPartition -> Partition, creates and drops partition logs through th
 applies leadership (leader or follower, epoch, replicas, ISR), keeps the high watermarks and
 checkpoints them (`replication-offset-checkpoint` in each log dir), answers followers' fetches,
 and wakes parked fetches and acks=all produces when a log grows or a high watermark moves.
+
+In cluster mode `apply_image` follows every new metadata image: it creates the logs of partitions
+assigned here, makes each partition leader or follower at the image's leader epoch (never going
+back to an older one), points the fetchers at the leaders, and deletes the logs of partitions no
+longer assigned here. As leader it shrinks and expands ISRs through `isr_writer` (a conditional
+write of the partition state; the result comes back in the next image).
 """
 
 from __future__ import annotations
@@ -36,6 +42,14 @@ class ReplicaManager:
         self._checkpointed_high_watermarks: dict[TopicPartition, int] | None = None
         # called with (partition, is_leader) whenever this broker starts or stops leading one
         self.leadership_listeners: list[Callable[[Partition, bool], None]] = []
+        # cluster mode (configure_cluster): the image, fetchers, topic configs and ISR writes
+        self.image = None
+        self.fetchers = None
+        self.listener_name = "PLAINTEXT"
+        self._config_values_for: Callable[[str], dict] | None = None
+        self._isr_writer = None
+        self._isr_changes_in_flight: set[TopicPartition] = set()
+        self._applied_once = False
 
     # -- lookup ----------------------------------------------------------------------------
 
@@ -115,11 +129,79 @@ class ReplicaManager:
     def fetch_for_follower(self, tp: TopicPartition, replica_id: int, fetch_offset: int, max_bytes: int,
                            current_leader_epoch: int = -1) -> tuple[Partition, bytes]:
         """A follower's fetch: record its position (which may move the high watermark and wake
-        acks=all produces), then batches up to the log end."""
+        acks=all produces, or bring the follower back into the ISR), then batches up to the log end."""
         partition = self.leader_partition(tp, current_leader_epoch)
         if partition.update_follower_fetch_state(replica_id, fetch_offset, self.clock.now_ms()):
             self.waiters.notify(tp)
+        if partition.can_join_isr(replica_id):
+            self._change_isr(partition, partition.isr | {replica_id}, f"broker {replica_id} caught up")
         return partition, partition.read_for_follower(fetch_offset, max_bytes)
+
+    # -- followers (cluster mode) ------------------------------------------------------------
+
+    def append_from_leader(self, partition: Partition, records) -> None:
+        partition.append_as_follower(records)
+        self.waiters.notify(partition.topic_partition)
+
+    def truncate_diverged(self, partition: Partition, epoch: int, end_offset: int) -> None:
+        """The leader says our log left its history at `epoch`, which ends at `end_offset` there:
+        cut ours where our copy of that epoch ends, or at the leader's end if that is smaller."""
+        local_epoch, local_end = partition.log.leader_epochs.end_offset_for(epoch, partition.log_end_offset)
+        target = min(end_offset, local_end) if local_end >= 0 else min(end_offset, partition.high_watermark)
+        target = max(target, 0)
+        if target < partition.log_end_offset:
+            log.info("Truncating %s from %d to %d: it diverged from the leader at epoch %d",
+                     partition.topic_partition, partition.log_end_offset, target, epoch)
+            partition.log.truncate_to(target)
+            partition.make_follower(partition.leader_id, partition.leader_epoch, partition.replicas, partition.isr,
+                                    partition_epoch=partition.partition_epoch)
+
+    def handle_out_of_range(self, partition: Partition, leader_log_start: int, leader_high_watermark: int) -> None:
+        """Our fetch offset is outside the leader's log: below its start (retention), restart
+        empty there; above its end (after an unclean election), cut back to its high watermark."""
+        if partition.log_end_offset < leader_log_start:
+            log.info("Restarting %s at the leader's log start %d (ours ended at %d)",
+                     partition.topic_partition, leader_log_start, partition.log_end_offset)
+            partition.log.truncate_fully_and_start_at(leader_log_start)
+        elif leader_high_watermark >= 0 and partition.log_end_offset > leader_high_watermark:
+            log.warning("Truncating %s from %d to the leader's high watermark %d",
+                        partition.topic_partition, partition.log_end_offset, leader_high_watermark)
+            partition.log.truncate_to(leader_high_watermark)
+
+    # -- ISR (cluster mode leaders) ----------------------------------------------------------
+
+    def shrink_isrs(self, lag_time_max_ms: int) -> None:
+        """Drop followers that have not caught up within replica.lag.time.max.ms from the ISRs
+        this broker leads (call periodically)."""
+        now = self.clock.now_ms()
+        for partition in list(self._partitions.values()):
+            if partition.is_leader:
+                lagging = partition.lagging_followers(now, lag_time_max_ms)
+                if lagging:
+                    self._change_isr(partition, partition.isr - lagging, f"{sorted(lagging)} fell behind")
+
+    def _change_isr(self, partition: Partition, isr: frozenset, reason: str) -> None:
+        tp = partition.topic_partition
+        if self._isr_writer is None or tp in self._isr_changes_in_flight or not isr:
+            return
+        self._isr_changes_in_flight.add(tp)
+        task = asyncio.get_running_loop().create_task(self._write_isr(partition, frozenset(isr), reason))
+        task.add_done_callback(lambda _t: self._isr_changes_in_flight.discard(tp))
+
+    async def _write_isr(self, partition: Partition, isr: frozenset, reason: str) -> None:
+        epoch, expected = partition.leader_epoch, partition.partition_epoch
+        try:
+            version = await self._isr_writer(partition.topic_partition, partition.node_id, epoch, sorted(isr), expected)
+        except Exception as exc:  # noqa: BLE001 - ZooKeeper unreachable: the ISR stays, so does the high watermark
+            log.warning("Could not change the ISR of %s (%s): %s", partition.topic_partition, reason, exc)
+            return
+        if version is None:
+            log.info("ISR change of %s refused: its state moved on (a new leader or ISR); waiting for it", partition.topic_partition)
+            return
+        if partition.is_leader and partition.leader_epoch == epoch and partition.partition_epoch == expected:
+            log.info("ISR of %s is now %s (%s)", partition.topic_partition, sorted(isr), reason)
+            partition.set_isr(isr, version)
+            self.waiters.notify(partition.topic_partition)
 
     async def flush_if_due(self, tp: TopicPartition) -> None:
         """`flush.messages` reached: fsync in a worker thread before the append is acknowledged."""
@@ -173,6 +255,100 @@ class ReplicaManager:
                     log.warning("ignoring %s in %s: %s", HIGH_WATERMARK_CHECKPOINT, log_dir, exc)
             self._checkpointed_high_watermarks = values
         return self._checkpointed_high_watermarks.get(tp)
+
+    # -- cluster mode ------------------------------------------------------------------------
+
+    def configure_cluster(self, *, fetchers, config_values_for, isr_writer, listener_name: str) -> None:
+        self.fetchers = fetchers
+        self._config_values_for = config_values_for
+        self._isr_writer = isr_writer
+        self.listener_name = listener_name
+
+    def apply_image(self, image) -> None:
+        """Follow a new metadata image (see the module docstring). The first one, at start-up,
+        sets aside logs of unknown topics as strays; later ones delete what the cluster deleted."""
+        self.image = image
+        first = not self._applied_once
+        self._applied_once = True
+        assigned: set[TopicPartition] = set()
+        for topic in image.topics.values():
+            for index, registration in enumerate(topic.partitions):
+                if self.node_id not in registration.replicas:
+                    continue
+                tp = TopicPartition(topic.name, index)
+                assigned.add(tp)
+                try:
+                    self._apply_partition(tp, registration, image)
+                except Exception:
+                    log.exception("Applying the metadata of %s failed", tp)
+        for tp in [tp for tp in self._partitions if tp not in assigned]:
+            self._drop(tp, stray=False)
+        if first:
+            strays = [tp for tp in self.log_manager.logs if tp not in self._partitions]
+            for tp in strays:
+                self.log_manager.mark_stray(tp)
+            if strays:
+                log.warning("Kept %d partition logs the cluster does not assign here, renamed *-stray and not loaded",
+                            len(strays))
+
+    def _apply_partition(self, tp: TopicPartition, registration, image) -> None:
+        partition = self._partitions.get(tp)
+        if partition is None:
+            config_values = self._config_values_for(tp.topic)
+            partition_log = self.log_manager.get_log(tp) or self.log_manager.create_log(tp, LogConfig.from_topic_config(config_values))
+            partition = Partition(tp, partition_log, self.node_id, leader_epoch=-1)
+            self._apply_topic_configs(partition, config_values)
+            partition.make_follower(-1, -1, registration.replicas, registration.isr,
+                                    high_watermark=self._checkpointed_high_watermark(tp))
+            self._partitions[tp] = partition
+        if registration.leader_epoch < partition.leader_epoch:
+            return  # an older image than what we acted on
+        newer = registration.leader_epoch > partition.leader_epoch
+        if registration.leader == self.node_id:
+            if newer or not partition.is_leader:
+                self.fetchers.unfollow(tp)
+                partition.make_leader(
+                    registration.leader_epoch, registration.replicas, registration.isr,
+                    partition_epoch=registration.partition_epoch, now_ms=self.clock.now_ms(),
+                )
+                log.info("Leading %s at epoch %d, ISR %s", tp, registration.leader_epoch, list(registration.isr))
+                self._tell_leadership(partition, True)
+                self.waiters.notify(tp)
+            elif registration.partition_epoch != partition.partition_epoch:
+                partition.replicas = tuple(registration.replicas)
+                partition.set_isr(registration.isr, registration.partition_epoch)
+                self.waiters.notify(tp)
+            return
+        was_leader = partition.is_leader
+        leader_broker = image.brokers.get(registration.leader)
+        endpoint = leader_broker.endpoint(self.listener_name) if leader_broker is not None else None
+        if newer or was_leader or self.fetchers.following(tp) != (registration.leader if endpoint else None):
+            partition.make_follower(registration.leader, registration.leader_epoch, registration.replicas,
+                                    registration.isr, partition_epoch=registration.partition_epoch)
+            if was_leader:
+                log.info("Following broker %d for %s at epoch %d", registration.leader, tp, registration.leader_epoch)
+                self._tell_leadership(partition, False)
+                self.waiters.notify(tp)
+            if endpoint is not None:
+                self.fetchers.follow(tp, registration.leader, registration.leader_epoch, endpoint.host, endpoint.port)
+            else:
+                self.fetchers.unfollow(tp)
+        else:
+            partition.replicas = tuple(registration.replicas)
+            partition.isr = frozenset(registration.isr)
+            partition.partition_epoch = registration.partition_epoch
+
+    def _drop(self, tp: TopicPartition, *, stray: bool) -> None:
+        """This broker no longer hosts `tp` (topic deleted, or reassigned away): stop and delete."""
+        partition = self._partitions.pop(tp)
+        if self.fetchers is not None:
+            self.fetchers.unfollow(tp)
+        if partition.is_leader:
+            self._tell_leadership(partition, False)
+        self.log_manager.delete_log(tp)
+        self.waiters.notify(tp)
+        self._remove_deleted_in_background()
+        log.info("Deleted the log of %s: it is no longer assigned to this broker", tp)
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -67,11 +67,22 @@ def test_server_malformed_override_exits_2():
     assert_one_line_usage_error(result, "malformed --override 'foo': expected key=value")
 
 
-def test_server_zookeeper_connect_is_refused_after_warning_about_typos(tmp_path):
+def test_server_with_unreachable_zookeeper_is_one_line_after_warning_about_typos(tmp_path):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens there
     path = tmp_path / "server.properties"
-    path.write_text("zookeeper.connect=localhost:2181\nlog.segment.byte=100\n")
+    path.write_text(
+        f"zookeeper.connect=127.0.0.1:{port}\nzookeeper.connection.timeout.ms=1000\nlog.segment.byte=100\n"
+        f"log.dirs={tmp_path / 'data'}\nlisteners=PLAINTEXT://127.0.0.1:0\n"
+    )
     result = odradek_cli("server", str(path))
-    assert_one_line_usage_error(result, "zookeeper.connect", "cluster mode is not yet supported")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and f"cannot reach ZooKeeper at 127.0.0.1:{port}" in errors[0], result.stderr
     assert "WARN unknown config 'log.segment.byte' ignored; did you mean 'log.segment.bytes'?" in result.stderr
     assert "(odradek.config)" in result.stderr
 

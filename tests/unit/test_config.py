@@ -352,7 +352,7 @@ def test_doc_markdown_lists_every_config_once_per_scope():
     for d in CONFIG_DEFS:
         assert f"| `{d.name}` |" in markdown
     assert "/tmp/kafka-logs" in markdown
-    assert "not yet supported" in markdown
+    assert "selects cluster mode" in markdown
 
 
 # --- round trip against Java's escaping -----------------------------------------------------

@@ -1,0 +1,468 @@
+"""Cluster metadata in Apache ZooKeeper, in Kafka's ZooKeeper-mode layout and JSON shapes.
+
+    /cluster/id                                   {"version":"1","id":"<cluster id>"}
+    /controller_epoch                             "<epoch>"
+    /controller                    (ephemeral)    {"version":1,"brokerid":<id>,"timestamp":"<ms>"}
+    /brokers/ids/<id>              (ephemeral)    {"version":5,"host":..,"port":..,"endpoints":[..],...}
+    /brokers/topics/<t>                           {"version":3,"partitions":{"0":[1,2,3]},"topic_id":"..",...}
+    /brokers/topics/<t>/partitions/<p>/state      {"version":1,"leader":1,"leader_epoch":0,"isr":[1,2,3],"controller_epoch":1}
+    /config/topics/<t>, /config/brokers/<id|<default>>   {"version":1,"config":{..}}
+    /config/changes/config_change_<seq>           {"version":2,"entity_path":"topics/<t>"}
+    /admin/delete_topics/<t>                      (a topic to delete; the controller removes it after)
+    /admin/reassign_partitions                    {"version":1,"partitions":[{"topic":..,"partition":..,"replicas":[..]}]}
+    /latest_producer_id_block                     {"version":1,"broker":<id>,"block_start":"<n>","block_end":"<m>"}
+
+so zkCli.sh shows an operator what Kafka would. The partition state's znode version is the
+partition epoch: the leader's ISR changes and the controller's elections are conditional on it,
+and the controller's writes also on the version of /controller_epoch, so a fenced controller or a
+deposed leader can never overwrite newer state. Writes are blocking kazoo calls: call them from a
+worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import BadVersionError as ZkBadVersion
+from kazoo.exceptions import NodeExistsError, NoNodeError
+
+from odradek.cluster.metadata import BrokerRegistration, Endpoint
+from odradek.cluster.store import BadVersionError, MetadataStoreError, TopicRecord
+
+log = logging.getLogger(__name__)
+
+CLUSTER_ID = "/cluster/id"
+CONTROLLER = "/controller"
+CONTROLLER_EPOCH = "/controller_epoch"
+BROKER_IDS = "/brokers/ids"
+BROKER_TOPICS = "/brokers/topics"
+CONFIG_TOPICS = "/config/topics"
+CONFIG_BROKERS = "/config/brokers"
+CONFIG_CHANGES = "/config/changes"
+DELETE_TOPICS = "/admin/delete_topics"
+REASSIGN_PARTITIONS = "/admin/reassign_partitions"
+PRODUCER_ID_BLOCK = "/latest_producer_id_block"
+DEFAULT_BROKER_ENTITY = "<default>"
+
+# Kafka creates these at start-up; so do we (an operator's zkCli.sh sees the familiar tree).
+PERSISTENT_PATHS = (
+    "/consumers", BROKER_IDS, BROKER_TOPICS, "/brokers/seqid", CONFIG_CHANGES, CONFIG_TOPICS,
+    "/config/clients", "/config/users", CONFIG_BROKERS, "/config/ips", DELETE_TOPICS,
+    "/isr_change_notification", "/log_dir_event_notification", "/cluster", "/admin",
+)
+
+
+def topic_path(topic: str) -> str:
+    return f"{BROKER_TOPICS}/{topic}"
+
+
+def partition_state_path(topic: str, partition: int) -> str:
+    return f"{BROKER_TOPICS}/{topic}/partitions/{partition}/state"
+
+
+def encode_topic_id(topic_id: uuid.UUID) -> str:
+    """Kafka's Uuid.toString: URL-safe base64 of the 16 bytes, no padding."""
+    return base64.urlsafe_b64encode(topic_id.bytes).decode().rstrip("=")
+
+
+def decode_topic_id(text: str) -> uuid.UUID:
+    return uuid.UUID(bytes=base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    """A partition's leadership as stored at .../partitions/<p>/state, with its znode version."""
+
+    leader: int
+    leader_epoch: int
+    isr: tuple[int, ...]
+    controller_epoch: int
+    version: int = -1  # znode version: the partition epoch
+
+    def encode(self) -> bytes:
+        return json.dumps({
+            "controller_epoch": self.controller_epoch, "leader": self.leader, "version": 1,
+            "leader_epoch": self.leader_epoch, "isr": list(self.isr),
+        }).encode()
+
+    @classmethod
+    def decode(cls, data: bytes, version: int) -> "PartitionState":
+        value = json.loads(data)
+        return cls(int(value["leader"]), int(value["leader_epoch"]), tuple(int(b) for b in value["isr"]),
+                   int(value.get("controller_epoch", 0)), version)
+
+
+def encode_broker(registration: BrokerRegistration, security_protocols: dict[str, str]) -> bytes:
+    first = registration.endpoints[0] if registration.endpoints else None
+    value = {
+        "listener_security_protocol_map": {e.listener: security_protocols.get(e.listener, e.security_protocol) for e in registration.endpoints},
+        "endpoints": [f"{e.listener}://{e.host}:{e.port}" for e in registration.endpoints],
+        "jmx_port": -1,
+        "features": {},
+        "host": first.host if first else "",
+        "timestamp": str(int(time.time() * 1000)),
+        "port": first.port if first else -1,
+        "version": 5,
+    }
+    if registration.rack:
+        value["rack"] = registration.rack
+    return json.dumps(value).encode()
+
+
+def decode_broker(node_id: int, data: bytes) -> BrokerRegistration:
+    value = json.loads(data)
+    protocols = value.get("listener_security_protocol_map", {})
+    endpoints = []
+    for text in value.get("endpoints", []):
+        listener, _, address = text.partition("://")
+        host, _, port = address.rpartition(":")
+        endpoints.append(Endpoint(listener, host.strip("[]"), int(port), protocols.get(listener, "PLAINTEXT")))
+    return BrokerRegistration(node_id, tuple(endpoints), rack=value.get("rack"))
+
+
+def encode_assignment(record: TopicRecord) -> bytes:
+    return json.dumps({
+        "partitions": {str(p): list(replicas) for p, replicas in enumerate(record.assignment)},
+        "topic_id": encode_topic_id(record.topic_id),
+        "adding_replicas": {},
+        "removing_replicas": {},
+        "version": 3,
+    }).encode()
+
+
+def decode_assignment(name: str, data: bytes, configs: dict[str, str]) -> TopicRecord:
+    value = json.loads(data)
+    partitions = {int(p): tuple(int(b) for b in replicas) for p, replicas in value["partitions"].items()}
+    assignment = tuple(partitions[p] for p in sorted(partitions))
+    topic_id = decode_topic_id(value["topic_id"]) if value.get("topic_id") else uuid.uuid5(uuid.NAMESPACE_DNS, name)
+    replication_factor = len(assignment[0]) if assignment else 0
+    return TopicRecord(name, topic_id, len(assignment), replication_factor, configs, assignment)
+
+
+def encode_config(configs: dict[str, str]) -> bytes:
+    return json.dumps({"version": 1, "config": dict(configs)}).encode()
+
+
+def decode_config(data: bytes | None) -> dict[str, str]:
+    if not data:
+        return {}
+    return {str(k): str(v) for k, v in json.loads(data).get("config", {}).items()}
+
+
+class ZkMetadataStore:
+    """The MetadataStore of cluster mode (see store.py), plus what only a cluster has:
+    broker registration, the controller election, partition states, deletion markers."""
+
+    def __init__(self, connect: str, *, session_timeout_ms: int, connection_timeout_ms: int) -> None:
+        hosts, _, chroot = connect.partition("/")
+        self.connect = connect
+        self._hosts = hosts
+        self._chroot = "/" + chroot.strip("/") if chroot.strip("/") else ""
+        self._timeout_s = connection_timeout_ms / 1000
+        self.client = KazooClient(hosts=connect, timeout=session_timeout_ms / 1000)
+        self.cluster_id = ""
+        self._listeners: list = []
+
+    # --- connection ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect (creating the chroot and Kafka's persistent paths); MetadataStoreError if
+        ZooKeeper is not reachable within zookeeper.connection.timeout.ms."""
+        if self._chroot:
+            root = KazooClient(hosts=self._hosts, timeout=self._timeout_s)
+            try:
+                root.start(timeout=self._timeout_s)
+                root.ensure_path(self._chroot)
+            except Exception as exc:  # noqa: BLE001 - kazoo raises its own timeout type
+                raise MetadataStoreError(f"cannot reach ZooKeeper at {self._hosts}: {exc or type(exc).__name__}") from None
+            finally:
+                root.stop()
+                root.close()
+        try:
+            self.client.start(timeout=self._timeout_s)
+        except Exception as exc:  # noqa: BLE001
+            raise MetadataStoreError(f"cannot reach ZooKeeper at {self.connect}: {exc or type(exc).__name__}") from None
+        for path in PERSISTENT_PATHS:
+            self.client.ensure_path(path)
+
+    def stop(self) -> None:
+        try:
+            self.client.stop()
+        finally:
+            self.client.close()
+
+    def ensure_cluster_id(self, wanted: str | None, new_id) -> str:
+        """The cluster's id from /cluster/id, created from `wanted` (or a new one) by the first broker."""
+        try:
+            data, _ = self.client.get(CLUSTER_ID)
+        except NoNodeError:
+            candidate = wanted or new_id()
+            try:
+                self.client.create(CLUSTER_ID, json.dumps({"version": "1", "id": candidate}).encode(), makepath=True)
+            except NodeExistsError:
+                pass
+            data, _ = self.client.get(CLUSTER_ID)
+        self.cluster_id = json.loads(data)["id"]
+        if wanted and wanted != self.cluster_id:
+            raise MetadataStoreError(
+                f"cluster.id {wanted} does not match the cluster id {self.cluster_id} stored in ZooKeeper at "
+                f"{self.connect}{CLUSTER_ID}: zookeeper.connect may point at another cluster"
+            )
+        return self.cluster_id
+
+    # --- brokers and the controller ---------------------------------------------------------
+
+    def register_broker(self, registration: BrokerRegistration, security_protocols: dict[str, str], *,
+                        wait_s: float) -> None:
+        """Create the ephemeral /brokers/ids/<id>. A node left by this broker's previous,
+        crashed session disappears within the session timeout: wait for it up to `wait_s`."""
+        path = f"{BROKER_IDS}/{registration.node_id}"
+        data = encode_broker(registration, security_protocols)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self.client.create(path, data, ephemeral=True, makepath=True)
+                return
+            except NodeExistsError:
+                try:
+                    _, stat = self.client.get(path)
+                except NoNodeError:
+                    continue
+                if stat.ephemeralOwner == self.client.client_id[0]:
+                    self.client.set(path, data)
+                    return
+                if time.monotonic() > deadline:
+                    raise MetadataStoreError(
+                        f"broker id {registration.node_id} is registered in ZooKeeper by another live session: "
+                        "another broker uses this broker.id"
+                    ) from None
+                time.sleep(0.2)
+
+    def try_become_controller(self, node_id: int) -> int | None:
+        """Create the ephemeral /controller; on success bump /controller_epoch (conditionally) and
+        return the new epoch, else None (another broker is controller)."""
+        try:
+            self.client.create(
+                CONTROLLER, json.dumps({"version": 1, "brokerid": node_id, "timestamp": str(int(time.time() * 1000))}).encode(),
+                ephemeral=True,
+            )
+        except NodeExistsError:
+            return None
+        while True:
+            try:
+                data, stat = self.client.get(CONTROLLER_EPOCH)
+                epoch = int(data or b"0") + 1
+                self.client.set(CONTROLLER_EPOCH, str(epoch).encode(), version=stat.version)
+                self.controller_epoch_version = stat.version + 1
+                return epoch
+            except NoNodeError:
+                try:
+                    self.client.create(CONTROLLER_EPOCH, b"1")
+                    self.controller_epoch_version = 0
+                    return 1
+                except NodeExistsError:
+                    continue
+            except ZkBadVersion:
+                continue
+
+    def controller_id(self) -> int:
+        try:
+            data, _ = self.client.get(CONTROLLER)
+        except NoNodeError:
+            return -1
+        return int(json.loads(data)["brokerid"])
+
+    # --- topics (the MetadataStore interface) --------------------------------------------------
+
+    def topics(self) -> dict[str, TopicRecord]:
+        records = {}
+        for name in self.client.get_children(BROKER_TOPICS):
+            try:
+                data, _ = self.client.get(topic_path(name))
+            except NoNodeError:
+                continue
+            records[name] = decode_assignment(name, data, self.topic_configs(name))
+        return records
+
+    def topic_configs(self, name: str) -> dict[str, str]:
+        try:
+            data, _ = self.client.get(f"{CONFIG_TOPICS}/{name}")
+        except NoNodeError:
+            return {}
+        return decode_config(data)
+
+    def topic_version(self, name: str) -> int:
+        stat = self.client.exists(topic_path(name))
+        return -1 if stat is None else stat.version
+
+    def put_topic(self, record: TopicRecord, *, expected_version: int | None = None) -> int:
+        """Write a topic's configs then its assignment (the assignment last: it is what makes the
+        topic exist for the controller). expected_version -1 means "create, must not exist"."""
+        self._write_configs(f"{CONFIG_TOPICS}/{record.name}", record.configs, f"topics/{record.name}")
+        data = encode_assignment(record)
+        try:
+            if expected_version is None or expected_version < 0:
+                if expected_version == -1 or not self.client.exists(topic_path(record.name)):
+                    self.client.create(topic_path(record.name), data, makepath=True)
+                    return 0
+                return self.client.set(topic_path(record.name), data).version
+            return self.client.set(topic_path(record.name), data, version=expected_version).version
+        except NodeExistsError:
+            raise BadVersionError(f"topic {record.name} already exists in ZooKeeper") from None
+        except ZkBadVersion:
+            raise BadVersionError(f"topic {record.name} changed in ZooKeeper meanwhile") from None
+
+    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        self._write_configs(f"{CONFIG_TOPICS}/{name}", configs, f"topics/{name}")
+
+    def remove_topic(self, name: str, *, expected_version: int | None = None) -> None:
+        """Ask the controller to delete a topic (Kafka's /admin/delete_topics/<t> marker)."""
+        try:
+            self.client.create(f"{DELETE_TOPICS}/{name}", b"", makepath=True)
+        except NodeExistsError:
+            pass
+
+    def topics_to_delete(self) -> list[str]:
+        return sorted(self.client.get_children(DELETE_TOPICS))
+
+    def delete_topic_nodes(self, name: str) -> None:
+        """The controller's last step of a deletion: the topic's nodes, then its marker."""
+        self.client.delete(topic_path(name), recursive=True)
+        try:
+            self.client.delete(f"{CONFIG_TOPICS}/{name}")
+        except NoNodeError:
+            pass
+        try:
+            self.client.delete(f"{DELETE_TOPICS}/{name}")
+        except NoNodeError:
+            pass
+
+    def watch(self, listener) -> None:
+        self._listeners.append(listener)
+
+    # --- partition states ---------------------------------------------------------------------
+
+    def partition_state(self, topic: str, partition: int) -> PartitionState | None:
+        try:
+            data, stat = self.client.get(partition_state_path(topic, partition))
+        except NoNodeError:
+            return None
+        return PartitionState.decode(data, stat.version)
+
+    def create_partition_state(self, topic: str, partition: int, state: PartitionState) -> bool:
+        """The controller's first election of a new partition; False if it exists already."""
+        transaction = self.client.transaction()
+        transaction.check(CONTROLLER_EPOCH, self.controller_epoch_version)
+        path = partition_state_path(topic, partition)
+        self.client.ensure_path(path.rsplit("/", 1)[0])
+        transaction.create(path, state.encode())
+        return _committed(transaction.commit())
+
+    def update_partition_state(self, topic: str, partition: int, state: PartitionState, expected_version: int, *,
+                               as_controller: bool) -> int | None:
+        """Conditional write of a partition's leadership: the new partition epoch (znode version),
+        or None if the state or (for the controller) /controller_epoch moved on meanwhile."""
+        path = partition_state_path(topic, partition)
+        if not as_controller:
+            try:
+                return self.client.set(path, state.encode(), version=expected_version).version
+            except (ZkBadVersion, NoNodeError):
+                return None
+        transaction = self.client.transaction()
+        transaction.check(CONTROLLER_EPOCH, self.controller_epoch_version)
+        transaction.set_data(path, state.encode(), version=expected_version)
+        results = transaction.commit()
+        if not _committed(results):
+            return None
+        return results[1].version
+
+    # --- configs and producer ids -------------------------------------------------------------
+
+    def broker_configs(self) -> dict[str, dict[str, str]]:
+        configs = {}
+        for entity in self.client.get_children(CONFIG_BROKERS):
+            try:
+                data, _ = self.client.get(f"{CONFIG_BROKERS}/{entity}")
+            except NoNodeError:
+                continue
+            values = decode_config(data)
+            if values:
+                configs["" if entity == DEFAULT_BROKER_ENTITY else entity] = values
+        return configs
+
+    def set_broker_configs(self, entity: str, configs: dict[str, str]) -> None:
+        name = entity or DEFAULT_BROKER_ENTITY
+        self._write_configs(f"{CONFIG_BROKERS}/{name}", configs, f"brokers/{name}")
+
+    def _write_configs(self, path: str, configs: dict[str, str], entity_path: str) -> None:
+        data = encode_config(configs)
+        try:
+            self.client.set(path, data)
+        except NoNodeError:
+            try:
+                self.client.create(path, data, makepath=True)
+            except NodeExistsError:
+                self.client.set(path, data)
+        self.client.create(
+            f"{CONFIG_CHANGES}/config_change_", json.dumps({"version": 2, "entity_path": entity_path}).encode(),
+            sequence=True, makepath=True,
+        )
+
+    def allocate_producer_id_block(self, size: int) -> int:
+        """The first id of a new block: a conditional update of /latest_producer_id_block."""
+        while True:
+            try:
+                data, stat = self.client.get(PRODUCER_ID_BLOCK)
+            except NoNodeError:
+                try:
+                    self.client.create(PRODUCER_ID_BLOCK, b"")
+                except NodeExistsError:
+                    pass
+                continue
+            start = int(json.loads(data)["block_end"]) + 1 if data else 0
+            block = {"version": 1, "broker": -1, "block_start": str(start), "block_end": str(start + size - 1)}
+            try:
+                self.client.set(PRODUCER_ID_BLOCK, json.dumps(block).encode(), version=stat.version)
+                return start
+            except ZkBadVersion:
+                continue
+
+    # --- reassignments ------------------------------------------------------------------------
+
+    def reassignments(self) -> dict[tuple[str, int], tuple[int, ...]]:
+        try:
+            data, _ = self.client.get(REASSIGN_PARTITIONS)
+        except NoNodeError:
+            return {}
+        if not data:
+            return {}
+        return {
+            (entry["topic"], int(entry["partition"])): tuple(int(b) for b in entry["replicas"])
+            for entry in json.loads(data).get("partitions", [])
+        }
+
+    def set_reassignments(self, wanted: dict[tuple[str, int], tuple[int, ...]]) -> None:
+        if not wanted:
+            try:
+                self.client.delete(REASSIGN_PARTITIONS)
+            except NoNodeError:
+                pass
+            return
+        data = json.dumps({"version": 1, "partitions": [
+            {"topic": topic, "partition": partition, "replicas": list(replicas)}
+            for (topic, partition), replicas in sorted(wanted.items())
+        ]}).encode()
+        try:
+            self.client.set(REASSIGN_PARTITIONS, data)
+        except NoNodeError:
+            self.client.create(REASSIGN_PARTITIONS, data, makepath=True)
+
+
+def _committed(results) -> bool:
+    return not any(isinstance(result, Exception) for result in results)
