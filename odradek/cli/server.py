@@ -87,6 +87,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     """Kafka-style log lines on stderr: `[2026-01-01 12:00:00,123] INFO message (logger)`."""
     logging.addLevelName(logging.WARNING, "WARN")  # log4j's spelling, as Kafka prints it
     logging.basicConfig(level=level, format=LOG_FORMAT)
+    logging.getLogger("kazoo").setLevel(logging.WARNING)  # its every (re)connection is INFO
 
 
 def run(args: argparse.Namespace) -> int:
