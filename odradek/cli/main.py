@@ -22,7 +22,7 @@ if "hypothesis" not in sys.modules and "pytest" not in sys.modules:
 
 import odradek  # noqa: E402
 from odradek.cli import UsageError, server  # noqa: E402
-from odradek.cli import configs, consume, dump_log, get_offsets, groups, produce, topics, zookeeper  # noqa: E402
+from odradek.cli import configs, consume, dev_cluster, dump_log, get_offsets, groups, produce, topics, zookeeper  # noqa: E402
 
 __all__ = ["build_parser", "main"]
 
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command", parser_class=_Parser)
     server.register(subparsers)
     zookeeper.register(subparsers)
+    dev_cluster.register(subparsers)
     topics.register(subparsers)
     produce.register(subparsers)
     consume.register(subparsers)
