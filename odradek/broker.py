@@ -217,7 +217,9 @@ class BrokerRuntime:
         store = OffsetStore(
             offsets_partitions,
             self.clock,
-            ensure_topic=lambda: controller.ensure_internal_topic(OFFSETS_TOPIC, offsets_partitions, offsets_configs).partitions,
+            ensure_topic=lambda: controller.ensure_internal_topic(
+                OFFSETS_TOPIC, offsets_partitions, offsets_configs, config["offsets.topic.replication.factor"]
+            ).partitions,
             append=lambda tp, batch: replicas.append_records(tp, batch, required_acks=-1),
             read_records=replicas.read_records,
             topic_exists=existing_partitions,

@@ -25,6 +25,7 @@ Reconciliation runs in one task, one pass at a time, its ZooKeeper calls in a wo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -33,6 +34,7 @@ from kazoo.recipe.watchers import ChildrenWatch
 
 from odradek.cluster.metadata import NO_LEADER, MetadataCache, MetadataImage
 from odradek.cluster.zk_store import DELETE_TOPICS, PartitionState, ZkMetadataStore
+from odradek.protocol.errors import ErrorCode
 from odradek.protocol.topic_partition import TopicPartition
 
 log = logging.getLogger(__name__)
@@ -65,8 +67,10 @@ class ActiveController:
         self._task: asyncio.Task | None = None
         self._timer: asyncio.Task | None = None
         self._preferred_wanted: set[TopicPartition] | None = None
+        self._unclean_wanted: set[TopicPartition] = set()
         self._shutting_down: set[int] = set()
         self._active = True
+        self._loop = asyncio.get_running_loop()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -115,12 +119,20 @@ class ActiveController:
         self._dirty.set()
 
     def elect_preferred(self, partitions: set[TopicPartition] | None) -> None:
-        """ElectLeaders (preferred): move leadership back to each partition's first replica."""
+        """Move leadership back to each partition's first replica (all partitions if None)."""
         image = self.cache.image
         if partitions is None:
             partitions = {TopicPartition(t.name, i) for t in image.topics.values() for i in range(t.partition_count)}
-        self._preferred_wanted = (self._preferred_wanted or set()) | partitions
+        self._preferred_wanted = (self._preferred_wanted or set()) | set(partitions)
         self._dirty.set()
+
+    def elect(self, partitions: set[TopicPartition], *, unclean: bool) -> None:
+        """ElectLeaders: preferred leaders, or (unclean) any live replica for leaderless partitions."""
+        if unclean:
+            self._unclean_wanted = self._unclean_wanted | set(partitions)
+            self._dirty.set()
+        else:
+            self.elect_preferred(partitions)
 
     async def _rebalance_periodically(self) -> None:
         while True:
@@ -133,8 +145,9 @@ class ActiveController:
             self._dirty.clear()
             image = self.cache.image
             preferred, self._preferred_wanted = self._preferred_wanted, None
+            unclean, self._unclean_wanted = self._unclean_wanted, set()
             try:
-                changed = await asyncio.to_thread(self._reconcile, image, set(self._shutting_down), preferred)
+                changed = await asyncio.to_thread(self._reconcile, image, set(self._shutting_down), preferred, unclean)
             except Exception:
                 log.exception("Controller pass failed; trying again in a second")
                 await asyncio.sleep(1)
@@ -145,8 +158,10 @@ class ActiveController:
 
     # --- one pass (worker thread) -------------------------------------------------------------
 
-    def _reconcile(self, image: MetadataImage, shutting_down: set[int], preferred: set[TopicPartition] | None) -> bool:
+    def _reconcile(self, image: MetadataImage, shutting_down: set[int], preferred: set[TopicPartition] | None,
+                   unclean_asked: set[TopicPartition] = frozenset()) -> bool:
         changed = self._delete_marked_topics(image)
+        changed |= self._reassign(image)
         alive = set(image.live_broker_ids())
         live = alive - shutting_down  # a broker shutting down keeps nothing it can hand over
         for topic in image.topics.values():
@@ -163,7 +178,7 @@ class ActiveController:
                 if (wanted or state).leader == NO_LEADER:
                     if unclean is None:
                         unclean = self.unclean_allowed(topic.name)
-                    if unclean:
+                    if unclean or TopicPartition(topic.name, index) in unclean_asked:
                         wanted = self._unclean_state(replicas, state, live) or wanted
                 if wanted is None and preferred is not None and TopicPartition(topic.name, index) in preferred:
                     wanted = self._preferred_state(replicas, state, live)
@@ -224,6 +239,113 @@ class ActiveController:
         log.info("Partition %s-%d: leader %d epoch %d, ISR %s (was leader %d, ISR %s)", topic, partition,
                  wanted.leader, wanted.leader_epoch, list(wanted.isr), state.leader, list(state.isr))
         return True
+
+    # --- reassignments (KIP-455) ----------------------------------------------------------------
+
+    def alter_reassignments(self, changes: dict[TopicPartition, tuple[int, ...] | None]) -> dict[TopicPartition, tuple[int, str | None]]:
+        """AlterPartitionReassignments (worker thread): (error code, message) per partition.
+        A target of None cancels: the partition goes back to its original replicas."""
+        image = self.cache.image
+        live = set(image.live_broker_ids())
+        ongoing = self.store.reassignments()
+        results: dict[TopicPartition, tuple[int, str | None]] = {}
+        for tp, target in changes.items():
+            registration = image.partition(tp)
+            key = (tp.topic, tp.partition)
+            if registration is None:
+                results[tp] = (ErrorCode.unknown_topic_or_partition, f"{tp} does not exist")
+                continue
+            if target is None:
+                if key not in ongoing:
+                    results[tp] = (ErrorCode.no_reassignment_in_progress, f"no reassignment of {tp} is in progress")
+                    continue
+                ongoing[key] = (ongoing[key][1], ongoing[key][1])
+                results[tp] = (ErrorCode.none, None)
+                continue
+            if not target or len(set(target)) != len(target) or any(b not in live for b in target):
+                results[tp] = (ErrorCode.invalid_replica_assignment,
+                               f"replicas {list(target)} must be distinct live brokers (live: {sorted(live)})")
+                continue
+            original = ongoing[key][1] if key in ongoing else tuple(registration.replicas)
+            ongoing[key] = (tuple(target), original)
+            results[tp] = (ErrorCode.none, None)
+        self.store.set_reassignments(ongoing)
+        self._dirty_from_thread()
+        return results
+
+    def list_reassignments(self) -> dict[TopicPartition, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
+        """ListPartitionReassignments (worker thread): replicas, adding, removing per partition."""
+        image = self.cache.image
+        listed = {}
+        for (topic, partition), (target, original) in self.store.reassignments().items():
+            registration = image.partition(TopicPartition(topic, partition))
+            if registration is None:
+                continue
+            adding = tuple(b for b in target if b not in original)
+            removing = tuple(b for b in original if b not in target)
+            listed[TopicPartition(topic, partition)] = (tuple(registration.replicas), adding, removing)
+        return listed
+
+    def _dirty_from_thread(self) -> None:
+        self._loop.call_soon_threadsafe(self._dirty.set)
+
+    def _reassign(self, image: MetadataImage) -> bool:
+        """One step of every ongoing reassignment: grow the replica set to include the target,
+        then (once the target is in sync) lead from the target and shrink to it."""
+        ongoing = self.store.reassignments()
+        if not ongoing:
+            return False
+        live = set(image.live_broker_ids())
+        records = self.store.topics()
+        finished = []
+        changed = False
+        for (topic, partition), (target, _original) in ongoing.items():
+            record = records.get(topic)
+            state = self.state_of(topic, partition)
+            if record is None or partition >= record.partitions or state is None:
+                finished.append((topic, partition))
+                continue
+            current = record.assignment[partition]
+            if tuple(current) == tuple(target) and set(state.isr) <= set(target):
+                finished.append((topic, partition))
+                continue
+            if not set(target) <= set(current):
+                grown = tuple(target) + tuple(b for b in current if b not in target)
+                records[topic] = self._set_replicas(record, partition, grown)
+                log.info("Reassigning %s-%d: replicas %s while %s catch up", topic, partition, list(grown),
+                         [b for b in target if b not in current])
+                changed = True
+                continue
+            if not set(target) <= set(state.isr):
+                continue  # waiting for the new replicas to catch up
+            if state.leader not in target:
+                leader = next((b for b in target if b in state.isr and b in live), NO_LEADER)
+                if leader != NO_LEADER:
+                    changed |= self._write(topic, partition, state, PartitionState(leader, state.leader_epoch + 1, state.isr, self.epoch))
+                continue
+            isr = tuple(b for b in state.isr if b in target)
+            if isr != state.isr:
+                changed |= self._write(topic, partition, state, PartitionState(state.leader, state.leader_epoch + 1, isr, self.epoch))
+            records[topic] = self._set_replicas(record, partition, tuple(target))
+            log.info("Reassigned %s-%d to %s", topic, partition, list(target))
+            finished.append((topic, partition))
+            changed = True
+        if finished:
+            latest = self.store.reassignments()
+            for key in finished:
+                if key in latest and latest[key][0] == ongoing[key][0]:
+                    del latest[key]
+            self.store.set_reassignments(latest)
+        return changed
+
+    def _set_replicas(self, record, partition: int, replicas: tuple[int, ...]):
+        """Write one partition's replicas into the topic's assignment; returns the new record
+        (the next partition of the same topic must build on it, not on the old one)."""
+        assignment = list(record.assignment)
+        assignment[partition] = replicas
+        updated = dataclasses.replace(record, assignment=tuple(assignment))
+        self.store.set_assignment(updated)
+        return updated
 
     def _delete_marked_topics(self, image: MetadataImage) -> bool:
         changed = False

@@ -435,7 +435,8 @@ class ZkMetadataStore:
 
     # --- reassignments ------------------------------------------------------------------------
 
-    def reassignments(self) -> dict[tuple[str, int], tuple[int, ...]]:
+    def reassignments(self) -> dict[tuple[str, int], tuple[tuple[int, ...], tuple[int, ...]]]:
+        """(topic, partition) -> (target replicas, replicas before the reassignment began)."""
         try:
             data, _ = self.client.get(REASSIGN_PARTITIONS)
         except NoNodeError:
@@ -443,11 +444,16 @@ class ZkMetadataStore:
         if not data:
             return {}
         return {
-            (entry["topic"], int(entry["partition"])): tuple(int(b) for b in entry["replicas"])
+            (entry["topic"], int(entry["partition"])): (
+                tuple(int(b) for b in entry["replicas"]),
+                tuple(int(b) for b in entry.get("original_replicas", entry["replicas"])),
+            )
             for entry in json.loads(data).get("partitions", [])
         }
 
-    def set_reassignments(self, wanted: dict[tuple[str, int], tuple[int, ...]]) -> None:
+    def set_reassignments(self, wanted: dict[tuple[str, int], tuple[tuple[int, ...], tuple[int, ...]]]) -> None:
+        """Kafka's /admin/reassign_partitions, plus each entry's original replicas (for listing
+        what is being added and removed, and for a cancellation to go back to)."""
         if not wanted:
             try:
                 self.client.delete(REASSIGN_PARTITIONS)
@@ -455,13 +461,17 @@ class ZkMetadataStore:
                 pass
             return
         data = json.dumps({"version": 1, "partitions": [
-            {"topic": topic, "partition": partition, "replicas": list(replicas)}
-            for (topic, partition), replicas in sorted(wanted.items())
+            {"topic": topic, "partition": partition, "replicas": list(target), "original_replicas": list(original)}
+            for (topic, partition), (target, original) in sorted(wanted.items())
         ]}).encode()
         try:
             self.client.set(REASSIGN_PARTITIONS, data)
         except NoNodeError:
             self.client.create(REASSIGN_PARTITIONS, data, makepath=True)
+
+    def set_assignment(self, record: TopicRecord) -> None:
+        """The controller's change of a topic's replica sets (reassignments)."""
+        self.client.set(topic_path(record.name), encode_assignment(record))
 
 
 def _committed(results) -> bool:

@@ -1,12 +1,19 @@
-"""ElectLeaders (key 43), v0-v2: on one node the leader is always the preferred replica.
+"""ElectLeaders (key 43), v0-v2: move leadership to the preferred replica (or elect uncleanly).
 
-Every named partition answers ELECTION_NOT_NEEDED (UNKNOWN_TOPIC_OR_PARTITION if it does not
-exist); `topic_partitions=null` (all partitions) answers with an empty list, as Kafka does when
-no election was needed anywhere.
+On one node the leader always is the preferred replica: every named partition answers
+ELECTION_NOT_NEEDED. In a cluster the request goes to the controller (NOT_CONTROLLER elsewhere,
+and clients find it again); per partition: UNKNOWN_TOPIC_OR_PARTITION, ELECTION_NOT_NEEDED when
+the preferred replica (the first) leads already, PREFERRED_LEADER_NOT_AVAILABLE when it is not an
+alive ISR member, else the controller moves leadership and the answer waits (up to the request's
+timeout) until the metadata shows it. Election type 1 (unclean) elects a live replica for
+partitions without a leader (ELIGIBLE_LEADERS_NOT_AVAILABLE if none is alive).
+`topic_partitions=null` means every partition; only those that changed are listed, as Kafka does.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import timedelta
 
 from odradek.handlers.context import RequestContext
@@ -18,24 +25,66 @@ API_KEY = 43
 MIN_VERSION = 0
 MAX_VERSION = 2
 
+PREFERRED = 0
+UNCLEAN = 1
+
 
 async def handle(ctx: RequestContext, request):
     response = ctx.response_class
     result_class = sibling(response, "ReplicaElectionResult")
     partition_class = sibling(response, "PartitionResult")
-    replicas = ctx.services.replicas
-    results = []
-    for entry in request.topic_partitions or ():
-        partitions = tuple(
-            build(
-                partition_class,
-                partition_id=index,
-                error_code=ErrorCode.election_not_needed
-                if replicas.partition(TopicPartition(entry.topic, index)) is not None
-                else ErrorCode.unknown_topic_or_partition,
-                error_message=None,
-            )
-            for index in entry.partitions
-        )
-        results.append(build(result_class, topic=entry.topic, partition_result=partitions))
-    return build(response, throttle_time=timedelta(0), error_code=ErrorCode.none, replica_election_results=tuple(results))
+    membership = ctx.services.membership
+    image = ctx.image
+    election_type = getattr(request, "election_type", PREFERRED)
+    everything = request.topic_partitions is None
+    wanted = (
+        [TopicPartition(t.name, i) for t in image.topics.values() for i in range(t.partition_count)]
+        if everything else [TopicPartition(e.topic, i) for e in request.topic_partitions for i in e.partitions]
+    )
+    if membership is not None and membership.controller is None:
+        return build(response, throttle_time=timedelta(0), error_code=ErrorCode.not_controller, replica_election_results=())
+    live = set(image.live_broker_ids())
+    outcomes: dict[TopicPartition, ErrorCode] = {}
+    to_elect = set()
+    for tp in wanted:
+        registration = image.partition(tp)
+        if registration is None:
+            outcomes[tp] = ErrorCode.unknown_topic_or_partition
+        elif membership is None:
+            outcomes[tp] = ErrorCode.election_not_needed
+        elif election_type == UNCLEAN:
+            if registration.leader >= 0 and registration.leader in live:
+                outcomes[tp] = ErrorCode.election_not_needed
+            elif not any(replica in live for replica in registration.replicas):
+                outcomes[tp] = ErrorCode.eligible_leaders_not_available
+            else:
+                to_elect.add(tp)
+        elif registration.replicas and registration.leader == registration.replicas[0]:
+            outcomes[tp] = ErrorCode.election_not_needed
+        elif not registration.replicas or registration.replicas[0] not in live or registration.replicas[0] not in registration.isr:
+            outcomes[tp] = ErrorCode.preferred_leader_not_available
+        else:
+            to_elect.add(tp)
+    if to_elect:
+        membership.controller.elect(to_elect, unclean=election_type == UNCLEAN)
+        deadline = time.monotonic() + request.timeout.total_seconds()
+        while to_elect and time.monotonic() < deadline:
+            current = ctx.services.metadata.image
+            for tp in list(to_elect):
+                registration = current.partition(tp)
+                done = registration is not None and (
+                    registration.leader in live if election_type == UNCLEAN else registration.leader == registration.replicas[0]
+                )
+                if done:
+                    outcomes[tp] = ErrorCode.none
+                    to_elect.discard(tp)
+            await asyncio.sleep(0.02)
+        for tp in to_elect:
+            outcomes[tp] = ErrorCode.request_timed_out
+    by_topic: dict[str, list] = {}
+    for tp, error in outcomes.items():
+        if everything and error == ErrorCode.election_not_needed:
+            continue
+        by_topic.setdefault(tp.topic, []).append(build(partition_class, partition_id=tp.partition, error_code=error, error_message=None))
+    results = tuple(build(result_class, topic=topic, partition_result=tuple(parts)) for topic, parts in by_topic.items())
+    return build(response, throttle_time=timedelta(0), error_code=ErrorCode.none, replica_election_results=results)

@@ -106,16 +106,17 @@ def _read_all(ctx: RequestContext, wanted, max_bytes: int, replica_id: int):
             budget = min(partition.partition_max_bytes, max_bytes - total)
             if budget <= 0 and total > 0:
                 budget = 0
+            last_fetched_epoch = getattr(partition, "last_fetched_epoch", -1)
             if replica_id >= 0:
-                state, records = replicas.fetch_for_follower(tp, replica_id, partition.fetch_offset, max(budget, 1), leader_epoch)
+                state, records, diverging = replicas.fetch_for_follower(
+                    tp, replica_id, partition.fetch_offset, max(budget, 1), leader_epoch, last_fetched_epoch
+                )
             else:
                 state = replicas.leader_partition(tp, leader_epoch)
                 records = b""
-            diverging = _diverging_epoch(state, partition)
-            if diverging is not None:
-                records = b""
-            elif replica_id < 0 and (budget > 0 or total == 0):
-                records = state.read(partition.fetch_offset, max(budget, 1))
+                diverging = state.diverging_epoch(last_fetched_epoch, partition.fetch_offset)
+                if diverging is None and (budget > 0 or total == 0):
+                    records = state.read(partition.fetch_offset, max(budget, 1))
             if total > 0 and len(records) > budget:
                 records = b""  # only the first partition with data may exceed the limits
             total += len(records)
@@ -127,16 +128,6 @@ def _read_all(ctx: RequestContext, wanted, max_bytes: int, replica_id: int):
             results.append((key, index, None, ErrorCode.unknown_server_error, b"", None))
     return results, total
 
-
-def _diverging_epoch(state, partition) -> tuple[int, int] | None:
-    """(epoch, end offset) where the fetcher's log leaves ours, from its last_fetched_epoch."""
-    last_fetched_epoch = getattr(partition, "last_fetched_epoch", -1)
-    if last_fetched_epoch < 0:
-        return None
-    epoch, end_offset = state.log.leader_epochs.end_offset_for(last_fetched_epoch, state.log_end_offset)
-    if epoch != last_fetched_epoch or end_offset < partition.fetch_offset:
-        return (epoch, end_offset)
-    return None
 
 
 def _response(response, results, by_id: bool):

@@ -50,6 +50,7 @@ class ReplicaManager:
         self._isr_writer = None
         self._isr_changes_in_flight: set[TopicPartition] = set()
         self._applied_once = False
+        self._changes: dict[str, list] = {"leading": [], "following": []}  # of the image being applied
 
     # -- lookup ----------------------------------------------------------------------------
 
@@ -127,15 +128,20 @@ class ReplicaManager:
                 offset = header.next_offset
 
     def fetch_for_follower(self, tp: TopicPartition, replica_id: int, fetch_offset: int, max_bytes: int,
-                           current_leader_epoch: int = -1) -> tuple[Partition, bytes]:
-        """A follower's fetch: record its position (which may move the high watermark and wake
-        acks=all produces, or bring the follower back into the ISR), then batches up to the log end."""
+                           current_leader_epoch: int = -1, last_fetched_epoch: int = -1) -> tuple[Partition, bytes, tuple[int, int] | None]:
+        """A follower's fetch: (partition, records, diverging epoch). A follower whose log left
+        ours (last_fetched_epoch) is told where (and nothing is recorded of it); otherwise its
+        position is recorded (which may move the high watermark and wake acks=all produces, or
+        bring it back into the ISR) and it gets batches up to the log end."""
         partition = self.leader_partition(tp, current_leader_epoch)
+        diverging = partition.diverging_epoch(last_fetched_epoch, fetch_offset)
+        if diverging is not None:
+            return partition, b"", diverging
         if partition.update_follower_fetch_state(replica_id, fetch_offset, self.clock.now_ms()):
             self.waiters.notify(tp)
         if partition.can_join_isr(replica_id):
             self._change_isr(partition, partition.isr | {replica_id}, f"broker {replica_id} caught up")
-        return partition, partition.read_for_follower(fetch_offset, max_bytes)
+        return partition, partition.read_for_follower(fetch_offset, max_bytes), None
 
     # -- followers (cluster mode) ------------------------------------------------------------
 
@@ -270,6 +276,7 @@ class ReplicaManager:
         self.image = image
         first = not self._applied_once
         self._applied_once = True
+        self._changes = {"leading": [], "following": []}
         assigned: set[TopicPartition] = set()
         for topic in image.topics.values():
             for index, registration in enumerate(topic.partitions):
@@ -282,7 +289,11 @@ class ReplicaManager:
                 except Exception:
                     log.exception("Applying the metadata of %s failed", tp)
         for tp in [tp for tp in self._partitions if tp not in assigned]:
-            self._drop(tp, stray=False)
+            self._drop(tp)
+        for role, changed in self._changes.items():
+            if changed:
+                names = ", ".join(f"{tp} (epoch {epoch})" for tp, epoch in changed[:5]) + (", ..." if len(changed) > 5 else "")
+                log.info("Now %s %d partition(s): %s", role, len(changed), names)
         if first:
             strays = [tp for tp in self.log_manager.logs if tp not in self._partitions]
             for tp in strays:
@@ -311,13 +322,15 @@ class ReplicaManager:
                     registration.leader_epoch, registration.replicas, registration.isr,
                     partition_epoch=registration.partition_epoch, now_ms=self.clock.now_ms(),
                 )
-                log.info("Leading %s at epoch %d, ISR %s", tp, registration.leader_epoch, list(registration.isr))
+                self._changes["leading"].append((tp, registration.leader_epoch))
                 self._tell_leadership(partition, True)
                 self.waiters.notify(tp)
-            elif registration.partition_epoch != partition.partition_epoch:
-                partition.replicas = tuple(registration.replicas)
-                partition.set_isr(registration.isr, registration.partition_epoch)
-                self.waiters.notify(tp)
+            else:
+                if tuple(registration.replicas) != partition.replicas:
+                    partition.set_replicas(registration.replicas, self.clock.now_ms())
+                if registration.partition_epoch != partition.partition_epoch:
+                    partition.set_isr(registration.isr, registration.partition_epoch)
+                    self.waiters.notify(tp)
             return
         was_leader = partition.is_leader
         leader_broker = image.brokers.get(registration.leader)
@@ -325,8 +338,8 @@ class ReplicaManager:
         if newer or was_leader or self.fetchers.following(tp) != (registration.leader if endpoint else None):
             partition.make_follower(registration.leader, registration.leader_epoch, registration.replicas,
                                     registration.isr, partition_epoch=registration.partition_epoch)
+            self._changes["following"].append((tp, registration.leader_epoch))
             if was_leader:
-                log.info("Following broker %d for %s at epoch %d", registration.leader, tp, registration.leader_epoch)
                 self._tell_leadership(partition, False)
                 self.waiters.notify(tp)
             if endpoint is not None:
@@ -338,7 +351,7 @@ class ReplicaManager:
             partition.isr = frozenset(registration.isr)
             partition.partition_epoch = registration.partition_epoch
 
-    def _drop(self, tp: TopicPartition, *, stray: bool) -> None:
+    def _drop(self, tp: TopicPartition) -> None:
         """This broker no longer hosts `tp` (topic deleted, or reassigned away): stop and delete."""
         partition = self._partitions.pop(tp)
         if self.fetchers is not None:

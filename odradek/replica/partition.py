@@ -134,7 +134,7 @@ class Partition:
             return False
         new = self.log.log_end_offset
         for replica in self.isr:
-            if replica != self.node_id:
+            if replica != self.node_id and replica in self.replicas:  # one being reassigned away does not count
                 follower = self._followers.get(replica)
                 new = min(new, follower.log_end_offset if follower is not None else -1)
         if new > self._high_watermark:
@@ -238,10 +238,22 @@ class Partition:
         follower = self._followers.get(replica_id)
         return (
             replica_id not in self.isr
+            and replica_id in self.replicas
             and follower is not None
             and follower.log_end_offset >= self._high_watermark
             and follower.log_end_offset >= self._leader_epoch_start_offset
         )
+
+    def set_replicas(self, replicas, now_ms: int) -> None:
+        """The replica set changed (a reassignment): track new followers, forget removed ones."""
+        self.replicas = tuple(replicas)
+        if self.role is Role.LEADER:
+            for replica in self.replicas:
+                if replica != self.node_id and replica not in self._followers:
+                    self._followers[replica] = FollowerState(last_caught_up_ms=now_ms)
+            for replica in list(self._followers):
+                if replica not in self.replicas:
+                    del self._followers[replica]
 
     def set_isr(self, isr, partition_epoch: int) -> None:
         """The ISR the metadata store accepted (a conditional write by the leader or the
@@ -251,17 +263,30 @@ class Partition:
         self.maybe_advance_high_watermark()
 
     def lagging_followers(self, now_ms: int, lag_time_max_ms: int) -> set[int]:
-        """ISR members that have not caught up to the log end within lag_time_max_ms."""
+        """ISR members that have not caught up to the log end within lag_time_max_ms, and those
+        that are no replica any more (reassigned away)."""
         return {
             replica for replica in self.isr
             if replica != self.node_id
-            and (follower := self._followers.get(replica)) is not None
-            and now_ms - follower.last_caught_up_ms > lag_time_max_ms
+            and (
+                replica not in self.replicas
+                or ((follower := self._followers.get(replica)) is not None and now_ms - follower.last_caught_up_ms > lag_time_max_ms)
+            )
         }
 
     def follower_log_end_offset(self, replica_id: int) -> int:
         follower = self._followers.get(replica_id)
         return follower.log_end_offset if follower is not None else -1
+
+    def diverging_epoch(self, last_fetched_epoch: int, fetch_offset: int) -> tuple[int, int] | None:
+        """(epoch, end offset) where a fetcher's log leaves ours, judged from the epoch of its
+        last batch (KIP-320/595): None when its log is a prefix of ours."""
+        if last_fetched_epoch < 0:
+            return None
+        epoch, end_offset = self.log.leader_epochs.end_offset_for(last_fetched_epoch, self.log.log_end_offset)
+        if epoch != last_fetched_epoch or end_offset < fetch_offset:
+            return (epoch, end_offset)
+        return None
 
     # --- reads and admin ----------------------------------------------------------------------
 

@@ -167,6 +167,15 @@ def _request(api_key: int, version: int, topic_id: uuid.UUID):
         return build(cls, topics=(build(n("TopicRequest"), name=TOPIC, partition_indexes=(0,)),))
     if api_key == 35:
         return build(cls, topics=None)
+    if api_key == 23:
+        partition = build(n("OffsetForLeaderPartition"), partition=0, current_leader_epoch=-1, leader_epoch=0)
+        return build(cls, replica_id=-1, topics=(build(n("OffsetForLeaderTopic"), topic=TOPIC, partitions=(partition,)),))
+    if api_key == 45:
+        partition = build(n("ReassignablePartition"), partition_index=0, replicas=(0,))
+        return build(cls, timeout=timedelta(seconds=5), allow_replication_factor_change=True,
+                     topics=(build(n("ReassignableTopic"), name=TOPIC, partitions=(partition,)),))
+    if api_key == 46:
+        return build(cls, timeout=timedelta(seconds=5), topics=None)
     raise AssertionError(f"no request built for API {api_key}")
 
 

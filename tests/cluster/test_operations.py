@@ -1,0 +1,194 @@
+"""Operating a 3-broker cluster under load: controlled shutdown, rolling restarts, adding a broker
+and moving partitions onto it, preferred leader election, and consumer groups whose coordinator
+dies. A producer (idempotent, acks=all, retries as librdkafka does) runs throughout; what a user
+checks: no delivery fails, no acknowledged record is lost or written twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import confluent_kafka
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition as ConfluentTopicPartition
+from confluent_kafka.admin import AdminClient
+from kafka import KafkaAdminClient
+from kafka import TopicPartition as KafkaTopicPartition
+
+from integration.clients import consume
+from integration.group_clients import GroupConsumer, describe_all
+
+from .test_replication import create_replicated_topic, describe
+
+
+class LoadProducer:
+    """An idempotent acks=all librdkafka producer sending numbered records on a thread."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.partitions = partitions
+        self.acknowledged: list[bytes] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        producer = confluent_kafka.Producer({
+            "bootstrap.servers": self.bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
+            "message.timeout.ms": 120000,
+        })
+
+        def delivered(error, message) -> None:
+            if error is not None:
+                self.failures.append(str(error))
+            else:
+                self.acknowledged.append(message.value())
+
+        sequence = 0
+        while not self._stop.is_set():
+            try:
+                producer.produce(self.topic, value=f"r{sequence:08d}".encode(), partition=sequence % self.partitions,
+                                 on_delivery=delivered)
+                sequence += 1
+                if sequence % 200 == 0:
+                    time.sleep(0.01)  # a steady stream, not a flood: the machine runs three brokers too
+            except BufferError:
+                producer.poll(0.05)
+            producer.poll(0)
+        producer.flush(120)
+
+    def wait_for_more(self, cluster, count: int, what: str) -> None:
+        start = len(self.acknowledged)
+        cluster.wait_for(lambda: len(self.acknowledged) >= start + count, 60, what)
+
+    def __enter__(self) -> "LoadProducer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(150)
+
+
+def assert_all_acknowledged_readable(bootstrap: str, load: LoadProducer) -> None:
+    assert not load.failures, load.failures[:5]
+    consumed = consume("confluent", bootstrap, load.topic, range(load.partitions), len(load.acknowledged), timeout_s=60)
+    values = [m.value for m in consumed]
+    assert len(values) == len(set(values)), "a record was written twice"
+    assert set(load.acknowledged) <= set(values)
+
+
+def test_sigterm_of_a_leader_is_a_controlled_shutdown(cluster):
+    brokers = cluster(3)
+    create_replicated_topic(brokers.bootstrap_servers, "controlled", 3, **{"min.insync.replicas": "2"})
+    with LoadProducer(brokers.bootstrap_servers, "controlled", 3) as load:
+        load.wait_for_more(brokers, 1000, "records before the shutdown")
+        leader = describe(brokers.bootstrap_servers, "controlled")[0][0]
+        started = time.monotonic()
+        assert brokers.broker(leader).stop(timeout_s=30) == 0
+        took = time.monotonic() - started
+        others = ",".join(b.bootstrap_servers for n, b in brokers.brokers.items() if n != leader)
+        assert all(p[0] != leader for p in describe(others, "controlled").values()), "leadership moved off first"
+        load.wait_for_more(brokers, 1000, "records after the shutdown")
+        brokers.broker(leader).start()
+    print(f"controlled shutdown of the leader took {took:.2f} s")
+    assert took < 10
+    assert_all_acknowledged_readable(brokers.bootstrap_servers, load)
+
+
+def test_rolling_restart_of_every_broker_loses_nothing(cluster):
+    brokers = cluster(3)
+    create_replicated_topic(brokers.bootstrap_servers, "rolling", 3, **{"min.insync.replicas": "2"})
+    with LoadProducer(brokers.bootstrap_servers, "rolling", 3) as load:
+        for node_id in (1, 2, 3):
+            load.wait_for_more(brokers, 500, f"records before restarting broker {node_id}")
+            assert brokers.broker(node_id).stop(timeout_s=30) == 0
+            brokers.broker(node_id).start()
+            brokers.wait_for(
+                lambda: all(sorted(isr) == [1, 2, 3] for _, _, isr in describe(brokers.bootstrap_servers, "rolling").values()),
+                60, f"broker {node_id} back in every ISR",
+            )
+        load.wait_for_more(brokers, 500, "records after the last restart")
+    assert_all_acknowledged_readable(brokers.bootstrap_servers, load)
+
+
+def test_partitions_move_onto_a_new_broker_under_load(cluster):
+    brokers = cluster(3)
+    create_replicated_topic(brokers.bootstrap_servers, "moving", 2, replication_factor=2)
+    with LoadProducer(brokers.bootstrap_servers, "moving", 2) as load:
+        load.wait_for_more(brokers, 1000, "records before adding a broker")
+        brokers.add_broker(4)
+        brokers.wait_for(lambda: 4 in AdminClient({"bootstrap.servers": brokers.bootstrap_servers}).list_topics(timeout=5).brokers,
+                         30, "broker 4 registered")
+        admin = KafkaAdminClient(bootstrap_servers=brokers.bootstrap_servers)
+        try:
+            before = describe(brokers.bootstrap_servers, "moving")
+            targets = {0: [4, before[0][1][0]], 1: [4, before[1][1][1]]}
+            admin.alter_partition_reassignments({KafkaTopicPartition("moving", p): replicas for p, replicas in targets.items()})
+            brokers.wait_for(
+                lambda: all(sorted(describe(brokers.bootstrap_servers, "moving")[p][1]) == sorted(r) for p, r in targets.items())
+                and not admin.list_partition_reassignments(),
+                60, "both partitions on their new replicas",
+            )
+        finally:
+            admin.close()
+        after = describe(brokers.bootstrap_servers, "moving")
+        assert all(leader in targets[p] for p, (leader, _, _) in after.items())
+        load.wait_for_more(brokers, 1000, "records after the move")
+    assert_all_acknowledged_readable(brokers.bootstrap_servers, load)
+    removed = {before[p][1][i] for p in (0, 1) for i in (0, 1)} - {b for r in targets.values() for b in r}
+    for node_id in removed:
+        brokers.wait_for(lambda: not any((brokers.broker(node_id).log_dir / f"moving-{p}").exists() for p in (0, 1)
+                                         if node_id not in targets[p]), 30, f"broker {node_id} deleted the moved replicas")
+
+
+def test_preferred_leader_election_moves_leadership_back(cluster):
+    brokers = cluster(3, **{"auto.leader.rebalance.enable": "false"})
+    create_replicated_topic(brokers.bootstrap_servers, "preferred", 1)
+    preferred = describe(brokers.bootstrap_servers, "preferred")[0][1][0]
+    assert brokers.broker(preferred).stop(timeout_s=30) == 0
+    brokers.broker(preferred).start()
+    brokers.wait_for(lambda: sorted(describe(brokers.bootstrap_servers, "preferred")[0][2]) == [1, 2, 3], 30, "ISR complete")
+    assert describe(brokers.bootstrap_servers, "preferred")[0][0] != preferred
+    admin = AdminClient({"bootstrap.servers": brokers.bootstrap_servers})
+    from confluent_kafka import ElectionType
+
+    result = admin.elect_leaders(ElectionType.PREFERRED, [ConfluentTopicPartition("preferred", 0)]).result(timeout=30)
+    assert all(error is None for error in result.values()), result
+    assert describe(brokers.bootstrap_servers, "preferred")[0][0] == preferred
+
+
+def test_consumer_group_survives_the_death_of_its_coordinator(cluster):
+    brokers = cluster(3)
+    create_replicated_topic(brokers.bootstrap_servers, "grouped", 3)
+    with LoadProducer(brokers.bootstrap_servers, "grouped", 3) as load:
+        load.wait_for_more(brokers, 300, "records to consume")
+        member = GroupConsumer("confluent", brokers.bootstrap_servers, "survivors", ["grouped"], commit="each")
+        try:
+            member.wait_for(lambda m: len(m.consumed()) > 100, 60, "consuming")
+            coordinator = _coordinator_of(brokers.bootstrap_servers, "survivors")
+            brokers.broker(coordinator).kill()
+            consumed_at_kill = len(member.consumed())
+            member.wait_for(lambda m: len(m.consumed()) > consumed_at_kill + 300, 60, "consuming after the coordinator died")
+            new_coordinator = _coordinator_of(",".join(b.bootstrap_servers for b in brokers.brokers.values() if b.running), "survivors")
+            assert new_coordinator != coordinator
+            committed = _committed(brokers.bootstrap_servers, "survivors", "grouped", 3)
+            assert sum(committed.values()) > 0, "committed offsets survived the failover"
+        finally:
+            assert member.stop() == 0, describe_all([member])
+        brokers.broker(coordinator).start()
+
+
+def _coordinator_of(bootstrap: str, group: str) -> int:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    description = admin.describe_consumer_groups([group])[group].result(timeout=30)
+    return description.coordinator.id
+
+
+def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    wanted = ConsumerGroupTopicPartitions(group, [ConfluentTopicPartition(topic, p) for p in range(partitions)])
+    result = admin.list_consumer_group_offsets([wanted])[group].result(timeout=30)
+    return {tp.partition: tp.offset for tp in result.topic_partitions if tp.offset >= 0}
+
