@@ -19,10 +19,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from odradek.clock import Clock
+from odradek.cluster.cluster_controller import ClusterController
 from odradek.cluster.controller import Controller
 from odradek.cluster.dynamic_config import DynamicConfigs
-from odradek.cluster.cluster_controller import ClusterController
-from odradek.cluster.local_store import LocalMetadataStore, new_cluster_id as _new_cluster_id
+from odradek.cluster.local_store import LocalMetadataStore
+from odradek.cluster.local_store import new_cluster_id as _new_cluster_id
 from odradek.cluster.membership import ClusterMembership
 from odradek.cluster.zk_store import ZkMetadataStore
 from odradek.cluster.zk_watcher import ZkMetadataWatcher
@@ -161,6 +162,7 @@ class BrokerRuntime:
         if cluster_mode:
             await self.membership.start(self._registration(node_id, listeners))
             self._timers.append(asyncio.create_task(self._shrink_isrs(config["replica.lag.time.max.ms"])))
+            self._watch_broker_configs(store, configs, controller)
 
         self._timers.append(asyncio.create_task(self._checkpoint_offsets(config["replica.high.watermark.checkpoint.interval.ms"])))
         self._timers.append(asyncio.create_task(self._expire_offsets(config["offsets.retention.check.interval.ms"])))
@@ -188,6 +190,18 @@ class BrokerRuntime:
             imbalance_check_interval_s=config["leader.imbalance.check.interval.seconds"],
         )
         return self.membership
+
+    def _watch_broker_configs(self, store, configs, controller) -> None:
+        """Dynamic broker configs changed by any broker (kafka-configs --entity-default) reach
+        this one through ZooKeeper's /config/changes notifications."""
+        loop = asyncio.get_running_loop()
+
+        async def reload() -> None:
+            if await asyncio.to_thread(configs.reload):
+                controller.reconfigure(configs.effective)
+                log.info("Dynamic broker configs changed; applied")
+
+        store.watch_config_changes(lambda: loop.call_soon_threadsafe(lambda: loop.create_task(reload())))
 
     async def _shrink_isrs(self, lag_time_max_ms: int) -> None:
         """Leaders drop followers that fell behind, checked every half replica.lag.time.max.ms."""

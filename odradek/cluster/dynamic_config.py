@@ -220,5 +220,13 @@ class DynamicConfigs:
         self.effective = self._compute_effective()
         return dict(before.items()) != dict(self.effective.items())
 
+    def reload(self) -> bool:
+        """Read the dynamic configs from the store again (another broker changed them, in cluster
+        mode); returns True if this broker's effective config changed. Blocking: a worker thread."""
+        self._dynamic = self.store.broker_configs()
+        before = self.effective
+        self.effective = self._compute_effective()
+        return dict(before.items()) != dict(self.effective.items())
+
     def broker_overrides(self, entity: str) -> dict[str, str]:
         return dict(self._dynamic.get(self._broker_entity(entity), {}))

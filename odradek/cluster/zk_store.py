@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError as ZkBadVersion
 from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.recipe.watchers import ChildrenWatch
 
 from odradek.cluster.metadata import BrokerRegistration, Endpoint
 from odradek.cluster.store import BadVersionError, MetadataStoreError, TopicRecord
@@ -413,6 +414,16 @@ class ZkMetadataStore:
             f"{CONFIG_CHANGES}/config_change_", json.dumps({"version": 2, "entity_path": entity_path}).encode(),
             sequence=True, makepath=True,
         )
+
+    def watch_config_changes(self, on_change) -> None:
+        """Call `on_change()` (from kazoo's thread) after every /config/changes notification."""
+        def changed(children) -> bool:
+            if not self.client.connected and self.client.state == "CLOSED":
+                return False
+            on_change()
+            return True
+
+        ChildrenWatch(self.client, CONFIG_CHANGES, changed)
 
     def allocate_producer_id_block(self, size: int) -> int:
         """The first id of a new block: a conditional update of /latest_producer_id_block."""

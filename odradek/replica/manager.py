@@ -51,6 +51,7 @@ class ReplicaManager:
         self._isr_changes_in_flight: set[TopicPartition] = set()
         self._applied_once = False
         self._changes: dict[str, list] = {"leading": [], "following": []}  # of the image being applied
+        self._topic_configs: dict[str, dict] = {}  # the overrides last applied, per topic
 
     # -- lookup ----------------------------------------------------------------------------
 
@@ -279,6 +280,9 @@ class ReplicaManager:
         self._changes = {"leading": [], "following": []}
         assigned: set[TopicPartition] = set()
         for topic in image.topics.values():
+            if self._topic_configs.get(topic.name, topic.configs) != topic.configs:
+                self._reconfigure_topic(topic.name)
+            self._topic_configs[topic.name] = dict(topic.configs)
             for index, registration in enumerate(topic.partitions):
                 if self.node_id not in registration.replicas:
                     continue
@@ -290,6 +294,8 @@ class ReplicaManager:
                     log.exception("Applying the metadata of %s failed", tp)
         for tp in [tp for tp in self._partitions if tp not in assigned]:
             self._drop(tp)
+        for name in [name for name in self._topic_configs if name not in image.topics]:
+            del self._topic_configs[name]
         for role, changed in self._changes.items():
             if changed:
                 names = ", ".join(f"{tp} (epoch {epoch})" for tp, epoch in changed[:5]) + (", ..." if len(changed) > 5 else "")
@@ -350,6 +356,16 @@ class ReplicaManager:
             partition.replicas = tuple(registration.replicas)
             partition.isr = frozenset(registration.isr)
             partition.partition_epoch = registration.partition_epoch
+
+    def _reconfigure_topic(self, topic: str) -> None:
+        """A topic's configs changed (AlterConfigs on any broker): apply them to its partitions here."""
+        config_values = self._config_values_for(topic)
+        config = LogConfig.from_topic_config(config_values)
+        for tp, partition in list(self._partitions.items()):
+            if tp.topic == topic:
+                partition.log.set_config(config)
+                self._apply_topic_configs(partition, config_values)
+        log.info("Applied the new configs of topic %s to its partitions here", topic)
 
     def _drop(self, tp: TopicPartition) -> None:
         """This broker no longer hosts `tp` (topic deleted, or reassigned away): stop and delete."""

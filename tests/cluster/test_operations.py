@@ -192,3 +192,37 @@ def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[
     result = admin.list_consumer_group_offsets([wanted])[group].result(timeout=30)
     return {tp.partition: tp.offset for tp in result.topic_partitions if tp.offset >= 0}
 
+
+
+def test_zookeeper_restart_under_load_stops_nothing_for_long(cluster, zookeeper):
+    """ZooKeeper goes away for a few seconds (less than the session timeout) and comes back: the
+    brokers keep their sessions, leaders keep serving, and nothing acknowledged is lost."""
+    brokers = cluster(3)
+    create_replicated_topic(brokers.bootstrap_servers, "zk-restart", 3, **{"min.insync.replicas": "2"})
+    with LoadProducer(brokers.bootstrap_servers, "zk-restart", 3) as load:
+        load.wait_for_more(brokers, 500, "records before ZooKeeper stops")
+        zookeeper.stop()
+        load.wait_for_more(brokers, 500, "records while ZooKeeper is down")
+        zookeeper.start()
+        load.wait_for_more(brokers, 500, "records after ZooKeeper is back")
+    assert_all_acknowledged_readable(brokers.bootstrap_servers, load)
+    assert all(b.running for b in brokers.brokers.values())
+
+
+def test_topic_configs_changed_on_one_broker_apply_on_every_broker(cluster):
+    brokers = cluster(3)
+    create_replicated_topic(brokers.bootstrap_servers, "configured", 3)
+    admin = AdminClient({"bootstrap.servers": brokers.broker(1).bootstrap_servers})
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    resource = ConfigResource(ConfigResource.Type.TOPIC, "configured", incremental_configs=[
+        ConfigEntry("max.message.bytes", "2000", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+    producer = confluent_kafka.Producer({"bootstrap.servers": brokers.bootstrap_servers, "message.timeout.ms": 10000,
+                                         "compression.type": "none", "linger.ms": 0})
+    errors = []
+    for partition in range(3):  # every leader refuses a record above the new limit
+        producer.produce("configured", value=b"x" * 5000, partition=partition,
+                         on_delivery=lambda error, message: errors.append(error))
+    producer.flush(30)
+    assert len(errors) == 3 and all(e is not None and e.code() == confluent_kafka.KafkaError.MSG_SIZE_TOO_LARGE for e in errors), errors
