@@ -102,7 +102,7 @@ class BrokerRuntime:
         controller_class = ClusterController if cluster_mode else Controller
         controller = controller_class(store, replicas, configs.effective, node_id, metadata)
         if cluster_mode:
-            self._watcher = ZkMetadataWatcher(store, metadata, asyncio.get_running_loop())
+            self._watcher = ZkMetadataWatcher(store, metadata, asyncio.get_running_loop(), node_id)
             await asyncio.to_thread(self._watcher.start)
             await asyncio.wait_for(self._watcher.first_image.wait(), 30)
         try:
@@ -163,6 +163,8 @@ class BrokerRuntime:
             await self.membership.start(self._registration(node_id, listeners))
             self._timers.append(asyncio.create_task(self._shrink_isrs(config["replica.lag.time.max.ms"])))
             self._watch_broker_configs(store, configs, controller)
+            self.membership.last_peer_contact = lambda: replicas.last_peer_contact
+            self.membership.on_fenced = self._fenced
 
         self._timers.append(asyncio.create_task(self._checkpoint_offsets(config["replica.high.watermark.checkpoint.interval.ms"])))
         self._timers.append(asyncio.create_task(self._expire_offsets(config["offsets.retention.check.interval.ms"])))
@@ -190,6 +192,15 @@ class BrokerRuntime:
             imbalance_check_interval_s=config["leader.imbalance.check.interval.seconds"],
         )
         return self.membership
+
+    async def _fenced(self, fenced: bool) -> None:
+        """Cut off from the cluster: close the listeners (clients go to the other brokers); back:
+        open them again on the same ports."""
+        for server in self.servers:
+            if fenced:
+                await server.go_dark()
+            else:
+                await server.come_back()
 
     def _watch_broker_configs(self, store, configs, controller) -> None:
         """Dynamic broker configs changed by any broker (kafka-configs --entity-default) reach
@@ -342,7 +353,10 @@ class BrokerRuntime:
         if self._watcher is not None:
             self._watcher.stop()
         if self._zk_store is not None:
-            await asyncio.to_thread(self._zk_store.stop)  # our ephemeral nodes go with the session
+            try:  # our ephemeral nodes go with the session; an unreachable ZooKeeper must not hold us
+                await asyncio.wait_for(asyncio.to_thread(self._zk_store.stop), 5)
+            except asyncio.TimeoutError:
+                log.warning("ZooKeeper did not confirm the end of our session; stopping anyway")
             self._zk_store = None
         if self.log_manager is not None:
             await asyncio.to_thread(self.replicas.checkpoint_high_watermarks)

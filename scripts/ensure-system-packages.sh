@@ -16,6 +16,8 @@ REQUIREMENTS=(
     "node:nodejs"
     "npm:npm"
     "flock:util-linux"
+    # tests/cluster: network partitions between brokers in network namespaces
+    "ip:iproute2"
 )
 
 missing=()

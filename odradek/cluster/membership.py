@@ -8,8 +8,14 @@ writes as a leader, ZooKeeper session loss, and controlled shutdown.
   controller takes over within a moment of the old one's death (its session timeout if it hung).
 - ISR writes: conditional on the partition state's version, so a deposed leader changes nothing.
 - Session loss: writes fail, so a leader cut off from ZooKeeper cannot shrink its ISR and its
-  high watermark, hence acks=all, stops (it never acknowledges what it cannot commit); once
-  reconnected it registers again and the watches bring the current image.
+  high watermark, hence acks=all, stops (it never acknowledges what it cannot commit). Cut off
+  for longer than its session timeout while no other broker reaches it either (no follower
+  fetched from it, it fetched from no leader), it is isolated: its session is gone and the
+  controller has moved its leaderships. It then fences itself: it leads nothing and closes its
+  listeners, so clients stop asking it and find the new leaders on the other brokers. (When only
+  ZooKeeper is down, brokers still reach each other and keep serving, as Kafka's do.) Once
+  reconnected it opens its listeners again, registers again if the session expired, and the
+  watches bring the current image.
 - Controlled shutdown: before stopping, the broker asks the controller to move its leaderships
   away (an ephemeral /admin/controlled_shutdown/<id>) and waits until it leads nothing that
   another in-sync replica could lead, up to controlled.shutdown timeouts.
@@ -32,6 +38,10 @@ from odradek.cluster.zk_watcher import ZkMetadataWatcher
 from odradek.protocol.topic_partition import TopicPartition
 
 log = logging.getLogger(__name__)
+
+
+async def _nothing(fenced: bool) -> None:
+    return None
 
 
 class ClusterMembership:
@@ -64,6 +74,11 @@ class ClusterMembership:
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
         self._loop = asyncio.get_running_loop()
+        self._fence_timer: asyncio.TimerHandle | None = None
+        self._suspended_at = 0.0
+        # set by the broker: when peers last reached us, and what to do when fenced / unfenced
+        self.last_peer_contact = time.monotonic
+        self.on_fenced = _nothing
 
     async def start(self, registration: BrokerRegistration) -> None:
         self.registration = registration
@@ -85,8 +100,52 @@ class ClusterMembership:
         self._tasks.append(asyncio.create_task(self._reregister_after_session_loss(), name="odradek-zk-session"))
 
     def _state_changed(self, state) -> None:  # kazoo's thread
-        if state == KazooState.LOST and not self._stopping:
+        if self._stopping:
+            return
+        if state == KazooState.LOST:
             self._loop.call_soon_threadsafe(self._session_lost.set)
+        elif state == KazooState.SUSPENDED:
+            self._loop.call_soon_threadsafe(self._start_fence_timer)
+        elif state == KazooState.CONNECTED:
+            self._loop.call_soon_threadsafe(self._unfence)
+
+    def _start_fence_timer(self) -> None:
+        if self._fence_timer is None:
+            self._suspended_at = time.monotonic()
+            self._fence_timer = self._loop.call_later(self.session_timeout_ms / 1000, self._maybe_fence)
+
+    def _maybe_fence(self) -> None:
+        """Still cut off from ZooKeeper a session timeout later: fence if no peer reaches us
+        either; check again every second while it lasts."""
+        self._fence_timer = None
+        if self.store.client.connected or self._stopping or self.watcher.fenced:
+            return
+        timeout_s = self.session_timeout_ms / 1000
+        peers = [b for b in self.cache.image.live_broker_ids() if b != self.node_id]
+        if peers and time.monotonic() - self.last_peer_contact() > timeout_s:
+            log.warning("Cut off from ZooKeeper and from the other brokers for longer than the session timeout "
+                        "(%d ms): leading nothing and closing the listeners until reconnected", self.session_timeout_ms)
+            self.watcher.set_fenced(True)
+            self._loop.create_task(self.on_fenced(True))
+            return
+        self._fence_timer = self._loop.call_later(1.0, self._maybe_fence)
+
+    def _unfence(self) -> None:
+        if self._fence_timer is not None:
+            self._fence_timer.cancel()
+            self._fence_timer = None
+        if self.watcher.fenced:
+            self._loop.create_task(self._come_back())
+
+    async def _come_back(self) -> None:
+        try:
+            await asyncio.to_thread(self.watcher.refresh_states)
+        except Exception as exc:  # noqa: BLE001 - lost again meanwhile: the next CONNECTED retries
+            log.info("Reading the cluster's state after reconnecting failed (%s); staying fenced", exc)
+            return
+        log.info("Reconnected to ZooKeeper; back in the cluster")
+        self.watcher.set_fenced(False)
+        await self.on_fenced(False)
 
     async def _elect_forever(self) -> None:
         while not self._stopping:
@@ -176,6 +235,8 @@ class ClusterMembership:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._fence_timer is not None:
+            self._fence_timer.cancel()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

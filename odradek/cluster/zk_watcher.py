@@ -44,10 +44,15 @@ log = logging.getLogger(__name__)
 
 
 class ZkMetadataWatcher:
-    def __init__(self, store: ZkMetadataStore, cache: MetadataCache, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, store: ZkMetadataStore, cache: MetadataCache, loop: asyncio.AbstractEventLoop,
+                 node_id: int = -1) -> None:
         self.store = store
         self.cache = cache
         self.loop = loop
+        self.node_id = node_id
+        # Cut off from ZooKeeper for longer than the session timeout: our session is gone and the
+        # controller has moved our leaderships; the image shows us leading nothing until we are back.
+        self.fenced = False
         self._lock = threading.Lock()
         self._brokers: dict[int, BrokerRegistration] = {}
         self._topics: dict[str, TopicRecord] = {}
@@ -233,6 +238,26 @@ class ZkMetadataWatcher:
         self.cache.publish(MetadataImage.build(self.store.cluster_id, controller, brokers, topics))
         self.first_image.set()
 
+    def refresh_states(self) -> None:
+        """Read every partition state again (blocking: a worker thread). After being cut off, the
+        copies held here are stale until the watches fire; unfencing waits for fresh ones so that
+        this broker never leads again on an epoch the controller has moved past."""
+        with self._lock:
+            keys = list(self._watched_states)
+        for topic, partition in keys:
+            state = self.store.partition_state(topic, partition)
+            with self._lock:
+                if state is None:
+                    self._states.pop((topic, partition), None)
+                else:
+                    self._states[(topic, partition)] = state
+
+    def set_fenced(self, fenced: bool) -> None:
+        """Fence (or unfence) this broker's view: fenced, it leads nothing (see __init__)."""
+        if fenced != self.fenced:
+            self.fenced = fenced
+            self._schedule_publish()
+
     def _topic_image(self, record: TopicRecord) -> TopicImage:
         """Caller holds the lock. A partition without a state node yet has no leader."""
         partitions = []
@@ -241,7 +266,8 @@ class ZkMetadataWatcher:
             if state is None:
                 partitions.append(PartitionRegistration(replicas, (), NO_LEADER, -1, -1))
             else:
-                partitions.append(PartitionRegistration(replicas, state.isr, state.leader, state.leader_epoch, state.version))
+                leader = NO_LEADER if self.fenced and state.leader == self.node_id else state.leader
+                partitions.append(PartitionRegistration(replicas, state.isr, leader, state.leader_epoch, state.version))
         return TopicImage(record.name, record.topic_id, tuple(partitions), dict(record.configs))
 
     def state_of(self, topic: str, partition: int) -> PartitionState | None:

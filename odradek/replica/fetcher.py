@@ -153,6 +153,7 @@ class LeaderFetcher:
         top = ErrorCode(int(response.error_code))
         if top != ErrorCode.none:
             raise KafkaError(top, f"fetch from broker {self.leader_id}: {top.name.upper()}")
+        self.replicas.heard_from_leader()
         names = {topic_id: name for name, topic_id in ids.items()}
         for topic in response.responses:
             name = getattr(topic, "topic", None) or names.get(getattr(topic, "topic_id", None))

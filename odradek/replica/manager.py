@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,6 +53,7 @@ class ReplicaManager:
         self._applied_once = False
         self._changes: dict[str, list] = {"leading": [], "following": []}  # of the image being applied
         self._topic_configs: dict[str, dict] = {}  # the overrides last applied, per topic
+        self.last_peer_contact = time.monotonic()  # a follower fetched from us, or we from a leader
 
     # -- lookup ----------------------------------------------------------------------------
 
@@ -135,16 +137,25 @@ class ReplicaManager:
         position is recorded (which may move the high watermark and wake acks=all produces, or
         bring it back into the ISR) and it gets batches up to the log end."""
         partition = self.leader_partition(tp, current_leader_epoch)
+        self.last_peer_contact = time.monotonic()
         diverging = partition.diverging_epoch(last_fetched_epoch, fetch_offset)
         if diverging is not None:
             return partition, b"", diverging
         if partition.update_follower_fetch_state(replica_id, fetch_offset, self.clock.now_ms()):
             self.waiters.notify(tp)
-        if partition.can_join_isr(replica_id):
+        if partition.can_join_isr(replica_id) and self._registered(replica_id):
             self._change_isr(partition, partition.isr | {replica_id}, f"broker {replica_id} caught up")
         return partition, partition.read_for_follower(fetch_offset, max_bytes), None
 
+    def _registered(self, node_id: int) -> bool:
+        """A broker the cluster knows alive (Kafka adds only those to an ISR; a broker between
+        sessions would be removed again by the controller at once)."""
+        return self.image is None or node_id in self.image.brokers
+
     # -- followers (cluster mode) ------------------------------------------------------------
+
+    def heard_from_leader(self) -> None:
+        self.last_peer_contact = time.monotonic()
 
     def append_from_leader(self, partition: Partition, records) -> None:
         partition.append_as_follower(records)

@@ -48,6 +48,22 @@ class SocketServer:
         """Accept connections (after bind())."""
         await self._server.start_serving()
 
+    async def go_dark(self) -> None:
+        """Stop listening and drop every connection: this broker is cut off from its cluster, and
+        clients should ask the other brokers (cluster mode; see membership.py)."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for task in list(self._connections):
+            task.cancel()
+        log.warning("Listener %s:%d closed until this broker is back in its cluster", self.host, self.port)
+
+    async def come_back(self) -> None:
+        if self._server is None:
+            await self.bind()
+            await self.start()
+            log.info("Listener %s:%d open again", self.host, self.port)
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = Connection(reader, writer, self.dispatcher, self.max_request_bytes)
         task = asyncio.current_task()
