@@ -117,6 +117,23 @@ class Cluster:
         self.brokers[node_id] = broker
         return broker.start()
 
+    def wait_until_formed(self) -> None:
+        """Until every running broker's Metadata lists all of them (they register in ZooKeeper
+        just after their listeners open; a topic created earlier would see fewer brokers)."""
+        from confluent_kafka.admin import AdminClient
+
+        running = {n for n, b in self.brokers.items() if b.running}
+
+        def formed() -> bool:
+            for broker in self.brokers.values():
+                if broker.running:
+                    listed = AdminClient({"bootstrap.servers": broker.bootstrap_servers}).list_topics(timeout=5).brokers
+                    if set(listed) != running:
+                        return False
+            return True
+
+        self.wait_for(formed, 30, f"brokers {sorted(running)} registered and seen by each other")
+
     def broker(self, node_id: int) -> BrokerProcess:
         return self.brokers[node_id]
 
@@ -181,6 +198,7 @@ def cluster(zookeeper: ZooKeeperServer, tmp_path: Path, request: pytest.FixtureR
         for node_id in range(1, count + 1):
             created.add_broker(node_id, **overrides)
             request.node._odradek_brokers.append(created.brokers[node_id])
+        created.wait_until_formed()
         return created
 
     yield make
