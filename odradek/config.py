@@ -327,6 +327,10 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
        "Bytes a follower's fetch waits for at the leader.", AtLeast(1)),
     _b("replica.fetch.backoff.ms", "int", 1000,
        "Pause of a follower's fetcher after a failed fetch.", AtLeast(0)),
+    _b("replica.selector.class", "string", None,
+       "Which replica a consumer with client.rack should fetch from (KIP-392). Kafka's "
+       "org.apache.kafka.common.replica.RackAwareReplicaSelector sends it to an in-sync replica in its "
+       "rack; unset, consumers fetch from the leader."),
     _b("num.replica.fetchers", "int", 1,
        "Fetcher connections per source broker (odradek uses one per leader).", AtLeast(1)),
     # --- broker: coordinators ---

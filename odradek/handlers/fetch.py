@@ -10,6 +10,11 @@ is `diverging_epoch` (the epoch and where it ends here) and no records, so it tr
 If fewer than `min_bytes` are ready the request parks until an append wakes it or `max_wait`
 passes; nothing polls. Batches are read from the page cache and sent as stored.
 
+Closest replica (KIP-392): with `replica.selector.class` set to Kafka's RackAwareReplicaSelector,
+a leader answers a consumer whose `rack_id` (v11+) matches another in-sync replica's broker.rack
+with `preferred_read_replica` and no records; the consumer then fetches from that follower, which
+serves it up to its own high watermark.
+
 Fetch sessions (KIP-227): not offered. A full fetch asking for a new session (id 0, epoch 0)
 gets session id 0, which every client understands as "keep sending full fetches"; a session
 id we never handed out gets FETCH_SESSION_ID_NOT_FOUND. v13+ names topics by id.
@@ -48,19 +53,22 @@ async def handle(ctx: RequestContext, request):
     replica_state = getattr(request, "replica_state", None)
     replica_id = replica_state.replica_id if replica_state is not None else getattr(request, "replica_id", -1)
     wanted = _wanted_partitions(ctx, request, by_id)
+    selector = ctx.services.config["replica.selector.class"]
+    rack_aware = bool(selector) and selector.endswith("RackAwareReplicaSelector")
+    client_rack = (getattr(request, "rack_id", "") or "") if rack_aware else ""
     max_wait_s = max(request.max_wait.total_seconds(), 0.0)
     min_bytes = request.min_bytes
     max_bytes = getattr(request, "max_bytes", 0x7FFFFFFF)
     deadline = asyncio.get_running_loop().time() + max_wait_s
 
     while True:
-        results, total = _read_all(ctx, wanted, max_bytes, replica_id)
+        results, total = _read_all(ctx, wanted, max_bytes, replica_id, client_rack)
         remaining = deadline - asyncio.get_running_loop().time()
         if (
             total >= min_bytes
             or remaining <= 0
             or replicas.waiters.closed
-            or any(error is not None or diverging is not None for *_, error, _, diverging in results)
+            or any(error is not None or diverging is not None or preferred >= 0 for *_, error, _, diverging, preferred in results)
         ):
             break
         await replicas.wait_for_append([entry[0] for entry in wanted if entry[0] is not None], remaining)
@@ -90,16 +98,16 @@ def _wanted_partitions(ctx: RequestContext, request, by_id: bool):
     return wanted
 
 
-def _read_all(ctx: RequestContext, wanted, max_bytes: int, replica_id: int):
+def _read_all(ctx: RequestContext, wanted, max_bytes: int, replica_id: int, client_rack: str = ""):
     """One pass over the requested partitions; returns
-    ([(key, partition_index, state, error, records, diverging)], bytes)."""
+    ([(key, partition_index, state, error, records, diverging, preferred read replica)], bytes)."""
     replicas = ctx.services.replicas
     results = []
     total = 0
     for tp, key, partition, error in wanted:
         index = partition.partition
         if error is not None:
-            results.append((key, index, None, error, b"", None))
+            results.append((key, index, None, error, b"", None, -1))
             continue
         try:
             leader_epoch = getattr(partition, "current_leader_epoch", -1)
@@ -112,21 +120,38 @@ def _read_all(ctx: RequestContext, wanted, max_bytes: int, replica_id: int):
                     tp, replica_id, partition.fetch_offset, max(budget, 1), leader_epoch, last_fetched_epoch
                 )
             else:
-                state = replicas.leader_partition(tp, leader_epoch)
+                state = replicas.readable_partition(tp, leader_epoch, allow_follower=ctx.api_version >= 11)
                 records = b""
                 diverging = state.diverging_epoch(last_fetched_epoch, partition.fetch_offset)
+                preferred = _closer_replica(ctx, state, client_rack) if client_rack and state.is_leader else -1
+                if preferred >= 0:
+                    results.append((key, index, state, None, b"", None, preferred))
+                    continue
                 if diverging is None and (budget > 0 or total == 0):
                     records = state.read(partition.fetch_offset, max(budget, 1))
             if total > 0 and len(records) > budget:
                 records = b""  # only the first partition with data may exceed the limits
             total += len(records)
-            results.append((key, index, state, None, records, diverging))
+            results.append((key, index, state, None, records, diverging, -1))
         except KafkaError as failure:
-            results.append((key, index, replicas.partition(tp), failure.code, b"", None))
+            results.append((key, index, replicas.partition(tp), failure.code, b"", None, -1))
         except Exception:
             log.exception("unexpected error reading %s", tp)
-            results.append((key, index, None, ErrorCode.unknown_server_error, b"", None))
+            results.append((key, index, None, ErrorCode.unknown_server_error, b"", None, -1))
     return results, total
+
+
+def _closer_replica(ctx: RequestContext, state, client_rack: str) -> int:
+    """An in-sync follower in the consumer's rack when the leader is not in it (-1: read here)."""
+    brokers = ctx.image.brokers
+    leader = brokers.get(state.node_id)
+    if leader is not None and leader.rack == client_rack:
+        return -1
+    for replica in state.replicas:
+        broker = brokers.get(replica)
+        if replica != state.node_id and replica in state.isr and broker is not None and broker.rack == client_rack:
+            return replica
+    return -1
 
 
 
@@ -135,7 +160,7 @@ def _response(response, results, by_id: bool):
     topic_class = sibling(response, "FetchableTopicResponse")
     topics: dict = {}
     epoch_end_class = sibling(response, "EpochEndOffset")
-    for key, index, state, error, records, diverging in results:
+    for key, index, state, error, records, diverging, preferred in results:
         high_watermark = state.high_watermark if state is not None else -1
         log_start_offset = state.log_start_offset if state is not None else -1
         fields = {}
@@ -150,7 +175,7 @@ def _response(response, results, by_id: bool):
                 last_stable_offset=high_watermark,
                 log_start_offset=log_start_offset,
                 aborted_transactions=None,
-                preferred_read_replica=-1,
+                preferred_read_replica=preferred,
                 records=records,
                 **fields,
             )

@@ -68,6 +68,20 @@ class ReplicaManager:
         partition.check_leader(current_leader_epoch)
         return partition
 
+    def readable_partition(self, tp: TopicPartition, current_leader_epoch: int = -1, *, allow_follower: bool) -> Partition:
+        """The partition a consumer may read here: the leader's, or (KIP-392, Fetch v11+) a
+        follower's up to its high watermark."""
+        partition = self._partitions.get(tp)
+        if partition is None:
+            raise KafkaError(ErrorCode.unknown_topic_or_partition, f"this broker does not host {tp}")
+        if allow_follower and not partition.is_leader and partition.leader_epoch >= 0:
+            if current_leader_epoch >= 0 and current_leader_epoch != partition.leader_epoch:
+                code = ErrorCode.unknown_leader_epoch if current_leader_epoch > partition.leader_epoch else ErrorCode.fenced_leader_epoch
+                raise KafkaError(code, f"leader epoch {current_leader_epoch} is not ours ({partition.leader_epoch})")
+            return partition
+        partition.check_leader(current_leader_epoch)
+        return partition
+
     def partitions(self) -> list[Partition]:
         return list(self._partitions.values())
 

@@ -8,6 +8,7 @@ from every replica: each broker's own log files are read after the cluster stopp
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -156,3 +157,42 @@ def test_killed_leader_loses_no_acknowledged_record(cluster):
         assert values == sorted(values), f"broker {node_id} holds records out of order"
         missing = set(expected) - set(values)
         assert not missing, f"broker {node_id} lacks {len(missing)} acknowledged records, e.g. {sorted(missing)[:3]}"
+
+
+def test_consumer_fetches_from_the_replica_in_its_rack(cluster):
+    """KIP-392: with RackAwareReplicaSelector, a consumer with client.rack reads from the in-sync
+    replica in its rack, and gets every record from it."""
+    selector = {"replica.selector.class": "org.apache.kafka.common.replica.RackAwareReplicaSelector"}
+    brokers = cluster(0)
+    for node_id in (1, 2, 3):
+        brokers.add_broker(node_id, **selector, **{"broker.rack": f"rack-{node_id}"})
+    brokers.wait_until_formed()
+    create_replicated_topic(brokers.bootstrap_servers, "racked", 1)
+    leader, replicas, _ = describe(brokers.bootstrap_servers, "racked")[0]
+    follower = next(r for r in replicas if r != leader)
+    records = [Record(None, f"r{i}".encode(), partition=0) for i in range(200)]
+    produce("confluent", brokers.bootstrap_servers, "racked", records, acks="all")
+
+    fetched_from: list[int] = []
+
+    def stats(report: str) -> None:
+        partition = json.loads(report).get("topics", {}).get("racked", {}).get("partitions", {}).get("0", {})
+        if partition.get("broker", -1) >= 0:
+            fetched_from.append(partition["broker"])
+
+    consumer = confluent_kafka.Consumer({
+        "bootstrap.servers": brokers.bootstrap_servers, "group.id": "racked-reader", "client.rack": f"rack-{follower}",
+        "enable.auto.commit": False, "statistics.interval.ms": 200, "stats_cb": stats,
+    })
+    values: list[bytes] = []
+    try:
+        consumer.assign([confluent_kafka.TopicPartition("racked", 0, confluent_kafka.OFFSET_BEGINNING)])
+        deadline = time.monotonic() + 30
+        while (len(values) < 200 or not fetched_from or fetched_from[-1] != follower) and time.monotonic() < deadline:
+            for message in consumer.consume(100, timeout=0.2):
+                if message.error() is None:
+                    values.append(message.value())
+    finally:
+        consumer.close()
+    assert values == [r.value for r in records]
+    assert fetched_from and fetched_from[-1] == follower, f"fetched from {fetched_from[-5:]}, follower {follower}, leader {leader}"

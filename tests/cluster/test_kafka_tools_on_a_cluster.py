@@ -1,0 +1,96 @@
+"""Kafka's own 4.4 tools against a 3-broker odradek cluster: kafka-topics creates and describes a
+replicated topic (leaders, replicas, ISR, under-replicated partitions), kafka-reassign-partitions
+generates, executes and verifies a move onto a fourth broker under load, and kafka-leader-election
+restores preferred leaders. The tools are the compat suite's (Maven Central, cached)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from compat.conftest import JavaTools, fetch
+
+from .test_operations import LoadProducer, assert_all_acknowledged_readable
+from .test_replication import describe
+
+TOPIC_COMMAND = "org.apache.kafka.tools.TopicCommand"
+REASSIGN_COMMAND = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
+LEADER_ELECTION_COMMAND = "org.apache.kafka.tools.LeaderElectionCommand"
+
+
+def tools() -> JavaTools:
+    return JavaTools(fetch("java"))
+
+
+def test_kafka_topics_describes_a_replicated_topic(cluster):
+    java = tools()
+    brokers = cluster(3)
+    bootstrap = brokers.bootstrap_servers
+    java.run(TOPIC_COMMAND, "--bootstrap-server", bootstrap, "--create", "--topic", "kaninitopic",
+             "--partitions", "3", "--replication-factor", "3")
+    described = java.run(TOPIC_COMMAND, "--bootstrap-server", bootstrap, "--describe", "--topic", "kaninitopic").stdout
+    rows = re.findall(r"Partition: (\d+)\s+Leader: (\d+)\s+Replicas: ([\d,]+)\s+Isr: ([\d,]+)", described)
+    assert len(rows) == 3, described
+    for _partition, leader, replicas, isr in rows:
+        assert sorted(replicas.split(",")) == ["1", "2", "3"] and sorted(isr.split(",")) == ["1", "2", "3"]
+        assert leader == replicas.split(",")[0]
+    assert "ReplicationFactor: 3" in described
+
+    brokers.broker(3).kill()
+    brokers.wait_for(lambda: all(3 not in isr for _, _, isr in describe(brokers.broker(1).bootstrap_servers, "kaninitopic").values()),
+                     30, "broker 3 out of every ISR")
+    under = java.run(TOPIC_COMMAND, "--bootstrap-server", brokers.broker(1).bootstrap_servers, "--describe",
+                     "--under-replicated-partitions").stdout
+    assert len(re.findall(r"Topic: kaninitopic\s+Partition: \d+", under)) == 3, under
+    brokers.broker(3).start()
+
+
+def test_kafka_reassign_partitions_moves_a_topic_onto_a_new_broker(cluster, tmp_path):
+    java = tools()
+    brokers = cluster(3)
+    bootstrap = brokers.bootstrap_servers
+    java.run(TOPIC_COMMAND, "--bootstrap-server", bootstrap, "--create", "--topic", "moved",
+             "--partitions", "2", "--replication-factor", "2")
+    with LoadProducer(bootstrap, "moved", 2) as load:
+        load.wait_for_more(brokers, 500, "records before the move")
+        brokers.add_broker(4)
+        brokers.wait_until_formed()
+        topics = tmp_path / "topics.json"
+        topics.write_text(json.dumps({"version": 1, "topics": [{"topic": "moved"}]}))
+        generated = java.run(REASSIGN_COMMAND, "--bootstrap-server", bootstrap, "--generate",
+                             "--topics-to-move-json-file", topics, "--broker-list", "2,3,4").stdout
+        proposal = json.loads(generated.split("Proposed partition reassignment configuration")[1].strip().splitlines()[0])
+        plan = tmp_path / "plan.json"
+        plan.write_text(json.dumps(proposal))
+        executed = java.run(REASSIGN_COMMAND, "--bootstrap-server", bootstrap, "--execute",
+                            "--reassignment-json-file", plan).stdout
+        assert "Successfully started partition reassignment" in executed, executed
+
+        def verified() -> bool:
+            result = java.run(REASSIGN_COMMAND, "--bootstrap-server", bootstrap, "--verify",
+                              "--reassignment-json-file", plan, check=False)
+            return "is completed" in result.stdout and "still in progress" not in result.stdout
+
+        brokers.wait_for(verified, 90, "kafka-reassign-partitions --verify reports the move complete")
+        wanted = {entry["partition"]: sorted(entry["replicas"]) for entry in proposal["partitions"]}
+        current = describe(bootstrap, "moved")
+        assert {p: sorted(replicas) for p, (_, replicas, _) in current.items()} == wanted
+        load.wait_for_more(brokers, 500, "records after the move")
+    assert_all_acknowledged_readable(bootstrap, load)
+
+
+def test_kafka_leader_election_restores_the_preferred_leader(cluster):
+    java = tools()
+    brokers = cluster(3, **{"auto.leader.rebalance.enable": "false"})
+    bootstrap = brokers.bootstrap_servers
+    java.run(TOPIC_COMMAND, "--bootstrap-server", bootstrap, "--create", "--topic", "elected",
+             "--partitions", "1", "--replication-factor", "3")
+    preferred = describe(bootstrap, "elected")[0][1][0]
+    assert brokers.broker(preferred).stop(timeout_s=30) == 0
+    brokers.broker(preferred).start()
+    brokers.wait_for(lambda: sorted(describe(bootstrap, "elected")[0][2]) == [1, 2, 3], 30, "ISR complete again")
+    assert describe(bootstrap, "elected")[0][0] != preferred
+    result = java.run(LEADER_ELECTION_COMMAND, "--bootstrap-server", bootstrap, "--election-type", "preferred",
+                      "--topic", "elected", "--partition", "0")
+    assert "Successfully completed leader election (PREFERRED)" in result.stdout, result.stdout
+    assert describe(bootstrap, "elected")[0][0] == preferred
