@@ -12,7 +12,6 @@ killed broker is noticed quickly.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import time

@@ -130,3 +130,12 @@ def namespaced_cluster(network: "Network", work_dir: Path, count: int, started: 
         started.append(brokers[node_id])
         brokers[node_id].start()
     return zookeeper, brokers, addresses
+
+
+def stop_all(processes: list) -> None:
+    """Stop every process a test started (ZooKeeper and brokers), whatever state it is in."""
+    for process in processes:
+        try:
+            process.stop()
+        except Exception:  # noqa: BLE001 - cleaning up whatever is left
+            pass

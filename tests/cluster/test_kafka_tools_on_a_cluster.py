@@ -10,7 +10,8 @@ import re
 
 from compat.conftest import JavaTools, fetch
 
-from .test_operations import LoadProducer, assert_all_acknowledged_readable
+from .load import LoadProducer
+from .test_operations import assert_all_acknowledged_readable
 from .test_replication import describe
 
 TOPIC_COMMAND = "org.apache.kafka.tools.TopicCommand"
@@ -52,7 +53,7 @@ def test_kafka_reassign_partitions_moves_a_topic_onto_a_new_broker(cluster, tmp_
     java.run(TOPIC_COMMAND, "--bootstrap-server", bootstrap, "--create", "--topic", "moved",
              "--partitions", "2", "--replication-factor", "2")
     with LoadProducer(bootstrap, "moved", 2) as load:
-        load.wait_for_more(brokers, 500, "records before the move")
+        load.wait_for_more(500, "records before the move")
         brokers.add_broker(4)
         brokers.wait_until_formed()
         topics = tmp_path / "topics.json"
@@ -75,7 +76,7 @@ def test_kafka_reassign_partitions_moves_a_topic_onto_a_new_broker(cluster, tmp_
         wanted = {entry["partition"]: sorted(entry["replicas"]) for entry in proposal["partitions"]}
         current = describe(bootstrap, "moved")
         assert {p: sorted(replicas) for p, (_, replicas, _) in current.items()} == wanted
-        load.wait_for_more(brokers, 500, "records after the move")
+        load.wait_for_more(500, "records after the move")
     assert_all_acknowledged_readable(bootstrap, load)
 
 

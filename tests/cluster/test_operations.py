@@ -6,7 +6,6 @@ checks: no delivery fails, no acknowledged record is lost or written twice.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import confluent_kafka
@@ -18,57 +17,8 @@ from kafka import TopicPartition as KafkaTopicPartition
 from integration.clients import consume
 from integration.group_clients import GroupConsumer, describe_all
 
+from .load import LoadProducer
 from .test_replication import create_replicated_topic, describe
-
-
-class LoadProducer:
-    """An idempotent acks=all librdkafka producer sending numbered records on a thread."""
-
-    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
-        self.bootstrap = bootstrap
-        self.topic = topic
-        self.partitions = partitions
-        self.acknowledged: list[bytes] = []
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run)
-
-    def _run(self) -> None:
-        producer = confluent_kafka.Producer({
-            "bootstrap.servers": self.bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
-            "message.timeout.ms": 120000,
-        })
-
-        def delivered(error, message) -> None:
-            if error is not None:
-                self.failures.append(str(error))
-            else:
-                self.acknowledged.append(message.value())
-
-        sequence = 0
-        while not self._stop.is_set():
-            try:
-                producer.produce(self.topic, value=f"r{sequence:08d}".encode(), partition=sequence % self.partitions,
-                                 on_delivery=delivered)
-                sequence += 1
-                if sequence % 200 == 0:
-                    time.sleep(0.01)  # a steady stream, not a flood: the machine runs three brokers too
-            except BufferError:
-                producer.poll(0.05)
-            producer.poll(0)
-        producer.flush(120)
-
-    def wait_for_more(self, cluster, count: int, what: str) -> None:
-        start = len(self.acknowledged)
-        cluster.wait_for(lambda: len(self.acknowledged) >= start + count, 60, what)
-
-    def __enter__(self) -> "LoadProducer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join(150)
 
 
 def assert_all_acknowledged_readable(bootstrap: str, load: LoadProducer) -> None:
@@ -83,14 +33,14 @@ def test_sigterm_of_a_leader_is_a_controlled_shutdown(cluster):
     brokers = cluster(3)
     create_replicated_topic(brokers.bootstrap_servers, "controlled", 3, **{"min.insync.replicas": "2"})
     with LoadProducer(brokers.bootstrap_servers, "controlled", 3) as load:
-        load.wait_for_more(brokers, 1000, "records before the shutdown")
+        load.wait_for_more(1000, "records before the shutdown")
         leader = describe(brokers.bootstrap_servers, "controlled")[0][0]
         started = time.monotonic()
         assert brokers.broker(leader).stop(timeout_s=30) == 0
         took = time.monotonic() - started
         others = ",".join(b.bootstrap_servers for n, b in brokers.brokers.items() if n != leader)
         assert all(p[0] != leader for p in describe(others, "controlled").values()), "leadership moved off first"
-        load.wait_for_more(brokers, 1000, "records after the shutdown")
+        load.wait_for_more(1000, "records after the shutdown")
         brokers.broker(leader).start()
     print(f"controlled shutdown of the leader took {took:.2f} s")
     assert took < 10
@@ -102,14 +52,14 @@ def test_rolling_restart_of_every_broker_loses_nothing(cluster):
     create_replicated_topic(brokers.bootstrap_servers, "rolling", 3, **{"min.insync.replicas": "2"})
     with LoadProducer(brokers.bootstrap_servers, "rolling", 3) as load:
         for node_id in (1, 2, 3):
-            load.wait_for_more(brokers, 500, f"records before restarting broker {node_id}")
+            load.wait_for_more(500, f"records before restarting broker {node_id}")
             assert brokers.broker(node_id).stop(timeout_s=30) == 0
             brokers.broker(node_id).start()
             brokers.wait_for(
                 lambda: all(sorted(isr) == [1, 2, 3] for _, _, isr in describe(brokers.bootstrap_servers, "rolling").values()),
                 60, f"broker {node_id} back in every ISR",
             )
-        load.wait_for_more(brokers, 500, "records after the last restart")
+        load.wait_for_more(500, "records after the last restart")
     assert_all_acknowledged_readable(brokers.bootstrap_servers, load)
 
 
@@ -117,7 +67,7 @@ def test_partitions_move_onto_a_new_broker_under_load(cluster):
     brokers = cluster(3)
     create_replicated_topic(brokers.bootstrap_servers, "moving", 2, replication_factor=2)
     with LoadProducer(brokers.bootstrap_servers, "moving", 2) as load:
-        load.wait_for_more(brokers, 1000, "records before adding a broker")
+        load.wait_for_more(1000, "records before adding a broker")
         brokers.add_broker(4)
         brokers.wait_for(lambda: 4 in AdminClient({"bootstrap.servers": brokers.bootstrap_servers}).list_topics(timeout=5).brokers,
                          30, "broker 4 registered")
@@ -135,7 +85,7 @@ def test_partitions_move_onto_a_new_broker_under_load(cluster):
             admin.close()
         after = describe(brokers.bootstrap_servers, "moving")
         assert all(leader in targets[p] for p, (leader, _, _) in after.items())
-        load.wait_for_more(brokers, 1000, "records after the move")
+        load.wait_for_more(1000, "records after the move")
     assert_all_acknowledged_readable(brokers.bootstrap_servers, load)
     removed = {before[p][1][i] for p in (0, 1) for i in (0, 1)} - {b for r in targets.values() for b in r}
     for node_id in removed:
@@ -163,7 +113,7 @@ def test_consumer_group_survives_the_death_of_its_coordinator(cluster):
     brokers = cluster(3)
     create_replicated_topic(brokers.bootstrap_servers, "grouped", 3)
     with LoadProducer(brokers.bootstrap_servers, "grouped", 3) as load:
-        load.wait_for_more(brokers, 300, "records to consume")
+        load.wait_for_more(300, "records to consume")
         member = GroupConsumer("confluent", brokers.bootstrap_servers, "survivors", ["grouped"], commit="each")
         try:
             member.wait_for(lambda m: len(m.consumed()) > 100, 60, "consuming")
@@ -200,11 +150,11 @@ def test_zookeeper_restart_under_load_stops_nothing_for_long(cluster, zookeeper)
     brokers = cluster(3)
     create_replicated_topic(brokers.bootstrap_servers, "zk-restart", 3, **{"min.insync.replicas": "2"})
     with LoadProducer(brokers.bootstrap_servers, "zk-restart", 3) as load:
-        load.wait_for_more(brokers, 500, "records before ZooKeeper stops")
+        load.wait_for_more(500, "records before ZooKeeper stops")
         zookeeper.stop()
-        load.wait_for_more(brokers, 500, "records while ZooKeeper is down")
+        load.wait_for_more(500, "records while ZooKeeper is down")
         zookeeper.start()
-        load.wait_for_more(brokers, 500, "records after ZooKeeper is back")
+        load.wait_for_more(500, "records after ZooKeeper is back")
     assert_all_acknowledged_readable(brokers.bootstrap_servers, load)
     assert all(b.running for b in brokers.brokers.values())
 

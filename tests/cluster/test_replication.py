@@ -9,19 +9,14 @@ from every replica: each broker's own log files are read after the cluster stopp
 from __future__ import annotations
 
 import json
-import threading
 import time
-from pathlib import Path
 
 import confluent_kafka
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from odradek.clock import Clock
-from odradek.log.log_config import LogConfig
-from odradek.log.partition_log import PartitionLog
-from odradek.protocol.records import decode_records, read_batch_header
-
 from integration.clients import Record, consume, produce
+
+from .load import LoadProducer, assert_replicas_hold, wait_for
 
 
 def create_replicated_topic(bootstrap: str, topic: str, partitions: int, replication_factor: int = 3, **configs: str) -> None:
@@ -40,24 +35,6 @@ def describe(bootstrap: str, topic: str) -> dict[int, tuple[int, list[int], list
         p.id: (p.leader, list(p.replicas), list(p.isrs))
         for p in metadata.topics[topic].partitions.values()
     }
-
-
-def replica_records(log_dir: Path, topic: str, partition: int) -> list[tuple[int, bytes]]:
-    """(offset, value) of every record in one replica's log, read from its files."""
-    log = PartitionLog.open(log_dir / f"{topic}-{partition}", LogConfig(), Clock(), clean_shutdown=True)
-    try:
-        records, offset = [], log.log_start_offset
-        while offset < log.log_end_offset:
-            data = log.read(offset, 1 << 20, log.log_end_offset)
-            position = 0
-            while position < len(data):
-                header = read_batch_header(data, position)
-                records += [(r.offset, r.value) for r in decode_records(data, header)]
-                position += header.size
-                offset = header.next_offset
-        return records
-    finally:
-        log.close()
 
 
 def test_seed_steps_on_a_three_broker_cluster(cluster):
@@ -98,65 +75,22 @@ def test_killed_leader_loses_no_acknowledged_record(cluster):
     topic = "durable"
     create_replicated_topic(brokers.bootstrap_servers, topic, 1, **{"min.insync.replicas": "2"})
     leader = describe(brokers.bootstrap_servers, topic)[0][0]
-
-    acknowledged: list[bytes] = []
-    failures: list[str] = []
-    stop = threading.Event()
-
-    def keep_producing() -> None:
-        producer = confluent_kafka.Producer({
-            "bootstrap.servers": brokers.bootstrap_servers, "enable.idempotence": True, "acks": "all",
-            "linger.ms": 2, "message.timeout.ms": 60000,
-        })
-
-        def delivered(error, message) -> None:
-            if error is None:
-                acknowledged.append(message.value())
-            else:
-                failures.append(str(error))
-
-        sequence = 0
-        while not stop.is_set():
-            try:
-                producer.produce(topic, value=f"m{sequence:07d}".encode(), partition=0, on_delivery=delivered)
-                sequence += 1
-            except BufferError:
-                producer.poll(0.01)
-            producer.poll(0)
-        assert producer.flush(60) == 0
-
-    thread = threading.Thread(target=keep_producing)
-    thread.start()
-    try:
-        brokers.wait_for(lambda: len(acknowledged) > 2000, 30, "records acknowledged before the kill")
+    with LoadProducer(brokers.bootstrap_servers, topic, 1) as load:
+        load.wait_for_more(2000, "records acknowledged before the kill")
         killed_at = time.monotonic()
         brokers.broker(leader).kill()
         survivor = next(b for n, b in brokers.brokers.items() if n != leader)
-        took = brokers.wait_for(
-            lambda: describe(survivor.bootstrap_servers, topic)[0][0] not in (leader, -1), 30, "a new leader"
-        )
-        count_at_failover = len(acknowledged)
-        brokers.wait_for(lambda: len(acknowledged) > count_at_failover + 2000, 30, "producing goes on after the failover")
+        took = wait_for(lambda: describe(survivor.bootstrap_servers, topic)[0][0] not in (leader, -1), 30, "a new leader")
+        load.wait_for_more(2000, "producing goes on after the failover")
         print(f"new leader {time.monotonic() - killed_at:.1f} s after kill -9 (seen after {took:.1f} s of polling)")
         brokers.broker(leader).start()
-        brokers.wait_for(lambda: sorted(describe(survivor.bootstrap_servers, topic)[0][2]) == [1, 2, 3], 30,
-                         "the restarted broker back in the ISR")
-    finally:
-        stop.set()
-        thread.join(90)
-    assert not failures, failures[:5]
-    assert len(acknowledged) == len(set(acknowledged))
-    brokers.wait_for(lambda: sorted(describe(brokers.bootstrap_servers, topic)[0][2]) == [1, 2, 3], 30, "ISR complete")
+        wait_for(lambda: sorted(describe(survivor.bootstrap_servers, topic)[0][2]) == [1, 2, 3], 30,
+                 "the restarted broker back in the ISR")
+    wait_for(lambda: sorted(describe(brokers.bootstrap_servers, topic)[0][2]) == [1, 2, 3], 30, "ISR complete")
     time.sleep(1)  # the last fetch round carries the high watermark to every follower
-    for node_id, broker in brokers.brokers.items():
+    for broker in brokers.brokers.values():
         assert broker.stop(timeout_s=30) == 0
-    expected = sorted(acknowledged)
-    for node_id, broker in brokers.brokers.items():
-        values = [value for _, value in replica_records(broker.log_dir, topic, 0)]
-        assert len(values) == len(set(values)), f"broker {node_id} holds a record twice"
-        assert values == sorted(values), f"broker {node_id} holds records out of order"
-        missing = set(expected) - set(values)
-        assert not missing, f"broker {node_id} lacks {len(missing)} acknowledged records, e.g. {sorted(missing)[:3]}"
+    assert_replicas_hold(brokers.brokers, load)
 
 
 def test_consumer_fetches_from_the_replica_in_its_rack(cluster):

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import re
 
-import pytest
 
-from .conftest import by_partition, consume, create_topic, produce, Message
+from .conftest import consume, create_topic, produce, Message
 
 TOPIC_COMMAND = "org.apache.kafka.tools.TopicCommand"
 CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"

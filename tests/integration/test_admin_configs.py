@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import confluent_kafka
 import pytest

@@ -14,8 +14,6 @@ from datetime import timedelta
 
 import pytest
 from kio.serial import entity_reader, entity_writer
-from kio.static.constants import EntityType
-from kio.index import load_payload_module
 
 from odradek.broker import BrokerRuntime
 from odradek.config import BrokerConfig

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import pytest
 
 from odradek.clock import FakeClock
 from odradek.coordinator.group_coordinator import GroupConfig, GroupCoordinator

@@ -17,7 +17,6 @@ from odradek.log.producer_state import (
     decode_snapshot,
     encode_snapshot,
     snapshot_offsets,
-    snapshot_path,
 )
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.records import Record, encode_batch, read_batch_header, validate_batches

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from kio.serial import entity_reader, entity_writer
 from kio.serial.errors import SerialError
 
-from odradek.handlers.registry import HANDLERS
 from odradek.protocol.schemas import request_class
 from odradek.protocol.frames import FrameError
 from odradek.protocol.request_guard import guard_request
