@@ -3,7 +3,7 @@ produce after a restart: with the producer snapshot written at clean shutdown, a
 (snapshot of the last roll plus the active segment's headers), and without any snapshot (what
 odradek did before it wrote them: every batch header of the log replayed on first use).
 
-    .venv/bin/python bench/producer_state.py [--gib 1] [--producers 100]
+    .venv/bin/python bench/producer_state.py [--gib 1] [--producers 100] [--records-per-batch 100]
 
 Writes the log with PartitionLog itself (no broker), in a temporary directory.
 """
@@ -22,25 +22,25 @@ from odradek.log.partition_log import PartitionLog
 from odradek.log.producer_state import snapshot_offsets, snapshot_path
 from odradek.protocol.records import Record, encode_batch, read_batch_header, validate_batches
 
-RECORDS_PER_BATCH = 100
 VALUE = b"v" * 1000
 
 
-def fill(directory: Path, target_bytes: int, producers: int) -> tuple[int, dict[int, int]]:
+def fill(directory: Path, target_bytes: int, producers: int, per_batch: int) -> tuple[int, int]:
     log = PartitionLog.open(directory, LogConfig(), Clock(), clean_shutdown=True)
     log.flush_on_roll = False
     sequences = {producer: 0 for producer in range(producers)}
-    written = 0
+    written = batches = 0
     producer = 0
     while written < target_bytes:
-        records = [Record(i, 1_700_000_000_000, None, VALUE) for i in range(RECORDS_PER_BATCH)]
+        records = [Record(i, 1_700_000_000_000, None, VALUE) for i in range(per_batch)]
         data = bytearray(encode_batch(records, producer_id=1000 + producer, producer_epoch=0, base_sequence=sequences[producer]))
         log.append(data, validate_batches(data), 0)
-        sequences[producer] += RECORDS_PER_BATCH
+        sequences[producer] += per_batch
         written += len(data)
+        batches += 1
         producer = (producer + 1) % producers
     log.close()
-    return written, sequences
+    return written, batches
 
 
 def time_reopen(directory: Path, *, clean: bool) -> tuple[float, float]:
@@ -62,13 +62,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gib", type=float, default=1.0)
     parser.add_argument("--producers", type=int, default=100)
+    parser.add_argument("--records-per-batch", type=int, default=100)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="odradek-producer-state-"))
     directory = work / "t-0"
     try:
         started = time.perf_counter()
-        written, _ = fill(directory, int(args.gib * (1 << 30)), args.producers)
-        print(f"wrote {written / (1 << 20):.0f} MiB of idempotent batches from {args.producers} producers "
+        written, batches = fill(directory, int(args.gib * (1 << 30)), args.producers, args.records_per_batch)
+        print(f"wrote {written / (1 << 20):.0f} MiB in {batches} idempotent batches from {args.producers} producers "
               f"in {time.perf_counter() - started:.1f} s; snapshots at {snapshot_offsets(directory)[-3:]} ...")
         opened, checked = time_reopen(directory, clean=True)
         print(f"after a clean shutdown (snapshot at the log end): open {opened * 1000:.0f} ms, first idempotent check {checked * 1000:.2f} ms")
