@@ -61,10 +61,24 @@ def end_offsets(bootstrap: str, topic: str) -> list[tuple[int, int]]:
         c.close()
 
 
+def settled_end(bootstrap: str, topic: str, timeout_s: float = 30.0) -> int:
+    """The topic's summed high watermarks once they stop moving: with replicas and acks=1 the high
+    watermark trails the acknowledged records until the followers have fetched them."""
+    last = sum(hi for _, hi in end_offsets(bootstrap, topic))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = sum(hi for _, hi in end_offsets(bootstrap, topic))
+        if now == last:
+            return now
+        last = now
+    return last
+
+
 def produce(bootstrap: str, topic: str, count: int, size: int, acks: str) -> dict:
     errors = Errors()
     p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "error_cb": errors, **PRODUCER_CONFIG})
-    before = sum(hi for _, hi in end_offsets(bootstrap, topic))
+    before = settled_end(bootstrap, topic)
     p.list_topics(topic, timeout=10)  # metadata and connection before the clock starts
     value = os.urandom(size)
     produce_ = p.produce
@@ -78,8 +92,7 @@ def produce(bootstrap: str, topic: str, count: int, size: int, acks: str) -> dic
             produce_(topic, value)
     left = p.flush(120)
     elapsed = time.perf_counter() - t0
-    after = sum(hi for _, hi in end_offsets(bootstrap, topic))
-    acked = after - before
+    acked = settled_end(bootstrap, topic) - before
     return {
         "records": count,
         "acked": acked,

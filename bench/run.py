@@ -1,6 +1,6 @@
 """odradek against Apache Kafka on the same machine, same run, same clients.
 
-    python bench/run.py [--quick] [--only kafka|odradek] [--kafka-version 4.x.y]
+    python bench/run.py [--quick] [--only kafka|odradek] [--kafka-version 4.x.y] [--commit REV]
 
 Fetches the newest Apache Kafka 4.x from Maven Central (cached in .cache/bench), then runs the
 workloads in three sessions; each session starts a fresh broker, Kafka first and then odradek, so
@@ -10,6 +10,8 @@ the two alternate and never run at the same time:
   2. produce throughput with kafka-producer-perf-test (the Java client): the same matrix
   3. consume throughput (confluent-kafka with assign(), kafka-consumer-perf-test with a group)
      and end-to-end latency at a fixed rate
+  4. three-broker clusters (bench/cluster.py): produce with replication factor 3, acks=1 against
+     acks=all, and the time from kill -9 of a leader to the next acknowledged record
 
 Every session also measures start-up (process start to the first acknowledged produce), idle RSS
 and peak RSS (VmHWM). The table goes to stdout and to bench/results/<date>-<commit>.md.
@@ -23,6 +25,7 @@ import datetime
 import json
 import platform
 import resource
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -36,6 +39,7 @@ from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 import brokers  # noqa: E402
+import cluster  # noqa: E402
 import java_tools  # noqa: E402
 import kafka_dist  # noqa: E402
 
@@ -51,6 +55,7 @@ FULL = {
     "consume": [(100, 1, 2_000_000), (1024, 6, 500_000)],
     "latency": (10_000, 10.0, 1024),  # rate, seconds, record size
     "repeat": 2,  # librdkafka runs (a few seconds each): the best of this many
+    "cluster": (300_000, 1024),  # records per produce row, record size (bench/cluster.py)
 }
 QUICK = {
     "produce": [(100, "1", 1), (1024, "all", 6)],
@@ -60,6 +65,7 @@ QUICK = {
     "consume": [(100, 1, 500_000)],
     "latency": (10_000, 4.0, 1024),
     "repeat": 1,
+    "cluster": (100_000, 1024),
 }
 
 
@@ -272,7 +278,7 @@ def run_session(kind: str, broker: brokers.Broker, plan: dict, results: dict, er
 
 # ---------------------------------------------------------------------------------------- report
 
-def machine_info(kafka_version: str, committed: bool) -> dict:
+def machine_info(kafka_version: str, commit: str | None) -> dict:
     cpu = "?"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -282,8 +288,8 @@ def machine_info(kafka_version: str, committed: bool) -> dict:
                   if l.startswith("MemTotal"))
     java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()
     import confluent_kafka
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=REPO).stdout.strip() or "unknown"
+    revision = subprocess.run(["git", "rev-parse", "--short", commit or "HEAD"], capture_output=True, text=True,
+                              cwd=REPO).stdout.strip() or "unknown"
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "odradek"],
                            capture_output=True, text=True, cwd=REPO).stdout.strip()
     return {
@@ -295,7 +301,7 @@ def machine_info(kafka_version: str, committed: bool) -> dict:
         "java": java[0] if java else "?",
         "kafka": kafka_version,
         "confluent-kafka": f"{confluent_kafka.version()[0]} (librdkafka {confluent_kafka.libversion()[0]})",
-        "commit": commit + (" (work tree with uncommitted changes in odradek/)" if dirty and not committed else ""),
+        "commit": revision + (" (work tree with uncommitted changes in odradek/)" if dirty and not commit else ""),
     }
 
 
@@ -417,7 +423,7 @@ Notes:
 """
 
 
-def render(res, plan, info, elapsed, errors) -> str:
+def render(res, plan, info, elapsed, errors, cluster_table=None) -> str:
     table, _ = build_table(res, plan)
     rate, seconds, size = plan["latency"]
     parts = [
@@ -432,6 +438,11 @@ def render(res, plan, info, elapsed, errors) -> str:
         "",
          NOTES.format(repeat=plan["repeat"], kafka=info["kafka"], nproc=info["nproc"], rate=rate, size=size, seconds=seconds),
     ]
+    if cluster_table:
+        parts += ["Clusters (bench/cluster.py: three brokers on this machine, Kafka as three KRaft nodes in combined "
+                  "mode, odradek as three brokers and Apache ZooKeeper 3.9 with zookeeper.session.timeout.ms=9000, "
+                  "KRaft's broker.session.timeout.ms; the failover row uses an idempotent acks=all producer):",
+                  "", cluster_table, ""]
     if errors:
         parts += ["Problems seen in this run:", ""]
         parts += ["```", *[e for e in errors], "```", ""]
@@ -446,11 +457,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer records and combinations (about 3 minutes)")
     ap.add_argument("--only", choices=("kafka", "odradek"), help="run one broker only")
     ap.add_argument("--kafka-version", help="Apache Kafka version (default: the newest 4.x on Maven Central)")
-    ap.add_argument("--sessions", default="produce-rdkafka,produce-java,consume",
-                    help="comma-separated subset of produce-rdkafka,produce-java,consume")
+    ap.add_argument("--sessions", default="produce-rdkafka,produce-java,consume,cluster",
+                    help="comma-separated subset of produce-rdkafka,produce-java,consume,cluster")
     ap.add_argument("--no-write", action="store_true", help="do not write bench/results/")
-    ap.add_argument("--committed", action="store_true",
-                    help="run odradek as committed at HEAD (git archive), not the work tree")
+    ap.add_argument("--commit", metavar="REV",
+                    help="run odradek as committed at REV (git archive), not the work tree; e.g. HEAD, or an "
+                         "older commit to compare before and after a change")
     args = ap.parse_args(argv)
 
     started = time.monotonic()
@@ -462,17 +474,25 @@ def main(argv: list[str] | None = None) -> int:
     tool_log4j = workdir / "tools-log4j2.properties"
     tool_log4j.write_text(brokers.LOG4J2.format(log=workdir / "tools.log").replace("INFO", "WARN"))
 
-    info = machine_info(version, committed=args.committed)  # the commit as it is when the run starts
+    info = machine_info(version, commit=args.commit)  # the commit as it is when the run starts
     info["load"] = f"1-min load average at the start {Path('/proc/loadavg').read_text().split()[0]}"
     src = None
-    if args.committed:
+    if args.commit:
         src = workdir / "src"
         src.mkdir()
-        subprocess.run(f"git archive HEAD odradek | tar -x -C {src}", shell=True, check=True, cwd=REPO)
+        subprocess.run(f"git archive {shlex.quote(args.commit)} odradek | tar -x -C {src}", shell=True, check=True, cwd=REPO)
     names = [args.only] if args.only else ["kafka", "odradek"]
     results: dict[str, dict] = {n: {} for n in names}
     errors: list[str] = []
+    cluster_table = None
     for kind in args.sessions.split(","):
+        if kind == "cluster":
+            count, size = plan["cluster"]
+            try:
+                cluster_table = cluster.table(cluster.compare(names, count, size, libs, src), size)
+            except Exception as e:  # noqa: BLE001 - reported with the other problems, the rest of the run stands
+                errors.append(f"cluster session failed: {e}")
+            continue
         for name in names:
             bdir = workdir / f"{name}-{kind}"
             bdir.mkdir()
@@ -484,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     info["date"] = datetime.date.today().isoformat()
     info["quick"] = args.quick
     info["command"] = "make bench" + (f" BENCH_ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else "")
-    report = render(results, plan, info, elapsed, errors)
+    report = render(results, plan, info, elapsed, errors, cluster_table)
     print(report)
     if not args.no_write:
         out_dir = BENCH / "results"
