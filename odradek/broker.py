@@ -150,7 +150,9 @@ class BrokerRuntime:
             metadata=metadata,
             controller=services_controller,
             replicas=replicas,
-            producer_ids=ProducerIdManager(store),
+            producer_ids=ProducerIdManager(
+                lambda size: controller.run(store.allocate_producer_id_block, size)
+            ),
             groups=groups,
             configs=configs,
             membership=self.membership,

@@ -15,12 +15,26 @@ import asyncio
 import random
 import time
 
+from kazoo.exceptions import KazooException
+
 from odradek.cluster.controller import Controller
-from odradek.cluster.store import TopicRecord
+from odradek.cluster.store import MetadataStoreUnavailableError, TopicRecord
 from odradek.protocol.errors import ErrorCode, KafkaError
 
 
 class ClusterController(Controller):
+    async def run(self, change, *args, **kwargs):
+        """In a worker thread, once ZooKeeper is reachable; REQUEST_TIMED_OUT (retriable) when it
+        has not been for zookeeper.connection.timeout.ms or the connection drops meanwhile."""
+        def call():
+            self.store.wait_until_connected()
+            return change(*args, **kwargs)
+
+        try:
+            return await asyncio.to_thread(call)
+        except (MetadataStoreUnavailableError, KazooException) as error:
+            raise KafkaError(ErrorCode.request_timed_out, str(error) or f"ZooKeeper: {type(error).__name__}") from None
+
     def _publish_stored_topics(self) -> None:
         """The ZooKeeper watches publish the image; nothing to publish from here."""
 

@@ -139,6 +139,13 @@ class Controller:
 
     # -- changing --------------------------------------------------------------------------
 
+    async def run(self, change, *args, **kwargs):
+        """Run a change that writes the metadata store (the methods below, a producer-id block).
+        Here the store is a local file and the change also applies to this broker's partitions
+        at once, so it runs on the event loop; ClusterController runs it in a worker thread,
+        because ZooKeeper may be slow or away and the broker must keep serving meanwhile."""
+        return change(*args, **kwargs)
+
     def create_topic(
         self,
         name: str,

@@ -214,8 +214,8 @@ class DynamicConfigs:
             raise KafkaError(ErrorCode.invalid_config, str(error)) from None
         if validate_only:
             return False
+        self.store.set_broker_configs(entity, dict(new_values))  # first: a failed write changes nothing
         self._dynamic[entity] = dict(new_values)
-        self.store.set_broker_configs(entity, dict(new_values))
         before = self.effective
         self.effective = self._compute_effective()
         return dict(before.items()) != dict(self.effective.items())

@@ -15,6 +15,10 @@ class MetadataStoreError(Exception):
     """The metadata cannot be used (unreadable, or another cluster's); one line for the operator."""
 
 
+class MetadataStoreUnavailableError(MetadataStoreError):
+    """The store cannot be reached now (ZooKeeper away); a request that needs it times out."""
+
+
 @dataclass(frozen=True)
 class TopicRecord:
     """A topic as the store keeps it: its id, its replica assignment (partition -> brokers) and

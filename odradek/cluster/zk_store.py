@@ -24,17 +24,18 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 
-from kazoo.client import KazooClient
+from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import BadVersionError as ZkBadVersion
 from kazoo.exceptions import NodeExistsError, NoNodeError
 from kazoo.recipe.watchers import ChildrenWatch
 
 from odradek.cluster.metadata import BrokerRegistration, Endpoint
-from odradek.cluster.store import BadVersionError, MetadataStoreError, TopicRecord
+from odradek.cluster.store import BadVersionError, MetadataStoreError, MetadataStoreUnavailableError, TopicRecord
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,23 @@ class ZkMetadataStore:
         self.client = KazooClient(hosts=connect, timeout=session_timeout_ms / 1000)
         self.cluster_id = ""
         self._listeners: list = []
+        self._connected = threading.Event()
+        self.client.add_listener(self._connection_changed)
+
+    def _connection_changed(self, state: str) -> None:
+        if state == KazooState.CONNECTED:
+            self._connected.set()
+        else:
+            self._connected.clear()
+
+    def wait_until_connected(self) -> None:
+        """Block (in a worker thread) until ZooKeeper is reachable, at most
+        zookeeper.connection.timeout.ms; MetadataStoreUnavailableError after that. kazoo would
+        otherwise hold a call until the connection returns, however long that takes."""
+        if not self._connected.wait(self._timeout_s):
+            raise MetadataStoreUnavailableError(
+                f"ZooKeeper at {self.connect} has not been reachable for {self._timeout_s:g} s"
+            )
 
     # --- connection ---------------------------------------------------------------------------
 

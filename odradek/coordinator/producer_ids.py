@@ -6,19 +6,26 @@ restarts; at most one block of ids is skipped by a crash.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+
 BLOCK_SIZE = 1000
 
 
 class ProducerIdManager:
-    def __init__(self, store) -> None:
-        self._store = store
+    def __init__(self, reserve_block: Callable[[int], Awaitable[int]]) -> None:
+        """`reserve_block(size)` persists the next block and returns its first id (in cluster
+        mode a conditional write in ZooKeeper, off the event loop)."""
+        self._reserve_block = reserve_block
         self._next = 0
         self._end = 0
+        self._reserving = asyncio.Lock()
 
-    def next_producer_id(self) -> int:
-        if self._next >= self._end:
-            self._next = self._store.allocate_producer_id_block(BLOCK_SIZE)
-            self._end = self._next + BLOCK_SIZE
-        producer_id = self._next
-        self._next += 1
-        return producer_id
+    async def next_producer_id(self) -> int:
+        async with self._reserving:  # one block at a time, however many producers wait for it
+            if self._next >= self._end:
+                self._next = await self._reserve_block(BLOCK_SIZE)
+                self._end = self._next + BLOCK_SIZE
+            producer_id = self._next
+            self._next += 1
+            return producer_id

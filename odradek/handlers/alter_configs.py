@@ -27,12 +27,12 @@ async def handle(ctx: RequestContext, request):
     results = []
     for resource in request.resources:
         values = {c.name: c.value for c in resource.configs if c.value is not None}
-        error = apply(ctx, resource.resource_type, resource.resource_name, lambda current: values, request.validate_only)
+        error = await apply(ctx, resource.resource_type, resource.resource_name, lambda current: values, request.validate_only)
         results.append(_result(result_class, resource, error))
     return build(response, throttle_time=timedelta(0), responses=tuple(results))
 
 
-def apply(ctx: RequestContext, resource_type: int, name: str, change, validate_only: bool) -> KafkaError | None:
+async def apply(ctx: RequestContext, resource_type: int, name: str, change, validate_only: bool) -> KafkaError | None:
     """Compute new overrides with `change(current)`, validate, and (unless validate_only) apply them."""
     services = ctx.services
     try:
@@ -43,10 +43,10 @@ def apply(ctx: RequestContext, resource_type: int, name: str, change, validate_o
             overrides = change(dict(record.configs))
             services.configs.validate_topic_overrides(overrides)
             if not validate_only:
-                services.controller.set_topic_configs(name, overrides)
+                await services.controller.run(services.controller.set_topic_configs, name, overrides)
         elif resource_type == BROKER:
             overrides = change(services.configs.broker_overrides(name))
-            if services.configs.alter_broker(name, overrides, validate_only=validate_only):
+            if await services.controller.run(services.configs.alter_broker, name, overrides, validate_only=validate_only):
                 services.controller.reconfigure(services.configs.effective)
         else:
             raise KafkaError(ErrorCode.invalid_request, f"resource type {resource_type} is not supported (topics 2, brokers 4)")

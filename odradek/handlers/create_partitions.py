@@ -27,7 +27,9 @@ async def handle(ctx: RequestContext, request):
             if names.count(topic.name) > 1:
                 raise KafkaError(ErrorCode.invalid_request, f"topic '{topic.name}' appears more than once in the request")
             assignments = None if topic.assignments is None else [tuple(a.broker_ids) for a in topic.assignments]
-            ctx.services.controller.create_partitions(topic.name, topic.count, assignments, validate_only=request.validate_only)
+            controller = ctx.services.controller
+            await controller.run(controller.create_partitions, topic.name, topic.count, assignments,
+                                 validate_only=request.validate_only)
         except KafkaError as failure:
             error = failure
         except Exception:

@@ -39,7 +39,8 @@ async def handle(ctx: RequestContext, request):
                 raise KafkaError(ErrorCode.invalid_request, f"topic '{topic.name}' appears more than once in the request")
             assignments = {a.partition_index: tuple(a.broker_ids) for a in topic.assignments}
             configs = {c.name: c.value for c in topic.configs}
-            record = controller.create_topic(
+            record = await controller.run(
+                controller.create_topic,
                 topic.name,
                 topic.num_partitions,
                 topic.replication_factor,

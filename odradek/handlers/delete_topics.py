@@ -37,7 +37,7 @@ async def handle(ctx: RequestContext, request):
                 if record is None:
                     raise KafkaError(ErrorCode.unknown_topic_id, f"no topic has id {topic_id}")
                 name = record.name
-            record = controller.delete_topic(name)
+            record = await controller.run(controller.delete_topic, name)
             results.append(build(result_class, name=name, topic_id=record.topic_id, error_code=ErrorCode.none, error_message=None))
         except KafkaError as error:
             results.append(

@@ -36,7 +36,7 @@ async def handle(ctx: RequestContext, request):
 
     if key_type == GROUP:
         try:
-            services.groups.store.ensure_topic()
+            await services.controller.run(services.groups.store.ensure_topic)
         except KafkaError as error:
             log.warning("Cannot create __consumer_offsets: %s", error)
             keys = request.coordinator_keys if ctx.api_version >= 4 else (request.key,)

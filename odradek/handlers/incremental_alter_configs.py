@@ -26,6 +26,6 @@ async def handle(ctx: RequestContext, request):
         def change(current, operations=operations, definitions=definitions):
             return configs.apply_operations(current, operations, definitions)
 
-        error = apply(ctx, resource.resource_type, resource.resource_name, change, request.validate_only)
+        error = await apply(ctx, resource.resource_type, resource.resource_name, change, request.validate_only)
         results.append(_result(result_class, resource, error))
     return build(response, throttle_time=timedelta(0), responses=tuple(results))

@@ -29,7 +29,7 @@ async def handle(ctx: RequestContext, request):
             producer_epoch=-1,
         )
     try:
-        producer_id = ctx.services.producer_ids.next_producer_id()
+        producer_id = await ctx.services.producer_ids.next_producer_id()
     except KafkaError as error:
         return build(response, throttle_time=timedelta(0), error_code=error.code, producer_id=-1, producer_epoch=-1)
     return build(

@@ -4,12 +4,11 @@ cluster); a single node has none."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
-from odradek.protocol.errors import ErrorCode
+from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.topic_partition import TopicPartition
 
 API_KEY = 46
@@ -26,7 +25,10 @@ async def handle(ctx: RequestContext, request):
     if controller is None and membership is not None:
         return build(response, throttle_time=timedelta(0), error_code=ErrorCode.not_controller,
                      error_message="this broker is not the controller", topics=())
-    ongoing = await asyncio.to_thread(controller.list_reassignments) if controller is not None else {}
+    try:
+        ongoing = await ctx.services.controller.run(controller.list_reassignments) if controller is not None else {}
+    except KafkaError as error:
+        return build(response, throttle_time=timedelta(0), error_code=error.code, error_message=error.message, topics=())
     if request.topics is not None:
         wanted = {TopicPartition(t.name, p) for t in request.topics for p in t.partition_indexes}
         ongoing = {tp: value for tp, value in ongoing.items() if tp in wanted}

@@ -31,7 +31,7 @@ async def handle(ctx: RequestContext, request):
     if request.topics is None or (ctx.api_version == 0 and not request.topics):
         topics = [_topic(response, image.topics[name], ctx) for name in sorted(image.topics)]
     else:
-        topics = [_requested_topic(response, entry, allow_auto_create, ctx) for entry in request.topics]
+        topics = [await _requested_topic(response, entry, allow_auto_create, ctx) for entry in request.topics]
         image = ctx.services.metadata.image  # auto-creation may have published a newer one
 
     broker_class = sibling(response, "MetadataResponseBroker")
@@ -52,7 +52,7 @@ async def handle(ctx: RequestContext, request):
     )
 
 
-def _requested_topic(response, entry, allow_auto_create: bool, ctx: RequestContext):
+async def _requested_topic(response, entry, allow_auto_create: bool, ctx: RequestContext):
     name = entry.name
     topic_id = getattr(entry, "topic_id", None)
     image = ctx.image
@@ -68,7 +68,7 @@ def _requested_topic(response, entry, allow_auto_create: bool, ctx: RequestConte
             controller.validate_topic_name(name)
             if not allow_auto_create:
                 raise KafkaError(ErrorCode.unknown_topic_or_partition)
-            controller.auto_create_topic(name)
+            await controller.run(controller.auto_create_topic, name)
         except KafkaError as error:
             return _topic_error(response, name, ZERO_UUID, error.code)
         topic = ctx.services.metadata.image.topic(name)

@@ -13,12 +13,11 @@ a target of another size (INVALID_REPLICATION_FACTOR). List reports every ongoin
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
-from odradek.protocol.errors import ErrorCode
+from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.topic_partition import TopicPartition
 
 API_KEY = 45
@@ -55,7 +54,11 @@ async def handle(ctx: RequestContext, request):
     if controller is None:
         results = {tp: _single_node_answer(ctx, tp, target) for tp, target in changes.items()}
     else:
-        results = await asyncio.to_thread(controller.alter_reassignments, changes) if changes else {}
+        try:
+            results = await ctx.services.controller.run(controller.alter_reassignments, changes) if changes else {}
+        except KafkaError as error:
+            return build(response, throttle_time=timedelta(0), allow_replication_factor_change=allow_resize,
+                         error_code=error.code, error_message=error.message, responses=())
     results.update(refused)
     by_topic: dict[str, list] = {}
     for tp, (error, message) in results.items():

@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 
 import confluent_kafka
+import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition as ConfluentTopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient
 from kafka import TopicPartition as KafkaTopicPartition
 
@@ -157,6 +158,35 @@ def test_zookeeper_restart_under_load_stops_nothing_for_long(cluster, zookeeper)
         load.wait_for_more(500, "records after ZooKeeper is back")
     assert_all_acknowledged_readable(brokers.bootstrap_servers, load)
     assert all(b.running for b in brokers.brokers.values())
+
+
+def test_while_zookeeper_is_away_admin_requests_time_out_and_records_keep_flowing(cluster, zookeeper):
+    """With ZooKeeper down, a CreateTopics used to hold the broker's event loop until ZooKeeper came
+    back, and every client of that broker stalled with it. Now the request waits for ZooKeeper in a
+    worker thread, at most zookeeper.connection.timeout.ms, and is answered REQUEST_TIMED_OUT
+    (retriable) while produce goes on; once ZooKeeper is back, topics are created again."""
+    brokers = cluster(3, **{"zookeeper.connection.timeout.ms": 3000})
+    create_replicated_topic(brokers.bootstrap_servers, "zk-away", 3, **{"min.insync.replicas": "2"})
+    admin = AdminClient({"bootstrap.servers": brokers.bootstrap_servers})
+    with LoadProducer(brokers.bootstrap_servers, "zk-away", 3) as load:
+        load.wait_for_more(300, "records before ZooKeeper stops")
+        zookeeper.stop()
+        try:
+            started = time.monotonic()
+            pending = admin.create_topics([NewTopic("made-while-away", 3, 3)], operation_timeout=30, request_timeout=30)
+            load.wait_for_more(300, "records while a CreateTopics waits for ZooKeeper")
+            with pytest.raises(confluent_kafka.KafkaException) as refused:
+                pending["made-while-away"].result(timeout=60)
+            took = time.monotonic() - started
+            assert refused.value.args[0].code() == confluent_kafka.KafkaError.REQUEST_TIMED_OUT, refused.value
+            assert "ZooKeeper" in refused.value.args[0].str()
+            assert took < 20, f"CreateTopics was answered after {took:.1f} s"
+        finally:
+            zookeeper.start()
+        load.wait_for_more(300, "records after ZooKeeper is back")
+    create_replicated_topic(brokers.bootstrap_servers, "made-after", 3)
+    assert describe(brokers.bootstrap_servers, "made-after")
+    assert_all_acknowledged_readable(brokers.bootstrap_servers, load)
 
 
 def test_topic_configs_changed_on_one_broker_apply_on_every_broker(cluster):
