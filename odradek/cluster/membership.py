@@ -196,9 +196,12 @@ class ClusterMembership:
         current = self.watcher.state_of(tp.topic, tp.partition)
         controller_epoch = current.controller_epoch if current is not None else 0
         state = PartitionState(leader, leader_epoch, tuple(isr), controller_epoch)
-        return await asyncio.to_thread(
-            self.store.update_partition_state, tp.topic, tp.partition, state, expected_version, as_controller=False
-        )
+
+        def write() -> int | None:
+            self.store.wait_until_connected()  # bounded: a worker thread is not held while ZooKeeper is away
+            return self.store.update_partition_state(tp.topic, tp.partition, state, expected_version, as_controller=False)
+
+        return await asyncio.to_thread(write)
 
     def elect_preferred(self, partitions) -> bool:
         """ElectLeaders reaches the controller: False when this broker is not it."""
