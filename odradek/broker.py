@@ -98,6 +98,7 @@ class BrokerRuntime:
         configs = DynamicConfigs(config, store, node_id)
         log_manager = LogManager(log_dirs, self.clock, cluster_id=store.cluster_id, node_id=node_id)
         replicas = ReplicaManager(log_manager, node_id, clock=self.clock)
+        replicas.configure_throttles(configs.effective)
         self.replicas = replicas
         controller_class = ClusterController if cluster_mode else Controller
         controller = controller_class(store, replicas, configs.effective, node_id, metadata)

@@ -132,6 +132,20 @@ class OneOf:
         return "[" + ", ".join(self.choices) + "]"
 
 
+@dataclass(frozen=True)
+class ThrottledReplicaList:
+    """`*`, or partition:broker entries (Kafka's ThrottledReplicaListValidator)."""
+
+    def __call__(self, value: object) -> str | None:
+        items = [str(item).strip() for item in value] if isinstance(value, list) else []
+        if items == ["*"] or all(re.fullmatch(r"\d+\s*:\s*\d+", item) for item in items):
+            return None
+        return "* or a list of replicas as partitionId:brokerId,partitionId:brokerId,..."
+
+    def __str__(self) -> str:
+        return "[partitionId]:[brokerId],[partitionId]:[brokerId],..."
+
+
 def _fmt_number(n: float) -> str:
     return str(int(n)) if float(n).is_integer() else str(n)
 
@@ -333,6 +347,21 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
        "rack; unset, consumers fetch from the leader."),
     _b("num.replica.fetchers", "int", 1,
        "Fetcher connections per source broker (odradek uses one per leader).", AtLeast(1)),
+    _b("leader.replication.throttled.rate", "long", LONG_MAX,
+       "Bytes per second this broker sends, as leader, for throttled replicas (a topic's "
+       "leader.replication.throttled.replicas) that are out of the ISR. Dynamic, per broker; "
+       "kafka-reassign-partitions --throttle sets it.", AtLeast(0)),
+    _b("follower.replication.throttled.rate", "long", LONG_MAX,
+       "Bytes per second this broker fetches, as follower, for throttled replicas (a topic's "
+       "follower.replication.throttled.replicas) that are out of the ISR. Dynamic, per broker.", AtLeast(0)),
+    _b("replica.alter.log.dirs.io.max.bytes.per.second", "long", LONG_MAX,
+       "Kafka's throttle on moving replicas between the log dirs of one broker. Accepted, so "
+       "kafka-reassign-partitions can set and clear it; odradek does not move replicas between log dirs.",
+       AtLeast(0)),
+    _b("replication.quota.window.num", "int", 11,
+       "Samples over which replication throttle rates are measured.", AtLeast(1)),
+    _b("replication.quota.window.size.seconds", "int", 1,
+       "Length of one replication throttle sample.", AtLeast(1)),
     # --- broker: coordinators ---
     _b("offsets.commit.timeout.ms", "int", 5000,
        "How long a group coordinator's write to __consumer_offsets may wait for the in-sync "
@@ -409,6 +438,13 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
     _t("preallocate", "boolean", False, "log.preallocate", "Preallocate segment files."),
     _t("file.delete.delay.ms", "long", 60000, "log.segment.delete.delay.ms",
        "Wait before deleting a segment file removed from the log.", AtLeast(0)),
+    _t("leader.replication.throttled.replicas", "list", [], None,
+       "Replicas (partition:broker, or * for all) whose copying from this topic's leaders is held to "
+       "leader.replication.throttled.rate while they are out of the ISR. "
+       "kafka-reassign-partitions --throttle sets it.", ThrottledReplicaList()),
+    _t("follower.replication.throttled.replicas", "list", [], None,
+       "Replicas (partition:broker, or * for all) whose fetching from this topic's leaders is held to "
+       "follower.replication.throttled.rate while they are out of the ISR.", ThrottledReplicaList()),
 )
 
 _BY_SCOPE: dict[str, dict[str, ConfigDef]] = {"broker": {}, "topic": {}}

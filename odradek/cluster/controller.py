@@ -242,6 +242,7 @@ class Controller:
         """Dynamic broker configs changed: new topic defaults, applied to every partition now."""
         self.config = config
         self._defaults = topic_config_defaults(config)
+        self.replicas.configure_throttles(config)
         for record in self.topics():
             self.replicas.update_configs(record, self.topic_config_values(record.name))
 

@@ -40,9 +40,17 @@ SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 CLUSTER_DEFAULT = ""  # the broker entity name of cluster-wide dynamic defaults
 
 
+REPLICATION_THROTTLES = frozenset({
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
+})
+
+
 def dynamic_broker_configs() -> frozenset[str]:
-    """Broker configs that may change while running: the synonyms of topic configs."""
-    return frozenset(name for topic in topic_config_defs() for name in broker_synonyms(topic))
+    """Broker configs that may change while running: the synonyms of topic configs, and the
+    replication throttles."""
+    return frozenset(name for topic in topic_config_defs() for name in broker_synonyms(topic)) | REPLICATION_THROTTLES
 
 
 @dataclass

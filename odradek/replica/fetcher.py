@@ -9,7 +9,8 @@ the leader says the follower's log diverged (`diverging_epoch`), the follower tr
 its own copy of that epoch ends, or to the leader's end of it if smaller: no divergent tail
 survives a leader change (KIP-595's check, as Kafka's followers do since 2.7). A partition whose
 leader answers NOT_LEADER_OR_FOLLOWER or a fenced epoch waits for the next metadata image; a
-broken connection is retried after replica.fetch.backoff.ms.
+broken connection is retried after replica.fetch.backoff.ms. A throttled partition out of the ISR
+(quota.py) is left out of the fetch while the follower quota is used up.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 FETCH = 1
 CONNECT_TIMEOUT_S = 10.0
+THROTTLED_PAUSE_S = 0.1
 
 
 @dataclass
@@ -104,13 +106,19 @@ class LeaderFetcher:
         assert connection is not None
         version = connection.version_for(FETCH, max_version=17, min_version=12)
         wanted = []
+        throttled = 0
         for tp, leader_epoch in list(self.partitions.items()):
             partition = self.replicas.partition(tp)
             if partition is None or partition.is_leader:
                 self.partitions.pop(tp, None)
                 continue
+            if self.replicas.follower_fetch_throttled(partition):
+                throttled += 1
+                continue
             wanted.append((tp, leader_epoch, partition))
         if not wanted:
+            if throttled:
+                await asyncio.sleep(THROTTLED_PAUSE_S)  # every partition waits for the follower quota
             return
         image = self.replicas.image
         by_topic: dict[str, list[dict]] = {}
@@ -172,6 +180,7 @@ class LeaderFetcher:
                 return
             if data.records:
                 self.replicas.append_from_leader(partition, data.records)
+                self.replicas.fetched_as_follower(partition, len(data.records))
             partition.set_high_watermark_from_leader(data.high_watermark)
             self.replicas.waiters.notify(tp)
         elif error == ErrorCode.offset_out_of_range:

@@ -27,6 +27,7 @@ from odradek.protocol.records import BATCH_HEADER_SIZE, decode_records, read_bat
 from odradek.protocol.topic_partition import TopicPartition
 from odradek.replica.partition import AppendResult, Partition
 from odradek.replica.purgatory import AppendWaiters
+from odradek.replica.quota import ReplicationQuota, throttled_partitions
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class ReplicaManager:
         self._changes: dict[str, list] = {"leading": [], "following": []}  # of the image being applied
         self._topic_configs: dict[str, dict] = {}  # the overrides last applied, per topic
         self.last_peer_contact = time.monotonic()  # a follower fetched from us, or we from a leader
+        self.leader_quota = ReplicationQuota()
+        self.follower_quota = ReplicationQuota()
 
     # -- lookup ----------------------------------------------------------------------------
 
@@ -159,6 +162,12 @@ class ReplicaManager:
             self.waiters.notify(tp)
         if partition.can_join_isr(replica_id) and self._registered(replica_id):
             self._change_isr(partition, partition.isr | {replica_id}, f"broker {replica_id} caught up")
+        if partition.leader_throttled:
+            if replica_id not in partition.isr and self.leader_quota.is_exceeded():
+                return partition, b"", None  # a throttled replica waits for the rate to come down
+            records = partition.read_for_follower(fetch_offset, max_bytes)
+            self.leader_quota.record(len(records))
+            return partition, records, None
         return partition, partition.read_for_follower(fetch_offset, max_bytes), None
 
     def _registered(self, node_id: int) -> bool:
@@ -479,7 +488,29 @@ class ReplicaManager:
         for listener in list(self.leadership_listeners):
             listener(partition, is_leader)
 
-    @staticmethod
-    def _apply_topic_configs(partition: Partition, config_values: dict) -> None:
+    def _apply_topic_configs(self, partition: Partition, config_values: dict) -> None:
         partition.max_message_bytes = int(config_values.get("max.message.bytes", partition.max_message_bytes))
         partition.min_insync_replicas = int(config_values.get("min.insync.replicas", partition.min_insync_replicas))
+        index = partition.topic_partition.partition
+        for attribute, config in (("leader_throttled", "leader.replication.throttled.replicas"),
+                                  ("follower_throttled", "follower.replication.throttled.replicas")):
+            throttled = throttled_partitions(config_values.get(config), self.node_id)
+            setattr(partition, attribute, throttled is None or index in throttled)
+
+    # -- replication throttles (kafka-reassign-partitions --throttle) -------------------------
+
+    def configure_throttles(self, config) -> None:
+        """The broker's `*.replication.throttled.rate` (dynamic) and quota window."""
+        samples, sample_s = config["replication.quota.window.num"], config["replication.quota.window.size.seconds"]
+        self.leader_quota.configure(config["leader.replication.throttled.rate"], samples, sample_s)
+        self.follower_quota.configure(config["follower.replication.throttled.rate"], samples, sample_s)
+
+    def follower_fetch_throttled(self, partition: Partition) -> bool:
+        """Leave this partition out of the next fetch: a throttled replica, out of the ISR, with
+        the follower quota used up."""
+        return (partition.follower_throttled and self.node_id not in partition.isr
+                and self.follower_quota.is_exceeded())
+
+    def fetched_as_follower(self, partition: Partition, size: int) -> None:
+        if partition.follower_throttled:
+            self.follower_quota.record(size)

@@ -57,6 +57,9 @@ class Partition:
         self.isr: frozenset[int] = frozenset((node_id,))
         self.max_message_bytes = 1048588
         self.min_insync_replicas = 1
+        # named in the topic's leader/follower.replication.throttled.replicas for this broker
+        self.leader_throttled = False
+        self.follower_throttled = False
         self._high_watermark = 0
         self._leader_epoch_start_offset = 0
         self._followers: dict[int, FollowerState] = {}

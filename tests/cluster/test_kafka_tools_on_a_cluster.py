@@ -1,12 +1,17 @@
 """Kafka's own 4.4 tools against a 3-broker odradek cluster: kafka-topics creates and describes a
 replicated topic (leaders, replicas, ISR, under-replicated partitions), kafka-reassign-partitions
 generates, executes and verifies a move onto a fourth broker under load, and kafka-leader-election
-restores preferred leaders. The tools are the compat suite's (Maven Central, cached)."""
+restores preferred leaders, and a reassignment's --throttle holds the copy to its rate. The tools are the compat suite's (Maven Central, cached)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
+
+import confluent_kafka
+from confluent_kafka.admin import AdminClient, ConfigResource
 
 from compat.conftest import JavaTools, fetch
 
@@ -78,6 +83,68 @@ def test_kafka_reassign_partitions_moves_a_topic_onto_a_new_broker(cluster, tmp_
         assert {p: sorted(replicas) for p, (_, replicas, _) in current.items()} == wanted
         load.wait_for_more(500, "records after the move")
     assert_all_acknowledged_readable(bootstrap, load)
+
+
+def copied_bytes(broker, tp_dir: str) -> int:
+    directory = broker.log_dir / tp_dir
+    return sum(f.stat().st_size for f in directory.glob("*.log")) if directory.exists() else 0
+
+
+def configs_of(bootstrap: str, resource: ConfigResource) -> dict[str, str]:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    described = admin.describe_configs([resource])[resource].result(timeout=30)
+    return {name: entry.value for name, entry in described.items() if not entry.is_default}
+
+
+def test_kafka_reassign_partitions_throttle_holds_a_new_replica_to_the_rate(cluster, tmp_path):
+    """--throttle sets Kafka's replication throttles (rates on the brokers, throttled replicas on
+    the topic): the new replica copies at about the rate, not at loopback speed; --verify clears
+    them once the move is done."""
+    java = tools()
+    brokers = cluster(3)
+    bootstrap = brokers.bootstrap_servers
+    java.run(TOPIC_COMMAND, "--bootstrap-server", bootstrap, "--create", "--topic", "throttled",
+             "--replica-assignment", "1")
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "none"})
+    for _ in range(8000):
+        producer.produce("throttled", value=os.urandom(1024))
+        producer.poll(0)
+    assert producer.flush(60) == 0
+    total = copied_bytes(brokers.broker(1), "throttled-0")
+    assert total > 8_000_000
+
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": "throttled", "partition": 0, "replicas": [1, 2]}]}))
+    rate = 1_000_000
+    executed = java.run(REASSIGN_COMMAND, "--bootstrap-server", bootstrap, "--execute",
+                        "--reassignment-json-file", plan, "--throttle", str(rate)).stdout
+    started = time.monotonic()
+    assert "Successfully started partition reassignment" in executed, executed
+    assert f"The inter-broker throttle limit was set to {rate} B/s" in executed, executed
+    assert configs_of(bootstrap, ConfigResource(ConfigResource.Type.TOPIC, "throttled")) == {
+        "leader.replication.throttled.replicas": "0:1", "follower.replication.throttled.replicas": "0:2"}
+    leader_configs = configs_of(brokers.broker(1).bootstrap_servers, ConfigResource(ConfigResource.Type.BROKER, "1"))
+    assert leader_configs["leader.replication.throttled.rate"] == str(rate)
+
+    time.sleep(3)
+    copied, elapsed = copied_bytes(brokers.broker(2), "throttled-0"), time.monotonic() - started
+    # About `rate` per second, plus the first fetch (replica.fetch.max.bytes, 1 MiB) before the
+    # rate is measured; unthrottled, the 8 MB copy takes a fraction of a second on loopback.
+    assert 0 < copied <= rate * (elapsed + 1) + (1 << 20), (copied, elapsed, total)
+    assert describe(bootstrap, "throttled")[0][2] == [1], "the new replica cannot be in sync yet"
+
+    def verified() -> bool:
+        result = java.run(REASSIGN_COMMAND, "--bootstrap-server", bootstrap, "--verify",
+                          "--reassignment-json-file", plan, check=False)
+        return "is completed" in result.stdout and "still in progress" not in result.stdout
+
+    brokers.wait_for(verified, 60, "kafka-reassign-partitions --verify reports the move complete")
+    assert sorted(describe(bootstrap, "throttled")[0][2]) == [1, 2]
+    assert copied_bytes(brokers.broker(2), "throttled-0") == total
+    brokers.wait_for(lambda: not configs_of(bootstrap, ConfigResource(ConfigResource.Type.TOPIC, "throttled")),
+                     10, "--verify removed the topic's throttled replicas")
+    leader_configs = configs_of(brokers.broker(1).bootstrap_servers, ConfigResource(ConfigResource.Type.BROKER, "1"))
+    assert "leader.replication.throttled.rate" not in leader_configs
 
 
 def test_kafka_leader_election_restores_the_preferred_leader(cluster):
