@@ -863,22 +863,8 @@ class GroupCoordinator:
     ) -> list[ErrorCode]:
         """One error per (topic, partition, offset, leader epoch, metadata) committed."""
         error = self._check_group_id(group_id) or self.coordinator_error(group_id)
-        group = self.groups.get(group_id)
-        consumer_group = self.consumer_groups.get(group_id)
-        if error is None and consumer_group is not None and consumer_group.members and not (generation_id < 0 and not member_id):
-            error = self._check_consumer_member(consumer_group, member_id, generation_id)
-        elif error is None and consumer_group is not None and consumer_group.members:
-            error = ErrorCode.unknown_member_id
-        elif error is None:
-            if generation_id < 0 and not member_id:
-                if group is not None and not group.is_empty:
-                    error = ErrorCode.unknown_member_id
-            elif group is None:
-                error = ErrorCode.illegal_generation
-            else:
-                error = self._check_member(group, member_id, group_instance_id, generation_id)
-                if error is None and group.state == GroupState.COMPLETING_REBALANCE:
-                    error = ErrorCode.rebalance_in_progress
+        if error is None:
+            error = self._check_commit(group_id, generation_id, member_id, group_instance_id)
         if error is not None:
             return [error for _ in offsets]
 
@@ -917,6 +903,28 @@ class GroupCoordinator:
         if member is not None and not member.awaiting_join:
             self._schedule_session_expiry(group, member)
         return results
+
+    def _check_commit(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None) -> ErrorCode | None:
+        """Kafka's validateOffsetCommit. A generation below 0 comes from a client outside group
+        management (the admin client, or a consumer that assigns itself partitions, which under
+        KIP-848 still sends its member id): accepted while the group has no members or does not
+        exist, whatever the member id. Otherwise the member and its generation (or epoch) must
+        be current."""
+        consumer_group = self.consumer_groups.get(group_id)
+        if consumer_group is not None and consumer_group.members:
+            return self._check_consumer_member(consumer_group, member_id, generation_id)
+        group = self.groups.get(group_id)
+        if generation_id < 0:
+            if group is None or group.is_empty:
+                return None
+            if not member_id and group_instance_id is None:
+                return ErrorCode.unknown_member_id
+        if group is None:
+            return ErrorCode.illegal_generation
+        error = self._check_member(group, member_id, group_instance_id, generation_id)
+        if error is None and group.state == GroupState.COMPLETING_REBALANCE:
+            error = ErrorCode.rebalance_in_progress
+        return error
 
     def fetch_offsets(self, group_id: str, wanted: list[tuple[str, list[int]]] | None):
         """[(topic, partition, OffsetAndMetadata | None)] for the wanted partitions, or all committed.

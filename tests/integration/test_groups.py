@@ -392,6 +392,31 @@ def test_kip848_consumer_protocol_join_assign_leave_reassign(group_broker, membe
     first.wait_for(lambda c: set(c.consumed()) >= more, ASSIGN_TIMEOUT_S, "consumes the partitions it got back")
 
 
+def test_kip848_consumer_commits_without_subscribing(group_broker):
+    """librdkafka with group.protocol=consumer and no subscription commits with OffsetCommit v9,
+    generation -1 and its own member id. Kafka accepts a generation below 0 for an empty or
+    missing group whatever the member id; the commit used to fail with ILLEGAL_GENERATION and
+    the next start fell back to auto.offset.reset."""
+    topic, group = "kip848-manual", "kip848-manual"
+    bootstrap = group_broker.bootstrap_servers
+    create_topic(bootstrap, topic, partitions=2)
+    config = {"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": "consumer", "enable.auto.commit": False}
+    consumer = confluent_kafka.Consumer(config)
+    try:
+        consumer.assign([confluent_kafka.TopicPartition(topic, 0, 0)])
+        committed = consumer.commit(offsets=[confluent_kafka.TopicPartition(topic, 0, 5),
+                                             confluent_kafka.TopicPartition(topic, 1, 3)], asynchronous=False)
+        assert [tp.error for tp in committed] == [None, None], committed
+    finally:
+        consumer.close()
+    later = confluent_kafka.Consumer(config)
+    try:
+        offsets = later.committed([confluent_kafka.TopicPartition(topic, 0), confluent_kafka.TopicPartition(topic, 1)], timeout=15)
+        assert [(tp.partition, tp.offset) for tp in offsets] == [(0, 5), (1, 3)]
+    finally:
+        later.close()
+
+
 # --- 6. seek and rewind -----------------------------------------------------------------------
 
 
