@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
+import io
 import logging
 import shutil
 import signal
@@ -341,6 +343,8 @@ class BrokerRuntime:
     async def stop(self) -> None:
         data_untouched = self.log_manager is None  # a refused start: leave the dirs as they were
         if self.membership is not None and self.membership.registration is not None:
+            if self.fetchers is not None:
+                await self.fetchers.stop()  # before the controller takes us out of the ISRs
             await self.membership.controlled_shutdown(self.config.controlled_shutdown_timeout_s)
         for server in self.servers:
             await server.stop()
@@ -449,6 +453,7 @@ def run_broker(config: BrokerConfig) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
+        loop.add_signal_handler(signal.SIGUSR1, _log_tasks)
         try:
             await runtime.start()
         except REFUSALS as error:
@@ -460,11 +465,23 @@ def run_broker(config: BrokerConfig) -> int:
         await runtime.stop()
         return 0
 
+    # `kill -3` prints every thread's stack (a JVM broker's thread dump), even when the event
+    # loop is stuck; `kill -USR1` logs what every asyncio task is waiting on.
+    faulthandler.register(signal.SIGQUIT, all_threads=True)
     loop = _new_event_loop()
     try:
         return loop.run_until_complete(main())
     finally:
         loop.close()
+
+
+def _log_tasks() -> None:
+    """SIGUSR1: where every asyncio task of the broker is waiting (for a broker that will not stop)."""
+    out = io.StringIO()
+    tasks = asyncio.all_tasks()
+    for task in tasks:
+        task.print_stack(limit=8, file=out)
+    log.warning("%d asyncio tasks:\n%s", len(tasks), out.getvalue())
 
 
 class Broker:

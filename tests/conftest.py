@@ -171,7 +171,10 @@ class BrokerProcess:
             try:
                 self.process.wait(timeout_s)
             except subprocess.TimeoutExpired:
-                self._append_note(f"did not exit {timeout_s:.0f} s after SIGTERM; sending SIGKILL")
+                self._append_note(f"did not exit {timeout_s:.0f} s after SIGTERM; its tasks and threads, then SIGKILL")
+                for dump in (signal.SIGUSR1, signal.SIGQUIT):  # where it hangs, in its output
+                    self.process.send_signal(dump)
+                    time.sleep(0.5)
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode

@@ -156,10 +156,9 @@ class DynamicConfigs:
             for broker_name in broker_synonyms(name):
                 synonyms += self._broker_layers(broker_name)
             chain = broker_synonyms(name)
-            default_name = chain[-1] if chain else name
-            default_definition = broker_config_defs().get(default_name, definition)
-            synonyms.append((default_name, _shown(default_definition.default, sensitive), DEFAULT_CONFIG))
-            source = synonyms[0][2]
+            if chain:  # a topic config with no broker synonym (the throttled replicas) lists none, as in Kafka
+                synonyms.append((chain[-1], _shown(broker_config_defs()[chain[-1]].default, sensitive), DEFAULT_CONFIG))
+            source = synonyms[0][2] if synonyms else DEFAULT_CONFIG
             value = overrides[name] if name in overrides else _shown(defaults.get(name), sensitive)
             entries.append(
                 ConfigEntry(name, None if sensitive else value, source, False, sensitive, CONFIG_TYPES[definition.type], definition.doc, synonyms)

@@ -306,7 +306,9 @@ class ActiveController:
                 finished.append((topic, partition))
                 continue
             current = record.assignment[partition]
-            if tuple(current) == tuple(target) and set(state.isr) <= set(target):
+            if tuple(current) == tuple(target) and set(state.isr) == set(target):
+                # done when every target replica is in sync and no other one is left (a move to
+                # a replica set that is already the current one still waits for it to catch up)
                 finished.append((topic, partition))
                 continue
             if not set(target) <= set(current):

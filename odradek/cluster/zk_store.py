@@ -33,11 +33,14 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import BadVersionError as ZkBadVersion
 from kazoo.exceptions import NodeExistsError, NoNodeError
 from kazoo.recipe.watchers import ChildrenWatch
+from kazoo.retry import KazooRetry
 
 from odradek.cluster.metadata import BrokerRegistration, Endpoint
 from odradek.cluster.store import BadVersionError, MetadataStoreError, MetadataStoreUnavailableError, TopicRecord
 
 log = logging.getLogger(__name__)
+
+RECONNECT_MAX_DELAY_S = 1.0
 
 CLUSTER_ID = "/cluster/id"
 CONTROLLER = "/controller"
@@ -167,7 +170,11 @@ class ZkMetadataStore:
         self._hosts = hosts
         self._chroot = "/" + chroot.strip("/") if chroot.strip("/") else ""
         self._timeout_s = connection_timeout_ms / 1000
-        self.client = KazooClient(hosts=connect, timeout=session_timeout_ms / 1000)
+        # kazoo's default reconnect backoff doubles up to an hour: after ZooKeeper has been away
+        # for a minute, a broker would wait minutes more (and lose its session) once it is back.
+        # Retry at least every second, as ZooKeeper's own client does.
+        reconnect = KazooRetry(max_tries=-1, delay=0.1, backoff=2, max_jitter=0.2, max_delay=RECONNECT_MAX_DELAY_S)
+        self.client = KazooClient(hosts=connect, timeout=session_timeout_ms / 1000, connection_retry=reconnect)
         self.cluster_id = ""
         self._listeners: list = []
         self._connected = threading.Event()

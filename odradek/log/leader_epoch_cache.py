@@ -69,14 +69,15 @@ class LeaderEpochCache:
 
     def end_offset_for(self, epoch: int, log_end_offset: int) -> tuple[int, int]:
         """OffsetForLeaderEpoch: (the largest epoch <= `epoch` we know, the offset where it ends:
-        the next epoch's start, or the log end for the latest). (-1, -1) if `epoch` is below
-        every epoch we know."""
-        if not self._entries:
+        the next epoch's start, or the log end for the latest). An epoch below every one we
+        know ends where our first one starts (Kafka's answer: a follower whose whole log was
+        written in an epoch this log never had must truncate it all). (-1, -1) when we know none."""
+        if not self._entries or epoch < 0:
             return (UNDEFINED_EPOCH, UNDEFINED_OFFSET)
         epochs = [e for e, _ in self._entries]
         index = bisect.bisect_right(epochs, epoch)
         if index == 0:
-            return (UNDEFINED_EPOCH, UNDEFINED_OFFSET)
+            return (epoch, self._entries[0][1])
         found_epoch = epochs[index - 1]
         if index == len(self._entries):
             return (found_epoch, log_end_offset)

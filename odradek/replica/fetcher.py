@@ -202,8 +202,11 @@ class ReplicaFetcherManager:
         self.replicas = replicas
         self.config = config
         self._fetchers: dict[int, LeaderFetcher] = {}
+        self._stopped = False
 
     def follow(self, tp: TopicPartition, leader_id: int, leader_epoch: int, host: str, port: int) -> None:
+        if self._stopped:
+            return
         for other_id, fetcher in self._fetchers.items():
             if other_id != leader_id:
                 fetcher.remove(tp)
@@ -226,6 +229,10 @@ class ReplicaFetcherManager:
         return None
 
     async def stop(self) -> None:
+        """Stop fetching for good (a broker in controlled shutdown: Kafka's StopReplica). A
+        follower that kept fetching would be added back to the ISRs the controller is taking
+        it out of, each time bumping the leader epoch, for as long as the shutdown lasts."""
+        self._stopped = True
         fetchers, self._fetchers = list(self._fetchers.values()), {}
         for fetcher in fetchers:
             await fetcher.stop()

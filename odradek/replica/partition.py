@@ -287,6 +287,11 @@ class Partition:
         if last_fetched_epoch < 0:
             return None
         epoch, end_offset = self.log.leader_epochs.end_offset_for(last_fetched_epoch, self.log.log_end_offset)
+        if epoch < 0 or end_offset < 0:
+            # We cannot tell where its epoch ends (we have no epochs): let it resolve its
+            # position as Kafka's followers do, from our log start and high watermark.
+            raise KafkaError(ErrorCode.offset_out_of_range,
+                             f"could not determine the end offset of epoch {last_fetched_epoch} here")
         if epoch != last_fetched_epoch or end_offset < fetch_offset:
             return (epoch, end_offset)
         return None

@@ -42,6 +42,10 @@ def test_seed_steps_on_a_three_broker_cluster(cluster):
     brokers = cluster(3)
     create_replicated_topic(brokers.bootstrap_servers, "kaninitopic", 3)
 
+    # CreateTopics answers once the partitions have leaders; the other brokers learn of them
+    # through ZooKeeper watches a moment later (as Kafka's learn from UpdateMetadata).
+    wait_for(lambda: all(sorted(isr) == [1, 2, 3] for _, _, isr in describe(brokers.bootstrap_servers, "kaninitopic").values()),
+             10, "every broker shows the new partitions with their ISR")
     described = describe(brokers.bootstrap_servers, "kaninitopic")
     assert sorted(described) == [0, 1, 2]
     for leader, replicas, isr in described.values():

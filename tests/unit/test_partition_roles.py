@@ -102,3 +102,26 @@ def test_stale_or_future_leader_epoch_from_a_client_is_fenced(tmp_path, clock):
     with pytest.raises(KafkaError) as future:
         leader.check_leader(5)
     assert (stale.value.code, future.value.code) == (ErrorCode.fenced_leader_epoch, ErrorCode.unknown_leader_epoch)
+
+
+def test_follower_whose_whole_log_is_an_epoch_the_leader_never_had_is_told_to_truncate_it_all(tmp_path, clock):
+    """A broker led epoch 0, wrote a batch nobody copied and died; the new leader's log starts
+    at epoch 1. The old one, now following, must be told its epoch ends at 0 here (not left
+    fetching from an offset nobody can answer, never rejoining the ISR)."""
+    old = partition(tmp_path, 1, clock)
+    old.make_leader(0, (1, 2), (1,))
+    old.append_records(batch(3))
+    leader = partition(tmp_path, 2, clock)
+    leader.make_leader(1, (1, 2), (2,))
+    leader.append_records(batch(5))
+    assert leader.log.leader_epochs.entries == [(1, 0)]
+    assert leader.diverging_epoch(0, old.log_end_offset) == (0, 0)
+    assert leader.diverging_epoch(1, 5) is None, "a follower that has the leader's epoch is a prefix"
+
+
+def test_a_leader_without_epochs_answers_offset_out_of_range_to_a_follower_that_has_some(tmp_path, clock):
+    leader = partition(tmp_path, 1, clock)
+    leader.make_leader(3, (1, 2), (1, 2))
+    with pytest.raises(KafkaError) as error:
+        leader.diverging_epoch(2, 4)
+    assert error.value.code == ErrorCode.offset_out_of_range
