@@ -3,8 +3,9 @@
 A group's coordinator is the leader of its `__consumer_offsets` partition (Kafka's hash of the
 group id modulo the partition count), found in the metadata image and answered with its endpoint
 on this request's listener; no leader yet is COORDINATOR_NOT_AVAILABLE, which clients retry.
-v4+ takes a batch of keys and answers each. Key types: 0 group, 1 transaction (2 share is
-refused). The first group lookup creates `__consumer_offsets`, as in Kafka. Advertising v0 matters
+v4+ takes a batch of keys and answers each. Key types: 0 group; 1 transaction is refused
+until transactions are built (see refuse_transactions); 2 share is INVALID_REQUEST, as a Kafka
+without share groups answers. The first group lookup creates `__consumer_offsets`, as in Kafka. Advertising v0 matters
 beyond groups too: librdkafka enables LZ4 only when FindCoordinator v0 is in ApiVersions.
 """
 
@@ -50,6 +51,9 @@ async def handle(ctx: RequestContext, request):
                 key=key, node_id=-1, host="", port=-1,
                 error_code=ErrorCode.invalid_request, error_message=f"unknown coordinator key type {key_type}",
             )
+        if key_type == TRANSACTION:
+            code, message = refuse_transactions(ctx, key)
+            return dict(key=key, node_id=-1, host="", port=-1, error_code=code, error_message=message)
         if key_type == GROUP and not key:
             return dict(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.invalid_group_id, error_message="group id is empty")
         coordinator = services.node_id
@@ -76,6 +80,21 @@ async def handle(ctx: RequestContext, request):
             coordinators=tuple(build(coordinator, **answer(key)) for key in request.coordinator_keys),
         )
     return build(response, throttle_time=timedelta(0), **answer(request.key))
+
+
+TRANSACTIONS_UNSUPPORTED = (
+    "transactions are not supported by odradek yet; an idempotent producer "
+    "(enable.idempotence=true, no transactional.id) still writes each record once per partition"
+)
+
+
+def refuse_transactions(ctx: RequestContext, transactional_id: str) -> tuple[ErrorCode, str]:
+    """The answer to a transactional producer until transactions are built. Every client treats
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED as fatal at once (librdkafka and the Java client retry
+    anything else for their whole timeout, 60-120 s, before failing); librdkafka shows the message."""
+    log.warning("Refused transactional.id %r of client %r at %s: %s", transactional_id, ctx.client_id, ctx.peer,
+                TRANSACTIONS_UNSUPPORTED)
+    return ErrorCode.transactional_id_authorization_failed, TRANSACTIONS_UNSUPPORTED
 
 
 def _all_unavailable(response, keys, version: int):
