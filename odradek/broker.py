@@ -23,7 +23,7 @@ from pathlib import Path
 from odradek.clock import Clock
 from odradek.cluster.cluster_controller import ClusterController
 from odradek.cluster.controller import Controller
-from odradek.cluster.dynamic_config import DynamicConfigs
+from odradek.cluster.dynamic_config import DynamicConfigs, ensure_cluster_min_insync_replicas
 from odradek.cluster.local_store import LocalMetadataStore
 from odradek.cluster.local_store import new_cluster_id as _new_cluster_id
 from odradek.cluster.membership import ClusterMembership
@@ -97,6 +97,7 @@ class BrokerRuntime:
             self._zk_store = store
         else:
             store = await asyncio.to_thread(_open_metadata_store, log_dirs, config)
+        await asyncio.to_thread(ensure_cluster_min_insync_replicas, store, config)
         configs = DynamicConfigs(config, store, node_id)
         log_manager = LogManager(log_dirs, self.clock, cluster_id=store.cluster_id, node_id=node_id)
         replicas = ReplicaManager(log_manager, node_id, clock=self.clock)

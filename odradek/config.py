@@ -300,7 +300,7 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
        "Default for the topic config min.compaction.lag.ms.", AtLeast(0)),
     _b("log.cleaner.max.compaction.lag.ms", "long", LONG_MAX,
        "Default for the topic config max.compaction.lag.ms.", AtLeast(1)),
-    _b("num.recovery.threads.per.data.dir", "int", 1,
+    _b("num.recovery.threads.per.data.dir", "int", 2,
        "Threads per log dir used to recover logs at start-up.", AtLeast(1)),
     # --- broker: network ---
     _b("socket.request.max.bytes", "int", 104857600,

@@ -47,6 +47,10 @@ REPLICATION_THROTTLES = frozenset({
 })
 
 
+# Broker configs that stand for one another (Kafka's DynamicBrokerConfig.brokerConfigSynonyms).
+_FULL_CHAINS = tuple(broker_synonym_chain(name) for name in ("log.retention.ms", "log.roll.ms", "log.roll.jitter.ms", "log.flush.interval.ms"))
+
+
 def dynamic_broker_configs() -> frozenset[str]:
     """Broker configs that may change while running: the synonyms of topic configs, and the
     replication throttles."""
@@ -71,6 +75,16 @@ def _shown(value: object, sensitive: bool) -> str | None:
     if isinstance(value, Password):
         return None
     return render_value(value)
+
+
+def ensure_cluster_min_insync_replicas(store, static: BrokerConfig) -> None:
+    """KIP-966 (Kafka 4.1+): the cluster-wide min.insync.replicas is a dynamic default, written
+    once, from the first broker's own value, when the cluster has none. DescribeConfigs then
+    shows it as DYNAMIC_DEFAULT_BROKER_CONFIG on every topic and broker, as Kafka does, and it
+    can be changed for the whole cluster with kafka-configs --entity-default."""
+    defaults = store.broker_configs().get(CLUSTER_DEFAULT, {})
+    if "min.insync.replicas" not in defaults:
+        store.set_broker_configs(CLUSTER_DEFAULT, {**defaults, "min.insync.replicas": str(static["min.insync.replicas"])})
 
 
 class DynamicConfigs:
@@ -99,45 +113,45 @@ class DynamicConfigs:
 
     # -- describing ---------------------------------------------------------------------------
 
-    def _broker_layers(self, name: str) -> list[tuple[str, str | None, int]]:
-        """(name, value, source) of every place that sets broker config `name`, most specific first."""
-        layers = []
-        if name in self._dynamic.get(str(self.node_id), {}):
-            layers.append((name, self._dynamic[str(self.node_id)][name], DYNAMIC_BROKER_CONFIG))
-        if name in self._dynamic.get(CLUSTER_DEFAULT, {}):
-            layers.append((name, self._dynamic[CLUSTER_DEFAULT][name], DYNAMIC_DEFAULT_BROKER_CONFIG))
-        if name in self.static.originals:
-            layers.append((name, self.static.originals[name], STATIC_BROKER_CONFIG))
-        return layers
+    def _synonyms(self, name: str, chain: tuple[str, ...], sensitive: bool) -> list[tuple[str, str | None, int]]:
+        """Kafka's synonyms of broker config `name`: every place that sets a config of its chain,
+        by source (this broker's dynamic config, the cluster-wide default, server.properties, the
+        built-in default), then dropped up to the first entry that is `name` itself. So a topic's
+        retention.ms lists nothing (and says DEFAULT_CONFIG) when only log.retention.hours is
+        set, exactly as Kafka 4.4 answers."""
+        definitions = broker_config_defs()
+        places = (
+            (self._dynamic.get(str(self.node_id), {}), DYNAMIC_BROKER_CONFIG),
+            (self._dynamic.get(CLUSTER_DEFAULT, {}), DYNAMIC_DEFAULT_BROKER_CONFIG),
+            (self.static.originals, STATIC_BROKER_CONFIG),
+        )
+        layers = [(n, None if sensitive else values[n], source) for values, source in places for n in chain if n in values]
+        layers += [(n, _shown(definitions[n].default, sensitive), DEFAULT_CONFIG) for n in chain if definitions[n].default is not None]
+        first = next((i for i, (n, _v, _s) in enumerate(layers) if n == name), len(layers))
+        return layers[first:]
 
     def describe_broker(self, entity: str, keys: Iterable[str] | None) -> list[ConfigEntry]:
+        """One broker's configs; for the cluster-wide default entity ('') only those set there, as Kafka."""
         self._broker_entity(entity)
         dynamic = dynamic_broker_configs()
         definitions = broker_config_defs()
+        cluster_defaults = self._dynamic.get(CLUSTER_DEFAULT, {})
         entries = []
         for name, definition in sorted(definitions.items()):
             if keys is not None and name not in keys:
                 continue
+            if entity == CLUSTER_DEFAULT and name not in cluster_defaults:
+                continue
             sensitive = definition.type == "password"
             chain = broker_synonym_chain(name)
-            layers = [layer for synonym in chain for layer in self._broker_layers(synonym)]
+            chain = next((full for full in _FULL_CHAINS if name in full), chain)
+            synonyms = self._synonyms(name, chain, sensitive)
             if entity == CLUSTER_DEFAULT:
-                layers = [layer for layer in layers if layer[2] == DYNAMIC_DEFAULT_BROKER_CONFIG]
-            synonyms = [(n, None if sensitive else v, s) for n, v, s in layers]
-            # Kafka lists the built-in default of the first config in the chain that has one.
-            for synonym in chain:
-                default = definitions[synonym].default
-                if default is not None:
-                    synonyms.append((synonym, _shown(default, sensitive), DEFAULT_CONFIG))
-                    break
-            if synonyms:
-                value, source = synonyms[0][1], synonyms[0][2]
-                if entity != CLUSTER_DEFAULT and source != DEFAULT_CONFIG:
-                    value = _shown(self.effective[name], sensitive)
-                elif source == DEFAULT_CONFIG:
-                    value = _shown(self.effective[name], sensitive)
+                synonyms = [layer for layer in synonyms if layer[2] == DYNAMIC_DEFAULT_BROKER_CONFIG]
+                value = None if sensitive else cluster_defaults[name]
             else:
-                value, source = None, DEFAULT_CONFIG
+                value = _shown(self.effective[name], sensitive)
+            source = synonyms[0][2] if synonyms else DEFAULT_CONFIG
             entries.append(
                 ConfigEntry(name, value, source, name not in dynamic, sensitive, CONFIG_TYPES[definition.type], definition.doc, synonyms)
             )
@@ -153,11 +167,9 @@ class DynamicConfigs:
             synonyms: list[tuple[str, str | None, int]] = []
             if name in overrides:
                 synonyms.append((name, None if sensitive else overrides[name], DYNAMIC_TOPIC_CONFIG))
-            for broker_name in broker_synonyms(name):
-                synonyms += self._broker_layers(broker_name)
             chain = broker_synonyms(name)
             if chain:  # a topic config with no broker synonym (the throttled replicas) lists none, as in Kafka
-                synonyms.append((chain[-1], _shown(broker_config_defs()[chain[-1]].default, sensitive), DEFAULT_CONFIG))
+                synonyms += self._synonyms(chain[0], chain, sensitive)
             source = synonyms[0][2] if synonyms else DEFAULT_CONFIG
             value = overrides[name] if name in overrides else _shown(defaults.get(name), sensitive)
             entries.append(
@@ -219,6 +231,9 @@ class DynamicConfigs:
                 definitions[name].parse(value)
         except ConfigError as error:
             raise KafkaError(ErrorCode.invalid_config, str(error)) from None
+        if entity == CLUSTER_DEFAULT and "min.insync.replicas" not in new_values:
+            # KIP-966: Kafka keeps the cluster-wide value once written (see ensure_cluster_min_insync_replicas)
+            raise KafkaError(ErrorCode.invalid_config, "Cluster-level min.insync.replicas cannot be removed (KIP-966); set another value instead")
         if validate_only:
             return False
         self.store.set_broker_configs(entity, dict(new_values))  # first: a failed write changes nothing

@@ -65,7 +65,7 @@ def test_kafka_configs_topic_overrides_add_describe_delete(broker, java_tools):
     header = f"Dynamic configs for topic {topic} are:"
     at_creation = _described(_configs(java_tools, bootstrap, "topics", topic, "--describe").stdout, header)
     assert at_creation == {
-        "retention.ms": ("86400000", "DYNAMIC_TOPIC_CONFIG:retention.ms=86400000, DEFAULT_CONFIG:log.retention.hours=168"),
+        "retention.ms": ("86400000", "DYNAMIC_TOPIC_CONFIG:retention.ms=86400000"),
     }
 
     altered = _configs(
@@ -75,7 +75,7 @@ def test_kafka_configs_topic_overrides_add_describe_delete(broker, java_tools):
     after_add = _described(_configs(java_tools, bootstrap, "topics", topic, "--describe").stdout, header)
     assert after_add == {
         "max.message.bytes": ("2000", "DYNAMIC_TOPIC_CONFIG:max.message.bytes=2000, DEFAULT_CONFIG:message.max.bytes=1048588"),
-        "retention.ms": ("3600000", "DYNAMIC_TOPIC_CONFIG:retention.ms=3600000, DEFAULT_CONFIG:log.retention.hours=168"),
+        "retention.ms": ("3600000", "DYNAMIC_TOPIC_CONFIG:retention.ms=3600000"),
     }
 
     deleted = _configs(java_tools, bootstrap, "topics", topic, "--alter", "--delete-config", "max.message.bytes")
@@ -83,9 +83,10 @@ def test_kafka_configs_topic_overrides_add_describe_delete(broker, java_tools):
     after_delete = _described(_configs(java_tools, bootstrap, "topics", topic, "--describe").stdout, header)
     assert _values(after_delete) == {"retention.ms": "3600000"}
 
-    # kafka-topics --describe shows the same overrides
+    # kafka-topics --describe shows the same overrides, and (as Kafka 4.1+) the cluster-wide
+    # min.insync.replicas, a dynamic default since KIP-966
     summary = _lines(java_tools.run(TOPIC_COMMAND, "--bootstrap-server", bootstrap, "--describe", "--topic", topic).stdout)[0]
-    assert re.split(r"\t+", summary.strip())[-1] == "Configs: retention.ms=3600000"
+    assert re.split(r"\t+", summary.strip())[-1] == "Configs: min.insync.replicas=1,retention.ms=3600000"
 
 
 def test_kafka_configs_topic_describe_all_lists_defaults_with_values(broker, java_tools):
@@ -110,7 +111,10 @@ def test_kafka_configs_topic_describe_all_lists_defaults_with_values(broker, jav
     }.items() <= values.items(), described.stdout
     assert entries["cleanup.policy"][1] == "DYNAMIC_TOPIC_CONFIG:cleanup.policy=compact, DEFAULT_CONFIG:log.cleanup.policy=delete"
     assert entries["segment.bytes"][1] == "DEFAULT_CONFIG:log.segment.bytes=1073741824"
-    assert entries["retention.ms"][1] == "DEFAULT_CONFIG:log.retention.hours=168"
+    # Kafka 4.4 lists a synonym chain only from its first name on: log.retention.ms is not set,
+    # so retention.ms shows no synonym at all (log.retention.hours=168 is dropped)
+    assert entries["retention.ms"] == ("604800000", "")
+    assert entries["min.insync.replicas"][1] == "DYNAMIC_DEFAULT_BROKER_CONFIG:min.insync.replicas=1, DEFAULT_CONFIG:min.insync.replicas=1"
     # every entry has a value: none is left out as null; the throttled replica lists are empty by
     # default and, having no broker config behind them, list no synonym (as Kafka shows them)
     throttled = {"leader.replication.throttled.replicas", "follower.replication.throttled.replicas"}
@@ -156,6 +160,30 @@ def test_kafka_configs_broker_describe_synonyms_as_kafka_prints_them(broker, jav
         "  log.retention.ms=7200000 sensitive=false "
         "synonyms={DYNAMIC_BROKER_CONFIG:log.retention.ms=7200000, DEFAULT_CONFIG:log.retention.hours=168}",
     ]
+
+
+def test_cluster_wide_min_insync_replicas_is_a_dynamic_default_that_cannot_be_removed(broker, java_tools):
+    """KIP-966 as Kafka 4.1+ has it: the cluster-wide min.insync.replicas is written once as a dynamic
+    default; kafka-configs --entity-default shows it, refuses to delete it, and changes every topic."""
+    bootstrap = broker.bootstrap_servers
+
+    def cluster_default(*args, **kwargs):
+        return java_tools.run(CONFIG_COMMAND, "--bootstrap-server", bootstrap, "--entity-type", "brokers",
+                              "--entity-default", *args, **kwargs)
+
+    assert _described(cluster_default("--describe").stdout, "Default configs for brokers in the cluster are:") == {
+        "min.insync.replicas": ("1", "DYNAMIC_DEFAULT_BROKER_CONFIG:min.insync.replicas=1"),
+    }
+    refused = cluster_default("--alter", "--delete-config", "min.insync.replicas", check=False)
+    assert refused.returncode == 1
+    assert "InvalidConfigurationException: Cluster-level min.insync.replicas cannot be removed" in refused.stderr, refused
+
+    cluster_default("--alter", "--add-config", "min.insync.replicas=2")
+    create_topic(bootstrap, "after-min-isr-change")
+    entries = _described(_configs(java_tools, bootstrap, "topics", "after-min-isr-change", "--describe", "--all").stdout,
+                         "All configs for topic after-min-isr-change are:")
+    assert entries["min.insync.replicas"] == (
+        "2", "DYNAMIC_DEFAULT_BROKER_CONFIG:min.insync.replicas=2, DEFAULT_CONFIG:min.insync.replicas=1")
 
 
 @pytest.mark.parametrize("static", ["listeners=PLAINTEXT://127.0.0.1:1", "log.dirs=/nonexistent"])
