@@ -120,7 +120,7 @@ class BrokerRuntime:
             log_manager.close()
             raise
         self.log_manager = log_manager
-        groups = self._group_coordinator(controller, replicas)
+        groups = self._group_coordinator(controller, replicas, configs)
         self.groups = groups
         listeners = config.listeners
         if cluster_mode:
@@ -235,7 +235,7 @@ class BrokerRuntime:
         )
         return BrokerRegistration(node_id, endpoints, rack=self.config.get("broker.rack"))
 
-    def _group_coordinator(self, controller, replicas) -> GroupCoordinator:
+    def _group_coordinator(self, controller, replicas, configs: DynamicConfigs) -> GroupCoordinator:
         config = self.config
         offsets_partitions = config["offsets.topic.num.partitions"]
         offsets_configs = {"cleanup.policy": "compact", "segment.bytes": str(config["offsets.topic.segment.bytes"])}
@@ -280,6 +280,7 @@ class BrokerRuntime:
             partition_counts=partition_counts,
             topic_id_of=lambda name: record.topic_id if (record := controller.topic(name)) is not None else None,
             topic_name_of=lambda topic_id: record.name if (record := controller.topic_by_id(topic_id)) is not None else None,
+            group_setting=configs.group_value,
         )
 
         def leadership_changed(partition, is_leader: bool) -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "parse_value",
     "topic_config_defaults",
     "topic_config_defs",
+    "group_config_defs",
     "validate_topic_configs",
 ]
 
@@ -158,8 +159,9 @@ def _fmt_number(n: float) -> str:
 class ConfigDef:
     """One config: its Kafka name, type, default (typed; None means unset), validator, doc.
 
-    `scope` is "broker" (server.properties) or "topic" (CreateTopics / AlterConfigs).
-    A topic config's `synonym` names the broker config that supplies its default.
+    `scope` is "broker" (server.properties), "topic" (CreateTopics / AlterConfigs) or "group"
+    (a consumer group's own settings, IncrementalAlterConfigs on resource type GROUP). A topic or
+    group config's `synonym` names the broker config that supplies its default.
     """
 
     name: str
@@ -173,7 +175,7 @@ class ConfigDef:
     def __post_init__(self) -> None:
         if self.type not in CONFIG_TYPES:
             raise TypeError(f"config {self.name!r}: unknown type {self.type!r}")
-        if self.scope not in ("broker", "topic"):
+        if self.scope not in ("broker", "topic", "group"):
             raise TypeError(f"config {self.name!r}: unknown scope {self.scope!r}")
 
     def parse(self, raw: str | None) -> object:
@@ -192,6 +194,10 @@ def _b(name, type_, default, doc, validator=None) -> ConfigDef:
 
 def _t(name, type_, default, synonym, doc, validator=None) -> ConfigDef:
     return ConfigDef(name, type_, default, doc, "topic", validator, synonym)
+
+
+def _g(name, type_, synonym, doc) -> ConfigDef:
+    return ConfigDef(name, type_, None, doc, "group", None, synonym)
 
 
 _CLEANUP_POLICIES = OneOf(("delete", "compact"))
@@ -392,6 +398,14 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
        "Session timeout of members of consumer-protocol (KIP-848) groups.", AtLeast(1)),
     _b("group.consumer.heartbeat.interval.ms", "int", 5000,
        "Heartbeat interval told to members of consumer-protocol (KIP-848) groups.", AtLeast(1)),
+    _b("group.consumer.min.session.timeout.ms", "int", 45000,
+       "Smallest consumer.session.timeout.ms a consumer-protocol group may set.", AtLeast(1)),
+    _b("group.consumer.max.session.timeout.ms", "int", 60000,
+       "Largest consumer.session.timeout.ms a consumer-protocol group may set.", AtLeast(1)),
+    _b("group.consumer.min.heartbeat.interval.ms", "int", 5000,
+       "Smallest consumer.heartbeat.interval.ms a consumer-protocol group may set.", AtLeast(1)),
+    _b("group.consumer.max.heartbeat.interval.ms", "int", 15000,
+       "Largest consumer.heartbeat.interval.ms a consumer-protocol group may set.", AtLeast(1)),
     _b("group.consumer.assignors", "list", ["uniform", "range"],
        "Server-side assignors of consumer-protocol groups; the first is the default."),
     # --- topic ---
@@ -445,9 +459,16 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
     _t("follower.replication.throttled.replicas", "list", [], None,
        "Replicas (partition:broker, or * for all) whose fetching from this topic's leaders is held to "
        "follower.replication.throttled.rate while they are out of the ISR.", ThrottledReplicaList()),
+    # --- group (KIP-848 group configs; the broker synonym is the default) ---
+    _g("consumer.session.timeout.ms", "int", "group.consumer.session.timeout.ms",
+       "This consumer-protocol group's session timeout, between group.consumer.min.session.timeout.ms and "
+       "group.consumer.max.session.timeout.ms."),
+    _g("consumer.heartbeat.interval.ms", "int", "group.consumer.heartbeat.interval.ms",
+       "The heartbeat interval told to this group's consumer-protocol members, between "
+       "group.consumer.min.heartbeat.interval.ms and group.consumer.max.heartbeat.interval.ms."),
 )
 
-_BY_SCOPE: dict[str, dict[str, ConfigDef]] = {"broker": {}, "topic": {}}
+_BY_SCOPE: dict[str, dict[str, ConfigDef]] = {"broker": {}, "topic": {}, "group": {}}
 for _def in CONFIG_DEFS:
     if _def.name in _BY_SCOPE[_def.scope]:
         raise TypeError(f"config {_def.name!r} defined twice")
@@ -471,6 +492,11 @@ def broker_config_defs() -> Mapping[str, ConfigDef]:
 def topic_config_defs() -> Mapping[str, ConfigDef]:
     """Topic-scope definitions by name."""
     return _BY_SCOPE["topic"]
+
+
+def group_config_defs() -> Mapping[str, ConfigDef]:
+    """Group-scope definitions by name."""
+    return _BY_SCOPE["group"]
 
 
 def broker_synonym_chain(broker_config: str) -> tuple[str, ...]:
@@ -892,17 +918,19 @@ def describe_doc_markdown() -> str:
         return text.replace("|", "\\|").replace("\n", " ")
 
     lines: list[str] = []
-    for scope, title in (("broker", "Broker configs (server.properties)"), ("topic", "Topic configs")):
+    scopes = (("broker", "Broker configs (server.properties)"), ("topic", "Topic configs"),
+              ("group", "Group configs (kafka-configs --entity-type groups)"))
+    for scope, title in scopes:
         lines += [f"## {title}", ""]
         header = "| name | type | default | valid values |"
         rule = "| --- | --- | --- | --- |"
-        if scope == "topic":
+        if scope in ("topic", "group"):
             header += " broker synonym |"
             rule += " --- |"
         lines += [header + " description |", rule + " --- |"]
         for d in sorted(_BY_SCOPE[scope].values(), key=lambda d: d.name):
             row = f"| `{d.name}` | {d.type} | `{cell(render_value(d.default))}` | {cell(str(d.validator or ''))} |"
-            if scope == "topic":
+            if scope in ("topic", "group"):
                 row += f" {'`' + d.synonym + '`' if d.synonym else ''} |"
             lines.append(row + f" {cell(d.doc)} |")
         lines.append("")

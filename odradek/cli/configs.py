@@ -1,4 +1,4 @@
-"""`odradek configs`: describe and alter topic and broker configs (kafka-configs' flags)."""
+"""`odradek configs`: describe and alter topic, broker and group configs (kafka-configs' flags)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from odradek.cli import UsageError
 from odradek.cli.client_options import add_client_arguments, add_subcommand, parse_key_values, run_with_client, split_config_list
 from odradek.cli.output import print_json, print_table
 from odradek.client import Admin, KafkaClient
-from odradek.client.admin import RESOURCE_BROKER, RESOURCE_TOPIC, RESOURCE_TYPES
+from odradek.client.admin import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, RESOURCE_TYPES
 
 __all__ = ["register", "run"]
 
@@ -20,6 +20,7 @@ EXAMPLES = """
       --add-config retention.ms=86400000,cleanup.policy=[compact,delete]
   odradek configs --alter --entity-type topics --entity-name kaninitopic --delete-config retention.ms
   odradek configs --alter --entity-type brokers --entity-default --add-config log.retention.ms=3600000
+  odradek configs --alter --entity-type groups --entity-name my-group --add-config consumer.session.timeout.ms=50000
 """
 
 
@@ -27,16 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_subcommand(
         subparsers,
         "configs",
-        help="describe and alter topic and broker configs",
-        description="Describe and alter topic and broker configs, with kafka-configs' flags. --describe shows the "
+        help="describe and alter topic, broker and group configs",
+        description="Describe and alter topic, broker and group configs, with kafka-configs' flags. --describe shows the "
         "configs set on the entity; --all shows every config with its source.",
         examples=EXAMPLES,
     )
     actions = parser.add_argument_group("action (exactly one)").add_mutually_exclusive_group(required=True)
     actions.add_argument("--describe", action="store_true", help="show configs")
     actions.add_argument("--alter", action="store_true", help="set (--add-config) or remove (--delete-config) configs")
-    parser.add_argument("--entity-type", choices=("topics", "brokers"), help="what to configure")
-    parser.add_argument("--entity-name", metavar="NAME", help="the topic name or broker id")
+    parser.add_argument("--entity-type", choices=("topics", "brokers", "groups"), help="what to configure")
+    parser.add_argument("--entity-name", metavar="NAME", help="the topic name, broker id or group id")
     parser.add_argument("--entity-default", action="store_true", help="with brokers: the cluster-wide default")
     parser.add_argument("--topic", metavar="TOPIC", help="shorthand for --entity-type topics --entity-name TOPIC")
     parser.add_argument("--broker", metavar="ID", help="shorthand for --entity-type brokers --entity-name ID")
@@ -54,11 +55,13 @@ def _entity(args: argparse.Namespace) -> tuple[int, str | None]:
     if args.broker:
         entity_type, name = "brokers", args.broker
     if entity_type is None:
-        raise UsageError("--entity-type (topics or brokers) is required")
+        raise UsageError("--entity-type (topics, brokers or groups) is required")
     if args.entity_default:
         if entity_type != "brokers":
             raise UsageError("--entity-default applies to brokers only")
         name = ""
+    if entity_type == "groups" and not name:
+        raise UsageError("--entity-type groups needs --entity-name GROUP")
     return RESOURCE_TYPES[entity_type], name
 
 
@@ -78,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
 def _label(resource_type: int, name: str) -> str:
     if resource_type == RESOURCE_BROKER:
         return "default brokers" if name == "" else f"broker {name}"
+    if resource_type == RESOURCE_GROUP:
+        return f"group {name}"
     return f"topic {name}"
 
 

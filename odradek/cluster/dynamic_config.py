@@ -21,6 +21,7 @@ from odradek.config import (
     broker_config_defs,
     broker_synonym_chain,
     broker_synonyms,
+    group_config_defs,
     render_value,
     topic_config_defs,
     topic_config_defaults,
@@ -33,6 +34,7 @@ DYNAMIC_BROKER_CONFIG = 2
 DYNAMIC_DEFAULT_BROKER_CONFIG = 3
 STATIC_BROKER_CONFIG = 4
 DEFAULT_CONFIG = 5
+GROUP_CONFIG = 8
 
 CONFIG_TYPES = {"boolean": 1, "string": 2, "int": 3, "short": 4, "long": 5, "double": 6, "list": 7, "class": 8, "password": 9}
 
@@ -95,6 +97,7 @@ class DynamicConfigs:
         self.store = store
         self.node_id = node_id
         self._dynamic: dict[str, dict[str, str]] = store.broker_configs()
+        self._groups: dict[str, dict[str, str]] = store.group_configs()
         self.effective = self._compute_effective()
 
     def _compute_effective(self) -> BrokerConfig:
@@ -177,6 +180,68 @@ class DynamicConfigs:
             )
         return entries
 
+    # -- groups (KIP-848 group configs) -------------------------------------------------------
+
+    def group_value(self, group_id: str, name: str) -> int:
+        """A group config's value: the group's own setting, else its broker synonym's."""
+        definition = group_config_defs()[name]
+        raw = self._groups.get(group_id, {}).get(name)
+        return definition.parse(raw) if raw is not None else self.effective[definition.synonym]
+
+    def group_overrides(self, group_id: str) -> dict[str, str]:
+        return dict(self._groups.get(group_id, {}))
+
+    def describe_group(self, group_id: str, keys: Iterable[str] | None) -> list[ConfigEntry]:
+        """A group's configs, with GROUP_CONFIG for its own settings and the broker synonyms behind
+        them (any group id, existing or not, as Kafka answers)."""
+        overrides = self._groups.get(group_id, {})
+        entries = []
+        for name, definition in sorted(group_config_defs().items()):
+            if keys is not None and name not in keys:
+                continue
+            synonyms: list[tuple[str, str | None, int]] = []
+            if name in overrides:
+                synonyms.append((name, overrides[name], GROUP_CONFIG))
+            synonyms += self._synonyms(definition.synonym, broker_synonym_chain(definition.synonym), False)
+            source = synonyms[0][2] if synonyms else DEFAULT_CONFIG
+            value = _shown(self.group_value(group_id, name), False)
+            entries.append(ConfigEntry(name, value, source, False, False, CONFIG_TYPES[definition.type], definition.doc, synonyms))
+        return entries
+
+    def alter_group(self, group_id: str, new_values: Mapping[str, str], *, validate_only: bool) -> None:
+        """Replace a group's configs, validated against the broker's bounds as Kafka's GroupConfig does."""
+        if not group_id:
+            raise KafkaError(ErrorCode.invalid_request, "the group id is empty")
+        definitions = group_config_defs()
+        unknown = sorted(name for name in new_values if name not in definitions)
+        if unknown:
+            raise KafkaError(ErrorCode.invalid_config, f"unknown group config(s): {', '.join(unknown)} "
+                             f"(supported: {', '.join(sorted(definitions))})")
+        try:
+            values = {name: definitions[name].parse(value) for name, value in new_values.items()}
+        except ConfigError as error:
+            raise KafkaError(ErrorCode.invalid_config, str(error)) from None
+        for name, low, high in (
+            ("consumer.session.timeout.ms", "group.consumer.min.session.timeout.ms", "group.consumer.max.session.timeout.ms"),
+            ("consumer.heartbeat.interval.ms", "group.consumer.min.heartbeat.interval.ms", "group.consumer.max.heartbeat.interval.ms"),
+        ):
+            if name in values and values[name] < self.effective[low]:
+                raise KafkaError(ErrorCode.invalid_config, f"{name} must be greater than or equal to {low} ({self.effective[low]})")
+            if name in values and values[name] > self.effective[high]:
+                raise KafkaError(ErrorCode.invalid_config, f"{name} must be less than or equal to {high} ({self.effective[high]})")
+        session = values.get("consumer.session.timeout.ms", self.effective["group.consumer.session.timeout.ms"])
+        heartbeat = values.get("consumer.heartbeat.interval.ms", self.effective["group.consumer.heartbeat.interval.ms"])
+        if heartbeat >= session:
+            raise KafkaError(ErrorCode.invalid_config, f"consumer.heartbeat.interval.ms ({heartbeat}) must be less than "
+                             f"consumer.session.timeout.ms ({session})")
+        if validate_only:
+            return
+        self.store.set_group_configs(group_id, dict(new_values))  # first: a failed write changes nothing
+        if new_values:
+            self._groups[group_id] = dict(new_values)
+        else:
+            self._groups.pop(group_id, None)
+
     # -- altering -----------------------------------------------------------------------------
 
     @staticmethod
@@ -246,6 +311,7 @@ class DynamicConfigs:
         """Read the dynamic configs from the store again (another broker changed them, in cluster
         mode); returns True if this broker's effective config changed. Blocking: a worker thread."""
         self._dynamic = self.store.broker_configs()
+        self._groups = self.store.group_configs()
         before = self.effective
         self.effective = self._compute_effective()
         return dict(before.items()) != dict(self.effective.items())

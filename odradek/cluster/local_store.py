@@ -34,6 +34,7 @@ class LocalMetadataStore:
         self._listeners: list = []
         self._next_producer_id = 0
         self._broker_configs: dict[str, dict[str, str]] = {}
+        self._group_configs: dict[str, dict[str, str]] = {}
         self.cluster_id = ""
         if self.path.exists():
             self._load()
@@ -91,6 +92,17 @@ class LocalMetadataStore:
         self._save()
         self._notify("broker_configs", entity)
 
+    def group_configs(self) -> dict[str, dict[str, str]]:
+        return {group: dict(configs) for group, configs in self._group_configs.items()}
+
+    def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
+        if configs:
+            self._group_configs[group_id] = dict(configs)
+        else:
+            self._group_configs.pop(group_id, None)
+        self._save()
+        self._notify("group_configs", group_id)
+
     def allocate_producer_id_block(self, size: int) -> int:
         first = self._next_producer_id
         self._next_producer_id += size
@@ -103,6 +115,7 @@ class LocalMetadataStore:
             self.cluster_id = data["cluster_id"]
             self._next_producer_id = int(data.get("next_producer_id", 0))
             self._broker_configs = {str(k): dict(v) for k, v in data.get("broker_configs", {}).items()}
+            self._group_configs = {str(k): dict(v) for k, v in data.get("group_configs", {}).items()}
             for entry in data.get("topics", []):
                 record = TopicRecord(
                     name=entry["name"],
@@ -123,6 +136,7 @@ class LocalMetadataStore:
             "cluster_id": self.cluster_id,
             "next_producer_id": self._next_producer_id,
             "broker_configs": self._broker_configs,
+            "group_configs": self._group_configs,
             "topics": [
                 {
                     "name": record.name,

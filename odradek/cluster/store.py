@@ -58,7 +58,7 @@ class MetadataStore(Protocol):
     def remove_topic(self, name: str, *, expected_version: int | None = None) -> None: ...
 
     def watch(self, listener: Callable[[str, str], None]) -> None:
-        """`listener(kind, key)` after each change: kind "topic", "broker_configs" or "producer_ids"."""
+        """`listener(kind, key)` after each change: kind "topic", "broker_configs", "group_configs" or "producer_ids"."""
         ...
 
     def broker_configs(self) -> dict[str, dict[str, str]]:
@@ -66,6 +66,12 @@ class MetadataStore(Protocol):
         ...
 
     def set_broker_configs(self, entity: str, configs: dict[str, str]) -> None: ...
+
+    def group_configs(self) -> dict[str, dict[str, str]]:
+        """Configs set on consumer groups (KIP-848 group configs), by group id."""
+        ...
+
+    def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None: ...
 
     def allocate_producer_id_block(self, size: int) -> int:
         """The first id of a fresh block of `size` producer ids, never handed out before."""

@@ -26,6 +26,7 @@ import json
 import logging
 import threading
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 
@@ -49,6 +50,7 @@ BROKER_IDS = "/brokers/ids"
 BROKER_TOPICS = "/brokers/topics"
 CONFIG_TOPICS = "/config/topics"
 CONFIG_BROKERS = "/config/brokers"
+CONFIG_GROUPS = "/config/groups"
 CONFIG_CHANGES = "/config/changes"
 DELETE_TOPICS = "/admin/delete_topics"
 REASSIGN_PARTITIONS = "/admin/reassign_partitions"
@@ -425,6 +427,27 @@ class ZkMetadataStore:
     def set_broker_configs(self, entity: str, configs: dict[str, str]) -> None:
         name = entity or DEFAULT_BROKER_ENTITY
         self._write_configs(f"{CONFIG_BROKERS}/{name}", configs, f"brokers/{name}")
+
+    def group_configs(self) -> dict[str, dict[str, str]]:
+        configs = {}
+        try:
+            groups = self.client.get_children(CONFIG_GROUPS)
+        except NoNodeError:
+            return configs
+        for group in groups:
+            try:
+                data, _ = self.client.get(f"{CONFIG_GROUPS}/{group}")
+            except NoNodeError:
+                continue
+            values = decode_config(data)
+            if values:
+                configs[urllib.parse.unquote(group)] = values
+        return configs
+
+    def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
+        # A group id may hold any character; its znode name is percent-encoded ('/', '.', '..').
+        node = urllib.parse.quote(group_id, safe="").replace(".", "%2E")
+        self._write_configs(f"{CONFIG_GROUPS}/{node}", configs, f"groups/{node}")
 
     def _write_configs(self, path: str, configs: dict[str, str], entity_path: str) -> None:
         data = encode_config(configs)

@@ -159,6 +159,7 @@ class GroupCoordinator:
         partition_counts: Callable[[Iterable[str]], dict[str, int]] = lambda topics: {},
         topic_id_of: Callable[[str], object] = lambda name: None,
         topic_name_of: Callable[[object], str | None] = lambda topic_id: None,
+        group_setting: Callable[[str, str], int] | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -167,6 +168,7 @@ class GroupCoordinator:
         self.partition_counts = partition_counts
         self.topic_id_of = topic_id_of
         self.topic_name_of = topic_name_of
+        self._group_setting = group_setting
         self.groups: dict[str, ClassicGroup] = {}
         self.consumer_groups: dict[str, ConsumerGroup] = {}
         self.offsets: dict[str, dict[tuple[str, int], OffsetAndMetadata]] = {}
@@ -1231,7 +1233,7 @@ class GroupCoordinator:
             if member is None:
                 return HeartbeatResult(ErrorCode.unknown_member_id, None, member_id, member_epoch)
             self._remove_consumer_member(group, member, "left the group")
-            return HeartbeatResult(ErrorCode.none, None, member_id, member_epoch, self.config.consumer_heartbeat_interval_ms)
+            return HeartbeatResult(ErrorCode.none, None, member_id, member_epoch, self._heartbeat_interval_ms(group.group_id))
 
         if member_epoch == JOIN_EPOCH:
             member_id = member_id or new_member_id()
@@ -1303,14 +1305,25 @@ class GroupCoordinator:
             assignment = {t: set(p) for t, p in member.assigned.items()}
             member.last_sent = assignment
         return HeartbeatResult(
-            ErrorCode.none, None, member.member_id, member.member_epoch, self.config.consumer_heartbeat_interval_ms, assignment
+            ErrorCode.none, None, member.member_id, member.member_epoch, self._heartbeat_interval_ms(group.group_id), assignment
         )
+
+    def _session_timeout_ms(self, group_id: str) -> int:
+        """consumer.session.timeout.ms of this group (its group config, else the broker's)."""
+        if self._group_setting is None:
+            return self.config.consumer_session_timeout_ms
+        return self._group_setting(group_id, "consumer.session.timeout.ms")
+
+    def _heartbeat_interval_ms(self, group_id: str) -> int:
+        if self._group_setting is None:
+            return self.config.consumer_heartbeat_interval_ms
+        return self._group_setting(group_id, "consumer.heartbeat.interval.ms")
 
     def _schedule_consumer_timers(self, group: ConsumerGroup, member: ConsumerMember) -> None:
         if member.session_timer is not None:
             member.session_timer.cancel()
         member.session_timer = self.clock.call_later(
-            self.config.consumer_session_timeout_ms,
+            self._session_timeout_ms(group.group_id),
             self._consumer_member_expired, group, member, "missed its session timeout",
         )
         if member.pending_revocation and member.revocation_timer is None:

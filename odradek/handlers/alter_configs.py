@@ -19,6 +19,7 @@ MAX_VERSION = 2
 
 TOPIC = 2
 BROKER = 4
+GROUP = 32
 
 
 async def handle(ctx: RequestContext, request):
@@ -48,8 +49,11 @@ async def apply(ctx: RequestContext, resource_type: int, name: str, change, vali
             overrides = change(services.configs.broker_overrides(name))
             if await services.controller.run(services.configs.alter_broker, name, overrides, validate_only=validate_only):
                 services.controller.reconfigure(services.configs.effective)
+        elif resource_type == GROUP:
+            overrides = change(services.configs.group_overrides(name))
+            await services.controller.run(services.configs.alter_group, name, overrides, validate_only=validate_only)
         else:
-            raise KafkaError(ErrorCode.invalid_request, f"resource type {resource_type} is not supported (topics 2, brokers 4)")
+            raise KafkaError(ErrorCode.invalid_request, f"resource type {resource_type} is not supported (topics 2, brokers 4, groups 32)")
     except KafkaError as error:
         return error
     return None

@@ -1,5 +1,6 @@
-"""DescribeConfigs (key 32), v1-v4: topic and broker configs with their sources, synonyms (v1+),
-types and documentation (v3+). Broker loggers (type 8) are not served: INVALID_REQUEST."""
+"""DescribeConfigs (key 32), v1-v4: topic, broker and group configs with their sources, synonyms
+(v1+), types and documentation (v3+). Broker loggers (type 8) and client metrics (16) are not
+served: INVALID_REQUEST, as Kafka answers a resource type it does not know."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ MAX_VERSION = 4
 
 TOPIC = 2
 BROKER = 4
+GROUP = 32
 
 
 async def handle(ctx: RequestContext, request):
@@ -74,4 +76,6 @@ def _describe(ctx: RequestContext, resource_type: int, name: str, keys):
         return configs.describe_topic(record.configs, keys)
     if resource_type == BROKER:
         return configs.describe_broker(name, keys)
-    raise KafkaError(ErrorCode.invalid_request, f"resource type {resource_type} is not supported (topics 2, brokers 4)")
+    if resource_type == GROUP:
+        return configs.describe_group(name, keys)
+    raise KafkaError(ErrorCode.invalid_request, f"resource type {resource_type} is not supported (topics 2, brokers 4, groups 32)")

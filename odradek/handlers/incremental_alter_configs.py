@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from odradek.config import broker_config_defs, topic_config_defs
-from odradek.handlers.alter_configs import BROKER, _result, apply
+from odradek.config import broker_config_defs, group_config_defs, topic_config_defs
+from odradek.handlers.alter_configs import BROKER, GROUP, _result, apply
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 
@@ -20,7 +20,7 @@ async def handle(ctx: RequestContext, request):
     results = []
     for resource in request.resources:
         operations = [(c.name, c.config_operation, c.value) for c in resource.configs]
-        definitions = broker_config_defs() if resource.resource_type == BROKER else topic_config_defs()
+        definitions = {BROKER: broker_config_defs, GROUP: group_config_defs}.get(resource.resource_type, topic_config_defs)()
         configs = ctx.services.configs
 
         def change(current, operations=operations, definitions=definitions):

@@ -1,7 +1,8 @@
 """Kafka's own 4.4 tools against a 3-broker odradek cluster: kafka-topics creates and describes a
 replicated topic (leaders, replicas, ISR, under-replicated partitions), kafka-reassign-partitions
 generates, executes and verifies a move onto a fourth broker under load, and kafka-leader-election
-restores preferred leaders, and a reassignment's --throttle holds the copy to its rate. The tools are the compat suite's (Maven Central, cached)."""
+restores preferred leaders, a reassignment's --throttle holds the copy to its rate, and kafka-configs
+sets group configs that every broker sees. The tools are the compat suite's (Maven Central, cached)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from .test_replication import describe
 TOPIC_COMMAND = "org.apache.kafka.tools.TopicCommand"
 REASSIGN_COMMAND = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
 LEADER_ELECTION_COMMAND = "org.apache.kafka.tools.LeaderElectionCommand"
+CONFIG_COMMAND = "org.apache.kafka.tools.ConfigCommand"
 
 
 def tools() -> JavaTools:
@@ -162,3 +164,22 @@ def test_kafka_leader_election_restores_the_preferred_leader(cluster):
                       "--topic", "elected", "--partition", "0")
     assert "Successfully completed leader election (PREFERRED)" in result.stdout, result.stdout
     assert describe(bootstrap, "elected")[0][0] == preferred
+
+
+def test_kafka_configs_group_config_set_on_one_broker_reaches_every_broker(cluster):
+    """A group's coordinator may be any broker: kafka-configs --entity-type groups sent to one broker
+    is stored in ZooKeeper (/config/groups/<group>) and every broker describes it at once; the
+    cluster-wide min.insync.replicas (KIP-966) is the same dynamic default on every broker."""
+    java = tools()
+    brokers = cluster(3)
+    java.run(CONFIG_COMMAND, "--bootstrap-server", brokers.broker(1).bootstrap_servers, "--entity-type", "groups",
+             "--entity-name", "orders", "--alter", "--add-config", "consumer.heartbeat.interval.ms=6000")
+    assert brokers.read("/config/groups/orders") == {"version": 1, "config": {"consumer.heartbeat.interval.ms": "6000"}}
+    for node in (1, 2, 3):
+        bootstrap = brokers.broker(node).bootstrap_servers
+        brokers.wait_for(lambda: configs_of(bootstrap, ConfigResource(ConfigResource.Type.GROUP, "orders")).get(
+            "consumer.heartbeat.interval.ms") == "6000", 10, f"broker {node} sees the group config")
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        resource = ConfigResource(ConfigResource.Type.BROKER, str(node))
+        described = admin.describe_configs([resource])[resource].result(30)
+        assert described["min.insync.replicas"].source == 3  # DYNAMIC_DEFAULT_BROKER_CONFIG
