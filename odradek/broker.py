@@ -86,6 +86,7 @@ class BrokerRuntime:
                 listener.host,
                 listener.port,
                 max_request_bytes=config["socket.request.max.bytes"],
+                max_idle_ms=config["connections.max.idle.ms"],
                 on_stopping=self._release_parked_requests,
             )
             self.servers.append(server)

@@ -309,6 +309,9 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
     _b("num.recovery.threads.per.data.dir", "int", 2,
        "Threads per log dir used to recover logs at start-up.", AtLeast(1)),
     # --- broker: network ---
+    _b("connections.max.idle.ms", "long", 600000,
+       "A client connection with no request for this long is closed (clients reconnect when they need to).",
+       AtLeast(1)),
     _b("socket.request.max.bytes", "int", 104857600,
        "Largest request frame accepted; a larger frame closes the connection.", AtLeast(1)),
     _b("socket.send.buffer.bytes", "int", 102400,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from odradek.protocol.frames import FrameError
 
@@ -29,6 +30,7 @@ class Connection:
         self.peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
         self.busy = False
         self.closing = False
+        self.last_active = time.monotonic()  # when the last request was answered (connections.max.idle.ms)
         transport = writer.transport
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER_BYTES)
 
@@ -53,6 +55,7 @@ class Connection:
                             await self.writer.drain()
                 finally:
                     self.busy = False
+                    self.last_active = time.monotonic()
         except FrameError as error:
             log.warning("Closing connection from %s: %s", self.peer, error)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):

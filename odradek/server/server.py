@@ -5,6 +5,9 @@ without having read or written anything); start() begins accepting once the brok
 
 Shutdown order (uvicorn's): stop accepting, ask connections to stop after their current
 request, release parked fetches, wait up to a grace period, then cancel what is left.
+
+A connection that has sent no request for `connections.max.idle.ms` is closed, as Kafka does; a
+sweep a few times per idle period finds them, so the request path pays nothing for it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 
 from odradek.server.connection import Connection
 
@@ -21,14 +25,17 @@ SHUTDOWN_GRACE_S = 10.0
 
 
 class SocketServer:
-    def __init__(self, dispatcher, host: str, port: int, *, max_request_bytes: int, on_stopping=None) -> None:
+    def __init__(self, dispatcher, host: str, port: int, *, max_request_bytes: int, max_idle_ms: int = 600_000,
+                 on_stopping=None) -> None:
         self.dispatcher = dispatcher
         self.host = host
         self.port = port
         self.max_request_bytes = max_request_bytes
+        self.max_idle_s = max_idle_ms / 1000
         self.on_stopping = on_stopping
         self._server: asyncio.base_events.Server | None = None
         self._connections: dict[asyncio.Task, Connection] = {}
+        self._sweeper: asyncio.Task | None = None
 
     async def bind(self) -> None:
         """Bind the listening socket without accepting; OSError with one line if the port is taken."""
@@ -47,6 +54,19 @@ class SocketServer:
     async def start(self) -> None:
         """Accept connections (after bind())."""
         await self._server.start_serving()
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._close_idle_connections())
+
+    async def _close_idle_connections(self) -> None:
+        interval = min(max(self.max_idle_s / 4, 0.05), 30.0)
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for task, connection in list(self._connections.items()):
+                if not connection.busy and now - connection.last_active >= self.max_idle_s:
+                    log.debug("Closing connection from %s: idle for %.0f ms (connections.max.idle.ms)",
+                              connection.peer, (now - connection.last_active) * 1000)
+                    task.cancel()
 
     async def go_dark(self) -> None:
         """Stop listening and drop every connection: this broker is cut off from its cluster, and
@@ -74,6 +94,9 @@ class SocketServer:
             self._connections.pop(task, None)
 
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._server is not None:
             self._server.close()
         for task, connection in list(self._connections.items()):

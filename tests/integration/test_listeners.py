@@ -3,6 +3,9 @@ endpoints on that listener (Metadata, FindCoordinator), as Kafka does with sever
 
 from __future__ import annotations
 
+import time
+
+import confluent_kafka
 from confluent_kafka.admin import AdminClient
 
 from conftest import BrokerProcess, free_port
@@ -25,3 +28,34 @@ def test_metadata_on_each_listener_names_that_listeners_endpoint(tmp_path):
         assert [m.value for m in consume("confluent", broker.bootstrap_servers, "via-internal", [0], 1)] == [b"x"]
     finally:
         assert broker.stop() == 0, broker.output()
+
+
+def test_idle_connections_are_closed_after_connections_max_idle_ms_and_busy_ones_stay(start_broker):
+    """Kafka closes a connection that has sent nothing for connections.max.idle.ms (10 minutes by
+    default); 1,000 idle sockets no longer stay open forever. A client that keeps asking stays."""
+    from kio.schema.api_versions.v3.request import ApiVersionsRequest
+
+    from .wire import WireClient
+
+    broker = start_broker(**{"connections.max.idle.ms": "1000"})
+    ask = ApiVersionsRequest(client_software_name="idle-test", client_software_version="1")
+    idle = [WireClient(broker.bootstrap_servers) for _ in range(20)]
+    with WireClient(broker.bootstrap_servers) as busy:
+        idle[0].request(18, 3, ask)
+        started = time.monotonic()
+        while time.monotonic() - started < 2.5:
+            assert busy.request(18, 3, ask).error_code == 0
+            time.sleep(0.3)
+        assert all(client.is_closed(timeout_s=2) for client in idle), "idle connections closed"
+        assert busy.request(18, 3, ask).error_code == 0, "a connection in use stays open"
+    for client in idle:
+        client.close()
+    # clients reconnect as they need to: a producer idle past the limit still delivers
+    create_topic(broker.bootstrap_servers, "after-idle", partitions=1)
+    producer = confluent_kafka.Producer({"bootstrap.servers": broker.bootstrap_servers, "log_level": 3})
+    producer.produce("after-idle", b"before")
+    assert producer.flush(10) == 0
+    time.sleep(2.5)
+    producer.produce("after-idle", b"after")
+    assert producer.flush(10) == 0
+    assert [m.value for m in consume("confluent", broker.bootstrap_servers, "after-idle", [0], 2)] == [b"before", b"after"]
