@@ -412,37 +412,33 @@ class ZkMetadataStore:
 
     # --- configs and producer ids -------------------------------------------------------------
 
-    def broker_configs(self) -> dict[str, dict[str, str]]:
+    def _configs_under(self, parent: str) -> dict[str, dict[str, str]]:
+        """The non-empty configs of every entity znode under `parent`, by znode name."""
         configs = {}
-        for entity in self.client.get_children(CONFIG_BROKERS):
+        try:
+            entities = self.client.get_children(parent)
+        except NoNodeError:
+            return configs
+        for entity in entities:
             try:
-                data, _ = self.client.get(f"{CONFIG_BROKERS}/{entity}")
+                data, _ = self.client.get(f"{parent}/{entity}")
             except NoNodeError:
                 continue
             values = decode_config(data)
             if values:
-                configs["" if entity == DEFAULT_BROKER_ENTITY else entity] = values
+                configs[entity] = values
         return configs
+
+    def broker_configs(self) -> dict[str, dict[str, str]]:
+        return {"" if entity == DEFAULT_BROKER_ENTITY else entity: values
+                for entity, values in self._configs_under(CONFIG_BROKERS).items()}
 
     def set_broker_configs(self, entity: str, configs: dict[str, str]) -> None:
         name = entity or DEFAULT_BROKER_ENTITY
         self._write_configs(f"{CONFIG_BROKERS}/{name}", configs, f"brokers/{name}")
 
     def group_configs(self) -> dict[str, dict[str, str]]:
-        configs = {}
-        try:
-            groups = self.client.get_children(CONFIG_GROUPS)
-        except NoNodeError:
-            return configs
-        for group in groups:
-            try:
-                data, _ = self.client.get(f"{CONFIG_GROUPS}/{group}")
-            except NoNodeError:
-                continue
-            values = decode_config(data)
-            if values:
-                configs[urllib.parse.unquote(group)] = values
-        return configs
+        return {urllib.parse.unquote(node): values for node, values in self._configs_under(CONFIG_GROUPS).items()}
 
     def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
         # A group id may hold any character; its znode name is percent-encoded ('/', '.', '..').

@@ -54,6 +54,7 @@ class LeaderFetcher:
         self._connection: BrokerConnection | None = None
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def add(self, tp: TopicPartition, leader_epoch: int) -> None:
         self.partitions[tp] = leader_epoch
@@ -65,13 +66,16 @@ class LeaderFetcher:
         self.partitions.pop(tp, None)
 
     async def stop(self) -> None:
+        """Stop the task for good. One cancel is not enough on Python 3.11: asyncio.wait_for (every
+        request's timeout) swallows a cancellation that arrives as its answer does, and the loop
+        would go on fetching; so the loop also checks a flag, and the cancel is repeated."""
+        self._stopping = True
         task, self._task = self._task, None
-        if task is not None:
+        while task is not None and not task.done():
             task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+            await asyncio.wait({task}, timeout=1.0)
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            log.debug("Fetcher for broker %d ended with %r", self.leader_id, task.exception())
         await self._close()
 
     async def _close(self) -> None:
@@ -80,7 +84,7 @@ class LeaderFetcher:
             await connection.close()
 
     async def _run(self) -> None:
-        while self.partitions:
+        while self.partitions and not self._stopping:
             try:
                 if self._connection is None or not self._connection.connected:
                     self._connection = await BrokerConnection(

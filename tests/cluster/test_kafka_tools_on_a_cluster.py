@@ -12,7 +12,7 @@ import re
 import time
 
 import confluent_kafka
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource
 
 from compat.conftest import JavaTools, fetch
 
@@ -93,9 +93,11 @@ def copied_bytes(broker, tp_dir: str) -> int:
 
 
 def configs_of(bootstrap: str, resource: ConfigResource) -> dict[str, str]:
+    """The configs set on the resource itself (not the cluster-wide defaults it inherits)."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     described = admin.describe_configs([resource])[resource].result(timeout=30)
-    return {name: entry.value for name, entry in described.items() if not entry.is_default}
+    own = {ConfigSource.DYNAMIC_TOPIC_CONFIG.value, ConfigSource.DYNAMIC_BROKER_CONFIG.value, ConfigSource.GROUP_CONFIG.value}
+    return {name: entry.value for name, entry in described.items() if entry.source in own}
 
 
 def test_kafka_reassign_partitions_throttle_holds_a_new_replica_to_the_rate(cluster, tmp_path):
