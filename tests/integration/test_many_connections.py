@@ -1,6 +1,6 @@
-"""A thousand client connections on one broker (issue 15): most idle, some producing and
-consuming. Every one is answered, the busy ones lose nothing, and an idle connection costs the
-broker a bounded amount of memory."""
+"""Many and greedy connections on one broker (issue 15): a thousand connections, most idle, are
+all answered while real clients produce and consume beside them, an idle one costs a bounded
+amount of memory, and a client that never reads its responses cannot grow the broker's memory."""
 
 from __future__ import annotations
 
@@ -52,3 +52,37 @@ def test_a_thousand_connections_are_served_and_idle_ones_cost_little(broker):
     finally:
         for client in clients + warm:
             client.close()
+
+
+def test_a_client_that_never_reads_its_responses_cannot_grow_broker_memory(broker):
+    """It pipelines requests and reads nothing: once its unread responses pass the write high
+    water mark (4 MiB), the broker stops reading from it, so memory stays bounded whatever it sends,
+    and other clients are served meanwhile."""
+    import socket
+
+    from .wire import encode_request
+
+    pid = broker.process.pid
+    frame = encode_request(ApiVersionsRequest(client_software_name="greedy", client_software_version="1"), 1)
+    batch = frame * 1000  # each ApiVersions answer is far larger than its request
+    create_topic(broker.bootstrap_servers, "beside-greedy", partitions=1)
+    before = rss_bytes(pid)
+    greedy = socket.create_connection(("127.0.0.1", broker.port))
+    greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    greedy.settimeout(3)
+    sent = 0
+    try:
+        while sent < 200 * len(batch):  # 200,000 requests: over 100 MB of answers
+            greedy.sendall(batch)
+            sent += len(batch)
+    except socket.timeout:
+        pass  # the broker stopped reading: backpressure
+    try:
+        grown = rss_bytes(pid) - before
+        print(f"sent {sent / 1e6:.1f} MB of requests before the broker stopped reading; broker RSS grew {grown / 2**20:.1f} MiB")
+        assert sent < 200 * len(batch), "the broker kept reading requests whose answers nobody reads"
+        assert grown < 48 * 2**20, grown
+        produce("confluent", broker.bootstrap_servers, "beside-greedy", [Record(None, b"served", partition=0)], acks="all")
+        assert [m.value for m in consume("confluent", broker.bootstrap_servers, "beside-greedy", [0], 1)] == [b"served"]
+    finally:
+        greedy.close()
