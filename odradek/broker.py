@@ -13,6 +13,7 @@ import contextlib
 import faulthandler
 import io
 import logging
+import resource
 import shutil
 import signal
 import tempfile
@@ -468,6 +469,7 @@ def run_broker(config: BrokerConfig) -> int:
         await runtime.stop()
         return 0
 
+    _raise_open_file_limit()
     # `kill -3` prints every thread's stack (a JVM broker's thread dump), even when the event
     # loop is stuck; `kill -USR1` logs what every asyncio task is waiting on.
     faulthandler.register(signal.SIGQUIT, all_threads=True)
@@ -476,6 +478,18 @@ def run_broker(config: BrokerConfig) -> int:
         return loop.run_until_complete(main())
     finally:
         loop.close()
+
+
+def _raise_open_file_limit() -> None:
+    """Segments and connections hold descriptors: take the soft open-file limit up to the hard
+    one (the soft limit is often 1,024): thousands of partitions need them."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as error:
+            log.warning("Could not raise the open-file limit from %d to %d: %s", soft, target, error)
 
 
 def _log_tasks() -> None:

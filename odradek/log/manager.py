@@ -10,6 +10,7 @@ import base64
 import errno
 import logging
 import os
+import resource
 import shutil
 import threading
 import uuid
@@ -35,6 +36,8 @@ META_PROPERTIES = "meta.properties"
 CLEAN_SHUTDOWN_MARKER = ".kafka_cleanshutdown"
 DELETE_SUFFIX = "-delete"
 STRAY_SUFFIX = "-stray"
+FILES_PER_SEGMENT = 3  # .log, .index, .timeindex
+CONNECTION_ALLOWANCE = 1024
 
 
 def read_properties(path: Path) -> dict[str, str] | None:
@@ -115,7 +118,24 @@ class LogManager:
             len(self.logs), len(self.log_dirs),
             "recovery ran after an unclean shutdown" if recovered_any else "no recovery needed",
         )
+        self.check_open_file_limit(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         return dict(self.logs)
+
+    def check_open_file_limit(self, limit: int) -> bool:
+        """Warn, at start-up, when the open-file limit cannot hold what the logs may open: a
+        segment holds up to three descriptors once read (log, offset index, time index), and
+        clients need some too. Returns whether the limit is enough."""
+        segments = sum(len(log.segments) for log in self.logs.values())
+        needed = FILES_PER_SEGMENT * segments + CONNECTION_ALLOWANCE
+        if limit == resource.RLIM_INFINITY or needed <= limit:
+            return True
+        logger.warning(
+            "%d segments in %d partition logs may hold up to %d open files, plus %d for connections: more "
+            "than this process's open-file limit of %d; reading or creating partitions may fail with "
+            "'Too many open files'. Raise the limit (ulimit -n, systemd LimitNOFILE=) to at least %d",
+            segments, len(self.logs), FILES_PER_SEGMENT * segments, CONNECTION_ALLOWANCE, limit, needed,
+        )
+        return False
 
     def _load_dir(self, log_dir: Path, config_for: Callable[[TopicPartition], LogConfig]) -> bool:
         """Load one log dir's partition logs; whether recovery ran (unclean shutdown)."""

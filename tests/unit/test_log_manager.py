@@ -157,3 +157,19 @@ def test_recorded_cluster_ids_read_without_writing(tmp_path):
     assert list(fresh.iterdir()) == []
     with pytest.raises(LogDirError, match="belongs to node.id 3"):
         LogManager.recorded_cluster_ids([used], node_id=4)
+
+
+def test_start_up_warns_when_the_open_file_limit_cannot_hold_the_segments(tmp_path, caplog):
+    """10,000 partitions failed with 'Too many open files' long after start-up; the broker now
+    says at start-up how many descriptors its segments may need, against the limit."""
+    clock = FakeClock()
+    manager = make_manager([tmp_path], clock)
+    manager.startup(lambda tp: LogConfig())
+    for partition in range(200):
+        manager.create_log(TopicPartition("wide", partition), LogConfig())
+    with caplog.at_level("WARNING", logger="odradek.log.manager"):
+        assert manager.check_open_file_limit(1_000) is False
+    assert "200 segments in 200 partition logs may hold up to 600 open files" in caplog.text
+    assert "at least 1624" in caplog.text
+    assert manager.check_open_file_limit(20_000) is True
+    manager.shutdown()
