@@ -503,9 +503,10 @@ def group_config_defs() -> Mapping[str, ConfigDef]:
 
 
 def broker_synonym_chain(broker_config: str) -> tuple[str, ...]:
-    """A broker config and the less specific ones that stand in for it (log.retention.ms ->
-    minutes -> hours), as DescribeConfigs lists its synonyms; just the name for most."""
-    return _SYNONYM_CHAINS.get(broker_config, (broker_config,))
+    """The broker configs that stand for one another, most specific first, with `broker_config`
+    among them (log.retention.ms, .minutes, .hours for any of the three), as DescribeConfigs
+    lists synonyms (Kafka's brokerConfigSynonyms); just the name for most."""
+    return next((chain for chain in _SYNONYM_CHAINS.values() if broker_config in chain), (broker_config,))
 
 
 def broker_synonyms(topic_config: str) -> tuple[str, ...]:
@@ -513,7 +514,7 @@ def broker_synonyms(topic_config: str) -> tuple[str, ...]:
     definition = _BY_SCOPE["topic"].get(topic_config)
     if definition is None or definition.synonym is None:
         return ()
-    return _SYNONYM_CHAINS.get(definition.synonym, (definition.synonym,))
+    return broker_synonym_chain(definition.synonym)
 
 
 # ---------------------------------------------------------------------------------------

@@ -49,10 +49,6 @@ REPLICATION_THROTTLES = frozenset({
 })
 
 
-# Broker configs that stand for one another (Kafka's DynamicBrokerConfig.brokerConfigSynonyms).
-_FULL_CHAINS = tuple(broker_synonym_chain(name) for name in ("log.retention.ms", "log.roll.ms", "log.roll.jitter.ms", "log.flush.interval.ms"))
-
-
 def dynamic_broker_configs() -> frozenset[str]:
     """Broker configs that may change while running: the synonyms of topic configs, and the
     replication throttles."""
@@ -146,9 +142,7 @@ class DynamicConfigs:
             if entity == CLUSTER_DEFAULT and name not in cluster_defaults:
                 continue
             sensitive = definition.type == "password"
-            chain = broker_synonym_chain(name)
-            chain = next((full for full in _FULL_CHAINS if name in full), chain)
-            synonyms = self._synonyms(name, chain, sensitive)
+            synonyms = self._synonyms(name, broker_synonym_chain(name), sensitive)
             if entity == CLUSTER_DEFAULT:
                 synonyms = [layer for layer in synonyms if layer[2] == DYNAMIC_DEFAULT_BROKER_CONFIG]
                 value = None if sensitive else cluster_defaults[name]

@@ -75,7 +75,6 @@ class ClusterMembership:
         self._stopping = False
         self._loop = asyncio.get_running_loop()
         self._fence_timer: asyncio.TimerHandle | None = None
-        self._suspended_at = 0.0
         # set by the broker: when peers last reached us, and what to do when fenced / unfenced
         self.last_peer_contact = time.monotonic
         self.on_fenced = _nothing
@@ -111,7 +110,6 @@ class ClusterMembership:
 
     def _start_fence_timer(self) -> None:
         if self._fence_timer is None:
-            self._suspended_at = time.monotonic()
             self._fence_timer = self._loop.call_later(self.session_timeout_ms / 1000, self._maybe_fence)
 
     def _maybe_fence(self) -> None:

@@ -162,13 +162,12 @@ class ReplicaManager:
             self.waiters.notify(tp)
         if partition.can_join_isr(replica_id) and self._registered(replica_id):
             self._change_isr(partition, partition.isr | {replica_id}, f"broker {replica_id} caught up")
+        if partition.leader_throttled and replica_id not in partition.isr and self.leader_quota.is_exceeded():
+            return partition, b"", None  # a throttled replica waits for the rate to come down
+        records = partition.read_for_follower(fetch_offset, max_bytes)
         if partition.leader_throttled:
-            if replica_id not in partition.isr and self.leader_quota.is_exceeded():
-                return partition, b"", None  # a throttled replica waits for the rate to come down
-            records = partition.read_for_follower(fetch_offset, max_bytes)
             self.leader_quota.record(len(records))
-            return partition, records, None
-        return partition, partition.read_for_follower(fetch_offset, max_bytes), None
+        return partition, records, None
 
     def _registered(self, node_id: int) -> bool:
         """A broker the cluster knows alive (Kafka adds only those to an ISR; a broker between

@@ -25,6 +25,8 @@ from kazoo.client import KazooClient
 from conftest import REPO_ROOT, BrokerProcess, describe_exit, free_port
 from odradek.cli.zookeeper import ensure_installed, server_command, write_config
 
+from .load import wait_for
+
 ZK_READY_TIMEOUT_S = 30.0
 SESSION_TIMEOUT_MS = 6000
 CLUSTER_DEFAULTS = {
@@ -158,16 +160,8 @@ class Cluster:
         return self.read(f"/brokers/topics/{topic}/partitions/{partition}/state")
 
     def wait_for(self, condition: Callable[[], bool], timeout_s: float, what: str) -> float:
-        start = time.monotonic()
-        while True:
-            try:
-                if condition():
-                    return time.monotonic() - start
-            except Exception:  # noqa: BLE001 - not there yet (no leader, node missing, ...)
-                pass
-            if time.monotonic() - start > timeout_s:
-                raise AssertionError(f"not true after {timeout_s:.0f} s: {what}\n{self.outputs()}")
-            time.sleep(0.1)
+        """load.wait_for, with every broker's output in the failure."""
+        return wait_for(condition, timeout_s, what, self.outputs)
 
     def outputs(self) -> str:
         return "\n".join(f"--- broker {node_id}\n{broker.output()[-6000:]}" for node_id, broker in self.brokers.items())
