@@ -34,9 +34,10 @@ from odradek.cluster.metadata import BrokerRegistration, Endpoint, MetadataCache
 from odradek.cluster.store import MetadataStoreError
 from odradek.config import BrokerConfig
 from odradek.coordinator.group_coordinator import GroupConfig, GroupCoordinator
-from odradek.coordinator.offset_store import TOPIC as OFFSETS_TOPIC
-from odradek.coordinator.offset_store import OffsetStore
 from odradek.coordinator.producer_ids import ProducerIdManager
+from odradek.coordinator.state_log import CoordinatorLog
+from odradek.coordinator.transaction_coordinator import TransactionConfig, TransactionCoordinator
+from odradek.coordinator.txn_markers import Leader, MarkerWriter
 from odradek.protocol.topic_partition import TopicPartition
 from odradek.handlers.context import BrokerServices
 from odradek.log.cleaner import LogCleaner
@@ -49,6 +50,9 @@ from odradek.server.dispatcher import Dispatcher
 from odradek.server.server import SocketServer
 
 log = logging.getLogger("odradek.server")
+
+OFFSETS_TOPIC = "__consumer_offsets"
+TRANSACTION_STATE_TOPIC = "__transaction_state"
 
 RECOVERY_CHECKPOINT_INTERVAL_S = 60.0
 FLUSH_CHECK_INTERVAL_MS = 1000
@@ -66,6 +70,7 @@ class BrokerRuntime:
         self.log_manager: LogManager | None = None
         self.replicas: ReplicaManager | None = None
         self.groups: GroupCoordinator | None = None
+        self.transactions: TransactionCoordinator | None = None
         # cluster mode
         self._zk_store: ZkMetadataStore | None = None
         self._watcher: ZkMetadataWatcher | None = None
@@ -124,6 +129,9 @@ class BrokerRuntime:
         self.log_manager = log_manager
         groups = self._group_coordinator(controller, replicas, configs)
         self.groups = groups
+        producer_ids = ProducerIdManager(lambda size: controller.run(store.allocate_producer_id_block, size))
+        transactions = self._transaction_coordinator(controller, replicas, metadata, groups, producer_ids, cluster_mode)
+        self.transactions = transactions
         listeners = config.listeners
         if cluster_mode:
             membership = self._cluster_membership(store, metadata, controller)
@@ -147,6 +155,7 @@ class BrokerRuntime:
             controller.register_broker(self._registration(node_id, listeners))
             services_controller = controller
         await groups.wait_until_loaded()
+        await transactions.wait_until_loaded()
 
         services = BrokerServices(
             config=config,
@@ -156,10 +165,9 @@ class BrokerRuntime:
             metadata=metadata,
             controller=services_controller,
             replicas=replicas,
-            producer_ids=ProducerIdManager(
-                lambda size: controller.run(store.allocate_producer_id_block, size)
-            ),
+            producer_ids=producer_ids,
             groups=groups,
+            transactions=transactions,
             configs=configs,
             membership=self.membership,
         )
@@ -176,6 +184,10 @@ class BrokerRuntime:
 
         self._timers.append(asyncio.create_task(self._checkpoint_offsets(config["replica.high.watermark.checkpoint.interval.ms"])))
         self._timers.append(asyncio.create_task(self._expire_offsets(config["offsets.retention.check.interval.ms"])))
+        self._timers.append(asyncio.create_task(self._every(
+            config["transaction.abort.timed.out.transaction.cleanup.interval.ms"], transactions.abort_timed_out)))
+        self._timers.append(asyncio.create_task(self._every(
+            config["transaction.remove.expired.transaction.cleanup.interval.ms"], transactions.expire_transactional_ids)))
         self._timers.append(asyncio.create_task(self._enforce_retention(config["log.retention.check.interval.ms"])))
         if config["log.cleaner.enable"]:
             cleaner = LogCleaner(self.log_manager, self.clock)
@@ -247,14 +259,15 @@ class BrokerRuntime:
             return record.partitions if record is not None else None
 
         commit_timeout_s = config["offsets.commit.timeout.ms"] / 1000
-        store = OffsetStore(
+        store = CoordinatorLog(
+            OFFSETS_TOPIC,
             offsets_partitions,
             self.clock,
             ensure_topic=lambda: controller.ensure_internal_topic(
                 OFFSETS_TOPIC, offsets_partitions, offsets_configs, config["offsets.topic.replication.factor"]
             ).partitions,
             append=lambda tp, batch: replicas.append_records(tp, batch, required_acks=-1),
-            read_records=replicas.read_records,
+            read_batches=replicas.read_batches,
             topic_exists=existing_partitions,
             wait_committed=lambda tp, offset: replicas.wait_for_high_watermark(tp, offset, commit_timeout_s),
         )
@@ -292,6 +305,73 @@ class BrokerRuntime:
                 coordinator.on_leadership_change(tp.partition, is_leader, is_empty=empty)
 
         replicas.leadership_listeners.append(leadership_changed)
+
+        def transaction_ended(tp, producer_id: int, committed: bool) -> None:
+            if tp.topic == OFFSETS_TOPIC:
+                coordinator.complete_transaction(tp.partition, producer_id, committed)
+
+        replicas.marker_listeners.append(transaction_ended)
+        return coordinator
+
+    def _transaction_coordinator(self, controller, replicas, metadata, groups, producer_ids, cluster_mode: bool) -> TransactionCoordinator:
+        config = self.config
+        partitions = config["transaction.state.log.num.partitions"]
+        replication = config["transaction.state.log.replication.factor"]
+        min_isr = min(config["transaction.state.log.min.isr"], replication) if cluster_mode else 1
+        topic_configs = {
+            "cleanup.policy": "compact", "compression.type": "uncompressed", "unclean.leader.election.enable": "false",
+            "min.insync.replicas": str(min_isr), "segment.bytes": str(config["transaction.state.log.segment.bytes"]),
+        }
+        commit_timeout_s = config["offsets.commit.timeout.ms"] / 1000
+        store = CoordinatorLog(
+            TRANSACTION_STATE_TOPIC,
+            partitions,
+            self.clock,
+            ensure_topic=lambda: controller.ensure_internal_topic(
+                TRANSACTION_STATE_TOPIC, partitions, topic_configs, replication
+            ).partitions,
+            append=lambda tp, batch: replicas.append_records(tp, batch, required_acks=-1),
+            read_batches=replicas.read_batches,
+            topic_exists=lambda: record.partitions if (record := controller.topic(TRANSACTION_STATE_TOPIC)) else None,
+            wait_committed=lambda tp, offset: replicas.wait_for_high_watermark(tp, offset, commit_timeout_s),
+        )
+
+        def leader_of(tp: TopicPartition) -> Leader | None:
+            image = metadata.image
+            registration = image.partition(tp)
+            broker = image.brokers.get(registration.leader) if registration is not None else None
+            endpoint = broker.endpoint(config.inter_broker_listener_name) if broker is not None else None
+            if registration is not None and registration.leader == config.node_id:
+                return Leader(config.node_id, "", 0)
+            return Leader(broker.node_id, endpoint.host, endpoint.port) if endpoint is not None else None
+
+        markers = MarkerWriter(
+            config.node_id,
+            leader_of=leader_of,
+            topic_exists=lambda topic: controller.topic(topic) is not None,
+            write_local=lambda tp, producer_id, epoch, committed, coordinator_epoch: replicas.write_txn_marker(
+                tp, producer_id, epoch, committed, coordinator_epoch, commit_timeout_s),
+        )
+        coordinator = TransactionCoordinator(
+            store,
+            TransactionConfig(
+                max_timeout_ms=config["transaction.max.timeout.ms"],
+                id_expiration_ms=config["transactional.id.expiration.ms"],
+            ),
+            self.clock,
+            next_producer_id=producer_ids.next_producer_id,
+            partition_exists=lambda tp: replicas.partition(tp) is not None or metadata.image.partition(tp) is not None,
+            offsets_partition_for=lambda group_id: TopicPartition(OFFSETS_TOPIC, groups.store.partition_for(group_id)),
+            markers=markers,
+        )
+
+        def leadership_changed(partition, is_leader: bool) -> None:
+            tp = partition.topic_partition
+            if tp.topic == TRANSACTION_STATE_TOPIC:
+                empty = partition.log_end_offset <= partition.log_start_offset
+                coordinator.on_leadership_change(tp.partition, is_leader, partition.leader_epoch, is_empty=empty)
+
+        replicas.leadership_listeners.append(leadership_changed)
         return coordinator
 
     def _release_parked_requests(self) -> None:
@@ -300,6 +380,17 @@ class BrokerRuntime:
             self.replicas.waiters.close()
         if self.groups is not None:
             self.groups.shutdown()
+        if self.transactions is not None:
+            self.transactions.shutdown()
+
+    async def _every(self, interval_ms: int, job) -> None:
+        """Run a coordinator's periodic job (aborting timed-out transactions, expiring ids)."""
+        while True:
+            await asyncio.sleep(interval_ms / 1000)
+            try:
+                await job()
+            except Exception:
+                log.exception("periodic %s failed", getattr(job, "__name__", job))
 
     async def _expire_offsets(self, interval_ms: int) -> None:
         while True:
@@ -357,6 +448,9 @@ class BrokerRuntime:
         for timer in self._timers:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await timer
+        if self.transactions is not None:
+            self.transactions.shutdown()
+            await self.transactions.markers.close()
         if self.fetchers is not None:
             await self.fetchers.stop()
         if self.membership is not None:

@@ -55,7 +55,8 @@ class ClusterController(Controller):
         if live < configured:
             raise KafkaError(
                 ErrorCode.coordinator_not_available,
-                f"the internal topic needs {configured} replicas (offsets.topic.replication.factor) "
+                f"the internal topic needs {configured} replicas (offsets.topic.replication.factor or "
+                f"transaction.state.log.replication.factor) "
                 f"and only {live} brokers are alive",
             )
         return configured

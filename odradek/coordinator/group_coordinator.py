@@ -14,7 +14,7 @@ partition (groups and offsets come back, members must heartbeat within their ses
 stepping down drops them and answers parked requests NOT_COORDINATOR. Meanwhile requests get
 COORDINATOR_LOAD_IN_PROGRESS or NOT_COORDINATOR, which clients retry after FindCoordinator.
 
-Committed offsets and group metadata are written to `__consumer_offsets` (offset_store.py) and
+Committed offsets and group metadata are written to `__consumer_offsets` (state_log.py) and
 take effect, in memory and in the answer, only once the in-sync replicas have them; a KIP-848
 change whose write fails is rolled back. Timers run on the injected clock. Runs on the event
 loop; not thread-safe.
@@ -69,7 +69,7 @@ from odradek.coordinator.group_records import (
     offset_value,
 )
 from odradek.coordinator.group_state import GroupState
-from odradek.coordinator.offset_store import OffsetStore
+from odradek.coordinator.state_log import CoordinatorLog, LogEntry
 from odradek.protocol.errors import ErrorCode, KafkaError
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,13 @@ _STORE_ERRORS = {
 }
 
 
+# A TxnOffsetCommit refused by the log for its producer: the client's transaction must abort.
+_TXN_STORE_ERRORS = {
+    ErrorCode.invalid_producer_epoch: ErrorCode.producer_fenced,
+    ErrorCode.invalid_txn_state: ErrorCode.invalid_txn_state,
+}
+
+
 def _store_error(error: KafkaError) -> ErrorCode:
     return _STORE_ERRORS.get(error.code, ErrorCode.unknown_server_error)
 
@@ -151,7 +158,7 @@ def _store_error(error: KafkaError) -> ErrorCode:
 class GroupCoordinator:
     def __init__(
         self,
-        store: OffsetStore,
+        store: CoordinatorLog,
         config: GroupConfig,
         clock,
         *,
@@ -172,6 +179,8 @@ class GroupCoordinator:
         self.groups: dict[str, ClassicGroup] = {}
         self.consumer_groups: dict[str, ConsumerGroup] = {}
         self.offsets: dict[str, dict[tuple[str, int], OffsetAndMetadata]] = {}
+        # TxnOffsetCommit: producer id -> group -> partition -> offset, until the producer's marker
+        self.pending_txn_offsets: dict[int, dict[str, dict[tuple[str, int], OffsetAndMetadata]]] = {}
         self.loaded_partitions: set[int] = set()
         self._loading: dict[int, asyncio.Task] = {}
         self._locks: dict[int, asyncio.Lock] = {}
@@ -254,6 +263,9 @@ class GroupCoordinator:
             dropped += 1
         for group_id in [g for g in self.offsets if mine(g)]:
             del self.offsets[group_id]
+        for by_group in self.pending_txn_offsets.values():
+            for group_id in [g for g in by_group if mine(g)]:
+                del by_group[group_id]
         if dropped:
             log.info("Unloaded %d groups of __consumer_offsets-%d: this broker no longer leads it", dropped, partition)
 
@@ -279,14 +291,25 @@ class GroupCoordinator:
             self.loaded_partitions.add(partition)
         self._apply_records(list(self.store.replay()))
 
-    def _apply_records(self, records) -> set[str]:
+    def _apply_records(self, entries: list[LogEntry]) -> set[str]:
         """Rebuild groups and offsets from records of `__consumer_offsets` (last record per key
-        wins); returns the ids of the groups they hold."""
+        wins; a transactional offset commit counts once its producer's COMMIT marker comes);
+        returns the ids of the groups they hold."""
         snapshots = {}
         consumer_records: dict[tuple[int, str, str | None], bytes | None] = {}
         touched: set[str] = set()
-        for key_bytes, value in records:
+        for key_bytes, value, producer_id, transactional, marker in entries:
+            if marker is not None:
+                self._end_pending_offsets(producer_id, marker, lambda group_id: True)
+                continue
             try:
+                if transactional and producer_id >= 0:
+                    key = decode_key(key_bytes)
+                    if isinstance(key, OffsetKey) and value is not None:
+                        touched.add(key.group_id)
+                        pending = self.pending_txn_offsets.setdefault(producer_id, {}).setdefault(key.group_id, {})
+                        pending[(key.topic, key.partition)] = decode_offset_value(value)
+                    continue
                 consumer = decode_consumer_key(key_bytes)
                 if consumer is not None:
                     touched.add(consumer.group_id)
@@ -905,6 +928,83 @@ class GroupCoordinator:
         if member is not None and not member.awaiting_join:
             self._schedule_session_expiry(group, member)
         return results
+
+    async def commit_transactional_offsets(self, group_id: str, *args) -> list[ErrorCode]:
+        async with self._lock_for(group_id or ""):
+            return await self._commit_transactional_offsets(group_id, *args)
+
+    async def _commit_transactional_offsets(
+        self,
+        group_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        generation_id: int,
+        member_id: str,
+        group_instance_id: str | None,
+        offsets: list[tuple[str, int, int, int, str | None]],
+    ) -> list[ErrorCode]:
+        """TxnOffsetCommit: write the offsets as part of the producer's transaction. They are
+        pending (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT) until the
+        transaction's marker reaches the group's offsets partition (complete_transaction)."""
+        error = self._check_group_id(group_id) or self.coordinator_error(group_id)
+        if error is None and (member_id or generation_id >= 0):
+            error = self._check_commit(group_id, generation_id, member_id, group_instance_id)
+        if error is not None:
+            return [error for _ in offsets]
+        now = self.clock.now_ms()
+        results: list[ErrorCode] = []
+        records, accepted = [], []
+        for topic, partition, offset, leader_epoch, metadata in offsets:
+            metadata = metadata or ""
+            if len(metadata.encode()) > self.config.offset_metadata_max_bytes:
+                results.append(ErrorCode.offset_metadata_too_large)
+            elif not self.partition_exists(topic, partition):
+                results.append(ErrorCode.unknown_topic_or_partition)
+            else:
+                value = OffsetAndMetadata(offset, leader_epoch, metadata, now)
+                records.append((offset_key(group_id, topic, partition), offset_value(value)))
+                accepted.append((len(results), (topic, partition), value))
+                results.append(ErrorCode.none)
+        try:
+            await self.store.write_committed(group_id, records, producer_id=producer_id, producer_epoch=producer_epoch)
+        except KafkaError as failure:
+            code = _TXN_STORE_ERRORS.get(failure.code) or _store_error(failure)
+            for index, _tp, _value in accepted:
+                results[index] = code
+            return results
+        if self.coordinator_error(group_id) is not None:
+            return [ErrorCode.not_coordinator for _ in offsets]
+        pending = self.pending_txn_offsets.setdefault(producer_id, {}).setdefault(group_id, {})
+        for _index, tp, value in accepted:
+            pending[tp] = value
+        return results
+
+    def complete_transaction(self, offsets_partition: int, producer_id: int, committed: bool) -> None:
+        """A transaction marker reached `__consumer_offsets-<offsets_partition>` and is replicated:
+        the producer's pending offsets of groups there become committed, or are dropped."""
+        self._end_pending_offsets(
+            producer_id, committed, lambda group_id: self.store.partition_for(group_id) == offsets_partition
+        )
+
+    def _end_pending_offsets(self, producer_id: int, committed: bool, in_scope) -> None:
+        by_group = self.pending_txn_offsets.get(producer_id)
+        if not by_group:
+            return
+        for group_id in [g for g in by_group if in_scope(g)]:
+            pending = by_group.pop(group_id)
+            if committed:
+                self.offsets.setdefault(group_id, {}).update(pending)
+                if group_id not in self.groups and group_id not in self.consumer_groups:
+                    self.groups[group_id] = ClassicGroup(group_id, state_timestamp_ms=self.clock.now_ms())
+        if not by_group:
+            del self.pending_txn_offsets[producer_id]
+
+    def has_pending_offsets(self, group_id: str, tp: tuple[str, int] | None = None) -> bool:
+        """Whether an open transaction holds offsets of this group (for this partition)."""
+        return any(
+            group_id in by_group and (tp is None or tp in by_group[group_id])
+            for by_group in self.pending_txn_offsets.values()
+        )
 
     def _check_commit(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None) -> ErrorCode | None:
         """Kafka's validateOffsetCommit. A generation below 0 comes from a client outside group

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from odradek.config import BrokerConfig
     from odradek.coordinator.group_coordinator import GroupCoordinator
     from odradek.coordinator.producer_ids import ProducerIdManager
+    from odradek.coordinator.transaction_coordinator import TransactionCoordinator
     from odradek.replica.manager import ReplicaManager
 
 
@@ -34,6 +35,7 @@ class BrokerServices:
     replicas: ReplicaManager
     producer_ids: ProducerIdManager
     groups: GroupCoordinator
+    transactions: TransactionCoordinator
     configs: DynamicConfigs
     membership: ClusterMembership | None = None  # cluster mode: registration, controller, ISR writes
 

@@ -30,7 +30,8 @@ async def handle(ctx: RequestContext, request):
                 producers = tuple(
                     build(
                         state_class, producer_id=producer_id, producer_epoch=entry.epoch, last_sequence=entry.last_sequence,
-                        last_timestamp=entry.last_timestamp_ms, coordinator_epoch=-1, current_txn_start_offset=-1,
+                        last_timestamp=entry.last_timestamp_ms, coordinator_epoch=entry.coordinator_epoch,
+                        current_txn_start_offset=entry.current_txn_first_offset,
                     )
                     for producer_id, entry in sorted(partition.producers.active().items())
                 )

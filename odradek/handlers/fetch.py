@@ -1,7 +1,9 @@
 """Fetch (key 1), v4-v17, for consumers and for follower replicas.
 
 Per partition: whole batches from the first batch holding `fetch_offset`, up to
-`partition_max_bytes`, bounded by the high watermark for a consumer and by the log end for a
+`partition_max_bytes`, bounded by the high watermark for a read_uncommitted consumer, by the last
+stable offset for a read_committed one (which also gets the aborted transactions among the
+batches, from the transaction indexes, to drop their records), and by the log end for a
 follower (replica_id >= 0, from v15 in replica_state); the response as a whole stays within
 `max_bytes` except that the first partition with data always gets one whole batch (KIP-74).
 A follower's fetch offset is its log end offset: the leader records it, which may move the high
@@ -59,21 +61,23 @@ async def handle(ctx: RequestContext, request):
     max_wait_s = max(request.max_wait.total_seconds(), 0.0)
     min_bytes = request.min_bytes
     max_bytes = getattr(request, "max_bytes", 0x7FFFFFFF)
+    read_committed = getattr(request, "isolation_level", 0) == 1
     deadline = asyncio.get_running_loop().time() + max_wait_s
 
     while True:
-        results, total = _read_all(ctx, wanted, max_bytes, replica_id, client_rack)
+        results, total = _read_all(ctx, wanted, max_bytes, replica_id, client_rack, read_committed)
         remaining = deadline - asyncio.get_running_loop().time()
         if (
             total >= min_bytes
             or remaining <= 0
             or replicas.waiters.closed
-            or any(error is not None or diverging is not None or preferred >= 0 for *_, error, _, diverging, preferred in results)
+            or any(error is not None or diverging is not None or preferred >= 0
+                   for _key, _index, _state, error, _records, diverging, preferred, _aborted in results)
         ):
             break
         await replicas.wait_for_append([entry[0] for entry in wanted if entry[0] is not None], remaining)
 
-    return _response(response, results, by_id)
+    return _response(response, results, by_id, read_committed)
 
 
 def _wanted_partitions(ctx: RequestContext, request, by_id: bool):
@@ -98,16 +102,17 @@ def _wanted_partitions(ctx: RequestContext, request, by_id: bool):
     return wanted
 
 
-def _read_all(ctx: RequestContext, wanted, max_bytes: int, replica_id: int, client_rack: str = ""):
-    """One pass over the requested partitions; returns
-    ([(key, partition_index, state, error, records, diverging, preferred read replica)], bytes)."""
+def _read_all(ctx: RequestContext, wanted, max_bytes: int, replica_id: int, client_rack: str = "",
+              read_committed: bool = False):
+    """One pass over the requested partitions; returns ([(key, partition_index, state, error,
+    records, diverging, preferred read replica, aborted transactions)], bytes)."""
     replicas = ctx.services.replicas
     results = []
     total = 0
     for tp, key, partition, error in wanted:
         index = partition.partition
         if error is not None:
-            results.append((key, index, None, error, b"", None, -1))
+            results.append((key, index, None, error, b"", None, -1, ()))
             continue
         try:
             leader_epoch = getattr(partition, "current_leader_epoch", -1)
@@ -115,6 +120,7 @@ def _read_all(ctx: RequestContext, wanted, max_bytes: int, replica_id: int, clie
             if budget <= 0 and total > 0:
                 budget = 0
             last_fetched_epoch = getattr(partition, "last_fetched_epoch", -1)
+            aborted = ()
             if replica_id >= 0:
                 state, records, diverging = replicas.fetch_for_follower(
                     tp, replica_id, partition.fetch_offset, max(budget, 1), leader_epoch, last_fetched_epoch
@@ -125,19 +131,22 @@ def _read_all(ctx: RequestContext, wanted, max_bytes: int, replica_id: int, clie
                 diverging = state.diverging_epoch(last_fetched_epoch, partition.fetch_offset)
                 preferred = _closer_replica(ctx, state, client_rack) if client_rack and state.is_leader else -1
                 if preferred >= 0:
-                    results.append((key, index, state, None, b"", None, preferred))
+                    results.append((key, index, state, None, b"", None, preferred, ()))
                     continue
                 if diverging is None and (budget > 0 or total == 0):
-                    records = state.read(partition.fetch_offset, max(budget, 1))
+                    if read_committed:
+                        records, aborted = state.read_committed(partition.fetch_offset, max(budget, 1))
+                    else:
+                        records = state.read(partition.fetch_offset, max(budget, 1))
             if total > 0 and len(records) > budget:
-                records = b""  # only the first partition with data may exceed the limits
+                records, aborted = b"", ()  # only the first partition with data may exceed the limits
             total += len(records)
-            results.append((key, index, state, None, records, diverging, -1))
+            results.append((key, index, state, None, records, diverging, -1, aborted))
         except KafkaError as failure:
-            results.append((key, index, replicas.partition(tp), failure.code, b"", None, -1))
+            results.append((key, index, replicas.partition(tp), failure.code, b"", None, -1, ()))
         except Exception:
             log.exception("unexpected error reading %s", tp)
-            results.append((key, index, None, ErrorCode.unknown_server_error, b"", None, -1))
+            results.append((key, index, None, ErrorCode.unknown_server_error, b"", None, -1, ()))
     return results, total
 
 
@@ -155,13 +164,15 @@ def _closer_replica(ctx: RequestContext, state, client_rack: str) -> int:
 
 
 
-def _response(response, results, by_id: bool):
+def _response(response, results, by_id: bool, read_committed: bool = False):
     partition_class = sibling(response, "PartitionData")
     topic_class = sibling(response, "FetchableTopicResponse")
+    aborted_class = sibling(response, "AbortedTransaction")
     topics: dict = {}
     epoch_end_class = sibling(response, "EpochEndOffset")
-    for key, index, state, error, records, diverging, preferred in results:
+    for key, index, state, error, records, diverging, preferred, aborted in results:
         high_watermark = state.high_watermark if state is not None else -1
+        last_stable_offset = state.last_stable_offset if state is not None else -1
         log_start_offset = state.log_start_offset if state is not None else -1
         fields = {}
         if diverging is not None and epoch_end_class is not None:
@@ -172,9 +183,12 @@ def _response(response, results, by_id: bool):
                 partition_index=index,
                 error_code=error if error is not None else ErrorCode.none,
                 high_watermark=high_watermark,
-                last_stable_offset=high_watermark,
+                last_stable_offset=last_stable_offset,
                 log_start_offset=log_start_offset,
-                aborted_transactions=None,
+                aborted_transactions=tuple(
+                    build(aborted_class, producer_id=producer_id, first_offset=first_offset)
+                    for producer_id, first_offset in aborted
+                ) if read_committed else None,
                 preferred_read_replica=preferred,
                 records=records,
                 **fields,

@@ -1,12 +1,13 @@
-"""FindCoordinator (key 10), v0-v6: which broker coordinates a group (or transaction).
+"""FindCoordinator (key 10), v0-v6: which broker coordinates a group or a transactional id.
 
-A group's coordinator is the leader of its `__consumer_offsets` partition (Kafka's hash of the
-group id modulo the partition count), found in the metadata image and answered with its endpoint
-on this request's listener; no leader yet is COORDINATOR_NOT_AVAILABLE, which clients retry.
-v4+ takes a batch of keys and answers each. Key types: 0 group; 1 transaction is refused
-until transactions are built (see refuse_transactions); 2 share is INVALID_REQUEST, as a Kafka
-without share groups answers. The first group lookup creates `__consumer_offsets`, as in Kafka. Advertising v0 matters
-beyond groups too: librdkafka enables LZ4 only when FindCoordinator v0 is in ApiVersions.
+A group's coordinator is the leader of its `__consumer_offsets` partition, a transactional id's
+the leader of its `__transaction_state` partition (Kafka's hash of the id modulo the partition
+count), found in the metadata image and answered with its endpoint on this request's listener;
+no leader yet is COORDINATOR_NOT_AVAILABLE, which clients retry. v4+ takes a batch of keys and
+answers each. Key types: 0 group, 1 transaction; 2 share is INVALID_REQUEST, as a Kafka without
+share groups answers. The first lookup of each kind creates its internal topic, as in Kafka.
+Advertising v0 matters beyond groups too: librdkafka enables LZ4 only when FindCoordinator v0 is
+in ApiVersions.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ MAX_VERSION = 6
 
 GROUP = 0
 TRANSACTION = 1
-OFFSETS_TOPIC = "__consumer_offsets"
 
 
 async def handle(ctx: RequestContext, request):
@@ -35,31 +35,28 @@ async def handle(ctx: RequestContext, request):
     services = ctx.services
     key_type = getattr(request, "key_type", GROUP)
 
-    if key_type == GROUP:
+    store = {GROUP: services.groups.store, TRANSACTION: services.transactions.store}.get(key_type)
+    if store is not None:
         try:
-            await services.controller.run(services.groups.store.ensure_topic)
+            await services.controller.run(store.ensure_topic)
         except KafkaError as error:
-            log.warning("Cannot create __consumer_offsets: %s", error)
+            log.warning("Cannot create %s: %s", store.topic, error)
             keys = request.coordinator_keys if ctx.api_version >= 4 else (request.key,)
-            return _all_unavailable(response, keys, ctx.api_version)
+            return _all_unavailable(response, keys, ctx.api_version, store.topic)
 
-    image = services.metadata.image  # the offsets topic may have just been created
+    image = services.metadata.image  # the internal topic may have just been created
 
     def answer(key: str) -> dict:
-        if key_type not in (GROUP, TRANSACTION):
+        if store is None:
             return dict(
                 key=key, node_id=-1, host="", port=-1,
                 error_code=ErrorCode.invalid_request, error_message=f"unknown coordinator key type {key_type}",
             )
-        if key_type == TRANSACTION:
-            code, message = refuse_transactions(ctx, key)
-            return dict(key=key, node_id=-1, host="", port=-1, error_code=code, error_message=message)
-        if key_type == GROUP and not key:
-            return dict(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.invalid_group_id, error_message="group id is empty")
-        coordinator = services.node_id
-        if key_type == GROUP:
-            registration = image.partition(TopicPartition(OFFSETS_TOPIC, services.groups.store.partition_for(key)))
-            coordinator = registration.leader if registration is not None else -1
+        if not key:
+            code = ErrorCode.invalid_group_id if key_type == GROUP else ErrorCode.invalid_request
+            return dict(key=key, node_id=-1, host="", port=-1, error_code=code, error_message="the key is empty")
+        registration = image.partition(TopicPartition(store.topic, store.partition_for(key)))
+        coordinator = registration.leader if registration is not None else -1
         broker = image.brokers.get(coordinator)
         endpoint = ctx.endpoint_of(broker) if broker is not None else None
         if endpoint is None:
@@ -82,25 +79,10 @@ async def handle(ctx: RequestContext, request):
     return build(response, throttle_time=timedelta(0), **answer(request.key))
 
 
-TRANSACTIONS_UNSUPPORTED = (
-    "transactions are not supported by odradek yet; an idempotent producer "
-    "(enable.idempotence=true, no transactional.id) still writes each record once per partition"
-)
-
-
-def refuse_transactions(ctx: RequestContext, transactional_id: str) -> tuple[ErrorCode, str]:
-    """The answer to a transactional producer until transactions are built. Every client treats
-    TRANSACTIONAL_ID_AUTHORIZATION_FAILED as fatal at once (librdkafka and the Java client retry
-    anything else for their whole timeout, 60-120 s, before failing); librdkafka shows the message."""
-    log.warning("Refused transactional.id %r of client %r at %s: %s", transactional_id, ctx.client_id, ctx.peer,
-                TRANSACTIONS_UNSUPPORTED)
-    return ErrorCode.transactional_id_authorization_failed, TRANSACTIONS_UNSUPPORTED
-
-
-def _all_unavailable(response, keys, version: int):
+def _all_unavailable(response, keys, version: int, topic: str):
     unavailable = dict(
         node_id=-1, host="", port=-1, error_code=ErrorCode.coordinator_not_available,
-        error_message="the offsets topic cannot be created",
+        error_message=f"{topic} cannot be created",
     )
     if version >= 4:
         coordinator = sibling(response, "Coordinator")

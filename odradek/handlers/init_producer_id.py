@@ -1,18 +1,19 @@
-"""InitProducerId (key 22), v0-v5: producer ids for idempotent producers.
+"""InitProducerId (key 22), v0-v5: producer ids for idempotent and transactional producers.
 
-Without a transactional id every call gets a fresh producer id at epoch 0, as Kafka does.
-Deviation: transactions are not implemented yet. A transactional id is refused with
-TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as FindCoordinator refuses the transaction coordinator
-(see find_coordinator.refuse_transactions): the one answer every client treats as fatal at once.
+Without a transactional id every call gets a fresh producer id at epoch 0, as Kafka does. With
+one, the transaction coordinator of that id answers (see coordinator/transaction_coordinator.py):
+the id's producer id with its epoch bumped, fencing older producers; v3+ may name the producer id
+and epoch the client had (KIP-360) to bump its own epoch after an abortable error.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from odradek.coordinator.transaction_coordinator import TxnError
 from odradek.handlers.context import RequestContext
-from odradek.handlers.find_coordinator import refuse_transactions
 from odradek.handlers.responses import build
+from odradek.handlers.transactions import fenced_for_version
 from odradek.protocol.errors import ErrorCode, KafkaError
 
 API_KEY = 22
@@ -22,13 +23,23 @@ MAX_VERSION = 5
 
 async def handle(ctx: RequestContext, request):
     response = ctx.response_class
+
+    def answer(code, producer_id=-1, epoch=-1):
+        return build(response, throttle_time=timedelta(0), error_code=code, producer_id=producer_id, producer_epoch=epoch)
+
     if request.transactional_id is not None:
-        code, _message = refuse_transactions(ctx, request.transactional_id)
-        return build(response, throttle_time=timedelta(0), error_code=code, producer_id=-1, producer_epoch=-1)
+        try:
+            producer_id, epoch = await ctx.services.transactions.init_producer_id(
+                request.transactional_id,
+                int(request.transaction_timeout.total_seconds() * 1000),
+                getattr(request, "producer_id", -1),
+                getattr(request, "producer_epoch", -1),
+            )
+        except TxnError as error:
+            return answer(fenced_for_version(error.code, ctx.api_version, 4))
+        return answer(ErrorCode.none, producer_id, epoch)
     try:
         producer_id = await ctx.services.producer_ids.next_producer_id()
     except KafkaError as error:
-        return build(response, throttle_time=timedelta(0), error_code=error.code, producer_id=-1, producer_epoch=-1)
-    return build(
-        response, throttle_time=timedelta(0), error_code=ErrorCode.none, producer_id=producer_id, producer_epoch=0
-    )
+        return answer(error.code)
+    return answer(ErrorCode.none, producer_id, 0)

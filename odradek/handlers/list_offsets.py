@@ -1,10 +1,9 @@
 """ListOffsets (key 2), v1-v10.
 
-Timestamps: -1 latest (the high watermark), -2 earliest (log start), -3 the record with the
-largest timestamp (KIP-734), -4 earliest local (= earliest: no tiered storage), any other
-value: the first record whose timestamp is at least that (offset -1 when there is none).
-read_committed reads up to the last stable offset, which equals the high watermark until
-transactions exist.
+Timestamps: -1 latest (the high watermark; the last stable offset for read_committed),
+-2 earliest (log start), -3 the record with the largest timestamp (KIP-734), -4 earliest local
+(= earliest: no tiered storage), any other value: the first record whose timestamp is at least
+that, below the latest offset the isolation level allows (offset -1 when there is none).
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ async def handle(ctx: RequestContext, request):
             tp = TopicPartition(topic.name, entry.partition_index)
             try:
                 state = replicas.leader_partition(tp, getattr(entry, "current_leader_epoch", -1))
-                offset, timestamp = _lookup(state, entry.timestamp)
+                offset, timestamp = _lookup(state, entry.timestamp, getattr(request, "isolation_level", 0) == 1)
                 partitions.append(
                     build(
                         partition_class,
@@ -61,9 +60,10 @@ async def handle(ctx: RequestContext, request):
     return build(response, throttle_time=timedelta(0), topics=tuple(topics))
 
 
-def _lookup(state, timestamp: int) -> tuple[int, int]:
+def _lookup(state, timestamp: int, read_committed: bool) -> tuple[int, int]:
+    latest = state.last_stable_offset if read_committed else state.high_watermark
     if timestamp == LATEST:
-        return state.high_watermark, -1
+        return latest, -1
     if timestamp in (EARLIEST, EARLIEST_LOCAL):
         return state.log_start_offset, -1
     if timestamp == MAX_TIMESTAMP:
@@ -72,7 +72,7 @@ def _lookup(state, timestamp: int) -> tuple[int, int]:
         raise KafkaError(ErrorCode.invalid_request, f"unknown special timestamp {timestamp}")
     else:
         found = state.log.offset_for_timestamp(timestamp)
-    if found is None or found[0] >= state.high_watermark:
+    if found is None or found[0] >= latest:
         return -1, -1
     return found
 

@@ -1,7 +1,9 @@
 """OffsetFetch (key 9), v1-v9: committed offsets of a group (v8+: of several groups at once).
 
 Partitions without a commit answer offset -1 and no error; topics=null (v2+) means every
-committed partition of the group. require_stable has nothing to wait for until transactions exist.
+committed partition of the group. With require_stable (v7+, read_committed consumers) a partition
+whose offset an open transaction is committing answers UNSTABLE_OFFSET_COMMIT, which clients retry
+until the transaction ends.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ MAX_VERSION = 9
 async def handle(ctx: RequestContext, request):
     response = ctx.response_class
     groups = ctx.services.groups
+    stable = bool(getattr(request, "require_stable", False))
     if ctx.api_version >= 8:
         group_class = sibling(response, "OffsetFetchResponseGroup")
         topic_class = sibling(response, "OffsetFetchResponseTopics")
@@ -28,21 +31,23 @@ async def handle(ctx: RequestContext, request):
             build(
                 group_class,
                 group_id=group.group_id,
-                topics=() if error else _topics(groups, group.group_id, group.topics, topic_class, partition_class),
+                topics=() if error else _topics(groups, group.group_id, group.topics, topic_class, partition_class,
+                                                 require_stable=stable),
                 error_code=error or ErrorCode.none,
             )
             for group in request.groups
             for error in (groups.coordinator_error(group.group_id),)
         )
+
         return build(response, throttle_time=timedelta(0), groups=answers)
     topic_class = sibling(response, "OffsetFetchResponseTopic")
     partition_class = sibling(response, "OffsetFetchResponsePartition")
     error = groups.coordinator_error(request.group_id)
-    topics = _topics(groups, request.group_id, request.topics, topic_class, partition_class, error)
+    topics = _topics(groups, request.group_id, request.topics, topic_class, partition_class, error, require_stable=stable)
     return build(response, throttle_time=timedelta(0), topics=topics, error_code=error or ErrorCode.none)
 
 
-def _topics(groups, group_id: str, requested, topic_class, partition_class, error=None):
+def _topics(groups, group_id: str, requested, topic_class, partition_class, error=None, *, require_stable=False):
     """The committed offsets; with `error` (not the coordinator), each requested partition carries
     it (v0-v1 have no top-level error code)."""
     wanted = None if requested is None else [(t.name, list(t.partition_indexes)) for t in requested]
@@ -52,6 +57,9 @@ def _topics(groups, group_id: str, requested, topic_class, partition_class, erro
         entries = groups.fetch_offsets(group_id, wanted)
     by_topic: dict[str, list] = {}
     for topic, partition, committed in entries:
+        code = error or ErrorCode.none
+        if require_stable and error is None and groups.has_pending_offsets(group_id, (topic, partition)):
+            code, committed = ErrorCode.unstable_offset_commit, None
         by_topic.setdefault(topic, []).append(
             build(
                 partition_class,
@@ -59,7 +67,7 @@ def _topics(groups, group_id: str, requested, topic_class, partition_class, erro
                 committed_offset=committed.offset if committed else -1,
                 committed_leader_epoch=committed.leader_epoch if committed else -1,
                 metadata=committed.metadata if committed else "",
-                error_code=error or ErrorCode.none,
+                error_code=code,
             )
         )
     return tuple(build(topic_class, name=name, partitions=tuple(parts)) for name, parts in by_topic.items())

@@ -12,6 +12,13 @@ from typing import Any, Awaitable, Callable
 
 
 from odradek.handlers import (
+    add_offsets_to_txn,
+    add_partitions_to_txn,
+    describe_transactions,
+    end_txn,
+    list_transactions,
+    txn_offset_commit,
+    write_txn_markers,
     alter_configs,
     api_versions,
     create_partitions,
@@ -66,6 +73,11 @@ HANDLER_MODULES: tuple[ModuleType, ...] = (
     create_topics,
     delete_topics,
     init_producer_id,
+    add_partitions_to_txn,
+    add_offsets_to_txn,
+    end_txn,
+    write_txn_markers,
+    txn_offset_commit,
     delete_groups,
     offset_delete,
     describe_cluster,
@@ -83,6 +95,8 @@ HANDLER_MODULES: tuple[ModuleType, ...] = (
     list_partition_reassignments,
     describe_producers,
     describe_log_dirs,
+    describe_transactions,
+    list_transactions,
 )
 
 

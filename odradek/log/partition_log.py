@@ -23,7 +23,7 @@ from crc32c import crc32c
 from odradek.clock import Clock
 from odradek.log.leader_epoch_cache import LeaderEpochCache
 from odradek.log.log_config import LogConfig
-from odradek.log.producer_state import ProducerStateManager
+from odradek.log.producer_state import CompletedTxn, Marker, ProducerStateManager
 from odradek.log.segment import (
     CLEANED_SUFFIX,
     DELETED_SUFFIX,
@@ -31,9 +31,11 @@ from odradek.log.segment import (
     LOG_SUFFIX,
     SWAP_SUFFIX,
     TIME_INDEX_SUFFIX,
+    TXN_INDEX_SUFFIX,
     LogSegment,
     segment_file_name,
 )
+from odradek.log.txn_index import AbortedTxn
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.records import (
     ATTRIBUTES_OFFSET,
@@ -42,6 +44,7 @@ from odradek.protocol.records import (
     LOG_OVERHEAD,
     TIMESTAMP_TYPE_FLAG,
     BatchHeader,
+    decode_marker,
     decode_records,
     patch_base_offsets,
     read_batch_header,
@@ -201,10 +204,53 @@ class PartitionLog:
         log = cls(directory, config, clock, segments, log_start_offset, log_end_offset, log_end_offset)
         try:
             log._load_leader_epochs()
-            log.producer_state.load(log_start_offset, log_end_offset, log.iter_batch_headers)
+            log._load_producer_state()
         except OSError as exc:
             raise storage_error(exc, "loading the producer state and leader epochs of", directory) from exc
         return log
+
+    def _load_producer_state(self) -> None:
+        """From the latest snapshot plus a replay of the batches after it; aborted transactions the
+        replay meets are put back in their segment's transaction index (a crash may have lost them)."""
+        self.producer_state.load(
+            self.log_start_offset, self.log_end_offset, self._batches_with_markers, self._index_aborted_txn
+        )
+
+    def _batches_with_markers(self, from_offset: int) -> Iterator[tuple[BatchHeader, Marker | None]]:
+        """Headers from the batch holding `from_offset` on, each control batch with its marker."""
+        segments, base_offsets = self._view
+        index = self._segment_index(base_offsets, from_offset)
+        for number, segment in enumerate(segments[index:]):
+            position = 0
+            if number == 0:
+                header = segment.find_batch(from_offset)
+                if header is None:
+                    continue
+                position = header.position
+            for header in segment.iter_headers(position):
+                yield header, (_read_marker(segment.read(header.position, header.size), header._replace(position=0))
+                               if header.is_control else None)
+
+    def _index_aborted_txn(self, txn: CompletedTxn, stable_offset: int) -> None:
+        """Record an aborted transaction in the index of the segment holding its marker."""
+        segments, base_offsets = self._view
+        segment = segments[self._segment_index(base_offsets, txn.last_offset)]
+        segment.txn_index.append(AbortedTxn(txn.producer_id, txn.first_offset, txn.last_offset, stable_offset))
+
+    def first_unstable_offset(self, high_watermark: int) -> int | None:
+        return self.producer_state.first_unstable_offset(high_watermark)
+
+    def aborted_transactions(self, fetch_offset: int, upper_offset: int) -> list[AbortedTxn]:
+        """Aborted transactions overlapping [fetch_offset, upper_offset), for a read_committed fetch:
+        from the transaction indexes of the segment holding fetch_offset and the ones after it."""
+        segments, base_offsets = self._view
+        found: list[AbortedTxn] = []
+        for segment in segments[self._segment_index(base_offsets, fetch_offset):]:
+            entries, complete = segment.txn_index.collect(fetch_offset, upper_offset)
+            found.extend(entries)
+            if complete:
+                break
+        return found
 
     def _load_leader_epochs(self) -> None:
         """Read `leader-epoch-checkpoint` and cut it to the recovered log; rebuilt from the batch
@@ -321,7 +367,16 @@ class PartitionLog:
         self.log_end_offset = next_offset
         producer_state = self.producer_state
         for header in headers:
-            producer_state.update(header, header.base_offset)
+            marker = _read_marker(buffer, header) if header.is_control else None
+            completed = producer_state.update(header, header.base_offset, marker)
+            if completed is not None and completed.aborted:
+                try:
+                    segment.txn_index.append(AbortedTxn(
+                        completed.producer_id, completed.first_offset, completed.last_offset,
+                        producer_state.stable_offset_after(completed),
+                    ))
+                except OSError as exc:
+                    raise self.io_error(exc, "writing the transaction index of", self.directory) from exc
             if header.partition_leader_epoch > self.leader_epochs.latest_epoch:
                 try:
                     self.leader_epochs.assign(header.partition_leader_epoch, header.base_offset)
@@ -552,7 +607,7 @@ class PartitionLog:
                 active.truncate_to(offset)
                 self.log_end_offset = active.read_next_offset()
                 self.leader_epochs.truncate_from_end(self.log_end_offset)
-                self.producer_state.load(self.log_start_offset, self.log_end_offset, self.iter_batch_headers)
+                self._load_producer_state()
             except OSError as exc:
                 raise self.io_error(exc, "truncating", self.directory) from exc
             self.recovery_point = min(self.recovery_point, self.log_end_offset)
@@ -763,7 +818,7 @@ class PartitionLog:
 def _rename_files(directory: Path, base_offset: int, from_suffix: str, to_suffix: str) -> None:
     """Rename a segment's `.log`, `.index` and `.timeindex` from one suffix to another (the
     `.log` last, so a `.log` with `to_suffix` means the other two have been renamed too)."""
-    for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX):
+    for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX, LOG_SUFFIX):
         name = segment_file_name(base_offset, suffix)
         source = directory / (name + from_suffix)
         if source.exists():
@@ -797,7 +852,7 @@ def _complete_swaps_and_remove_leftovers(directory: Path) -> set[int]:
             if base <= int(stem) < max(next_offset, base + 1):
                 logger.warning("removing %s: an interrupted compaction swap replaces it", path)
                 path.unlink(missing_ok=True)
-        for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+        for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX):
             (directory / (segment_file_name(base, suffix) + SWAP_SUFFIX)).unlink(missing_ok=True)
         os.replace(swap_path, directory / segment_file_name(base, LOG_SUFFIX))
         logger.warning("completed an interrupted compaction swap of %s", swap_path)
@@ -821,6 +876,11 @@ def _next_offset_of_file(path: Path, base_offset: int) -> int:
             next_offset = header.next_offset
             position += header.size
     return next_offset
+
+
+def _read_marker(buffer, header: BatchHeader) -> Marker | None:
+    decoded = decode_marker(buffer, header)
+    return Marker(*decoded) if decoded is not None else None
 
 
 def _set_log_append_time(buffer: bytearray, position: int, size: int, now_ms: int) -> None:

@@ -11,6 +11,13 @@ last write. Kafka's rules, checked by the leader before a batch is appended (`ch
     OUT_OF_ORDER_SEQUENCE_NUMBER.
 A follower appends without checking and only updates (`update`).
 
+Transactions: a producer's first transactional batch opens its transaction at that offset; a
+control batch (COMMIT or ABORT marker, written by the transaction coordinator) ends it. While a
+producer's transaction is open it may not write outside one (INVALID_TXN_STATE). A marker from a
+coordinator older than the last one seen is refused (TRANSACTION_COORDINATOR_FENCED). The
+partition's first unstable offset is the first offset of the oldest transaction still open, or
+ended by a marker the high watermark has not yet passed: read_committed consumers stop there.
+
 Snapshot file `<20-digit offset>.snapshot` in the partition dir, the state of every producer as
 of that offset (exclusive), Kafka's version 1 layout, big-endian:
     version int16 (1) | crc uint32 (CRC32C of everything after it) | count int32 |
@@ -35,6 +42,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from crc32c import crc32c
 
@@ -52,6 +60,20 @@ SNAPSHOT_VERSION = 1
 _HEAD = struct.Struct(">hIi")  # version, crc, entry count
 _ENTRY = struct.Struct(">qhiqiqiq")
 _CRC_START = 6  # the CRC covers the bytes after the version and the CRC itself
+
+
+class Marker(NamedTuple):
+    """What a control batch says: the transaction committed (or aborted), and by which coordinator epoch."""
+
+    committed: bool
+    coordinator_epoch: int
+
+
+class CompletedTxn(NamedTuple):
+    producer_id: int
+    first_offset: int
+    last_offset: int  # the marker's offset
+    aborted: bool
 
 
 class CorruptSnapshotError(ValueError):
@@ -141,6 +163,8 @@ class ProducerStateManager:
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = directory
         self._producers: dict[int, ProducerEntry] = {}
+        self._ongoing: dict[int, int] = {}  # producer id -> first offset of its open transaction
+        self._unreplicated: deque[CompletedTxn] = deque()  # ended by a marker the HW has not passed
         self.end_offset = 0
 
     # --- the rules ----------------------------------------------------------------------------
@@ -151,6 +175,19 @@ class ProducerStateManager:
             return None
         entry = self._producers.get(header.producer_id)
         first = header.base_sequence
+        if entry is not None and entry.current_txn_first_offset >= 0 and not header.is_transactional:
+            raise KafkaError(
+                ErrorCode.invalid_txn_state,
+                f"producer {header.producer_id} has a transaction open here and sent a non-transactional batch",
+            )
+        if header.is_transactional and first < 0:
+            # written by a coordinator (TxnOffsetCommit): no sequence, only the epoch is checked
+            if entry is not None and header.producer_epoch < entry.epoch:
+                raise KafkaError(
+                    ErrorCode.invalid_producer_epoch,
+                    f"producer {header.producer_id} epoch {header.producer_epoch} is older than the current epoch {entry.epoch}",
+                )
+            return None
         if entry is None:
             if first != 0:
                 raise KafkaError(
@@ -181,28 +218,92 @@ class ProducerStateManager:
             )
         return None
 
-    def update(self, header: BatchHeader, base_offset: int) -> None:
-        """Record a batch appended at `base_offset` (any batch: the end offset moves too)."""
-        self.end_offset = base_offset + header.last_offset_delta + 1
-        if header.producer_id < 0:
+    def check_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int) -> None:
+        """Raise for a transaction marker that must be refused (leader side, before appending it)."""
+        entry = self._producers.get(producer_id)
+        if entry is None:
             return
-        entry = self._producers.get(header.producer_id)
+        if coordinator_epoch < entry.coordinator_epoch:
+            raise KafkaError(
+                ErrorCode.transaction_coordinator_fenced,
+                f"marker from coordinator epoch {coordinator_epoch}, older than {entry.coordinator_epoch}",
+            )
+        if producer_epoch < entry.epoch:
+            raise KafkaError(
+                ErrorCode.invalid_producer_epoch,
+                f"marker for producer {producer_id} epoch {producer_epoch} is older than the current epoch {entry.epoch}",
+            )
+
+    def update(self, header: BatchHeader, base_offset: int, marker: Marker | None = None) -> CompletedTxn | None:
+        """Record a batch appended at `base_offset` (any batch: the end offset moves too). A control
+        batch carries its `marker`; the transaction it ends is returned."""
+        self.end_offset = base_offset + header.last_offset_delta + 1
+        producer_id = header.producer_id
+        if producer_id < 0:
+            return None
+        entry = self._producers.get(producer_id)
         if entry is None or header.producer_epoch != entry.epoch:
+            previous = entry
             entry = ProducerEntry(header.producer_epoch)
-            self._producers[header.producer_id] = entry
-        entry.batches.append(
-            BatchMetadata(header.base_sequence, header.last_sequence, base_offset, base_offset + header.last_offset_delta)
-        )
+            if previous is not None:  # a new epoch does not end an open transaction: its marker does
+                entry.current_txn_first_offset = previous.current_txn_first_offset
+                entry.coordinator_epoch = previous.coordinator_epoch
+            self._producers[producer_id] = entry
         entry.last_timestamp_ms = header.max_timestamp
+        last_offset = base_offset + header.last_offset_delta
+        if header.is_control:
+            if marker is None:
+                return None
+            first = entry.current_txn_first_offset if entry.current_txn_first_offset >= 0 else last_offset
+            entry.current_txn_first_offset = -1
+            entry.coordinator_epoch = max(entry.coordinator_epoch, marker.coordinator_epoch)
+            self._ongoing.pop(producer_id, None)
+            completed = CompletedTxn(producer_id, first, last_offset, not marker.committed)
+            self._unreplicated.append(completed)
+            return completed
+        if header.base_sequence >= 0:
+            entry.batches.append(BatchMetadata(header.base_sequence, header.last_sequence, base_offset, last_offset))
+        if header.is_transactional and entry.current_txn_first_offset < 0:
+            entry.current_txn_first_offset = base_offset
+            self._ongoing[producer_id] = base_offset
+        return None
+
+    def first_unstable_offset(self, high_watermark: int) -> int | None:
+        """The first offset of the oldest transaction still open, or ended by a marker at or above
+        `high_watermark` (not yet on every in-sync replica); None when there is none."""
+        unreplicated = self._unreplicated
+        while unreplicated and unreplicated[0].last_offset < high_watermark:
+            unreplicated.popleft()
+        first = min(self._ongoing.values(), default=None)
+        for txn in unreplicated:
+            if first is None or txn.first_offset < first:
+                first = txn.first_offset
+        return first
+
+    def stable_offset_after(self, completed: CompletedTxn) -> int:
+        """For a transaction index entry: where the log is stable once `completed` ended."""
+        return min(self._ongoing.values(), default=completed.last_offset + 1)
+
+    def open_transactions(self) -> dict[int, int]:
+        """Producer id -> first offset of its open transaction."""
+        return dict(self._ongoing)
 
     def active(self) -> dict[int, ProducerEntry]:
         """Producer id -> state, for DescribeProducers."""
         return dict(self._producers)
 
-    def replay(self, headers: Iterable[BatchHeader]) -> None:
-        """Apply batch headers read back from the log, oldest first."""
-        for header in headers:
-            self.update(header, header.base_offset)
+    def replay(self, batches: Iterable[tuple[BatchHeader, Marker | None]], on_aborted=None) -> None:
+        """Apply batch headers (with the marker of each control batch) read back from the log,
+        oldest first; `on_aborted(txn)` is told of every aborted transaction they end."""
+        for header, marker in batches:
+            completed = self.update(header, header.base_offset, marker)
+            if completed is not None and completed.aborted and on_aborted is not None:
+                on_aborted(completed, self.stable_offset_after(completed))
+
+    def _set_producers(self, producers: dict[int, ProducerEntry]) -> None:
+        self._producers = producers
+        self._ongoing = {pid: e.current_txn_first_offset for pid, e in producers.items() if e.current_txn_first_offset >= 0}
+        self._unreplicated = deque()
 
     # --- snapshots ----------------------------------------------------------------------------
 
@@ -223,10 +324,11 @@ class ProducerStateManager:
             temporary.write_bytes(data)
             os.replace(temporary, path)
 
-    def load(self, log_start_offset: int, log_end_offset: int, headers_from) -> None:
+    def load(self, log_start_offset: int, log_end_offset: int, batches_from, on_aborted=None) -> None:
         """Rebuild the state for a log ending at `log_end_offset`: delete snapshots above it, read
-        the latest one at or below it (dropping corrupt ones), then replay `headers_from(offset)`."""
-        self._producers = {}
+        the latest one at or below it (dropping corrupt ones), then replay `batches_from(offset)`
+        ((header, marker) pairs; see replay)."""
+        self._set_producers({})
         start = log_start_offset
         offsets = snapshot_offsets(self.directory)
         for offset in [o for o in offsets if o > log_end_offset]:
@@ -234,7 +336,7 @@ class ProducerStateManager:
         for offset in reversed([o for o in offsets if o <= log_end_offset]):
             path = snapshot_path(self.directory, offset)
             try:
-                self._producers = decode_snapshot(path.read_bytes())
+                self._set_producers(decode_snapshot(path.read_bytes()))
             except (CorruptSnapshotError, OSError) as exc:
                 logger.warning("ignoring producer snapshot %s: %s", path, exc)
                 path.unlink(missing_ok=True)
@@ -243,12 +345,12 @@ class ProducerStateManager:
             break
         self.end_offset = start
         if start < log_end_offset:
-            self.replay(header for header in headers_from(start) if header.last_offset >= start)
+            self.replay(((h, m) for h, m in batches_from(start) if h.last_offset >= start), on_aborted)
         self.end_offset = log_end_offset
 
     def truncate_fully(self, offset: int) -> None:
         """Forget every producer and delete every snapshot (the log restarts empty at `offset`)."""
-        self._producers = {}
+        self._set_producers({})
         self.end_offset = offset
         if self.directory is not None:
             for snapshot_offset in snapshot_offsets(self.directory):

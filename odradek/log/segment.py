@@ -15,6 +15,7 @@ from odradek.clock import Clock
 from odradek.log.log_config import LogConfig
 from odradek.log.offset_index import OffsetIndex
 from odradek.log.time_index import TimeIndex
+from odradek.log.txn_index import TXN_INDEX_SUFFIX, TransactionIndex
 from odradek.protocol.records import (
     BATCH_HEADER_SIZE,
     LOG_OVERHEAD,
@@ -31,7 +32,7 @@ TIME_INDEX_SUFFIX = ".timeindex"
 CLEANED_SUFFIX = ".cleaned"  # a segment the cleaner is writing; deleted at start-up
 SWAP_SUFFIX = ".swap"  # a finished cleaned segment about to replace old ones; completed at start-up
 DELETED_SUFFIX = ".deleted"  # a segment removed from the log, awaiting file.delete.delay.ms
-SEGMENT_FILE_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX)
+SEGMENT_FILE_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)
 _RECOVERY_CHUNK_BYTES = 8 * 1024 * 1024
 _INT32_MAX = 2**31 - 1
 
@@ -70,6 +71,7 @@ class LogSegment:
         self.time_index = TimeIndex(
             directory / (segment_file_name(base_offset, TIME_INDEX_SUFFIX) + suffix), base_offset
         )
+        self.txn_index = TransactionIndex(directory / (segment_file_name(base_offset, TXN_INDEX_SUFFIX) + suffix))
         self._fd: int | None = None
         try:
             self.size = os.stat(self.log_path).st_size
@@ -320,6 +322,7 @@ class LogSegment:
             time_entries.append((max_timestamp[0], max_timestamp[1] - self.base_offset))
         self.offset_index.replace(offset_entries)
         self.time_index.replace(time_entries)
+        self.txn_index.truncate_to(expected_offset)
         self._max_timestamp = max_timestamp
         self._bytes_since_index_entry = position - last_entry_position
         return truncated
@@ -338,6 +341,7 @@ class LogSegment:
         self.size = header.position
         self.offset_index.truncate_to_position(header.position)
         self.time_index.truncate_to_offset(header.base_offset)
+        self.txn_index.truncate_to(header.base_offset)
         self._max_timestamp = self.time_index.max_timestamp()
         self._bytes_since_index_entry = 0
         if self.size == 0:
@@ -354,6 +358,7 @@ class LogSegment:
             os.fsync(fd)
         self.offset_index.flush()
         self.time_index.flush()
+        self.txn_index.flush()
 
     def close(self) -> None:
         self.closed = True
@@ -380,6 +385,7 @@ class LogSegment:
         self.log_path = new_log_path
         self.offset_index.rename(self.directory / (segment_file_name(self.base_offset, INDEX_SUFFIX) + suffix))
         self.time_index.rename(self.directory / (segment_file_name(self.base_offset, TIME_INDEX_SUFFIX) + suffix))
+        self.txn_index.rename(self.directory / (segment_file_name(self.base_offset, TXN_INDEX_SUFFIX) + suffix))
 
     def rename_for_deletion(self) -> None:
         """Kafka's first step of deleting a segment: rename its files to `*.deleted`. The fds stay
@@ -388,6 +394,7 @@ class LogSegment:
 
     def delete(self) -> None:
         self.close()
+        self.txn_index.delete()
         for path in (self.log_path, self.offset_index.path, self.time_index.path):
             try:
                 path.unlink()

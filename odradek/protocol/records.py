@@ -322,3 +322,46 @@ def encode_batch(
     )
     struct.pack_into(">I", batch, CRC_OFFSET, crc32c(memoryview(batch)[ATTRIBUTES_OFFSET:]))
     return bytes(batch)
+
+
+# --- Transaction markers: the control batches that end a transaction on a partition. -----------
+#
+# One record; key = version int16 (0) | type int16 (0 ABORT, 1 COMMIT);
+# value = version int16 (0) | coordinator epoch int32. The batch is transactional and control,
+# carries the transaction's producer id and epoch, and no sequence.
+
+CONTROL_ABORT = 0
+CONTROL_COMMIT = 1
+_CONTROL_KEY = struct.Struct(">hh")
+_MARKER_VALUE = struct.Struct(">hi")
+
+
+def encode_marker_batch(producer_id: int, producer_epoch: int, committed: bool, coordinator_epoch: int, timestamp_ms: int) -> bytes:
+    key = _CONTROL_KEY.pack(0, CONTROL_COMMIT if committed else CONTROL_ABORT)
+    value = _MARKER_VALUE.pack(0, coordinator_epoch)
+    return encode_batch(
+        [Record(0, timestamp_ms, key, value)],
+        producer_id=producer_id, producer_epoch=producer_epoch, transactional=True, control=True,
+    )
+
+
+def decode_marker(buffer, header: BatchHeader) -> tuple[bool, int] | None:
+    """(committed, coordinator epoch) of a control batch holding a transaction marker; None for
+    any other control record (e.g. KRaft's) or one that cannot be read."""
+    try:
+        records = decode_records(buffer, header)
+    except KafkaError:
+        return None
+    return marker_of_record(records[0]) if records else None
+
+
+def marker_of_record(record: Record) -> tuple[bool, int] | None:
+    """(committed, coordinator epoch) of a decoded control record; None if it is no marker."""
+    if record.key is None or len(record.key) < _CONTROL_KEY.size:
+        return None
+    _version, control_type = _CONTROL_KEY.unpack_from(record.key)
+    if control_type not in (CONTROL_ABORT, CONTROL_COMMIT):
+        return None
+    value = record.value or b""
+    coordinator_epoch = _MARKER_VALUE.unpack_from(value)[1] if len(value) >= _MARKER_VALUE.size else -1
+    return control_type == CONTROL_COMMIT, coordinator_epoch

@@ -44,6 +44,8 @@ class ReplicaManager:
         self._checkpointed_high_watermarks: dict[TopicPartition, int] | None = None
         # called with (partition, is_leader) whenever this broker starts or stops leading one
         self.leadership_listeners: list[Callable[[Partition, bool], None]] = []
+        # called with (partition, producer id, committed) once a transaction marker is replicated
+        self.marker_listeners: list[Callable[[TopicPartition, int, bool], None]] = []
         # cluster mode (configure_cluster): the image, fetchers, topic configs and ISR writes
         self.image = None
         self.fetchers = None
@@ -126,7 +128,14 @@ class ReplicaManager:
             await self.waiters.wait([tp], remaining)
 
     def read_records(self, tp: TopicPartition, *, chunk_bytes: int = 1 << 20):
-        """Every record of a partition up to its high watermark, decoded (coordinator replay, tools)."""
+        """Every record of a partition up to its high watermark, decoded (tools)."""
+        for header, records in self.read_batches(tp, chunk_bytes=chunk_bytes):
+            if not header.is_control:
+                yield from records
+
+    def read_batches(self, tp: TopicPartition, *, chunk_bytes: int = 1 << 20):
+        """(header, decoded records) of every batch of a partition up to its high watermark,
+        control batches included (coordinator replay: transactional writes and their markers)."""
         partition = self._partitions.get(tp)
         if partition is None:
             return
@@ -140,12 +149,24 @@ class ReplicaManager:
                 header = read_batch_header(data, position)
                 if position + header.size > len(data):
                     break
-                if not header.is_control:
-                    for record in decode_records(data, header):
-                        if record.offset >= offset:
-                            yield record
+                records = [record for record in decode_records(data, header) if record.offset >= offset]
+                yield header, records
                 position += header.size
                 offset = header.next_offset
+
+    async def write_txn_marker(self, tp: TopicPartition, producer_id: int, producer_epoch: int, committed: bool,
+                               coordinator_epoch: int, timeout_s: float) -> None:
+        """End a producer's transaction on a partition this broker leads: append the marker, wait
+        until the in-sync replicas have it, then tell `marker_listeners` (the group coordinator
+        makes transactional offset commits visible). KafkaError if it cannot be written."""
+        partition = self._partitions.get(tp)
+        if partition is None:
+            raise KafkaError(ErrorCode.unknown_topic_or_partition, f"this broker does not host {tp}")
+        result = partition.append_marker(producer_id, producer_epoch, committed, coordinator_epoch, self.clock.now_ms())
+        self.waiters.notify(tp)
+        await self.wait_for_high_watermark(tp, result.last_offset + 1, timeout_s)
+        for listener in list(self.marker_listeners):
+            listener(tp, producer_id, committed)
 
     def fetch_for_follower(self, tp: TopicPartition, replica_id: int, fetch_offset: int, max_bytes: int,
                            current_leader_epoch: int = -1, last_fetched_epoch: int = -1) -> tuple[Partition, bytes, tuple[int, int] | None]:

@@ -20,7 +20,13 @@ from typing import NamedTuple
 
 from odradek.log.producer_state import ProducerStateManager
 from odradek.protocol.errors import ErrorCode, KafkaError
-from odradek.protocol.records import decode_records, validate_batches
+from odradek.protocol.records import (
+    LOG_OVERHEAD,
+    decode_records,
+    encode_marker_batch,
+    read_batch_header,
+    validate_batches,
+)
 from odradek.protocol.topic_partition import TopicPartition
 
 
@@ -130,6 +136,15 @@ class Partition:
     def log_end_offset(self) -> int:
         return self.log.log_end_offset
 
+    @property
+    def last_stable_offset(self) -> int:
+        """Where read_committed consumers stop: the first offset of the oldest transaction not yet
+        decided on every in-sync replica, or the high watermark."""
+        first_unstable = self.log.first_unstable_offset(self._high_watermark)
+        if first_unstable is None:
+            return self._high_watermark
+        return min(first_unstable, self._high_watermark)
+
     def maybe_advance_high_watermark(self) -> bool:
         """Leader: the high watermark becomes the smallest log end offset in the ISR (never moving
         back). Returns whether it moved."""
@@ -163,6 +178,8 @@ class Partition:
             raise KafkaError(ErrorCode.corrupt_message, "produce request carried no records for this partition")
         headers = validate_batches(records)
         for header in headers:
+            if header.is_control:
+                raise KafkaError(ErrorCode.invalid_record, "clients may not write control batches (transaction markers)")
             if header.size > self.max_message_bytes:
                 raise KafkaError(
                     ErrorCode.message_too_large,
@@ -188,6 +205,16 @@ class Partition:
         result = self.log.append(buffer, headers, self.leader_epoch)
         self.maybe_advance_high_watermark()
         return AppendResult(result.base_offset, result.last_offset, result.log_append_time_ms, self.log.log_start_offset)
+
+    def append_marker(self, producer_id: int, producer_epoch: int, committed: bool, coordinator_epoch: int,
+                      now_ms: int) -> AppendResult:
+        """Write the COMMIT or ABORT marker that ends a producer's transaction here, as leader."""
+        self.check_leader()
+        self.log.producer_state.check_marker(producer_id, producer_epoch, coordinator_epoch)
+        buffer = bytearray(encode_marker_batch(producer_id, producer_epoch, committed, coordinator_epoch, now_ms))
+        result = self.log.append(buffer, validate_batches(buffer), self.leader_epoch)
+        self.maybe_advance_high_watermark()
+        return AppendResult(result.base_offset, result.last_offset, -1, self.log.log_start_offset)
 
     def append_as_follower(self, records) -> int:
         """Append batches the fetcher copied from the leader; returns the new log end offset."""
@@ -316,9 +343,33 @@ class Partition:
         """What a consumer may see: whole batches below the high watermark."""
         return self.log.read(offset, max_bytes, self.high_watermark)
 
+    def read_committed(self, offset: int, max_bytes: int) -> tuple[bytes, list]:
+        """What a read_committed consumer may see: whole batches below the last stable offset, and
+        the aborted transactions among them ((producer id, first offset) pairs) so it drops them."""
+        stable = self.last_stable_offset
+        data = self.log.read(offset, max_bytes, stable)
+        if not data:
+            return data, []
+        aborted = self.log.aborted_transactions(offset, stable)
+        if aborted:
+            upper = _next_offset_after(data)
+            aborted = [(txn.producer_id, txn.first_offset) for txn in aborted if txn.first_offset < upper]
+        return data, aborted
+
     def read_for_follower(self, offset: int, max_bytes: int) -> bytes:
         """What a follower copies: whole batches up to the log end."""
         return self.log.read(offset, max_bytes, self.log.log_end_offset)
+
+
+def _next_offset_after(data) -> int:
+    """The offset after the last whole batch in `data` (a walk over batch headers only)."""
+    position = 0
+    next_offset = -1
+    while len(data) - position >= LOG_OVERHEAD:
+        header = read_batch_header(data, position)
+        next_offset = header.next_offset
+        position += header.size
+    return next_offset
 
 
 class _Span(NamedTuple):

@@ -174,6 +174,34 @@ def _request(api_key: int, version: int, topic_id: uuid.UUID):
                      topics=(build(n("ReassignableTopic"), name=TOPIC, partitions=(partition,)),))
     if api_key == 46:
         return build(cls, timeout=timedelta(seconds=5), topics=None)
+    txn = f"txn-{api_key}-v{version}"
+    if api_key == 24:
+        topic = build(n("AddPartitionsToTxnTopic"), name=TOPIC, partitions=(0,))
+        if version >= 4:
+            entry = build(n("AddPartitionsToTxnTransaction"), transactional_id=txn, producer_id=1, producer_epoch=0,
+                          verify_only=True, topics=(topic,))
+            return build(cls, transactions=(entry,))
+        return build(cls, v3_and_below_transactional_id=txn, v3_and_below_producer_id=1, v3_and_below_producer_epoch=0,
+                     v3_and_below_topics=(topic,))
+    if api_key == 25:
+        return build(cls, transactional_id=txn, producer_id=1, producer_epoch=0, group_id=group)
+    if api_key == 26:
+        return build(cls, transactional_id=txn, producer_id=1, producer_epoch=0, committed=True)
+    if api_key == 27:
+        topic = build(n("WritableTxnMarkerTopic"), name=TOPIC, partition_indexes=(0,))
+        marker = build(n("WritableTxnMarker"), producer_id=1, producer_epoch=0, transaction_result=False,
+                       topics=(topic,), coordinator_epoch=0, transaction_version=0)
+        return build(cls, markers=(marker,))
+    if api_key == 28:
+        partition = build(n("TxnOffsetCommitRequestPartition"), partition_index=0, committed_offset=1,
+                          committed_leader_epoch=-1, committed_metadata=None)
+        topic = build(n("TxnOffsetCommitRequestTopic"), name=TOPIC, partitions=(partition,))
+        return build(cls, transactional_id=txn, group_id=group, producer_id=1, producer_epoch=0, generation_id=-1,
+                     member_id="", group_instance_id=None, topics=(topic,))
+    if api_key == 65:
+        return build(cls, transactional_ids=(txn,))
+    if api_key == 66:
+        return build(cls, state_filters=(), producer_id_filters=(), duration_filter=-1, transactional_id_pattern=None)
     raise AssertionError(f"no request built for API {api_key}")
 
 
@@ -185,6 +213,8 @@ EXPECTED_ERRORS = {
     14: {ErrorCode.unknown_member_id},
     42: {ErrorCode.none},  # per-group errors are inside the results
     47: {ErrorCode.group_id_not_found},
+    25: {ErrorCode.invalid_producer_id_mapping},  # a transactional id never initialized
+    26: {ErrorCode.invalid_producer_id_mapping},
 }
 
 
@@ -201,7 +231,7 @@ def core(tmp_path_factory):
     directory = tmp_path_factory.mktemp("broker")
     config, _ = BrokerConfig.from_properties(
         {"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": str(directory), "group.initial.rebalance.delay.ms": "0",
-         "offsets.topic.num.partitions": "3"}
+         "offsets.topic.num.partitions": "3", "transaction.state.log.num.partitions": "3"}
     )
     loop = asyncio.new_event_loop()
     runtime = BrokerRuntime(config)
@@ -209,6 +239,7 @@ def core(tmp_path_factory):
     services = runtime.servers[0].dispatcher.services
     record = services.controller.create_topic(TOPIC, 1, 1, {})
     services.groups.store.ensure_topic()  # as the first FindCoordinator does: this broker coordinates groups
+    services.transactions.store.ensure_topic()  # ... and transactions
     yield loop, Dispatcher(services), record.topic_id
     loop.run_until_complete(runtime.stop())
     loop.close()

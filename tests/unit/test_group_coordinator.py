@@ -14,7 +14,7 @@ import uuid
 from odradek.clock import FakeClock
 from odradek.coordinator.group_coordinator import GroupConfig, GroupCoordinator
 from odradek.coordinator.group_records import partition_for_group
-from odradek.coordinator.offset_store import OffsetStore
+from odradek.coordinator.state_log import CoordinatorLog
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.records import BATCH_HEADER_SIZE, decode_records, read_batch_header
 from odradek.protocol.topic_partition import TopicPartition
@@ -27,38 +27,34 @@ TOPIC_ID = uuid.uuid5(uuid.NAMESPACE_URL, TOPIC)
 
 
 class MemoryLog:
-    """__consumer_offsets as lists of decoded records per partition; `fail` makes writes refuse."""
+    """__consumer_offsets as lists of decoded batches per partition; `fail` makes writes refuse."""
 
     def __init__(self) -> None:
-        self.records: dict[int, list[tuple[bytes, bytes | None]]] = {p: [] for p in range(PARTITIONS)}
+        self.batches: dict[int, list] = {p: [] for p in range(PARTITIONS)}
         self.fail: ErrorCode | None = None
 
     def append(self, tp: TopicPartition, batch: bytes):
         if self.fail is not None:
             raise KafkaError(self.fail, "the log refused the write")
-        header = read_batch_header(batch, 0)
-        self.records[tp.partition].extend((r.key, r.value) for r in decode_records(batch, header))
         assert len(batch) >= BATCH_HEADER_SIZE
+        header = read_batch_header(batch, 0)
+        self.batches[tp.partition].append((header, decode_records(batch, header)))
 
         class Written:
-            last_offset = len(self.records[tp.partition]) - 1
+            last_offset = sum(len(records) for _, records in self.batches[tp.partition]) - 1
 
         return Written()
 
     def read(self, tp: TopicPartition):
-        class R:
-            def __init__(self, key, value):
-                self.key, self.value = key, value
-
-        return [R(k, v) for k, v in self.records[tp.partition]]
+        return list(self.batches[tp.partition])
 
 
 def coordinator(clock: FakeClock, log: MemoryLog, **config) -> GroupCoordinator:
-    store = OffsetStore(
-        PARTITIONS, clock,
+    store = CoordinatorLog(
+        "__consumer_offsets", PARTITIONS, clock,
         ensure_topic=lambda: PARTITIONS,
         append=log.append,
-        read_records=log.read,
+        read_batches=log.read,
         topic_exists=lambda: PARTITIONS,
     )
     settings = {"initial_rebalance_delay_ms": 0, "min_session_timeout_ms": 1000, **config}

@@ -24,7 +24,7 @@ ALLOWED = {
     "log": {"protocol", "clock"},
     "client": {"protocol", "clock"},
     "replica": {"protocol", "log", "client", "clock", "config"},
-    "coordinator": {"protocol", "replica", "clock", "config"},
+    "coordinator": {"protocol", "replica", "client", "clock", "config"},
     "cluster": {"protocol", "replica", "coordinator", "client", "config", "clock"},
     "handlers": {"protocol", "replica", "coordinator", "cluster", "config", "clock"},
     "server": {"protocol", "handlers", "config", "clock"},

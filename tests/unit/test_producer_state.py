@@ -74,5 +74,5 @@ def test_sequence_wraps_at_int32() -> None:
 def test_state_is_rebuilt_from_batch_headers() -> None:
     state = ProducerStateManager()
     h = header(sequence=0, count=2)
-    state.replay([h._replace(base_offset=40)])
+    state.replay([(h._replace(base_offset=40), None)])
     assert state.check(h).base_offset == 40

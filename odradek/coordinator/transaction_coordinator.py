@@ -1,0 +1,496 @@
+"""The transaction coordinator: transactional ids, their producer ids and epochs, and the two-phase
+end of each transaction.
+
+Kafka's protocol (transaction version 1, the one clients use unless the broker finalizes
+transaction.version 2):
+  InitProducerId  gives a transactional id its producer id and bumps its epoch, which fences any
+                  older producer with that id (PRODUCER_FENCED). An open transaction of the older
+                  producer is aborted first: the client is told CONCURRENT_TRANSACTIONS and retries.
+  AddPartitionsToTxn / AddOffsetsToTxn  record the partitions the transaction writes to (the
+                  group's `__consumer_offsets` partition for its offsets); Empty -> Ongoing.
+  EndTxn          Ongoing -> PrepareCommit/PrepareAbort (written, then answered); the COMMIT or
+                  ABORT markers are then written to every partition of the transaction (txn_markers),
+                  and CompleteCommit/CompleteAbort is written once all are in.
+A transaction open longer than its timeout is aborted with a bumped epoch, fencing its producer.
+Transactional ids idle for transactional.id.expiration.ms are forgotten (tombstone).
+
+State is kept per `__transaction_state` partition (the Java hash of the transactional id modulo
+the partition count), loaded by replay when this broker becomes that partition's leader; the
+partition's leader epoch is the coordinator epoch carried by the markers, so a deposed coordinator's
+late markers are refused. After a load, transactions found in PrepareCommit/PrepareAbort get their
+markers (again); markers are idempotent per transaction. Every change is written and replicated
+before memory changes or the client is answered. Runs on the event loop; not thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from odradek.coordinator.state_log import CoordinatorLog
+from odradek.coordinator.transaction_records import (
+    STATE_BY_LABEL,
+    RecordFormatError,
+    TransactionMetadata,
+    TxnState,
+    decode_transaction_key,
+    decode_transaction_value,
+    transaction_key,
+    transaction_value,
+)
+from odradek.coordinator.txn_markers import MarkerWriter
+from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.protocol.topic_partition import TopicPartition
+
+log = logging.getLogger(__name__)
+
+MAX_EPOCH = 32767
+COMPLETE_RETRY_S = 0.5
+END_WAIT_S = 5.0
+
+
+@dataclass(frozen=True)
+class TransactionConfig:
+    max_timeout_ms: int = 900_000
+    id_expiration_ms: int = 604_800_000
+
+
+class TxnError(Exception):
+    """An answer other than success; carries the error code for the client."""
+
+    def __init__(self, code: ErrorCode, message: str = "") -> None:
+        super().__init__(message or code.name)
+        self.code = code
+
+
+# Errors from the log that transactional clients understand, as Kafka maps them.
+_STORE_ERRORS = {
+    ErrorCode.unknown_topic_or_partition: ErrorCode.coordinator_not_available,
+    ErrorCode.not_enough_replicas: ErrorCode.coordinator_not_available,
+    ErrorCode.not_enough_replicas_after_append: ErrorCode.coordinator_not_available,
+    ErrorCode.request_timed_out: ErrorCode.coordinator_not_available,
+    ErrorCode.not_leader_or_follower: ErrorCode.not_coordinator,
+    ErrorCode.kafka_storage_error: ErrorCode.not_coordinator,
+}
+
+
+class TransactionCoordinator:
+    def __init__(
+        self,
+        store: CoordinatorLog,
+        config: TransactionConfig,
+        clock,
+        *,
+        next_producer_id: Callable[[], Awaitable[int]],
+        partition_exists: Callable[[TopicPartition], bool],
+        offsets_partition_for: Callable[[str], TopicPartition],
+        markers: MarkerWriter,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self._next_producer_id = next_producer_id
+        self._partition_exists = partition_exists
+        self._offsets_partition_for = offsets_partition_for
+        self.markers = markers
+        self.transactions: dict[str, TransactionMetadata] = {}
+        self.coordinator_epochs: dict[int, int] = {}  # loaded partition -> its leader epoch
+        self._loading: dict[int, asyncio.Task] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._completing: dict[str, asyncio.Task] = {}
+
+    # -- which transactional ids this broker coordinates ----------------------------------------
+
+    def coordinator_error(self, transactional_id: str) -> ErrorCode | None:
+        partition = self.store.partition_for(transactional_id)
+        if partition in self.coordinator_epochs:
+            return None
+        if partition in self._loading:
+            return ErrorCode.coordinator_load_in_progress
+        return ErrorCode.not_coordinator
+
+    def _lock_for(self, transactional_id: str) -> asyncio.Lock:
+        partition = self.store.partition_for(transactional_id)
+        lock = self._locks.get(partition)
+        if lock is None:
+            lock = self._locks[partition] = asyncio.Lock()
+        return lock
+
+    def on_leadership_change(self, partition: int, is_leader: bool, leader_epoch: int, is_empty: bool = False) -> None:
+        if not is_leader:
+            self.unload_partition(partition)
+            return
+        if partition in self.coordinator_epochs or partition in self._loading:
+            return
+        if is_empty:
+            self.coordinator_epochs[partition] = leader_epoch
+            return
+        self._loading[partition] = asyncio.get_running_loop().create_task(self._load_partition(partition, leader_epoch))
+
+    async def _load_partition(self, partition: int, leader_epoch: int) -> None:
+        task = asyncio.current_task()
+        try:
+            entries = await asyncio.to_thread(self.store.read_partition, partition)
+        except Exception:  # noqa: BLE001 - one unreadable partition must not stop the coordinator
+            log.exception("Loading __transaction_state-%d failed; its transactional ids stay unavailable", partition)
+            if self._loading.get(partition) is task:
+                del self._loading[partition]
+            return
+        if self._loading.get(partition) is not task:
+            return
+        del self._loading[partition]
+        loaded = self._apply_entries(entries)
+        self.coordinator_epochs[partition] = leader_epoch
+        for meta in loaded:
+            if meta.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+                self._start_completion(meta)
+        if loaded:
+            log.info("Loaded %d transactional ids from __transaction_state-%d (coordinator epoch %d)",
+                     len(loaded), partition, leader_epoch)
+
+    def _apply_entries(self, entries) -> list[TransactionMetadata]:
+        latest: dict[str, TransactionMetadata | None] = {}
+        for entry in entries:
+            if entry.key is None:
+                continue
+            try:
+                transactional_id = decode_transaction_key(entry.key)
+                latest[transactional_id] = (
+                    None if entry.value is None else decode_transaction_value(transactional_id, entry.value)
+                )
+            except (RecordFormatError, UnicodeDecodeError) as error:
+                log.warning("Skipping an unreadable record in __transaction_state: %s", error)
+        loaded = []
+        for transactional_id, meta in latest.items():
+            if meta is None:
+                self.transactions.pop(transactional_id, None)
+            else:
+                self.transactions[transactional_id] = meta
+                loaded.append(meta)
+        return loaded
+
+    def load(self) -> None:
+        """Every partition at once (tools and tests)."""
+        for partition in range(self.store.partitions):
+            self.coordinator_epochs.setdefault(partition, 0)
+        self._apply_entries(list(self.store.replay()))
+
+    async def wait_until_loaded(self) -> None:
+        while self._loading:
+            await asyncio.gather(*self._loading.values(), return_exceptions=True)
+
+    def unload_partition(self, partition: int) -> None:
+        task = self._loading.pop(partition, None)
+        if task is not None:
+            task.cancel()
+        self.coordinator_epochs.pop(partition, None)
+        mine = [t for t in self.transactions if self.store.partition_for(t) == partition]
+        for transactional_id in mine:
+            del self.transactions[transactional_id]
+            completing = self._completing.pop(transactional_id, None)
+            if completing is not None:
+                completing.cancel()
+        if mine:
+            log.info("Unloaded %d transactional ids of __transaction_state-%d: this broker no longer leads it",
+                     len(mine), partition)
+
+    def _coordinator_epoch(self, transactional_id: str) -> int:
+        return self.coordinator_epochs.get(self.store.partition_for(transactional_id), -1)
+
+    # -- writing state -------------------------------------------------------------------------
+
+    async def _store(self, meta: TransactionMetadata) -> None:
+        """Write the new state of a transactional id, wait until replicated, then make it current."""
+        try:
+            await self.store.write_committed(
+                meta.transactional_id, [(transaction_key(meta.transactional_id), transaction_value(meta))]
+            )
+        except KafkaError as failure:
+            raise TxnError(_STORE_ERRORS.get(failure.code, ErrorCode.unknown_server_error), str(failure)) from failure
+        error = self.coordinator_error(meta.transactional_id)
+        if error is not None:
+            raise TxnError(ErrorCode.not_coordinator, "this broker stopped coordinating while the write replicated")
+        self.transactions[meta.transactional_id] = meta
+
+    def _check(self, transactional_id: str | None) -> None:
+        if not transactional_id:
+            raise TxnError(ErrorCode.invalid_request, "the transactional id is empty")
+        error = self.coordinator_error(transactional_id)
+        if error is not None:
+            raise TxnError(error)
+
+    def _current(self, transactional_id: str, producer_id: int, producer_epoch: int) -> TransactionMetadata:
+        """The transaction a client names by producer id and epoch, or the error Kafka gives."""
+        meta = self.transactions.get(transactional_id)
+        if meta is None or meta.producer_id != producer_id:
+            raise TxnError(ErrorCode.invalid_producer_id_mapping,
+                           f"producer id {producer_id} is not the one of transactional id {transactional_id!r}")
+        if producer_epoch != meta.producer_epoch:
+            raise TxnError(ErrorCode.producer_fenced,
+                           f"producer epoch {producer_epoch} is not the current one ({meta.producer_epoch}): "
+                           "another producer with this transactional id took over")
+        return meta
+
+    # -- InitProducerId ------------------------------------------------------------------------
+
+    async def init_producer_id(
+        self, transactional_id: str, timeout_ms: int, producer_id: int = -1, producer_epoch: int = -1,
+    ) -> tuple[int, int]:
+        """(producer id, epoch) for a transactional producer; raises TxnError."""
+        self._check(transactional_id)
+        if timeout_ms <= 0 or timeout_ms > self.config.max_timeout_ms:
+            raise TxnError(ErrorCode.invalid_transaction_timeout,
+                           f"transaction.timeout.ms {timeout_ms} must be between 1 and transaction.max.timeout.ms "
+                           f"{self.config.max_timeout_ms}")
+        async with self._lock_for(transactional_id):
+            self._check(transactional_id)
+            now = self.clock.now_ms()
+            meta = self.transactions.get(transactional_id)
+            if meta is None:
+                new_id = await self._next_producer_id()
+                meta = TransactionMetadata(transactional_id, new_id, 0, timeout_ms, TxnState.EMPTY, frozenset(), now, -1)
+                await self._store(meta)
+                return meta.producer_id, meta.producer_epoch
+            if producer_id >= 0:
+                retried = producer_id == meta.producer_id and producer_epoch == meta.last_producer_epoch
+                if retried and meta.state is TxnState.EMPTY:
+                    return meta.producer_id, meta.producer_epoch  # a retry of a bump that succeeded
+                if producer_id != meta.producer_id or producer_epoch != meta.producer_epoch:
+                    raise TxnError(ErrorCode.producer_fenced,
+                                   f"producer {producer_id} epoch {producer_epoch} is not the current producer of "
+                                   f"{transactional_id!r}")
+            if meta.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT, TxnState.PREPARE_EPOCH_FENCE, TxnState.DEAD):
+                raise TxnError(ErrorCode.concurrent_transactions, "the previous transaction is still completing")
+            if meta.state is TxnState.ONGOING:
+                await self._fence_and_abort(meta, f"a new producer initialized transactional id {transactional_id!r}")
+                raise TxnError(ErrorCode.concurrent_transactions, "the previous producer's transaction is being aborted")
+            if meta.producer_epoch + 1 >= MAX_EPOCH:
+                new_meta = meta.evolve(producer_id=await self._next_producer_id(), producer_epoch=0, last_producer_epoch=-1)
+            else:
+                new_meta = meta.evolve(producer_epoch=meta.producer_epoch + 1, last_producer_epoch=meta.producer_epoch)
+            new_meta = new_meta.evolve(timeout_ms=timeout_ms, state=TxnState.EMPTY, partitions=frozenset(),
+                                       last_update_ms=now, start_ms=-1)
+            await self._store(new_meta)
+            return new_meta.producer_id, new_meta.producer_epoch
+
+    async def _fence_and_abort(self, meta: TransactionMetadata, reason: str) -> None:
+        """Abort an open transaction with a bumped epoch, so its producer can write no more."""
+        epoch = meta.producer_epoch + 1 if meta.producer_epoch + 1 < MAX_EPOCH else meta.producer_epoch
+        log.info("Aborting the transaction of %r (producer %d, epoch %d -> %d): %s",
+                 meta.transactional_id, meta.producer_id, meta.producer_epoch, epoch, reason)
+        prepared = meta.evolve(producer_epoch=epoch, last_producer_epoch=meta.producer_epoch,
+                               state=TxnState.PREPARE_ABORT, last_update_ms=self.clock.now_ms())
+        await self._store(prepared)
+        self._start_completion(prepared)
+
+    # -- AddPartitionsToTxn / AddOffsetsToTxn -------------------------------------------------------
+
+    async def add_partitions(
+        self, transactional_id: str, producer_id: int, producer_epoch: int, partitions: Iterable[TopicPartition],
+    ) -> dict[TopicPartition, ErrorCode]:
+        """Add partitions to the producer's transaction; one error for each."""
+        partitions = list(partitions)
+        unknown = {tp for tp in partitions if not self._partition_exists(tp)}
+        if unknown:
+            return {tp: ErrorCode.unknown_topic_or_partition if tp in unknown else ErrorCode.operation_not_attempted
+                    for tp in partitions}
+        try:
+            await self._add(transactional_id, producer_id, producer_epoch, partitions)
+        except TxnError as error:
+            return {tp: error.code for tp in partitions}
+        return {tp: ErrorCode.none for tp in partitions}
+
+    async def add_offsets(self, transactional_id: str, producer_id: int, producer_epoch: int, group_id: str) -> None:
+        """Add the group's `__consumer_offsets` partition to the transaction; raises TxnError."""
+        if not group_id:
+            raise TxnError(ErrorCode.invalid_group_id, "the group id is empty")
+        await self._add(transactional_id, producer_id, producer_epoch, [self._offsets_partition_for(group_id)])
+
+    async def _add(self, transactional_id: str, producer_id: int, producer_epoch: int, partitions) -> None:
+        self._check(transactional_id)
+        async with self._lock_for(transactional_id):
+            self._check(transactional_id)
+            meta = self._current(transactional_id, producer_id, producer_epoch)
+            if meta.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT, TxnState.PREPARE_EPOCH_FENCE):
+                raise TxnError(ErrorCode.concurrent_transactions, "the previous transaction is still completing")
+            if meta.state is TxnState.DEAD:
+                raise TxnError(ErrorCode.invalid_producer_id_mapping, "the transactional id has expired")
+            if meta.state is TxnState.ONGOING and meta.partitions.issuperset(partitions):
+                return
+            now = self.clock.now_ms()
+            new_meta = meta.evolve(
+                state=TxnState.ONGOING,
+                partitions=(meta.partitions if meta.state is TxnState.ONGOING else frozenset()) | frozenset(partitions),
+                start_ms=meta.start_ms if meta.state is TxnState.ONGOING else now,
+                last_update_ms=now,
+            )
+            await self._store(new_meta)
+
+    def verify_partitions(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                          partitions: Iterable[TopicPartition]) -> dict[TopicPartition, ErrorCode]:
+        """AddPartitionsToTxn v4+ with verify_only (KIP-890): which partitions the producer's open
+        transaction holds. The others get INVALID_TXN_STATE."""
+        partitions = list(partitions)
+        try:
+            self._check(transactional_id)
+            meta = self._current(transactional_id, producer_id, producer_epoch)
+        except TxnError as error:
+            return {tp: error.code for tp in partitions}
+        open_txn = meta.state is TxnState.ONGOING
+        return {tp: ErrorCode.none if open_txn and tp in meta.partitions else ErrorCode.invalid_txn_state
+                for tp in partitions}
+
+    # -- EndTxn --------------------------------------------------------------------------------
+
+    async def end_transaction(self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool) -> None:
+        """Commit or abort. The outcome is decided once PrepareCommit/PrepareAbort is stored; the
+        answer waits (up to END_WAIT_S) for the markers too, so a client that reads right after a
+        commit (its group's offsets, another partition) sees the transaction complete."""
+        await self._prepare_end(transactional_id, producer_id, producer_epoch, commit)
+        completing = self._completing.get(transactional_id)
+        if completing is not None:
+            await asyncio.wait({completing}, timeout=END_WAIT_S)
+
+    async def _prepare_end(self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool) -> None:
+        self._check(transactional_id)
+        async with self._lock_for(transactional_id):
+            self._check(transactional_id)
+            meta = self._current(transactional_id, producer_id, producer_epoch)
+            state = meta.state
+            wanted, done = ((TxnState.PREPARE_COMMIT, TxnState.COMPLETE_COMMIT) if commit
+                            else (TxnState.PREPARE_ABORT, TxnState.COMPLETE_ABORT))
+            if state is TxnState.ONGOING:
+                prepared = meta.evolve(state=wanted, last_update_ms=self.clock.now_ms())
+                await self._store(prepared)
+                self._start_completion(prepared)
+                return
+            if state is done:
+                return  # a retry of an EndTxn that succeeded
+            if state is wanted:
+                raise TxnError(ErrorCode.concurrent_transactions, "the transaction is still completing")
+            if state is TxnState.PREPARE_EPOCH_FENCE:
+                raise TxnError(ErrorCode.producer_fenced, "the producer was fenced")
+            action = "commit" if commit else "abort"
+            raise TxnError(ErrorCode.invalid_txn_state,
+                           f"cannot {action} transactional id {transactional_id!r} in state {state.label}")
+
+    def _start_completion(self, prepared: TransactionMetadata) -> None:
+        previous = self._completing.get(prepared.transactional_id)
+        if previous is not None and not previous.done():
+            return
+        task = asyncio.get_running_loop().create_task(self._complete(prepared))
+        self._completing[prepared.transactional_id] = task
+        task.add_done_callback(lambda t, tid=prepared.transactional_id: self._completing.get(tid) is t and self._completing.pop(tid))
+
+    async def _complete(self, prepared: TransactionMetadata) -> None:
+        """Write the markers, then CompleteCommit/CompleteAbort (retried while this broker coordinates)."""
+        transactional_id = prepared.transactional_id
+        committed = prepared.state is TxnState.PREPARE_COMMIT
+        coordinator_epoch = self._coordinator_epoch(transactional_id)
+
+        def still_current() -> bool:
+            return self.transactions.get(transactional_id) == prepared and self.coordinator_error(transactional_id) is None
+
+        try:
+            await self.markers.write(prepared.producer_id, prepared.producer_epoch, committed, coordinator_epoch,
+                                     prepared.partitions, still_current)
+            while still_current():
+                async with self._lock_for(transactional_id):
+                    if not still_current():
+                        return
+                    done = prepared.evolve(
+                        state=TxnState.COMPLETE_COMMIT if committed else TxnState.COMPLETE_ABORT,
+                        partitions=frozenset(), last_update_ms=self.clock.now_ms(),
+                    )
+                    try:
+                        await self._store(done)
+                        return
+                    except TxnError as error:
+                        log.warning("Could not record the end of the transaction of %r: %s; retrying",
+                                    transactional_id, error)
+                await asyncio.sleep(COMPLETE_RETRY_S)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("Completing the transaction of %r failed", transactional_id)
+
+    # -- timers --------------------------------------------------------------------------------
+
+    async def abort_timed_out(self) -> int:
+        """Abort transactions open longer than their timeout (their producer is fenced)."""
+        now = self.clock.now_ms()
+        expired = [meta for meta in list(self.transactions.values())
+                   if meta.state is TxnState.ONGOING and meta.start_ms + meta.timeout_ms < now]
+        aborted = 0
+        for meta in expired:
+            async with self._lock_for(meta.transactional_id):
+                if self.transactions.get(meta.transactional_id) != meta:
+                    continue
+                try:
+                    await self._fence_and_abort(meta, f"open longer than its timeout of {meta.timeout_ms} ms")
+                    aborted += 1
+                except TxnError as error:
+                    log.warning("Could not abort the timed-out transaction of %r: %s", meta.transactional_id, error)
+        return aborted
+
+    async def expire_transactional_ids(self) -> int:
+        """Forget transactional ids idle for transactional.id.expiration.ms (a tombstone each)."""
+        now = self.clock.now_ms()
+        idle = [meta for meta in list(self.transactions.values())
+                if meta.state in (TxnState.EMPTY, TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT)
+                and meta.last_update_ms + self.config.id_expiration_ms <= now]
+        removed = 0
+        for meta in idle:
+            async with self._lock_for(meta.transactional_id):
+                if self.transactions.get(meta.transactional_id) != meta:
+                    continue
+                try:
+                    await self.store.write_committed(meta.transactional_id, [(transaction_key(meta.transactional_id), None)])
+                except KafkaError as error:
+                    log.warning("Could not expire transactional id %r: %s", meta.transactional_id, error)
+                    continue
+                if self.transactions.get(meta.transactional_id) == meta:
+                    del self.transactions[meta.transactional_id]
+                    removed += 1
+        if removed:
+            log.info("Expired %d transactional ids idle longer than transactional.id.expiration.ms", removed)
+        return removed
+
+    # -- admin ---------------------------------------------------------------------------------
+
+    def describe(self, transactional_id: str) -> TransactionMetadata:
+        self._check(transactional_id)
+        meta = self.transactions.get(transactional_id)
+        if meta is None:
+            raise TxnError(ErrorCode.transactional_id_not_found, f"no transactional id {transactional_id!r}")
+        return meta
+
+    def list_transactions(self, states: Iterable[str] = (), producer_ids: Iterable[int] = (), min_duration_ms: int = -1,
+             pattern: str | None = None) -> tuple[list[TransactionMetadata], list[str]]:
+        """Transactions this broker coordinates matching every filter, and the unknown state names."""
+        states = list(states)
+        unknown = [name for name in states if name not in STATE_BY_LABEL]
+        wanted_states = {STATE_BY_LABEL[name] for name in states if name in STATE_BY_LABEL}
+        wanted_ids = set(producer_ids)
+        regex = re.compile(pattern) if pattern else None
+        now = self.clock.now_ms()
+        found = []
+        for meta in self.transactions.values():
+            if states and meta.state not in wanted_states:
+                continue
+            if wanted_ids and meta.producer_id not in wanted_ids:
+                continue
+            if min_duration_ms >= 0 and (meta.state is not TxnState.ONGOING or now - meta.start_ms < min_duration_ms):
+                continue
+            if regex is not None and not regex.search(meta.transactional_id):
+                continue
+            found.append(meta)
+        return sorted(found, key=lambda m: m.transactional_id), unknown
+
+    def shutdown(self) -> None:
+        for task in list(self._completing.values()) + list(self._loading.values()):
+            task.cancel()
+        self._completing.clear()

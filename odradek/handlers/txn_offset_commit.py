@@ -1,0 +1,43 @@
+"""TxnOffsetCommit (key 28), v0-v5: a transactional producer commits a group's offsets inside its
+transaction (send_offsets_to_transaction). They become the group's committed offsets when the
+transaction commits, and vanish if it aborts; v3+ carries the consumer's generation and member
+id, checked as OffsetCommit checks them (a zombie consumer is fenced)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from odradek.handlers.context import RequestContext
+from odradek.handlers.responses import build, sibling
+from odradek.handlers.transactions import fenced_for_version
+
+API_KEY = 28
+MIN_VERSION = 0
+MAX_VERSION = 5
+
+
+async def handle(ctx: RequestContext, request):
+    response = ctx.response_class
+    wanted = [
+        (topic.name, p.partition_index, p.committed_offset, getattr(p, "committed_leader_epoch", -1), p.committed_metadata)
+        for topic in request.topics
+        for p in topic.partitions
+    ]
+    errors = await ctx.services.groups.commit_transactional_offsets(
+        request.group_id,
+        request.producer_id,
+        request.producer_epoch,
+        getattr(request, "generation_id", -1),
+        getattr(request, "member_id", ""),
+        getattr(request, "group_instance_id", None),
+        wanted,
+    )
+    partition_class = sibling(response, "TxnOffsetCommitResponsePartition")
+    topic_class = sibling(response, "TxnOffsetCommitResponseTopic")
+    by_topic: dict[str, list] = {}
+    for (topic, partition, *_), error in zip(wanted, errors):
+        by_topic.setdefault(topic, []).append(
+            build(partition_class, partition_index=partition, error_code=fenced_for_version(error, ctx.api_version, 2))
+        )
+    topics = tuple(build(topic_class, name=name, partitions=tuple(parts)) for name, parts in by_topic.items())
+    return build(response, throttle_time=timedelta(0), topics=topics)
