@@ -190,7 +190,7 @@ class BrokerRuntime:
             config["transaction.remove.expired.transaction.cleanup.interval.ms"], transactions.expire_transactional_ids)))
         self._timers.append(asyncio.create_task(self._enforce_retention(config["log.retention.check.interval.ms"])))
         if config["log.cleaner.enable"]:
-            cleaner = LogCleaner(self.log_manager, self.clock)
+            cleaner = LogCleaner(self.log_manager, self.clock, uncleanable_offset_of=self._uncleanable_offset)
             self._timers.append(asyncio.create_task(self._clean_logs(cleaner, config["log.cleaner.backoff.ms"])))
         self._timers.append(asyncio.create_task(self._flush_periodically(config.flush_interval_ms)))
         log.info(
@@ -403,6 +403,12 @@ class BrokerRuntime:
             await asyncio.sleep(interval_ms / 1000)
             if await asyncio.to_thread(self.log_manager.run_retention, self.clock.now_ms()):
                 await asyncio.to_thread(self.replicas.checkpoint_all)
+
+    def _uncleanable_offset(self, tp: TopicPartition) -> int | None:
+        """The cleaner stays below the last stable offset: what is not yet on every in-sync
+        replica, or in a transaction still open, is not compacted."""
+        partition = self.replicas.partition(tp)
+        return partition.last_stable_offset if partition is not None else None
 
     async def _clean_logs(self, cleaner: LogCleaner, backoff_ms: int) -> None:
         """Compaction, one pass at a time in a worker thread; produce and fetch go on meanwhile."""

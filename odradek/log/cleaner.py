@@ -78,7 +78,8 @@ class LogCleaner:
     a record survives if no later offset has its key; a tombstone (null value) survives
     until delete.retention.ms after its segment was first cleaned (the segment's mtime is set to
     that time and carried over on later recopies); records without a key are dropped (Kafka
-    does the same). Offsets are kept (gaps appear). A batch left whole is copied byte for byte;
+    does the same). Records of aborted transactions (known from the transaction indexes) are
+    removed and never shadow a key; transaction markers are kept. Offsets are kept (gaps appear). A batch left whole is copied byte for byte;
     a batch that lost records is re-encoded with encode_batch keeping producer id, epoch,
     sequence, codec, leader epoch and timestamps, split into runs of consecutive offsets so
     every batch keeps recordCount == lastOffsetDelta + 1 (what every v2 validator, ours
@@ -233,11 +234,12 @@ class LogCleaner:
         log = plan.log
         config = log.config
         offset_map: dict[bytes, int] = {}
+        aborted = _aborted_batches(log, plan.next_bases[-1])
         end = plan.clean_count
         for segment in plan.cleanable[plan.clean_count :]:
             for header, data in segment.iter_batches():
                 self.stats.bytes_read += header.size
-                if header.is_control:
+                if header.is_control or aborted(header):
                     continue
                 for record in decode_records(data, header._replace(position=0)):
                     if record.key is not None:
@@ -251,7 +253,7 @@ class LogCleaner:
             was_clean = index < plan.clean_count
             cleaned_at = segment.last_modified_ms() if was_clean else now_ms
             drop_tombstones = was_clean and cleaned_at + config.delete_retention_ms <= now_ms
-            replacement, changed, kept_tombstone = self._recopy(log, segment, offset_map, drop_tombstones, cleaned_at)
+            replacement, changed, kept_tombstone = self._recopy(log, segment, offset_map, drop_tombstones, cleaned_at, aborted)
             if kept_tombstone:
                 due = cleaned_at + config.delete_retention_ms
                 deadline = due if deadline is None else min(deadline, due)
@@ -292,6 +294,7 @@ class LogCleaner:
         offset_map: dict[bytes, int],
         drop_tombstones: bool,
         cleaned_at: int,
+        aborted: Callable[[BatchHeader], bool] = lambda header: False,
     ) -> tuple[LogSegment | None, bool, bool]:
         """Copy the survivors of `segment` into a `.cleaned` segment.
 
@@ -320,6 +323,10 @@ class LogCleaner:
         for header, data in segment.iter_batches():
             if header.is_control:
                 kept = None
+            elif aborted(header):
+                kept = []
+                self.stats.records_read += header.record_count
+                self.stats.records_removed += header.record_count
             else:
                 records = decode_records(data, header._replace(position=0))
                 self.stats.records_read += len(records)
@@ -379,6 +386,22 @@ class LogCleaner:
                 path.unlink(missing_ok=True)
         except OSError:
             pass
+
+
+def _aborted_batches(log: PartitionLog, upper_offset: int) -> Callable[[BatchHeader], bool]:
+    """Whether a batch belongs to an aborted transaction (its producer's transaction that ended
+    with an ABORT marker, from the transaction indexes below `upper_offset`)."""
+    ranges: dict[int, list[tuple[int, int]]] = {}
+    for txn in log.aborted_transactions(log.log_start_offset, upper_offset):
+        ranges.setdefault(txn.producer_id, []).append((txn.first_offset, txn.last_offset))
+    if not ranges:
+        return lambda header: False
+
+    def aborted(header: BatchHeader) -> bool:
+        spans = ranges.get(header.producer_id) if header.is_transactional else None
+        return spans is not None and any(first <= header.base_offset <= last for first, last in spans)
+
+    return aborted
 
 
 def _encode_runs(header: BatchHeader, kept: list[Record]) -> list[bytes]:
