@@ -37,7 +37,7 @@ from odradek.coordinator.group_coordinator import GroupConfig, GroupCoordinator
 from odradek.coordinator.producer_ids import ProducerIdManager
 from odradek.coordinator.state_log import CoordinatorLog
 from odradek.coordinator.transaction_coordinator import TransactionConfig, TransactionCoordinator
-from odradek.coordinator.txn_markers import Leader, MarkerWriter
+from odradek.coordinator.txn_channel import Leader, TransactionChannel
 from odradek.protocol.topic_partition import TopicPartition
 from odradek.handlers.context import BrokerServices
 from odradek.log.cleaner import LogCleaner
@@ -345,7 +345,7 @@ class BrokerRuntime:
                 return Leader(config.node_id, "", 0)
             return Leader(broker.node_id, endpoint.host, endpoint.port) if endpoint is not None else None
 
-        markers = MarkerWriter(
+        channel = TransactionChannel(
             config.node_id,
             leader_of=leader_of,
             topic_exists=lambda topic: controller.topic(topic) is not None,
@@ -362,7 +362,9 @@ class BrokerRuntime:
             next_producer_id=producer_ids.next_producer_id,
             partition_exists=lambda tp: replicas.partition(tp) is not None or metadata.image.partition(tp) is not None,
             offsets_partition_for=lambda group_id: TopicPartition(OFFSETS_TOPIC, groups.store.partition_for(group_id)),
-            markers=markers,
+            channel=channel,
+            coordinator_of=lambda transactional_id: leader_of(
+                TopicPartition(TRANSACTION_STATE_TOPIC, store.partition_for(transactional_id))),
         )
 
         def leadership_changed(partition, is_leader: bool) -> None:
@@ -456,7 +458,7 @@ class BrokerRuntime:
                 await timer
         if self.transactions is not None:
             self.transactions.shutdown()
-            await self.transactions.markers.close()
+            await self.transactions.channel.close()
         if self.fetchers is not None:
             await self.fetchers.stop()
         if self.membership is not None:

@@ -388,6 +388,10 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
        "min.insync.replicas of __transaction_state (never above its replication factor; 1 on a single node).",
        AtLeast(1)),
     _b("transaction.state.log.segment.bytes", "int", 104857600, "segment.bytes of __transaction_state.", AtLeast(14)),
+    _b("transaction.partition.verification.enable", "boolean", True,
+       "Before a producer's first transactional write to a partition, check with its transaction "
+       "coordinator that the partition is in its open transaction (KIP-890), so a late write of an "
+       "aborted transaction cannot leave a transaction open forever.", None),
     _b("transaction.max.timeout.ms", "int", 900000,
        "Largest transaction.timeout.ms a producer may ask for; a larger one fails InitProducerId "
        "with INVALID_TRANSACTION_TIMEOUT.", AtLeast(1)),

@@ -9,7 +9,7 @@ transaction.version 2):
   AddPartitionsToTxn / AddOffsetsToTxn  record the partitions the transaction writes to (the
                   group's `__consumer_offsets` partition for its offsets); Empty -> Ongoing.
   EndTxn          Ongoing -> PrepareCommit/PrepareAbort (written, then answered); the COMMIT or
-                  ABORT markers are then written to every partition of the transaction (txn_markers),
+                  ABORT markers are then written to every partition of the transaction (txn_channel),
                   and CompleteCommit/CompleteAbort is written once all are in.
 A transaction open longer than its timeout is aborted with a bumped epoch, fencing its producer.
 Transactional ids idle for transactional.id.expiration.ms are forgotten (tombstone).
@@ -41,7 +41,7 @@ from odradek.coordinator.transaction_records import (
     transaction_key,
     transaction_value,
 )
-from odradek.coordinator.txn_markers import MarkerWriter
+from odradek.coordinator.txn_channel import Leader, TransactionChannel
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.topic_partition import TopicPartition
 
@@ -87,7 +87,8 @@ class TransactionCoordinator:
         next_producer_id: Callable[[], Awaitable[int]],
         partition_exists: Callable[[TopicPartition], bool],
         offsets_partition_for: Callable[[str], TopicPartition],
-        markers: MarkerWriter,
+        channel: TransactionChannel,
+        coordinator_of: Callable[[str], Leader | None] = lambda transactional_id: None,
     ) -> None:
         self.store = store
         self.config = config
@@ -95,7 +96,8 @@ class TransactionCoordinator:
         self._next_producer_id = next_producer_id
         self._partition_exists = partition_exists
         self._offsets_partition_for = offsets_partition_for
-        self.markers = markers
+        self.channel = channel
+        self._coordinator_of = coordinator_of
         self.transactions: dict[str, TransactionMetadata] = {}
         self.coordinator_epochs: dict[int, int] = {}  # loaded partition -> its leader epoch
         self._loading: dict[int, asyncio.Task] = {}
@@ -343,6 +345,21 @@ class TransactionCoordinator:
         return {tp: ErrorCode.none if open_txn and tp in meta.partitions else ErrorCode.invalid_txn_state
                 for tp in partitions}
 
+    async def verify_for_produce(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                                 partitions: list[TopicPartition]) -> dict[TopicPartition, ErrorCode]:
+        """KIP-890 part 1: before a producer's first transactional write to a partition, its
+        coordinator (here or on another broker) must confirm the partition is in its open
+        transaction, so a late write after an abort cannot start a transaction nobody will end."""
+        if self.coordinator_error(transactional_id) is None:
+            return self.verify_partitions(transactional_id, producer_id, producer_epoch, partitions)
+        coordinator = self._coordinator_of(transactional_id)
+        if coordinator is None:
+            return {tp: ErrorCode.not_enough_replicas for tp in partitions}
+        try:
+            return await self.channel.verify(coordinator, transactional_id, producer_id, producer_epoch, partitions)
+        except KafkaError:
+            return {tp: ErrorCode.not_enough_replicas for tp in partitions}
+
     # -- EndTxn --------------------------------------------------------------------------------
 
     async def end_transaction(self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool) -> None:
@@ -395,7 +412,7 @@ class TransactionCoordinator:
             return self.transactions.get(transactional_id) == prepared and self.coordinator_error(transactional_id) is None
 
         try:
-            await self.markers.write(prepared.producer_id, prepared.producer_epoch, committed, coordinator_epoch,
+            await self.channel.write(prepared.producer_id, prepared.producer_epoch, committed, coordinator_epoch,
                                      prepared.partitions, still_current)
             while still_current():
                 async with self._lock_for(transactional_id):

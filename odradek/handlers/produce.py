@@ -34,6 +34,7 @@ async def handle(ctx: RequestContext, request):
     topic_class = sibling(response, "TopicProduceResponse")
     services = ctx.services
 
+    unverified = await _verify_transactions(ctx, request)
     answered: list[tuple[str, list]] = []
     appended: list[tuple[list, int, TopicPartition, int]] = []  # (results, position, partition, next offset)
     for topic in request.topic_data:
@@ -43,6 +44,9 @@ async def handle(ctx: RequestContext, request):
             if request.acks not in (-1, 0, 1):
                 error = KafkaError(ErrorCode.invalid_required_acks, f"acks must be -1, 0 or 1, got {request.acks}")
                 results.append(_partition_error(partition_class, data.index, error))
+                continue
+            if tp in unverified:
+                results.append(_partition_error(partition_class, data.index, unverified[tp]))
                 continue
             try:
                 result = services.replicas.append_records(tp, data.records, required_acks=request.acks)
@@ -83,6 +87,42 @@ async def handle(ctx: RequestContext, request):
             raise CloseConnection(f"acks=0 produce failed ({', '.join(sorted(set(failed)))})")
         return None
     return build(response, responses=tuple(topics), throttle_time=timedelta(0))
+
+
+# A failed verification, as the producer must see it on Produce.
+_VERIFICATION_ERRORS = {
+    ErrorCode.producer_fenced: ErrorCode.invalid_producer_epoch,
+    ErrorCode.coordinator_not_available: ErrorCode.not_enough_replicas,
+    ErrorCode.coordinator_load_in_progress: ErrorCode.not_enough_replicas,
+    ErrorCode.not_coordinator: ErrorCode.not_enough_replicas,
+}
+
+
+async def _verify_transactions(ctx: RequestContext, request) -> dict[TopicPartition, KafkaError]:
+    """KIP-890 part 1: a producer's first transactional batch on a partition is written only once
+    its transaction coordinator confirms the partition is in its open transaction; a late batch
+    of an aborted (or timed-out) transaction is refused instead of opening a transaction that no
+    marker would ever end. Returns the refused partitions."""
+    transactional_id = getattr(request, "transactional_id", None)
+    services = ctx.services
+    if not transactional_id or not services.config["transaction.partition.verification.enable"]:
+        return {}
+    first_writes: dict[tuple[int, int], list[TopicPartition]] = {}
+    for topic in request.topic_data:
+        for data in topic.partition_data:
+            tp = TopicPartition(topic.name, data.index)
+            producer = services.replicas.first_transactional_write(tp, data.records)
+            if producer is not None:
+                first_writes.setdefault(producer, []).append(tp)
+    refused: dict[TopicPartition, KafkaError] = {}
+    for (producer_id, epoch), partitions in first_writes.items():
+        errors = await services.transactions.verify_for_produce(transactional_id, producer_id, epoch, partitions)
+        for tp, code in errors.items():
+            if code != ErrorCode.none:
+                code = _VERIFICATION_ERRORS.get(code, code)
+                refused[tp] = KafkaError(code, f"{tp} is not part of an open transaction of {transactional_id!r} "
+                                               f"(producer {producer_id}, epoch {epoch})")
+    return refused
 
 
 async def _wait_for_in_sync_replicas(services, appended, timeout_s: float, partition_class) -> None:

@@ -100,6 +100,19 @@ class ReplicaManager:
         self.waiters.notify(tp)
         return result
 
+    def first_transactional_write(self, tp: TopicPartition, records) -> tuple[int, int] | None:
+        """(producer id, epoch) when `records` open a producer's transaction on a partition this
+        broker leads (its first transactional batch there): the write needs verifying (KIP-890)."""
+        partition = self._partitions.get(tp)
+        if partition is None or not partition.is_leader or records is None or len(records) < BATCH_HEADER_SIZE:
+            return None
+        header = read_batch_header(records, 0)
+        if not header.is_transactional or header.is_control or header.producer_id < 0:
+            return None
+        if header.producer_id in partition.producers.open_transactions():
+            return None
+        return header.producer_id, header.producer_epoch
+
     def is_replicated(self, tp: TopicPartition, offset: int) -> bool:
         """acks=all: whether the ISR has everything below `offset` (the high watermark reached it).
         NOT_LEADER_OR_FOLLOWER if leadership moved; NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR

@@ -11,7 +11,7 @@ from odradek.clock import FakeClock
 from odradek.coordinator.state_log import CoordinatorLog
 from odradek.coordinator.transaction_coordinator import TransactionConfig, TransactionCoordinator, TxnError
 from odradek.coordinator.transaction_records import TxnState
-from odradek.coordinator.txn_markers import Leader, MarkerWriter
+from odradek.coordinator.txn_channel import Leader, TransactionChannel
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.records import decode_records, read_batch_header
 from odradek.protocol.topic_partition import TopicPartition
@@ -64,12 +64,12 @@ def coordinator(clock, log: MemoryLog, markers: Markers, **config) -> Transactio
     async def next_producer_id() -> int:
         return next(ids)
 
-    writer = MarkerWriter(0, leader_of=lambda tp: Leader(0, "", 0), topic_exists=lambda topic: True,
+    writer = TransactionChannel(0, leader_of=lambda tp: Leader(0, "", 0), topic_exists=lambda topic: True,
                           write_local=markers.write_local)
     return TransactionCoordinator(
         store, TransactionConfig(**config), clock, next_producer_id=next_producer_id,
         partition_exists=lambda tp: tp.topic in ("out", "__consumer_offsets"),
-        offsets_partition_for=lambda group: OFFSETS, markers=writer,
+        offsets_partition_for=lambda group: OFFSETS, channel=writer,
     )
 
 

@@ -1,6 +1,8 @@
-"""Writing a transaction's COMMIT or ABORT markers to every partition it touched.
+"""What the transaction machinery asks of other brokers: COMMIT or ABORT markers for every
+partition a transaction touched (WriteTxnMarkers to their leaders), and whether a transaction holds
+a partition (AddPartitionsToTxn verify_only to its coordinator, KIP-890).
 
-Partitions this broker leads get their marker through the local replica manager; the others get a
+Markers: partitions this broker leads get their marker through the local replica manager; the others get a
 WriteTxnMarkers request to their leader, one per leader, over a connection kept per broker. A
 partition whose leader is unknown, moving or unreachable is retried every RETRY_BACKOFF_S until it
 has its marker, or until the caller says this broker no longer coordinates the transaction (a new
@@ -22,6 +24,7 @@ from odradek.protocol.topic_partition import TopicPartition
 
 log = logging.getLogger(__name__)
 
+ADD_PARTITIONS_TO_TXN = 24
 WRITE_TXN_MARKERS = 27
 RETRY_BACKOFF_S = 0.1
 REQUEST_TIMEOUT_S = 30.0
@@ -42,7 +45,7 @@ _RETRIABLE = {
 }
 
 
-class MarkerWriter:
+class TransactionChannel:
     def __init__(
         self,
         node_id: int,
@@ -146,6 +149,30 @@ class MarkerWriter:
         connection = self._connections.pop(node_id, None)
         if connection is not None:
             await connection.close()
+
+    async def verify(self, coordinator: Leader, transactional_id: str, producer_id: int, producer_epoch: int,
+                     partitions: list[TopicPartition]) -> dict[TopicPartition, ErrorCode]:
+        """Ask a transaction's coordinator on another broker which partitions its open transaction
+        holds (AddPartitionsToTxn v4+ with verify_only); KafkaError if it cannot be asked."""
+        by_topic: dict[str, list[int]] = {}
+        for tp in partitions:
+            by_topic.setdefault(tp.topic, []).append(tp.partition)
+        try:
+            connection = await self._connection(coordinator)
+            response = await connection.request(ADD_PARTITIONS_TO_TXN, {"transactions": [{
+                "transactional_id": transactional_id, "producer_id": producer_id, "producer_epoch": producer_epoch,
+                "verify_only": True,
+                "topics": [{"name": name, "partitions": indexes} for name, indexes in by_topic.items()],
+            }]}, min_version=4, timeout_s=REQUEST_TIMEOUT_S)
+        except (ClientError, OSError) as exc:
+            await self._drop_connection(coordinator.node_id)
+            raise KafkaError(ErrorCode.coordinator_not_available, f"cannot reach the transaction coordinator: {exc}") from exc
+        errors = {tp: ErrorCode.invalid_txn_state for tp in partitions}
+        for result in response.results_by_transaction:
+            for topic in result.topic_results:
+                for partition in topic.results_by_partition:
+                    errors[TopicPartition(topic.name, partition.partition_index)] = ErrorCode(int(partition.partition_error_code))
+        return errors
 
     async def close(self) -> None:
         for node_id in list(self._connections):
