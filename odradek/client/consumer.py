@@ -99,9 +99,10 @@ def decode_fetched_records(data, fetch_offset: int, aborted: Iterable[tuple[int,
     if not data:
         return [], None
     view = memoryview(data)
-    aborted_from: dict[int, int] = {}
-    for producer_id, first_offset in aborted:
-        aborted_from[producer_id] = min(first_offset, aborted_from.get(producer_id, first_offset))
+    # Kafka's consumer rule: an aborted transaction starts skipping its producer's batches at its
+    # first offset and stops at that producer's next control batch (the ABORT marker).
+    upcoming = sorted(aborted, key=lambda txn: txn[1])
+    skipping: set[int] = set()
     records: list[Record] = []
     next_offset = None
     position = 0
@@ -113,12 +114,12 @@ def decode_fetched_records(data, fetch_offset: int, aborted: Iterable[tuple[int,
         header = read_batch_header(view, position)
         next_offset = header.next_offset
         position += size
+        while upcoming and upcoming[0][1] <= header.last_offset:
+            skipping.add(upcoming.pop(0)[0])
         if header.is_control:
-            if header.producer_id in aborted_from:
-                # The abort marker ends that producer's aborted transaction.
-                del aborted_from[header.producer_id]
+            skipping.discard(header.producer_id)
             continue
-        if header.is_transactional and aborted_from.get(header.producer_id, header.base_offset + 1) <= header.base_offset:
+        if header.is_transactional and header.producer_id in skipping:
             continue
         if header.next_offset <= fetch_offset:
             continue

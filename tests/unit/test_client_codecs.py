@@ -190,3 +190,17 @@ def test_decode_fetched_records_drops_aborted_transactions():
     plain = encode_batch([(3, None, b"y")], base_offset=2)
     records, _next = decode_fetched_records(aborted + marker + plain, 0, aborted=[(7, 0)])
     assert [r.value for r in records] == [b"y"]
+
+
+def test_decode_fetched_records_keeps_a_committed_transaction_between_two_aborted_ones():
+    def txn(offset, value):
+        return encode_batch([(1, None, value)], base_offset=offset, producer_id=7, producer_epoch=0, transactional=True)
+
+    def marker(offset, commit):
+        key = b"\x00\x00\x00\x01" if commit else b"\x00\x00\x00\x00"
+        return encode_batch([(2, key, b"")], base_offset=offset, producer_id=7, producer_epoch=0, transactional=True, control=True)
+
+    data = txn(0, b"a1") + marker(1, False) + txn(2, b"c1") + marker(3, True) + txn(4, b"a2") + marker(5, False)
+    records, next_offset = decode_fetched_records(data, 0, aborted=[(7, 4), (7, 0)])
+    assert [r.value for r in records] == [b"c1"]
+    assert next_offset == 6
