@@ -281,6 +281,7 @@ class BrokerRuntime:
             consumer_session_timeout_ms=config["group.consumer.session.timeout.ms"],
             consumer_heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
             consumer_assignors=tuple(config["group.consumer.assignors"]),
+            migration_policy=config["group.consumer.migration.policy"],
         )
 
         def partition_counts(topics) -> dict[str, int]:

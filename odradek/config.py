@@ -424,6 +424,10 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
        "Smallest consumer.heartbeat.interval.ms a consumer-protocol group may set.", AtLeast(1)),
     _b("group.consumer.max.heartbeat.interval.ms", "int", 15000,
        "Largest consumer.heartbeat.interval.ms a consumer-protocol group may set.", AtLeast(1)),
+    _b("group.consumer.migration.policy", "string", "bidirectional",
+       "Online conversion of groups between the classic and consumer protocols (KIP-848): "
+       "bidirectional, upgrade (classic to consumer only), downgrade (consumer to classic only) or disabled.",
+       OneOf(("bidirectional", "upgrade", "downgrade", "disabled"))),
     _b("group.consumer.assignors", "list", ["uniform", "range"],
        "Server-side assignors of consumer-protocol groups; the first is the default."),
     # --- topic ---

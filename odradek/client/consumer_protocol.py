@@ -5,7 +5,8 @@ groups with protocol type "consumer". The broker never looks inside; clients of 
 so the layout is Kafka's (big-endian, non-flexible):
 
   Subscription v0: version int16, topics [string], user_data nullable bytes
-               v1+ add owned_partitions [topic string, partitions [int32]] (and more): ignored on read.
+               v1+ add owned_partitions [topic string, partitions [int32]] (cooperative clients
+               report what they still own), v2 generation int32, v3 rack nullable string.
   Assignment   v0: version int16, assigned_partitions [topic string, partitions [int32]], user_data nullable bytes
 
 Also the range assignor (Kafka's RangeAssignor): per topic, partitions split into contiguous
@@ -45,6 +46,7 @@ class Subscription(NamedTuple):
     version: int
     topics: tuple[str, ...]
     user_data: bytes | None = None
+    owned_partitions: tuple[TopicPartition, ...] = ()
 
 
 def _string(value: str) -> bytes:
@@ -113,12 +115,17 @@ def encode_subscription(topics: Iterable[str], user_data: bytes | None = None) -
 
 
 def decode_subscription(data: bytes) -> Subscription:
-    """Any version: the fields of v0 (later versions only append fields)."""
+    """Any version: the topics, user data and (v1+) owned partitions; later fields are skipped."""
     reader = _Reader(data, "consumer subscription")
     version = reader.int16()
     topics = tuple(reader.string() for _ in range(reader.array_length()))
     user_data = None if reader.at_end else reader.nullable_bytes()
-    return Subscription(version, topics, user_data)
+    owned: list[TopicPartition] = []
+    if version >= 1 and not reader.at_end:
+        for _ in range(reader.array_length()):
+            topic = reader.string()
+            owned.extend(TopicPartition(topic, reader.int32()) for _ in range(reader.array_length()))
+    return Subscription(version, topics, user_data, tuple(owned))
 
 
 def encode_assignment(partitions: Iterable[TopicPartition], user_data: bytes | None = None) -> bytes:

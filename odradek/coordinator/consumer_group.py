@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from odradek.clock import Timer
 from odradek.coordinator.assignors import ASSIGNORS, Assignment
+from odradek.coordinator.group_records import ClassicMemberMetadata
 
 JOIN_EPOCH = 0
 LEAVE_EPOCH = -1
@@ -40,6 +41,7 @@ class ConsumerMember:
     last_sent: Assignment | None = None
     session_timer: Timer | None = None
     revocation_timer: Timer | None = None
+    classic: ClassicMemberMetadata | None = None  # a classic-protocol member hosted here (group_migration.py)
 
 
 @dataclass

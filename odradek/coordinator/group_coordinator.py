@@ -38,12 +38,23 @@ from odradek.coordinator.consumer_group import (
     new_member_id,
 )
 from odradek.coordinator.group import ClassicGroup, Member
+from odradek.coordinator.group_migration import (
+    assignment_bytes,
+    downgrade_allowed,
+    needs_rejoin,
+    only_classic_members,
+    subscription_of,
+    to_classic_group,
+    to_consumer_group,
+    upgrade_allowed,
+)
 from odradek.coordinator.group_records import (
     CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT,
     CONSUMER_GROUP_MEMBER_METADATA,
     CONSUMER_GROUP_METADATA,
     CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER,
     CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA,
+    ClassicMemberMetadata,
     ConsumerMemberAssignment,
     ConsumerMemberMetadata,
     consumer_current_assignment_value,
@@ -88,6 +99,7 @@ class GroupConfig:
     consumer_session_timeout_ms: int = 45000
     consumer_heartbeat_interval_ms: int = 5000
     consumer_assignors: tuple[str, ...] = ("uniform", "range")
+    migration_policy: str = "bidirectional"  # group.consumer.migration.policy
 
 
 @dataclass
@@ -374,7 +386,7 @@ class GroupCoordinator:
                     m = decode_consumer_member_metadata_value(value)
                     group.members[member_id] = ConsumerMember(
                         member_id, m.instance_id, m.rack_id, m.client_id, m.client_host, m.rebalance_timeout_ms,
-                        sorted(m.subscribed_topic_names), m.server_assignor,
+                        sorted(m.subscribed_topic_names), m.server_assignor, classic=m.classic,
                     )
             except RecordFormatError as error:
                 log.warning("Skipping an unreadable consumer group record of %s: %s", group_id, error)
@@ -434,6 +446,8 @@ class GroupCoordinator:
         """JoinGroup: decided under the partition's lock, then parked (lock released) until the
         generation forms."""
         async with self._lock_for(group_id):
+            if self._consumer_group_in_use(group_id):
+                return await self._join_consumer_group_as_classic(group_id, *args, **kwargs)
             outcome = self._join(group_id, *args, **kwargs)
         return await outcome if isinstance(outcome, asyncio.Future) else outcome
 
@@ -456,8 +470,6 @@ class GroupCoordinator:
             return JoinResult(error, member_id)
         if not self.config.min_session_timeout_ms <= session_timeout_ms <= self.config.max_session_timeout_ms:
             return JoinResult(ErrorCode.invalid_session_timeout, member_id)
-        if self._consumer_group_in_use(group_id):
-            return JoinResult(ErrorCode.inconsistent_group_protocol, member_id)
         group = self.groups.get(group_id)
         if group is None:
             if member_id:
@@ -680,6 +692,8 @@ class GroupCoordinator:
         """SyncGroup: the leader's assignment is stored under the partition's lock; every member
         then waits (lock released) for it."""
         async with self._lock_for(group_id):
+            if self._consumer_group_in_use(group_id):
+                return self._sync_consumer_group_as_classic(group_id, *args, **kwargs)
             outcome = await self._sync(group_id, *args, **kwargs)
         return await outcome if isinstance(outcome, asyncio.Future) else outcome
 
@@ -736,6 +750,8 @@ class GroupCoordinator:
         return member.sync_future
 
     def heartbeat(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None) -> ErrorCode:
+        if self._consumer_group_in_use(group_id) and self.coordinator_error(group_id) is None:
+            return self._heartbeat_consumer_group_as_classic(group_id, generation_id, member_id, group_instance_id)
         group = self.groups.get(group_id)
         error = self.coordinator_error(group_id) or self._check_member(group, member_id, group_instance_id, generation_id)
         if error is not None:
@@ -752,6 +768,8 @@ class GroupCoordinator:
         error = self.coordinator_error(group_id)
         if error is not None:
             return [error for _ in leaving]
+        if self._consumer_group_in_use(group_id):
+            return self._leave_consumer_group_as_classic(group_id, leaving)
         group = self.groups.get(group_id)
         if group is None or group.state == GroupState.DEAD:
             return [ErrorCode.unknown_member_id for _ in leaving]
@@ -1226,13 +1244,53 @@ class GroupCoordinator:
         group = self.consumer_groups.get(group_id)
         if group is None:
             return result
+        upgraded = saved[1] is not None and group_id not in self.groups
         try:
-            await self.store.committed(self._persist_consumer_changes(group, before))
+            await self.store.committed(self._persist_consumer_changes(
+                group, before, [(group_key(group_id), None)] if upgraded else []))
         except KafkaError as failure:
             log.warning("Could not store the state of consumer group %s (%s); it stays as it was", group_id, failure)
             self._restore_consumer_group(group_id, *saved)
             return HeartbeatResult(_store_error(failure), str(failure), request["member_id"] or None, request["member_epoch"])
+        await self._maybe_downgrade(group)
         return result
+
+    async def _maybe_downgrade(self, group: ConsumerGroup) -> None:
+        """The last consumer-protocol member left a group of classic members: it becomes a classic
+        group again and rebalances (stored first; if the write fails the group stays as it is)."""
+        if (self.consumer_groups.get(group.group_id) is not group or not only_classic_members(group)
+                or not downgrade_allowed(self.config.migration_policy)):
+            return
+        before = _consumer_state(group)
+        classic = to_classic_group(group, self.clock.now_ms())
+        records = [(key, None) for key, _ in self._consumer_group_records(group, before)]
+        records.append((group_key(group.group_id), group_value(classic.snapshot())))
+        try:
+            await self.store.committed(self.store.write(group.group_id, records))
+        except KafkaError as failure:
+            log.warning("Could not store the downgrade of group %s to the classic protocol: %s", group.group_id, failure)
+            return
+        if self.consumer_groups.get(group.group_id) is not group:
+            return
+        for member in group.members.values():
+            self._cancel_consumer_timers(member)
+        del self.consumer_groups[group.group_id]
+        self.groups[group.group_id] = classic
+        for member in classic.members.values():
+            self._schedule_session_expiry(classic, member)
+        log.info("Downgraded group %s to the classic protocol online: %d members at generation %d",
+                 group.group_id, len(classic.members), classic.generation_id)
+        self._prepare_rebalance(classic, "downgraded from the consumer protocol")
+
+    def _consumer_group_records(self, group: ConsumerGroup, state: dict) -> list[tuple[bytes, bytes | None]]:
+        """The keys of every record a consumer group has in `__consumer_offsets` (to tombstone them)."""
+        gid = group.group_id
+        keys = [consumer_key(CONSUMER_GROUP_METADATA, gid), consumer_key(CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA, gid)]
+        for member_id in state["members"]:
+            for record_type in (CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT, CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER,
+                                CONSUMER_GROUP_MEMBER_METADATA):
+                keys.append(consumer_key(record_type, gid, member_id))
+        return [(key, None) for key in keys]
 
     def _restore_consumer_group(self, group_id: str, saved: ConsumerGroup | None, classic: ClassicGroup | None) -> None:
         current = self.consumer_groups.pop(group_id, None)
@@ -1246,12 +1304,13 @@ class GroupCoordinator:
         if classic is not None:
             self.groups[group_id] = classic
 
-    def _persist_consumer_changes(self, group: ConsumerGroup, before: dict | None):
-        """Records for every part of a consumer group that changed since `before` (Kafka's record types)."""
+    def _persist_consumer_changes(self, group: ConsumerGroup, before: dict | None, extra=()):
+        """Records for every part of a consumer group that changed since `before` (Kafka's record
+        types), after `extra` records (the tombstone of the classic group it replaced)."""
         after = _consumer_state(group)
         before = before or {"epoch": None, "target_epoch": None, "members": {}, "targets": {}, "current": {}}
         gid = group.group_id
-        records: list[tuple[bytes, bytes | None]] = []
+        records: list[tuple[bytes, bytes | None]] = list(extra)
         if after["epoch"] != before["epoch"]:
             records.append((consumer_key(CONSUMER_GROUP_METADATA, gid), consumer_group_epoch_value(group.group_epoch)))
         for member_id in before["members"].keys() - after["members"].keys():
@@ -1262,6 +1321,7 @@ class GroupCoordinator:
                 metadata = ConsumerMemberMetadata(
                     member.instance_id, member.rack_id, member.client_id, member.client_host,
                     list(member.subscribed_topics), member.rebalance_timeout_ms, member.server_assignor,
+                    member.classic,
                 )
                 records.append((consumer_key(CONSUMER_GROUP_MEMBER_METADATA, gid, member_id), consumer_member_metadata_value(metadata)))
             if after["targets"].get(member_id) != before["targets"].get(member_id):
@@ -1321,9 +1381,24 @@ class GroupCoordinator:
             )
         classic = self.groups.get(group_id)
         if classic is not None and not classic.is_empty:
-            return HeartbeatResult(ErrorCode.group_id_not_found, f"group {group_id} is a classic group with members")
+            upgraded = None
+            if member_epoch == JOIN_EPOCH and upgrade_allowed(self.config.migration_policy):
+                upgraded = to_consumer_group(classic, self.config.consumer_assignors[0])
+            if upgraded is None:
+                return HeartbeatResult(
+                    ErrorCode.group_id_not_found,
+                    f"group {group_id} is a classic group with members and cannot be upgraded to the consumer "
+                    f"protocol (group.consumer.migration.policy={self.config.migration_policy}, protocol type "
+                    f"{classic.protocol_type!r})",
+                )
+            self._release_classic_group(classic, ErrorCode.rebalance_in_progress)
+            self.consumer_groups[group_id] = upgraded
+            for hosted in upgraded.members.values():
+                self._schedule_consumer_timers(upgraded, hosted)
+            log.info("Upgraded group %s to the consumer protocol online: %d classic members at epoch %d",
+                     group_id, len(upgraded.members), upgraded.group_epoch)
         if classic is not None:
-            del self.groups[group_id]  # an empty classic group becomes a consumer group; offsets stay
+            del self.groups[group_id]  # a classic group becomes a consumer group; offsets stay
         group = self.consumer_groups.get(group_id)
         if group is None:
             group = self.consumer_groups[group_id] = ConsumerGroup(group_id, assignor_name=self.config.consumer_assignors[0])
@@ -1408,6 +1483,142 @@ class GroupCoordinator:
             ErrorCode.none, None, member.member_id, member.member_epoch, self._heartbeat_interval_ms(group.group_id), assignment
         )
 
+    # -- classic members hosted by a consumer group (group_migration.py) ---------------------------
+
+    async def _join_consumer_group_as_classic(
+        self,
+        group_id: str,
+        member_id: str,
+        group_instance_id: str | None,
+        client_id: str,
+        client_host: str,
+        session_timeout_ms: int,
+        rebalance_timeout_ms: int,
+        protocol_type: str,
+        protocols: list[tuple[str, bytes]],
+        require_known_member_id: bool,
+        supports_skip_assignment: bool = False,
+    ) -> JoinResult:
+        """JoinGroup of a classic member in a consumer group: the server-side assignor decides, the
+        member is reconciled now, and SyncGroup hands it the result. Stored before answering."""
+        error = self._check_group_id(group_id) or self.coordinator_error(group_id)
+        if error is not None:
+            return JoinResult(error, member_id)
+        if not self.config.min_session_timeout_ms <= session_timeout_ms <= self.config.max_session_timeout_ms:
+            return JoinResult(ErrorCode.invalid_session_timeout, member_id)
+        group = self.consumer_groups[group_id]
+        subscribed = subscription_of(protocols) if protocol_type == "consumer" else None
+        if subscribed is None:
+            return JoinResult(ErrorCode.inconsistent_group_protocol, member_id)
+        topics, owned = subscribed
+        if not member_id:
+            member_id = new_member_id()
+            if require_known_member_id and not group_instance_id:
+                return JoinResult(ErrorCode.member_id_required, member_id)
+        saved, before = group.copy(), _consumer_state(group)
+        member = group.members.get(member_id)
+        if member is None and group_instance_id:
+            previous = next((m for m in group.members.values() if m.instance_id == group_instance_id), None)
+            if previous is not None:  # a static member restarted: it takes its predecessor's place
+                self._cancel_consumer_timers(previous)
+                del group.members[previous.member_id]
+                member = ConsumerMember(
+                    member_id, group_instance_id, None, client_id, client_host, rebalance_timeout_ms,
+                    list(previous.subscribed_topics), None, member_epoch=previous.member_epoch,
+                    assigned=previous.assigned, pending_revocation=previous.pending_revocation,
+                )
+                group.members[member_id] = member
+                group.target[member_id] = group.target.pop(previous.member_id, {})
+        if member is None:
+            if len(group.members) >= self.config.max_size:
+                return JoinResult(ErrorCode.group_max_size_reached, member_id)
+            member = ConsumerMember(member_id, group_instance_id, None, client_id, client_host, rebalance_timeout_ms,
+                                    topics, None)
+            group.members[member_id] = member
+            group.group_epoch += 1
+            log.info("Classic member %s joined consumer group %s (epoch %d)", member_id, group_id, group.group_epoch)
+        if member.subscribed_topics != topics:
+            member.subscribed_topics = topics
+            group.group_epoch += 1
+        member.classic = ClassicMemberMetadata(session_timeout_ms, tuple(protocols))
+        member.rebalance_timeout_ms, member.client_id, member.client_host = rebalance_timeout_ms, client_id, client_host
+        counts = self.partition_counts(group.subscribed_topics())
+        if counts != group.partition_counts and group.assignment_epoch == group.group_epoch:
+            group.group_epoch += 1
+        if group.assignment_epoch < group.group_epoch:
+            group.compute_target(counts, self.config.consumer_assignors[0])
+        for _ in range(3):  # revoke what it must (per what it says it owns), then take what is free
+            state = (_frozen(member.assigned), _frozen(member.pending_revocation), member.member_epoch)
+            group.reconcile(member, owned)
+            if state == (_frozen(member.assigned), _frozen(member.pending_revocation), member.member_epoch):
+                break
+        member.last_sent = None
+        self._schedule_consumer_timers(group, member)
+        try:
+            await self.store.committed(self._persist_consumer_changes(group, before))
+        except KafkaError as failure:
+            self._restore_consumer_group(group_id, saved, None)
+            return JoinResult(_store_error(failure), member_id)
+        return JoinResult(ErrorCode.none, member_id, member.member_epoch, "consumer", protocols[0][0], "", [])
+
+    def _hosted_classic_member(self, group: ConsumerGroup, member_id: str, instance_id: str | None,
+                               generation_id: int) -> tuple[ConsumerMember | None, ErrorCode | None]:
+        member = group.members.get(member_id)
+        if member is None or member.classic is None:
+            return None, ErrorCode.unknown_member_id
+        if instance_id and member.instance_id != instance_id:
+            return None, ErrorCode.fenced_instance_id
+        if generation_id != member.member_epoch:
+            return None, ErrorCode.illegal_generation
+        return member, None
+
+    def _sync_consumer_group_as_classic(
+        self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None,
+        protocol_type: str | None, protocol_name: str | None, assignments: dict[str, bytes],
+    ) -> SyncResult:
+        """SyncGroup of a hosted classic member: its reconciled assignment (what it sent is ignored)."""
+        error = self.coordinator_error(group_id)
+        if error is not None:
+            return SyncResult(error)
+        group = self.consumer_groups[group_id]
+        member, error = self._hosted_classic_member(group, member_id, group_instance_id, generation_id)
+        if error is not None:
+            return SyncResult(error)
+        name = member.classic.protocols[0][0]
+        if (protocol_type and protocol_type != "consumer") or (protocol_name and protocol_name != name):
+            return SyncResult(ErrorCode.inconsistent_group_protocol)
+        self._schedule_consumer_timers(group, member)
+        return SyncResult(ErrorCode.none, "consumer", name, assignment_bytes(member.assigned))
+
+    def _heartbeat_consumer_group_as_classic(self, group_id: str, generation_id: int, member_id: str,
+                                             group_instance_id: str | None) -> ErrorCode:
+        """Heartbeat of a hosted classic member: REBALANCE_IN_PROGRESS when it must rejoin to get a
+        new assignment."""
+        group = self.consumer_groups[group_id]
+        member, error = self._hosted_classic_member(group, member_id, group_instance_id, generation_id)
+        if error is not None:
+            return error
+        self._schedule_consumer_timers(group, member)
+        return ErrorCode.rebalance_in_progress if needs_rejoin(group, member) else ErrorCode.none
+
+    def _leave_consumer_group_as_classic(self, group_id: str, leaving: list[tuple[str, str | None]]) -> list[ErrorCode]:
+        """LeaveGroup of hosted classic members: each is removed (and stored) as if it had expired."""
+        group = self.consumer_groups[group_id]
+        errors = []
+        for member_id, instance_id in leaving:
+            member = group.members.get(member_id) if member_id else None
+            if member is None and instance_id:
+                member = next((m for m in group.members.values() if m.instance_id == instance_id), None)
+            if member is None:
+                errors.append(ErrorCode.unknown_member_id)
+                continue
+            if instance_id and member.instance_id != instance_id:
+                errors.append(ErrorCode.fenced_instance_id)
+                continue
+            asyncio.get_running_loop().create_task(self._expire_consumer_member(group, member, "left the group"))
+            errors.append(ErrorCode.none)
+        return errors
+
     def _session_timeout_ms(self, group_id: str) -> int:
         """consumer.session.timeout.ms of this group (its group config, else the broker's)."""
         if self._group_setting is None:
@@ -1422,9 +1633,9 @@ class GroupCoordinator:
     def _schedule_consumer_timers(self, group: ConsumerGroup, member: ConsumerMember) -> None:
         if member.session_timer is not None:
             member.session_timer.cancel()
+        session_timeout_ms = member.classic.session_timeout_ms if member.classic else self._session_timeout_ms(group.group_id)
         member.session_timer = self.clock.call_later(
-            self._session_timeout_ms(group.group_id),
-            self._consumer_member_expired, group, member, "missed its session timeout",
+            session_timeout_ms, self._consumer_member_expired, group, member, "missed its session timeout",
         )
         if member.pending_revocation and member.revocation_timer is None:
             member.revocation_timer = self.clock.call_later(
@@ -1457,6 +1668,8 @@ class GroupCoordinator:
             except KafkaError as failure:
                 log.warning("Could not store the expiry of %s in consumer group %s: %s", member.member_id, group.group_id, failure)
                 self._restore_consumer_group(group.group_id, saved, None)
+                return
+            await self._maybe_downgrade(group)
 
     def _remove_consumer_member(self, group: ConsumerGroup, member: ConsumerMember, reason: str) -> None:
         self._cancel_consumer_timers(member)
@@ -1494,7 +1707,7 @@ def _consumer_state(group: ConsumerGroup) -> dict:
         "target_epoch": group.assignment_epoch,
         "members": {
             m.member_id: (m.instance_id, m.rack_id, m.client_id, m.client_host, tuple(m.subscribed_topics),
-                          m.rebalance_timeout_ms, m.server_assignor)
+                          m.rebalance_timeout_ms, m.server_assignor, m.classic)
             for m in group.members.values()
         },
         "targets": {member_id: _frozen(target) for member_id, target in group.target.items()},

@@ -244,6 +244,14 @@ class ConsumerGroupKey:
     member_id: str | None = None
 
 
+@dataclass(frozen=True)
+class ClassicMemberMetadata:
+    """A classic-protocol member hosted by a consumer group (KIP-848 online migration)."""
+
+    session_timeout_ms: int
+    protocols: tuple[tuple[str, bytes], ...]  # (name, metadata) in the member's order of preference
+
+
 @dataclass
 class ConsumerMemberMetadata:
     instance_id: str | None
@@ -253,6 +261,7 @@ class ConsumerMemberMetadata:
     subscribed_topic_names: list[str]
     rebalance_timeout_ms: int
     server_assignor: str | None
+    classic: ClassicMemberMetadata | None = None  # tagged field 0 of Kafka's record
 
 
 @dataclass
@@ -318,8 +327,19 @@ def consumer_member_metadata_value(value: ConsumerMemberMetadata) -> bytes:
         + _compact_string(None)  # subscribed topic regex: not supported
         + _I32.pack(value.rebalance_timeout_ms)
         + _compact_string(value.server_assignor)
-        + _NO_TAGS
+        + (_NO_TAGS if value.classic is None else _tagged(0, _classic_member_metadata(value.classic)))
     )
+
+
+def _tagged(tag: int, data: bytes) -> bytes:
+    return _uvarint(1) + _uvarint(tag) + _uvarint(len(data)) + data
+
+
+def _classic_member_metadata(value: ClassicMemberMetadata) -> bytes:
+    protocols = [
+        _compact_string(name) + _uvarint(len(metadata) + 1) + metadata + _NO_TAGS for name, metadata in value.protocols
+    ]
+    return _I32.pack(value.session_timeout_ms) + _compact_array(protocols) + _NO_TAGS
 
 
 def consumer_target_assignment_value(partitions: TopicIdPartitions) -> bytes:
@@ -409,7 +429,20 @@ def decode_consumer_member_metadata_value(data: bytes) -> ConsumerMemberMetadata
     reader.compact_string()  # regex
     rebalance_timeout_ms = reader.i32()
     server_assignor = reader.compact_string()
-    return ConsumerMemberMetadata(instance_id, rack_id, client_id, client_host, topics, rebalance_timeout_ms, server_assignor)
+    classic = None
+    for _ in range(reader.uvarint()):
+        tag, size = reader.uvarint(), reader.uvarint()
+        field_reader = _FlexibleReader(reader._take(size))
+        if tag == 0:
+            session_timeout_ms = field_reader.i32()
+            protocols = []
+            for _ in range(field_reader.compact_count()):
+                name = field_reader.compact_string() or ""
+                protocols.append((name, bytes(field_reader._take(field_reader.uvarint() - 1))))
+                field_reader.skip_tags()
+            classic = ClassicMemberMetadata(session_timeout_ms, tuple(protocols))
+    return ConsumerMemberMetadata(instance_id, rack_id, client_id, client_host, topics, rebalance_timeout_ms,
+                                  server_assignor, classic)
 
 
 def decode_consumer_target_assignment_value(data: bytes) -> TopicIdPartitions:

@@ -287,3 +287,46 @@ def test_kip848_member_expires_on_the_clock_and_the_expiry_is_stored():
         assert reloaded.describe_consumer_group("cg").members == {}
 
     run(scenario())
+
+
+def test_online_upgrade_hosts_the_classic_member_and_downgrade_returns_the_group():
+    """KIP-848 migration: a consumer-protocol member joining a classic group converts it; the
+    classic member is told to rejoin, gets its half from the server-side assignor, survives a
+    reload of the offsets partition, and the group turns classic again when the other leaves."""
+    from odradek.client.consumer_protocol import decode_assignment, encode_assignment, encode_subscription
+    from odradek.protocol.topic_partition import TopicPartition as TP
+
+    subscription = encode_subscription([TOPIC])
+    everything = encode_assignment([TP(TOPIC, p) for p in range(6)])
+
+    async def scenario():
+        clock, log = FakeClock(), MemoryLog()
+        groups = loaded(clock, log)
+        joined = await join(groups, "cg", protocols=(("range", subscription),))
+        await groups.sync_group("cg", joined.generation_id, joined.member_id, None, "consumer", "range",
+                                {joined.member_id: everything})
+        modern = await consumer_heartbeat(groups, "", 0)
+        assert modern.error == ErrorCode.none and not modern.assignment, "the classic member still owns everything"
+        assert groups.describe_consumer_group("cg") is not None and "cg" not in groups.groups
+        assert groups.heartbeat("cg", joined.generation_id, joined.member_id, None) == ErrorCode.rebalance_in_progress
+
+        rejoined = await join(groups, "cg", joined.member_id, protocols=(("range", subscription),))
+        assert (rejoined.error, rejoined.leader_id, rejoined.members) == (ErrorCode.none, "", [])
+        synced = await groups.sync_group("cg", rejoined.generation_id, joined.member_id, None, "consumer", "range", {})
+        classic_half = {tp.partition for tp in decode_assignment(synced.assignment)}
+        assert len(classic_half) == 3
+        assert groups.heartbeat("cg", rejoined.generation_id, joined.member_id, None) == ErrorCode.none
+        modern = await consumer_heartbeat(groups, modern.member_id, modern.member_epoch)
+        assert modern.assignment == {TOPIC: set(range(6)) - classic_half}
+
+        reloaded = coordinator(clock, log)
+        reloaded.load()
+        hosted = reloaded.describe_consumer_group("cg").members[joined.member_id]
+        assert hosted.classic is not None and hosted.classic.session_timeout_ms == SESSION_MS
+
+        left = await consumer_heartbeat(groups, modern.member_id, -1)
+        assert left.error == ErrorCode.none
+        assert "cg" in groups.groups and groups.describe_consumer_group("cg") is None
+        assert groups.heartbeat("cg", rejoined.generation_id, joined.member_id, None) == ErrorCode.rebalance_in_progress
+
+    run(scenario())
