@@ -25,6 +25,7 @@ from odradek.log.checkpoint import (
     write_atomically,
 )
 from odradek.log.dir_lock import LogDirError
+from odradek.log.file_handles import OPEN_FILES
 from odradek.log.log_config import LogConfig
 from odradek.log.partition_log import PartitionLog, storage_error
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -36,8 +37,8 @@ META_PROPERTIES = "meta.properties"
 CLEAN_SHUTDOWN_MARKER = ".kafka_cleanshutdown"
 DELETE_SUFFIX = "-delete"
 STRAY_SUFFIX = "-stray"
-FILES_PER_SEGMENT = 3  # .log, .index, .timeindex
-CONNECTION_ALLOWANCE = 1024
+MIN_SEGMENT_FILES = 256
+SEGMENT_FILES_CAP = 1 << 20
 
 
 def read_properties(path: Path) -> dict[str, str] | None:
@@ -118,24 +119,18 @@ class LogManager:
             len(self.logs), len(self.log_dirs),
             "recovery ran after an unclean shutdown" if recovered_any else "no recovery needed",
         )
-        self.check_open_file_limit(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        bound = self.bound_open_files(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        logger.info("At most %d segment files are kept open at once (half the open-file limit)", bound)
         return dict(self.logs)
 
-    def check_open_file_limit(self, limit: int) -> bool:
-        """Warn, at start-up, when the open-file limit cannot hold what the logs may open: a
-        segment holds up to three descriptors once read (log, offset index, time index), and
-        clients need some too. Returns whether the limit is enough."""
-        segments = sum(len(log.segments) for log in self.logs.values())
-        needed = FILES_PER_SEGMENT * segments + CONNECTION_ALLOWANCE
-        if limit == resource.RLIM_INFINITY or needed <= limit:
-            return True
-        logger.warning(
-            "%d segments in %d partition logs may hold up to %d open files, plus %d for connections: more "
-            "than this process's open-file limit of %d; reading or creating partitions may fail with "
-            "'Too many open files'. Raise the limit (ulimit -n, systemd LimitNOFILE=) to at least %d",
-            segments, len(self.logs), FILES_PER_SEGMENT * segments, CONNECTION_ALLOWANCE, limit, needed,
-        )
-        return False
+    @staticmethod
+    def bound_open_files(limit: int) -> int:
+        """Keep at most half the process's open-file limit (at least MIN_SEGMENT_FILES) for segment
+        files, the rest for connections; a file beyond that is closed when least recently used and
+        reopened when used again (file_handles.py). Returns the bound."""
+        bound = SEGMENT_FILES_CAP if limit == resource.RLIM_INFINITY else min(max(limit // 2, MIN_SEGMENT_FILES), SEGMENT_FILES_CAP)
+        OPEN_FILES.set_limit(bound)
+        return bound
 
     def _load_dir(self, log_dir: Path, config_for: Callable[[TopicPartition], LogConfig]) -> bool:
         """Load one log dir's partition logs; whether recovery ran (unclean shutdown)."""

@@ -9,22 +9,25 @@ import os
 import struct
 from pathlib import Path
 
+from odradek.log.file_handles import FileHandle
+
 _ENTRY = struct.Struct(">ii")
 
 
 class _IndexFile:
     """Fixed-size big-endian entries, appended in order, searched with os.pread.
 
-    Nothing but the entry count and the last entry is held in memory, so a closed
-    segment's index costs one (lazily opened) fd, whatever its size.
+    Nothing but the entry count and the last entry is held in memory, and the file is open only
+    while it is among the broker's recently used files (file_handles.py), so an index costs
+    nothing while unused, whatever its size.
     """
 
     ENTRY: struct.Struct
 
     def __init__(self, path: Path, base_offset: int) -> None:
-        self.path = path
+        self._file = FileHandle(path)
         self.base_offset = base_offset
-        self._fd: int | None = None
+        self._dirty = False  # written since the last fsync
         try:
             size = os.stat(path).st_size
         except FileNotFoundError:
@@ -34,13 +37,17 @@ class _IndexFile:
         self._last: tuple | None = None
 
     @property
-    def fd(self) -> int:
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        return self._fd
+    def path(self) -> Path:
+        return self._file.path
+
+    def touch(self) -> None:
+        """Create the file now (a new segment's files all exist at once, as Kafka's do)."""
+        with self._file:
+            pass
 
     def entry(self, n: int) -> tuple:
-        data = os.pread(self.fd, self.ENTRY.size, n * self.ENTRY.size)
+        with self._file as fd:
+            data = os.pread(fd, self.ENTRY.size, n * self.ENTRY.size)
         return self.ENTRY.unpack(data)
 
     def last_entry(self) -> tuple | None:
@@ -51,7 +58,9 @@ class _IndexFile:
         return self._last
 
     def _append(self, entry: tuple) -> None:
-        os.pwrite(self.fd, self.ENTRY.pack(*entry), self.entries * self.ENTRY.size)
+        with self._file as fd:
+            os.pwrite(fd, self.ENTRY.pack(*entry), self.entries * self.ENTRY.size)
+        self._dirty = True
         self.entries += 1
         self._last = entry
 
@@ -69,37 +78,41 @@ class _IndexFile:
         return found
 
     def _truncate_entries(self, count: int) -> None:
-        os.ftruncate(self.fd, count * self.ENTRY.size)
+        with self._file as fd:
+            os.ftruncate(fd, count * self.ENTRY.size)
+        self._dirty = True
         self.entries = count
         self._last = None
 
     def all_entries(self) -> list[tuple]:
-        data = os.pread(self.fd, self.entries * self.ENTRY.size, 0)
+        with self._file as fd:
+            data = os.pread(fd, self.entries * self.ENTRY.size, 0)
         return [self.ENTRY.unpack_from(data, i * self.ENTRY.size) for i in range(self.entries)]
 
     def replace(self, entries: list[tuple]) -> None:
         """Overwrite the file with `entries` (used when the segment rebuilds its indexes)."""
         data = b"".join(self.ENTRY.pack(*e) for e in entries)
-        os.ftruncate(self.fd, 0)
-        if data:
-            os.pwrite(self.fd, data, 0)
+        with self._file as fd:
+            os.ftruncate(fd, 0)
+            if data:
+                os.pwrite(fd, data, 0)
+        self._dirty = True
         self.entries = len(entries)
         self._size_ok = True
         self._last = entries[-1] if entries else None
 
     def flush(self) -> None:
-        if self._fd is not None:
-            os.fsync(self._fd)
+        """fsync what was written since the last flush (through any descriptor of the file)."""
+        if self._dirty:
+            self._dirty = False
+            with self._file as fd:
+                os.fsync(fd)
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._file.close()
 
     def rename(self, path: Path) -> None:
-        if self.path.exists():
-            os.rename(self.path, path)
-        self.path = path
+        self._file.rename(path)
 
 
 class OffsetIndex(_IndexFile):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from odradek.clock import Clock
+from odradek.log.file_handles import FileHandle
 from odradek.log.log_config import LogConfig
 from odradek.log.offset_index import OffsetIndex
 from odradek.log.time_index import TimeIndex
@@ -51,8 +52,9 @@ class LogSegment:
     Invariants: batches are whole and their offsets increase; `size` is the byte length of
     valid data; every batch's last offset - base_offset fits an int32. Indexes are sparse and
     derived: `recover()` rebuilds them from the `.log`, never trusting them.
-    Files are opened lazily (a closed segment costs nothing until read) and then kept open as
-    raw fds; reads use os.pread, so any thread may read.
+    Files are opened on use and kept open while among the broker's recently used files
+    (file_handles.py): an idle segment costs no descriptor. All I/O is positional (os.pread,
+    os.pwrite), so any thread may read.
     `suffix` (e.g. ".cleaned") is appended to all three file names: the cleaner builds a
     replacement segment that way, and rename_for_deletion moves a segment to ".deleted".
     Not thread-safe for mutation: the owning PartitionLog serializes append, truncate_to,
@@ -66,13 +68,13 @@ class LogSegment:
         self.base_offset = base_offset
         self.config = config
         self.clock = clock
-        self.log_path = directory / (segment_file_name(base_offset, LOG_SUFFIX) + suffix)
+        self._log = FileHandle(directory / (segment_file_name(base_offset, LOG_SUFFIX) + suffix))
+        self._dirty = False  # written since the last fsync
         self.offset_index = OffsetIndex(directory / (segment_file_name(base_offset, INDEX_SUFFIX) + suffix), base_offset)
         self.time_index = TimeIndex(
             directory / (segment_file_name(base_offset, TIME_INDEX_SUFFIX) + suffix), base_offset
         )
         self.txn_index = TransactionIndex(directory / (segment_file_name(base_offset, TXN_INDEX_SUFFIX) + suffix))
-        self._fd: int | None = None
         try:
             self.size = os.stat(self.log_path).st_size
         except FileNotFoundError:
@@ -88,16 +90,15 @@ class LogSegment:
         cls, directory: Path, base_offset: int, config: LogConfig, clock: Clock, suffix: str = ""
     ) -> "LogSegment":
         segment = cls(directory, base_offset, config, clock, suffix)
-        segment.fd  # noqa: B018 - creates the file now, so a listing sees the segment
-        segment.offset_index.fd  # noqa: B018
-        segment.time_index.fd  # noqa: B018
+        with segment._log:  # creates the files now, so a listing sees the segment
+            pass
+        segment.offset_index.touch()
+        segment.time_index.touch()
         return segment
 
     @property
-    def fd(self) -> int:
-        if self._fd is None:
-            self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
-        return self._fd
+    def log_path(self) -> Path:
+        return self._log.path
 
     def __repr__(self) -> str:
         return f"LogSegment({self.log_path}, size={self.size})"
@@ -113,15 +114,17 @@ class LogSegment:
         start = self.size
         view = memoryview(buffer)
         try:
-            written = os.pwrite(self.fd, view, start)
-            while written < len(view):  # short writes happen only on a full disk; finish or fail
-                step = os.pwrite(self.fd, view[written:], start + written)
-                if step == 0:
-                    raise OSError(28, "short write", str(self.log_path))
-                written += step
+            with self._log as fd:
+                written = os.pwrite(fd, view, start)
+                while written < len(view):  # short writes happen only on a full disk; finish or fail
+                    step = os.pwrite(fd, view[written:], start + written)
+                    if step == 0:
+                        raise OSError(28, "short write", str(self.log_path))
+                    written += step
         except OSError:
             self._cut_back(start)
             raise
+        self._dirty = True
         self.size = start + len(view)
         if self._rolling_timestamp is None and headers:
             self._rolling_timestamp = headers[0].max_timestamp
@@ -139,7 +142,8 @@ class LogSegment:
 
     def _cut_back(self, size: int) -> None:
         try:
-            os.ftruncate(self.fd, size)
+            with self._log as fd:
+                os.ftruncate(fd, size)
         except OSError:
             logger.exception("could not cut %s back to %d bytes after a failed write", self.log_path, size)
 
@@ -156,13 +160,15 @@ class LogSegment:
         length = min(max_bytes, self.size - position)
         if length <= 0:
             return b""
-        return os.pread(self.fd, length, position)
+        with self._log as fd:
+            return os.pread(fd, length, position)
 
     def header_at(self, position: int) -> BatchHeader | None:
         """The batch header at `position`, or None at the end of the data."""
         if self.size - position < BATCH_HEADER_SIZE:
             return None
-        data = os.pread(self.fd, BATCH_HEADER_SIZE, position)
+        with self._log as fd:
+            data = os.pread(fd, BATCH_HEADER_SIZE, position)
         if len(data) < BATCH_HEADER_SIZE:
             return None
         header = read_batch_header(data, 0)._replace(position=position)
@@ -186,7 +192,8 @@ class LogSegment:
         position = 0
         size = self.size
         while position < size:
-            chunk = os.pread(self.fd, min(max(chunk_bytes, BATCH_HEADER_SIZE), size - position), position)
+            with self._log as fd:
+                chunk = os.pread(fd, min(max(chunk_bytes, BATCH_HEADER_SIZE), size - position), position)
             view = memoryview(chunk)
             within = 0
             while len(chunk) - within >= BATCH_HEADER_SIZE:
@@ -195,7 +202,8 @@ class LogSegment:
                     return
                 if within + header.size > len(chunk):
                     if within == 0:  # one batch larger than the chunk: read it whole
-                        chunk = os.pread(self.fd, header.size, position)
+                        with self._log as fd:
+                            chunk = os.pread(fd, header.size, position)
                         if len(chunk) < header.size:
                             return
                         view = memoryview(chunk)
@@ -266,7 +274,11 @@ class LogSegment:
     def recover(self) -> int:
         """Validate every batch (including CRC32C), cut the `.log` at the first invalid or partial
         byte, and rebuild both indexes. Returns the number of bytes cut off."""
-        size = os.fstat(self.fd).st_size
+        with self._log as fd:
+            return self._recover(fd)
+
+    def _recover(self, fd: int) -> int:
+        size = os.fstat(fd).st_size
         offset_entries: list[tuple[int, int]] = []
         time_entries: list[tuple[int, int]] = []
         interval = self.config.index_interval_bytes
@@ -284,7 +296,7 @@ class LogSegment:
             if available >= LOG_OVERHEAD:
                 needed = max(needed, int.from_bytes(chunk[within + 8 : within + 12], "big", signed=True) + LOG_OVERHEAD)
             if available < needed:
-                chunk = os.pread(self.fd, min(max(_RECOVERY_CHUNK_BYTES, needed), size - position), position)
+                chunk = os.pread(fd, min(max(_RECOVERY_CHUNK_BYTES, needed), size - position), position)
                 chunk_start = position
                 within = 0
                 available = len(chunk)
@@ -316,7 +328,8 @@ class LogSegment:
                 "truncating %s at byte %d (offset %d), cutting %d bytes: %s",
                 self.log_path, position, expected_offset, truncated, problem,
             )
-            os.ftruncate(self.fd, position)
+            os.ftruncate(fd, position)
+            self._dirty = True
         self.size = position
         if max_timestamp is not None and (not time_entries or max_timestamp[0] > time_entries[-1][0]):
             time_entries.append((max_timestamp[0], max_timestamp[1] - self.base_offset))
@@ -337,7 +350,9 @@ class LogSegment:
         if header is None:
             return 0
         removed = self.size - header.position
-        os.ftruncate(self.fd, header.position)
+        with self._log as fd:
+            os.ftruncate(fd, header.position)
+        self._dirty = True
         self.size = header.position
         self.offset_index.truncate_to_position(header.position)
         self.time_index.truncate_to_offset(header.base_offset)
@@ -352,19 +367,19 @@ class LogSegment:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """fsync the `.log` and both indexes (safe from a worker thread)."""
-        fd = self._fd
-        if fd is not None and not self.closed:
-            os.fsync(fd)
+        """fsync what was written to the `.log` and the indexes since the last flush (safe from a
+        worker thread; a file closed meanwhile is fsynced through a new descriptor)."""
+        if self._dirty and not self.closed:
+            self._dirty = False
+            with self._log as fd:
+                os.fsync(fd)
         self.offset_index.flush()
         self.time_index.flush()
         self.txn_index.flush()
 
     def close(self) -> None:
         self.closed = True
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._log.close()
         self.offset_index.close()
         self.time_index.close()
 
@@ -376,20 +391,16 @@ class LogSegment:
         os.utime(self.log_path, ns=(ms * 1_000_000, ms * 1_000_000))
 
     def rename(self, suffix: str) -> None:
-        """Give all three files the plain segment name plus `suffix` (fds stay open and valid)."""
-        self.fd  # noqa: B018 - open before renaming so a reader holding this object keeps reading it
-        self.offset_index.fd  # noqa: B018
-        self.time_index.fd  # noqa: B018
-        new_log_path = self.directory / (segment_file_name(self.base_offset, LOG_SUFFIX) + suffix)
-        os.rename(self.log_path, new_log_path)
-        self.log_path = new_log_path
+        """Give the segment's files the plain segment name plus `suffix`; reads through this
+        object go on (an open descriptor stays valid, a closed one is reopened by the new name)."""
+        self._log.rename(self.directory / (segment_file_name(self.base_offset, LOG_SUFFIX) + suffix))
         self.offset_index.rename(self.directory / (segment_file_name(self.base_offset, INDEX_SUFFIX) + suffix))
         self.time_index.rename(self.directory / (segment_file_name(self.base_offset, TIME_INDEX_SUFFIX) + suffix))
         self.txn_index.rename(self.directory / (segment_file_name(self.base_offset, TXN_INDEX_SUFFIX) + suffix))
 
     def rename_for_deletion(self) -> None:
-        """Kafka's first step of deleting a segment: rename its files to `*.deleted`. The fds stay
-        open, so reads through this object keep working until delete() after file.delete.delay.ms."""
+        """Kafka's first step of deleting a segment: rename its files to `*.deleted`. Reads through
+        this object keep working until delete() after file.delete.delay.ms."""
         self.rename(DELETED_SUFFIX)
 
     def delete(self) -> None:

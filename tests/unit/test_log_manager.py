@@ -159,17 +159,33 @@ def test_recorded_cluster_ids_read_without_writing(tmp_path):
         LogManager.recorded_cluster_ids([used], node_id=4)
 
 
-def test_start_up_warns_when_the_open_file_limit_cannot_hold_the_segments(tmp_path, caplog):
-    """10,000 partitions failed with 'Too many open files' long after start-up; the broker now
-    says at start-up how many descriptors its segments may need, against the limit."""
-    clock = FakeClock()
-    manager = make_manager([tmp_path], clock)
-    manager.startup(lambda tp: LogConfig())
-    for partition in range(200):
-        manager.create_log(TopicPartition("wide", partition), LogConfig())
-    with caplog.at_level("WARNING", logger="odradek.log.manager"):
-        assert manager.check_open_file_limit(1_000) is False
-    assert "200 segments in 200 partition logs may hold up to 600 open files" in caplog.text
-    assert "at least 1624" in caplog.text
-    assert manager.check_open_file_limit(20_000) is True
-    manager.shutdown()
+def test_segment_files_beyond_the_open_file_bound_are_closed_and_reopened(tmp_path):
+    """10,000 partitions failed with 'Too many open files' when every segment held three
+    descriptors; now the broker keeps a bounded set of segment files open, least recently used
+    closed first, and every partition stays readable and writable."""
+    from odradek.log.file_handles import OPEN_FILES
+    from odradek.protocol.records import encode_batch, validate_batches
+
+    previous = OPEN_FILES.limit
+    try:
+        assert LogManager.bound_open_files(100) == 256, "never fewer than 256"
+        assert LogManager.bound_open_files(20_000) == 10_000
+        clock = FakeClock()
+        manager = make_manager([tmp_path], clock)
+        manager.startup(lambda tp: LogConfig())  # bounds the set by this process's limit
+        OPEN_FILES.set_limit(40)
+        logs = [manager.create_log(TopicPartition("wide", p), LogConfig()) for p in range(200)]
+        for partition, log in enumerate(logs):
+            buffer = bytearray(encode_batch([(1, None, b"record %d" % partition)]))
+            log.append(buffer, validate_batches(buffer), 0)
+            assert OPEN_FILES.count <= 40
+        for partition, log in enumerate(logs):
+            assert b"record %d" % partition in log.read(0, 1 << 20, log.log_end_offset)
+        assert OPEN_FILES.count <= 40
+        manager.shutdown()
+        reopened = make_manager([tmp_path], clock)
+        reopened.startup(lambda tp: LogConfig())
+        assert all(reopened.get_log(TopicPartition("wide", p)).log_end_offset == 1 for p in range(200))
+        reopened.shutdown()
+    finally:
+        OPEN_FILES.set_limit(previous)
