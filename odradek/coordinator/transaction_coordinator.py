@@ -487,7 +487,8 @@ class TransactionCoordinator:
 
     def list_transactions(self, states: Iterable[str] = (), producer_ids: Iterable[int] = (), min_duration_ms: int = -1,
              pattern: str | None = None) -> tuple[list[TransactionMetadata], list[str]]:
-        """Transactions this broker coordinates matching every filter, and the unknown state names."""
+        """Transactions this broker coordinates matching every filter (the pattern must match the
+        whole id), and the unknown state names."""
         states = list(states)
         unknown = [name for name in states if name not in STATE_BY_LABEL]
         wanted_states = {STATE_BY_LABEL[name] for name in states if name in STATE_BY_LABEL}
@@ -500,9 +501,9 @@ class TransactionCoordinator:
                 continue
             if wanted_ids and meta.producer_id not in wanted_ids:
                 continue
-            if min_duration_ms >= 0 and (meta.state is not TxnState.ONGOING or now - meta.start_ms < min_duration_ms):
-                continue
-            if regex is not None and not regex.search(meta.transactional_id):
+            if min_duration_ms >= 0 and now - meta.start_ms < min_duration_ms:
+                continue  # Kafka's rule, whatever the state: measured from the last transaction's start
+            if regex is not None and not regex.fullmatch(meta.transactional_id):
                 continue
             found.append(meta)
         return sorted(found, key=lambda m: m.transactional_id), unknown

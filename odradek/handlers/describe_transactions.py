@@ -15,6 +15,9 @@ API_KEY = 65
 MIN_VERSION = 0
 MAX_VERSION = 0
 
+# kio writes a datetime as epoch milliseconds: this one is -1, Kafka's "no transaction started".
+NO_START_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc) - timedelta(milliseconds=1)
+
 
 async def handle(ctx: RequestContext, request):
     response = ctx.response_class
@@ -27,7 +30,7 @@ async def handle(ctx: RequestContext, request):
         except TxnError as error:
             states.append(build(
                 state_class, error_code=error.code, transactional_id=transactional_id, transaction_state="",
-                transaction_timeout=timedelta(0), transaction_start_time=None, producer_id=-1, producer_epoch=-1,
+                transaction_timeout=timedelta(0), transaction_start_time=NO_START_TIME, producer_id=-1, producer_epoch=-1,
                 topics=(),
             ))
             continue
@@ -41,7 +44,7 @@ async def handle(ctx: RequestContext, request):
             transaction_state=meta.state.label,
             transaction_timeout=timedelta(milliseconds=meta.timeout_ms),
             transaction_start_time=(datetime.fromtimestamp(meta.start_ms / 1000, tz=timezone.utc)
-                                    if meta.start_ms >= 0 else None),
+                                    if meta.start_ms >= 0 else NO_START_TIME),
             producer_id=meta.producer_id,
             producer_epoch=meta.producer_epoch,
             topics=tuple(build(topic_class, topic=topic, partitions=tuple(parts)) for topic, parts in by_topic.items()),
