@@ -69,6 +69,7 @@ async def handle(ctx: RequestContext, request):
         remaining = deadline - asyncio.get_running_loop().time()
         if (
             total >= min_bytes
+            or not wanted  # nothing asked for, nothing to wait for (Kafka answers at once too)
             or remaining <= 0
             or replicas.waiters.closed
             or any(error is not None or diverging is not None or preferred >= 0

@@ -4,8 +4,9 @@ Why: kio's native reader reserves memory for an array's declared length before r
 5-byte body declaring 2**32 elements aborts the whole process (an allocation failure cannot be
 caught). And kio refuses tagged fields it does not know, which Kafka's protocol says to skip.
 The guard checks that every declared array count and byte length fits in the bytes that remain
-(each array element takes at least one byte), and returns the body with unknown tagged fields
-removed when there are any. It reads only lengths: cost is a few field steps per entity, no
+(each array element takes at least one byte), that a field the schema says cannot be null is not
+sent as null (Kafka's parser refuses those too; kio would hand the handler a None), and returns
+the body with unknown tagged fields removed when there are any. It reads only lengths: cost is a few field steps per entity, no
 copying unless an unknown tag was found.
 """
 
@@ -46,11 +47,17 @@ def _fixed(size: int, name: str) -> Step:
     return step
 
 
-def _length_prefixed(flexible: bool, kafka_type: str, name: str) -> Step:
+def _null(name: str) -> FrameError:
+    return FrameError(f"non-nullable field {name} was serialized as null")
+
+
+def _length_prefixed(flexible: bool, kafka_type: str, name: str, nullable: bool = True) -> Step:
     if flexible:
 
         def step(buffer, offset, unknown):
             length, offset = read_unsigned_varint(buffer, offset)
+            if length == 0 and not nullable:
+                raise _null(name)
             _need(buffer, offset, max(length - 1, 0), name)
             return offset + max(length - 1, 0)
 
@@ -63,13 +70,15 @@ def _length_prefixed(flexible: bool, kafka_type: str, name: str) -> Step:
         offset += prefix.size
         if length < -1:
             raise FrameError(f"{name} has negative length {length}")
+        if length == -1 and not nullable:
+            raise _null(name)
         _need(buffer, offset, max(length, 0), name)
         return offset + max(length, 0)
 
     return step
 
 
-def _array(flexible: bool, element: Step, name: str) -> Step:
+def _array(flexible: bool, element: Step, name: str, nullable: bool = True) -> Step:
     def step(buffer, offset, unknown):
         if flexible:
             count, offset = read_unsigned_varint(buffer, offset)
@@ -80,6 +89,8 @@ def _array(flexible: bool, element: Step, name: str) -> Step:
             offset += 4
             if count < -1:
                 raise FrameError(f"array {name} has negative length {count}")
+        if count == -1 and not nullable:
+            raise _null(name)
         if count > len(buffer) - offset:
             raise FrameError(f"array {name} declares {count} elements but only {len(buffer) - offset} bytes remain")
         for _ in range(count):
@@ -112,24 +123,25 @@ def _field_step(field: dataclasses.Field, flexible: bool, is_tag: bool) -> Step:
     if get_origin(annotation) is tuple:
         element_type, ellipsis = get_args(annotation)
         assert isinstance(ellipsis, EllipsisType) or ellipsis is Ellipsis
-        element_type, _ = _inner_type(element_type)
+        element_type, element_optional = _inner_type(element_type)
         element = (
             entity_step(element_type)
             if dataclasses.is_dataclass(element_type)
-            else _primitive(kafka_type, flexible, field.name)
+            else _primitive(kafka_type, flexible, field.name, element_optional)
         )
-        return _array(flexible, element, field.name)
+        return _array(flexible, element, field.name, optional)
     if dataclasses.is_dataclass(annotation):
         entity = entity_step(annotation)
         return _nullable_entity(entity, field.name) if optional and not is_tag else entity
-    return _primitive(kafka_type, flexible, field.name)
+    return _primitive(kafka_type, flexible, field.name, optional)
 
 
-def _primitive(kafka_type: str, flexible: bool, name: str) -> Step:
+def _primitive(kafka_type: str, flexible: bool, name: str, nullable: bool = True) -> Step:
     if kafka_type in _FIXED_SIZES:
         return _fixed(_FIXED_SIZES[kafka_type], name)
     if kafka_type in ("string", "bytes", "records"):
-        return _length_prefixed(flexible, kafka_type, name)
+        # Records are nullable in every schema that has them (a produce may carry none).
+        return _length_prefixed(flexible, kafka_type, name, nullable or kafka_type == "records")
     raise TypeError(f"no guard for kafka_type {kafka_type!r} of field {name}")
 
 

@@ -85,6 +85,25 @@ def test_fetch_on_empty_topic_returns_after_max_wait_without_error(broker):
     assert 2 <= fetches <= 15, f"{fetches} fetch requests in ~3 s with fetch.wait.max.ms=500"
 
 
+def test_fetch_of_no_partitions_is_answered_at_once(broker):
+    """Found by the fuzzer: a Fetch naming no partition with a long max_wait was parked for all of
+    it (nothing could ever wake it); Kafka answers it at once."""
+    from datetime import timedelta
+
+    from odradek.protocol.schemas import request_class
+
+    from .wire import WireClient
+
+    request = request_class(1, 12)(
+        cluster_id=None, replica_id=-1, max_wait=timedelta(seconds=60), min_bytes=1, max_bytes=1 << 20,
+        isolation_level=0, session_id=0, session_epoch=-1, topics=(), forgotten_topics_data=(), rack_id="",
+    )
+    client = WireClient(broker.bootstrap_servers, timeout_s=10)
+    started = time.monotonic()
+    response = client.request(1, 12, request)
+    assert time.monotonic() - started < 2 and response.responses == ()
+
+
 def test_sigterm_is_not_held_up_by_a_parked_fetch(broker):
     create_topic(broker.bootstrap_servers, "empty")
     consumer = confluent_kafka.Consumer(

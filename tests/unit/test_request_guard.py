@@ -58,3 +58,20 @@ def test_random_bodies_never_reach_kio_with_impossible_lengths(index: int, body:
         entity_reader(cls)(cleaned, 0)  # an abort here would kill the test process
     except (SerialError, ValueError, KeyError, UnicodeDecodeError):
         pass
+
+
+def test_null_for_a_non_nullable_array_or_string_is_refused() -> None:
+    """Found by the fuzzer: a Produce whose topic_data array (not nullable) came as null reached
+    the handler as None and crashed it (UNKNOWN_SERVER_ERROR and a traceback in the log). Kafka's
+    parser refuses such a request; so does the guard."""
+    cls = request_class(0, 8)  # not flexible: int16/int32 lengths, -1 for null
+    # transactional_id null (nullable: fine), acks, timeout, topic_data count -1 (not nullable)
+    null_topics = b"\xff\xff" + b"\xff\xff" + b"\x00\x00\x13\x88" + b"\xff\xff\xff\xff"
+    with pytest.raises(FrameError, match="non-nullable field topic_data was serialized as null"):
+        guard_request(null_topics, cls)
+    # a null topic name inside it (strings are not nullable there either)
+    null_name = b"\xff\xff" + b"\xff\xff" + b"\x00\x00\x13\x88" + b"\x00\x00\x00\x01" + b"\xff\xff" + b"\x00\x00\x00\x00"
+    with pytest.raises(FrameError, match="non-nullable field name"):
+        guard_request(null_name, cls)
+    empty = b"\xff\xff" + b"\xff\xff" + b"\x00\x00\x13\x88" + b"\x00\x00\x00\x00"
+    assert guard_request(empty, cls) == empty
