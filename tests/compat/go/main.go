@@ -4,6 +4,7 @@
 //	franzgo-compat produce       -brokers B -topic T -count N -partitions P
 //	franzgo-compat consume       -brokers B -topic T -count N -partitions P
 //	franzgo-compat group-consume -brokers B -topic T -count N -group G
+//	franzgo-compat transact      -brokers B -topic T -partitions P -transactional-id ID  (transactions.go)
 //
 // produce sends N records synchronously (franz-go's defaults: idempotent, acks=all): record i goes
 // to partition i%P with key "key-i", value "value-i" followed by the bytes 0x00 0xff, a header
@@ -47,6 +48,7 @@ func main() {
 	count := flags.Int("count", 0, "records to produce or to wait for")
 	partitions := flags.Int("partitions", 1, "partitions of the topic")
 	group := flags.String("group", "", "consumer group (group-consume)")
+	transactionalID := flags.String("transactional-id", "", "transactional id (transact)")
 	timeout := flags.Duration("timeout", 60*time.Second, "give up after this long")
 	flags.Parse(os.Args[2:])
 
@@ -68,6 +70,8 @@ func main() {
 		opts = append(opts, kgo.ConsumerGroup(*group), kgo.ConsumeTopics(*topic),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
 		consume(ctx, opts, *count, true)
+	case "transact":
+		transact(ctx, opts, *topic, *partitions, *transactionalID)
 	default:
 		fail("unknown mode " + mode)
 	}
