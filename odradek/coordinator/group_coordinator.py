@@ -912,20 +912,7 @@ class GroupCoordinator:
             return [error for _ in offsets]
 
         now = self.clock.now_ms()
-        results: list[ErrorCode] = []
-        records = []
-        accepted = []
-        for topic, partition, offset, leader_epoch, metadata in offsets:
-            metadata = metadata or ""
-            if len(metadata.encode()) > self.config.offset_metadata_max_bytes:
-                results.append(ErrorCode.offset_metadata_too_large)
-            elif not self.partition_exists(topic, partition):
-                results.append(ErrorCode.unknown_topic_or_partition)
-            else:
-                value = OffsetAndMetadata(offset, leader_epoch, metadata, now)
-                records.append((offset_key(group_id, topic, partition), offset_value(value)))
-                accepted.append((len(results), (topic, partition), value))
-                results.append(ErrorCode.none)
+        results, records, accepted = self._offset_records(group_id, offsets, now)
         try:
             await self.store.write_committed(group_id, records)
         except KafkaError as failure:
@@ -946,6 +933,24 @@ class GroupCoordinator:
         if member is not None and not member.awaiting_join:
             self._schedule_session_expiry(group, member)
         return results
+
+    def _offset_records(self, group_id: str, offsets, now: int):
+        """(an error per offset, the records to write, (index, partition, value) of each accepted):
+        a metadata string too large or an unknown partition is refused, the rest written."""
+        results: list[ErrorCode] = []
+        records, accepted = [], []
+        for topic, partition, offset, leader_epoch, metadata in offsets:
+            metadata = metadata or ""
+            if len(metadata.encode()) > self.config.offset_metadata_max_bytes:
+                results.append(ErrorCode.offset_metadata_too_large)
+            elif not self.partition_exists(topic, partition):
+                results.append(ErrorCode.unknown_topic_or_partition)
+            else:
+                value = OffsetAndMetadata(offset, leader_epoch, metadata, now)
+                records.append((offset_key(group_id, topic, partition), offset_value(value)))
+                accepted.append((len(results), (topic, partition), value))
+                results.append(ErrorCode.none)
+        return results, records, accepted
 
     async def commit_transactional_offsets(self, group_id: str, *args) -> list[ErrorCode]:
         async with self._lock_for(group_id or ""):
@@ -969,20 +974,7 @@ class GroupCoordinator:
             error = self._check_commit(group_id, generation_id, member_id, group_instance_id)
         if error is not None:
             return [error for _ in offsets]
-        now = self.clock.now_ms()
-        results: list[ErrorCode] = []
-        records, accepted = [], []
-        for topic, partition, offset, leader_epoch, metadata in offsets:
-            metadata = metadata or ""
-            if len(metadata.encode()) > self.config.offset_metadata_max_bytes:
-                results.append(ErrorCode.offset_metadata_too_large)
-            elif not self.partition_exists(topic, partition):
-                results.append(ErrorCode.unknown_topic_or_partition)
-            else:
-                value = OffsetAndMetadata(offset, leader_epoch, metadata, now)
-                records.append((offset_key(group_id, topic, partition), offset_value(value)))
-                accepted.append((len(results), (topic, partition), value))
-                results.append(ErrorCode.none)
+        results, records, accepted = self._offset_records(group_id, offsets, self.clock.now_ms())
         try:
             await self.store.write_committed(group_id, records, producer_id=producer_id, producer_epoch=producer_epoch)
         except KafkaError as failure:

@@ -27,10 +27,10 @@ TOPIC_ID = uuid.uuid5(uuid.NAMESPACE_URL, TOPIC)
 
 
 class MemoryLog:
-    """__consumer_offsets as lists of decoded batches per partition; `fail` makes writes refuse."""
+    """A coordinator's topic as lists of decoded batches per partition; `fail` makes writes refuse."""
 
-    def __init__(self) -> None:
-        self.batches: dict[int, list] = {p: [] for p in range(PARTITIONS)}
+    def __init__(self, partitions: int = PARTITIONS) -> None:
+        self.batches: dict[int, list] = {p: [] for p in range(partitions)}
         self.fail: ErrorCode | None = None
 
     def append(self, tp: TopicPartition, batch: bytes):

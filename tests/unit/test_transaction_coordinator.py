@@ -13,34 +13,16 @@ from odradek.coordinator.transaction_coordinator import TransactionConfig, Trans
 from odradek.coordinator.transaction_records import TxnState
 from odradek.coordinator.txn_channel import Leader, TransactionChannel
 from odradek.protocol.errors import ErrorCode, KafkaError
-from odradek.protocol.records import decode_records, read_batch_header
 from odradek.protocol.topic_partition import TopicPartition
+from test_group_coordinator import MemoryLog as _MemoryLog
 
 PARTITIONS = 3
+
+
+def MemoryLog():  # noqa: N802 - the group coordinator tests' log, with this topic's partitions
+    return _MemoryLog(PARTITIONS)
 OUT = TopicPartition("out", 0)
 OFFSETS = TopicPartition("__consumer_offsets", 1)
-
-
-class MemoryLog:
-    """__transaction_state as decoded batches per partition; `fail` makes writes refuse."""
-
-    def __init__(self) -> None:
-        self.batches: dict[int, list] = {p: [] for p in range(PARTITIONS)}
-        self.fail: ErrorCode | None = None
-
-    def append(self, tp: TopicPartition, batch: bytes):
-        if self.fail is not None:
-            raise KafkaError(self.fail, "the log refused the write")
-        header = read_batch_header(batch, 0)
-        self.batches[tp.partition].append((header, decode_records(batch, header)))
-
-        class Written:
-            last_offset = len(self.batches[tp.partition]) - 1
-
-        return Written()
-
-    def read(self, tp: TopicPartition):
-        return list(self.batches[tp.partition])
 
 
 class Markers:
