@@ -86,3 +86,50 @@ def test_a_client_that_never_reads_its_responses_cannot_grow_broker_memory(broke
         assert [m.value for m in consume("confluent", broker.bootstrap_servers, "beside-greedy", [0], 1)] == [b"served"]
     finally:
         greedy.close()
+
+
+def test_three_hundred_clients_produce_and_consume_at_once(broker):
+    """150 aiokafka producers (acks=all, idempotent) and 150 aiokafka consumers on one broker at
+    the same time: every producer is acknowledged and every consumer reads every record."""
+    import asyncio
+
+    import aiokafka
+
+    producers, consumers, per_producer = 150, 150, 20
+    create_topic(broker.bootstrap_servers, "crowd", partitions=6)
+    expected = producers * per_producer
+
+    async def produce_some(index: int) -> None:
+        producer = aiokafka.AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all",
+                                             enable_idempotence=True)
+        await producer.start()
+        try:
+            for n in range(per_producer):
+                await producer.send("crowd", b"producer %d record %d" % (index, n), partition=(index + n) % 6)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    async def consume_all() -> int:
+        consumer = aiokafka.AIOKafkaConsumer(bootstrap_servers=broker.bootstrap_servers, enable_auto_commit=False,
+                                             auto_offset_reset="earliest", group_id=None)
+        await consumer.start()
+        try:
+            consumer.assign([aiokafka.TopicPartition("crowd", p) for p in range(6)])
+            await consumer.seek_to_beginning()
+            seen = 0
+            while seen < expected:
+                batches = await consumer.getmany(timeout_ms=1000)
+                seen += sum(len(records) for records in batches.values())
+            return seen
+        finally:
+            await consumer.stop()
+
+    async def crowd() -> list[int]:
+        readers = [asyncio.create_task(consume_all()) for _ in range(consumers)]
+        await asyncio.gather(*(produce_some(i) for i in range(producers)))
+        return await asyncio.wait_for(asyncio.gather(*readers), 120)
+
+    assert asyncio.run(crowd()) == [expected] * consumers
+    received = consume("confluent", broker.bootstrap_servers, "crowd", range(6), expected)
+    assert len({m.value for m in received}) == expected
