@@ -346,30 +346,83 @@ class TransactionCoordinator:
                 for tp in partitions}
 
     async def verify_for_produce(self, transactional_id: str, producer_id: int, producer_epoch: int,
-                                 partitions: list[TopicPartition]) -> dict[TopicPartition, ErrorCode]:
-        """KIP-890 part 1: before a producer's first transactional write to a partition, its
-        coordinator (here or on another broker) must confirm the partition is in its open
-        transaction, so a late write after an abort cannot start a transaction nobody will end."""
+                                 partitions: list[TopicPartition], *, add: bool = False) -> dict[TopicPartition, ErrorCode]:
+        """KIP-890: before a producer's first transactional write to a partition, its coordinator
+        (here or on another broker) must confirm the partition is in its open transaction (part
+        1), so a late write after an abort cannot start a transaction nobody will end; with
+        transaction version 2 (`add`) the coordinator adds the partition itself (part 2)."""
         if self.coordinator_error(transactional_id) is None:
+            if add:
+                return await self.add_partitions(transactional_id, producer_id, producer_epoch, partitions)
             return self.verify_partitions(transactional_id, producer_id, producer_epoch, partitions)
         coordinator = self._coordinator_of(transactional_id)
         if coordinator is None:
             return {tp: ErrorCode.not_enough_replicas for tp in partitions}
         try:
-            return await self.channel.verify(coordinator, transactional_id, producer_id, producer_epoch, partitions)
+            return await self.channel.verify(coordinator, transactional_id, producer_id, producer_epoch, partitions,
+                                             verify_only=not add)
         except KafkaError:
             return {tp: ErrorCode.not_enough_replicas for tp in partitions}
 
     # -- EndTxn --------------------------------------------------------------------------------
 
-    async def end_transaction(self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool) -> None:
-        """Commit or abort. The outcome is decided once PrepareCommit/PrepareAbort is stored; the
-        answer waits (up to END_WAIT_S) for the markers too, so a client that reads right after a
-        commit (its group's offsets, another partition) sees the transaction complete."""
-        await self._prepare_end(transactional_id, producer_id, producer_epoch, commit)
+    async def end_transaction(self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool,
+                              bump_epoch: bool = False) -> tuple[int, int]:
+        """Commit or abort; returns the producer id and epoch the producer goes on with. The
+        outcome is decided once PrepareCommit/PrepareAbort is stored; the answer waits (up to
+        END_WAIT_S) for the markers too, so a client that reads right after a commit (its group's
+        offsets, another partition) sees the transaction complete. `bump_epoch`: transaction
+        version 2 (EndTxn v5+), where every transaction ends with the epoch bumped."""
+        if bump_epoch:
+            await self._prepare_end_v2(transactional_id, producer_id, producer_epoch, commit)
+        else:
+            await self._prepare_end(transactional_id, producer_id, producer_epoch, commit)
         completing = self._completing.get(transactional_id)
         if completing is not None:
             await asyncio.wait({completing}, timeout=END_WAIT_S)
+        meta = self.transactions.get(transactional_id)
+        return (meta.producer_id, meta.producer_epoch) if meta is not None else (-1, -1)
+
+    async def _prepare_end_v2(self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool) -> None:
+        """Transaction version 2 (KIP-890 part 2): the end bumps the epoch (the markers carry the new
+        one, which fences the producer's late writes of this transaction). A retry is recognised by
+        its epoch being one below the current one; an abort is accepted with no transaction open."""
+        self._check(transactional_id)
+        async with self._lock_for(transactional_id):
+            self._check(transactional_id)
+            meta = self.transactions.get(transactional_id)
+            if meta is None or meta.producer_id != producer_id:
+                raise TxnError(ErrorCode.invalid_producer_id_mapping,
+                               f"producer id {producer_id} is not the one of transactional id {transactional_id!r}")
+            state = meta.state
+            retry = meta.producer_epoch == producer_epoch + 1
+            if state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+                valid = retry
+            elif state in (TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT):
+                valid = retry or producer_epoch == meta.producer_epoch
+            else:
+                valid = producer_epoch == meta.producer_epoch
+            if not valid:
+                raise TxnError(ErrorCode.producer_fenced,
+                               f"producer epoch {producer_epoch} is not the current one ({meta.producer_epoch})")
+            wanted = TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT
+            done = TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT
+            if state is TxnState.ONGOING or (not commit and not retry and state in (
+                    TxnState.EMPTY, TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT)):
+                partitions = meta.partitions if state is TxnState.ONGOING else frozenset()
+                prepared = meta.evolve(state=wanted, partitions=partitions, last_update_ms=self.clock.now_ms(),
+                                       producer_epoch=min(meta.producer_epoch + 1, MAX_EPOCH),
+                                       last_producer_epoch=meta.producer_epoch)
+                await self._store(prepared)
+                self._start_completion(prepared)
+                return
+            if state is done and retry:
+                return  # a retry of an EndTxn that succeeded
+            if state is wanted:
+                raise TxnError(ErrorCode.concurrent_transactions, "the transaction is still completing")
+            action = "commit" if commit else "abort"
+            raise TxnError(ErrorCode.invalid_txn_state,
+                           f"cannot {action} transactional id {transactional_id!r} in state {state.label}")
 
     async def _prepare_end(self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool) -> None:
         self._check(transactional_id)
@@ -422,6 +475,9 @@ class TransactionCoordinator:
                         state=TxnState.COMPLETE_COMMIT if committed else TxnState.COMPLETE_ABORT,
                         partitions=frozenset(), last_update_ms=self.clock.now_ms(),
                     )
+                    if done.producer_epoch >= MAX_EPOCH:  # a version 2 bump used the last epoch
+                        done = done.evolve(producer_id=await self._next_producer_id(), producer_epoch=0,
+                                           last_producer_epoch=-1)
                     try:
                         await self._store(done)
                         return

@@ -151,9 +151,10 @@ class TransactionChannel:
             await connection.close()
 
     async def verify(self, coordinator: Leader, transactional_id: str, producer_id: int, producer_epoch: int,
-                     partitions: list[TopicPartition]) -> dict[TopicPartition, ErrorCode]:
+                     partitions: list[TopicPartition], *, verify_only: bool = True) -> dict[TopicPartition, ErrorCode]:
         """Ask a transaction's coordinator on another broker which partitions its open transaction
-        holds (AddPartitionsToTxn v4+ with verify_only); KafkaError if it cannot be asked."""
+        holds (AddPartitionsToTxn v4+ with verify_only), or (transaction version 2) to add them;
+        KafkaError if it cannot be asked."""
         by_topic: dict[str, list[int]] = {}
         for tp in partitions:
             by_topic.setdefault(tp.topic, []).append(tp.partition)
@@ -161,7 +162,7 @@ class TransactionChannel:
             connection = await self._connection(coordinator)
             response = await connection.request(ADD_PARTITIONS_TO_TXN, {"transactions": [{
                 "transactional_id": transactional_id, "producer_id": producer_id, "producer_epoch": producer_epoch,
-                "verify_only": True,
+                "verify_only": verify_only,
                 "topics": [{"name": name, "partitions": indexes} for name, indexes in by_topic.items()],
             }]}, min_version=4, timeout_s=REQUEST_TIMEOUT_S)
         except (ClientError, OSError) as exc:

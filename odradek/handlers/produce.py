@@ -24,6 +24,7 @@ API_KEY = 0
 MIN_VERSION = 0
 MAX_VERSION = 12
 REJECTED_BELOW = 3
+TRANSACTION_V2_VERSION = 12  # KIP-890 part 2: the broker adds the partition to the transaction
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +116,9 @@ async def _verify_transactions(ctx: RequestContext, request) -> dict[TopicPartit
             if producer is not None:
                 first_writes.setdefault(producer, []).append(tp)
     refused: dict[TopicPartition, KafkaError] = {}
+    add = ctx.api_version >= TRANSACTION_V2_VERSION  # the producer no longer sends AddPartitionsToTxn
     for (producer_id, epoch), partitions in first_writes.items():
-        errors = await services.transactions.verify_for_produce(transactional_id, producer_id, epoch, partitions)
+        errors = await services.transactions.verify_for_produce(transactional_id, producer_id, epoch, partitions, add=add)
         for tp, code in errors.items():
             if code != ErrorCode.none:
                 code = _VERIFICATION_ERRORS.get(code, code)

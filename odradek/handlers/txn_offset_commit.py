@@ -1,7 +1,9 @@
 """TxnOffsetCommit (key 28), v0-v5: a transactional producer commits a group's offsets inside its
 transaction (send_offsets_to_transaction). They become the group's committed offsets when the
 transaction commits, and vanish if it aborts; v3+ carries the consumer's generation and member
-id, checked as OffsetCommit checks them (a zombie consumer is fenced)."""
+id, checked as OffsetCommit checks them (a zombie consumer is fenced). v5 is transaction version
+2: the producer sent no AddOffsetsToTxn, so the group's `__consumer_offsets` partition is added to
+its transaction here first."""
 
 from __future__ import annotations
 
@@ -10,10 +12,13 @@ from datetime import timedelta
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.handlers.transactions import fenced_for_version
+from odradek.protocol.errors import ErrorCode
+from odradek.protocol.topic_partition import TopicPartition
 
 API_KEY = 28
 MIN_VERSION = 0
 MAX_VERSION = 5
+TRANSACTION_V2_VERSION = 5
 
 
 async def handle(ctx: RequestContext, request):
@@ -23,15 +28,25 @@ async def handle(ctx: RequestContext, request):
         for topic in request.topics
         for p in topic.partitions
     ]
-    errors = await ctx.services.groups.commit_transactional_offsets(
-        request.group_id,
-        request.producer_id,
-        request.producer_epoch,
-        getattr(request, "generation_id", -1),
-        getattr(request, "member_id", ""),
-        getattr(request, "group_instance_id", None),
-        wanted,
-    )
+    services = ctx.services
+    added = ErrorCode.none
+    if ctx.api_version >= TRANSACTION_V2_VERSION:
+        offsets_partition = TopicPartition(services.groups.store.topic, services.groups.store.partition_for(request.group_id))
+        added = (await services.transactions.verify_for_produce(
+            request.transactional_id, request.producer_id, request.producer_epoch, [offsets_partition], add=True,
+        ))[offsets_partition]
+    if added != ErrorCode.none:
+        errors = [added for _ in wanted]
+    else:
+        errors = await services.groups.commit_transactional_offsets(
+            request.group_id,
+            request.producer_id,
+            request.producer_epoch,
+            getattr(request, "generation_id", -1),
+            getattr(request, "member_id", ""),
+            getattr(request, "group_instance_id", None),
+            wanted,
+        )
     partition_class = sibling(response, "TxnOffsetCommitResponsePartition")
     topic_class = sibling(response, "TxnOffsetCommitResponseTopic")
     by_topic: dict[str, list] = {}

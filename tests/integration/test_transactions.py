@@ -152,6 +152,13 @@ class ConfluentTxnProducer(TxnProducer):
             # but then serves delivery callbacks with it pending: a SystemError caused by it.
             if isinstance(exc.__cause__, confluent_kafka.KafkaException):
                 raise exc.__cause__ from None
+            # Sometimes it carries no cause (and the delivery reports only say _PURGE_QUEUE): the
+            # producer's fatal error is what any transactional call raises now.
+            try:
+                self.producer.begin_transaction()
+            except confluent_kafka.KafkaException as fatal:
+                if fatal.args[0].fatal():
+                    raise fatal from None
             raise
         if self.failed:
             raise confluent_kafka.KafkaException(self.failed[0])

@@ -252,3 +252,31 @@ def test_a_failed_write_leaves_the_state_unchanged(clock):
         return errors[OUT], coord.describe("app").state
 
     assert run(scenario()) == (ErrorCode.coordinator_not_available, TxnState.EMPTY)
+
+
+def test_transaction_version_2_bumps_the_epoch_at_every_end(clock):
+    """KIP-890 part 2 (EndTxn v5): each commit or abort moves the producer to the next epoch, the
+    markers carry it (so late writes of the ended transaction are fenced), a retried EndTxn with
+    the old epoch is answered with the new one, and an abort needs no open transaction."""
+    markers = Markers()
+
+    async def scenario():
+        coord = coordinator(clock, MemoryLog(), markers)
+        coord.load()
+        pid, epoch = await coord.init_producer_id("app", 60_000)
+        await coord.add_partitions("app", pid, epoch, [OUT])
+        after_commit = await coord.end_transaction("app", pid, epoch, True, bump_epoch=True)
+        retried = await coord.end_transaction("app", pid, epoch, True, bump_epoch=True)
+        with pytest.raises(TxnError) as stale:
+            await coord.end_transaction("app", pid, epoch - 1, True, bump_epoch=True)
+        errors = await coord.add_partitions("app", pid, epoch, [OUT])  # the old epoch is fenced
+        await coord.add_partitions("app", pid, after_commit[1], [OUT])
+        after_abort = await coord.end_transaction("app", pid, after_commit[1], False, bump_epoch=True)
+        empty_abort = await coord.end_transaction("app", pid, after_abort[1], False, bump_epoch=True)
+        return after_commit, retried, stale.value.code, errors[OUT], after_abort, empty_abort
+
+    after_commit, retried, stale, fenced, after_abort, empty_abort = run(scenario())
+    assert after_commit == (1000, 1) and retried == (1000, 1)
+    assert stale == ErrorCode.producer_fenced and fenced == ErrorCode.producer_fenced
+    assert after_abort == (1000, 2) and empty_abort == (1000, 3)
+    assert markers.written == [(OUT, 1000, 1, True, 0), (OUT, 1000, 2, False, 0)]
