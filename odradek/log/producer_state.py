@@ -288,6 +288,9 @@ class ProducerStateManager:
         """Producer id -> first offset of its open transaction."""
         return dict(self._ongoing)
 
+    def entry(self, producer_id: int) -> ProducerEntry | None:
+        return self._producers.get(producer_id)
+
     def active(self) -> dict[int, ProducerEntry]:
         """Producer id -> state, for DescribeProducers."""
         return dict(self._producers)

@@ -109,8 +109,9 @@ class ReplicaManager:
         header = read_batch_header(records, 0)
         if not header.is_transactional or header.is_control or header.producer_id < 0:
             return None
-        if header.producer_id in partition.producers.open_transactions():
-            return None
+        entry = partition.producers.entry(header.producer_id)
+        if entry is not None and entry.current_txn_first_offset >= 0 and entry.epoch == header.producer_epoch:
+            return None  # its transaction here is open already (a new epoch is verified again, as in Kafka)
         return header.producer_id, header.producer_epoch
 
     def is_replicated(self, tp: TopicPartition, offset: int) -> bool:
@@ -141,20 +142,23 @@ class ReplicaManager:
             await self.waiters.wait([tp], remaining)
 
     def read_records(self, tp: TopicPartition, *, chunk_bytes: int = 1 << 20):
-        """Every record of a partition up to its high watermark, decoded (tools)."""
+        """Every record of a partition up to its log end, decoded (tools)."""
         for header, records in self.read_batches(tp, chunk_bytes=chunk_bytes):
             if not header.is_control:
                 yield from records
 
     def read_batches(self, tp: TopicPartition, *, chunk_bytes: int = 1 << 20):
-        """(header, decoded records) of every batch of a partition up to its high watermark,
-        control batches included (coordinator replay: transactional writes and their markers)."""
+        """(header, decoded records) of every batch of a partition up to its log end, control
+        batches included: a coordinator's replay when this broker becomes the partition's leader.
+        The leader's whole log counts, as in Kafka: a new leader's high watermark may lag behind
+        records its predecessor had already acknowledged (it learns it from followers' fetches),
+        and a replay stopping there would lose them (a transaction seen as never begun)."""
         partition = self._partitions.get(tp)
         if partition is None:
             return
         offset = partition.log_start_offset
-        while offset < partition.high_watermark:
-            data = partition.read(offset, chunk_bytes)
+        while offset < partition.log_end_offset:
+            data = partition.read_for_follower(offset, chunk_bytes)
             if not data:
                 return
             position = 0
