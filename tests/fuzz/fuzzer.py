@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import random
 import socket
 import struct
@@ -39,7 +38,6 @@ sys.path[:0] = [str(TESTS), str(REPO)]
 
 import hypothesis.strategies as st  # noqa: E402
 from hypothesis.errors import NonInteractiveExampleWarning  # noqa: E402
-from kio.serial import entity_writer  # noqa: E402
 from kio.static.primitive import Records  # noqa: E402
 
 from odradek.handlers.registry import HANDLERS  # noqa: E402
