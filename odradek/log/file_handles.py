@@ -40,16 +40,19 @@ class OpenFiles:
             self._make_room(0)
 
     def _make_room(self, wanted: int) -> None:
-        """Close least recently used, unpinned files until `wanted` more fit (caller holds the lock)."""
+        """Close least recently used, unpinned files until `wanted` more fit (caller holds the lock).
+        Looks only as far into the set as it must: the oldest entries are nearly always unpinned."""
         excess = len(self._open) + wanted - self.limit
         if excess <= 0:
             return
-        for handle in list(self._open):
+        victims = []
+        for handle in self._open:
             if handle.pins == 0:
-                self._close(handle)
-                excess -= 1
-                if excess <= 0:
-                    return
+                victims.append(handle)
+                if len(victims) >= excess:
+                    break
+        for handle in victims:
+            self._close(handle)
 
     def _close(self, handle: "FileHandle") -> None:
         fd, handle.fd = handle.fd, None
@@ -107,9 +110,3 @@ class FileHandle:
             if self.path.exists():
                 os.rename(self.path, path)
             self.path = path
-
-    def __hash__(self) -> int:
-        return id(self)
-
-    def __eq__(self, other) -> bool:
-        return self is other

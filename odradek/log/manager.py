@@ -104,6 +104,7 @@ class LogManager:
 
     def startup(self, config_for: Callable[[TopicPartition], LogConfig]) -> dict[TopicPartition, PartitionLog]:
         """Create or check every log dir and load every partition log found in them."""
+        self.bound_open_files(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         recovered_any = False
         for log_dir in self.log_dirs:
             try:
@@ -119,8 +120,7 @@ class LogManager:
             len(self.logs), len(self.log_dirs),
             "recovery ran after an unclean shutdown" if recovered_any else "no recovery needed",
         )
-        bound = self.bound_open_files(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-        logger.info("At most %d segment files are kept open at once (half the open-file limit)", bound)
+        logger.info("At most %d segment files are kept open at once (half the open-file limit)", OPEN_FILES.limit)
         return dict(self.logs)
 
     @staticmethod
