@@ -18,13 +18,30 @@ MIN_VERSION = 2
 MAX_VERSION = 9
 
 
-async def handle(ctx: RequestContext, request):
-    response = ctx.response_class
-    wanted = [
+def requested_offsets(request) -> list[tuple[str, int, int, int, str | None]]:
+    """(topic, partition, offset, leader epoch, metadata) of each offset an OffsetCommit or
+    TxnOffsetCommit asks to commit."""
+    return [
         (topic.name, p.partition_index, p.committed_offset, getattr(p, "committed_leader_epoch", -1), p.committed_metadata)
         for topic in request.topics
         for p in topic.partitions
     ]
+
+
+def topic_results(response, prefix: str, wanted, errors) -> tuple:
+    """The per-topic answers of an OffsetCommit (`prefix` "OffsetCommit") or TxnOffsetCommit
+    ("TxnOffsetCommit"): one error per requested partition, in request order."""
+    partition_class = sibling(response, f"{prefix}ResponsePartition")
+    topic_class = sibling(response, f"{prefix}ResponseTopic")
+    by_topic: dict[str, list] = {}
+    for (topic, partition, *_), error in zip(wanted, errors):
+        by_topic.setdefault(topic, []).append(build(partition_class, partition_index=partition, error_code=error))
+    return tuple(build(topic_class, name=name, partitions=tuple(parts)) for name, parts in by_topic.items())
+
+
+async def handle(ctx: RequestContext, request):
+    response = ctx.response_class
+    wanted = requested_offsets(request)
     errors = await ctx.services.groups.commit_offsets(
         request.group_id,
         getattr(request, "generation_id_or_member_epoch", -1),
@@ -32,10 +49,4 @@ async def handle(ctx: RequestContext, request):
         getattr(request, "group_instance_id", None),
         wanted,
     )
-    partition_class = sibling(response, "OffsetCommitResponsePartition")
-    topic_class = sibling(response, "OffsetCommitResponseTopic")
-    by_topic: dict[str, list] = {}
-    for (topic, partition, *_), error in zip(wanted, errors):
-        by_topic.setdefault(topic, []).append(build(partition_class, partition_index=partition, error_code=error))
-    topics = tuple(build(topic_class, name=name, partitions=tuple(parts)) for name, parts in by_topic.items())
-    return build(response, throttle_time=timedelta(0), topics=topics)
+    return build(response, throttle_time=timedelta(0), topics=topic_results(response, "OffsetCommit", wanted, errors))

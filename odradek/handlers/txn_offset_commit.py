@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from odradek.handlers.context import RequestContext
-from odradek.handlers.responses import build, sibling
+from odradek.handlers.offset_commit import requested_offsets, topic_results
+from odradek.handlers.responses import build
 from odradek.handlers.transactions import fenced_for_version
 from odradek.protocol.errors import ErrorCode
 from odradek.protocol.topic_partition import TopicPartition
@@ -23,11 +24,7 @@ TRANSACTION_V2_VERSION = 5
 
 async def handle(ctx: RequestContext, request):
     response = ctx.response_class
-    wanted = [
-        (topic.name, p.partition_index, p.committed_offset, getattr(p, "committed_leader_epoch", -1), p.committed_metadata)
-        for topic in request.topics
-        for p in topic.partitions
-    ]
+    wanted = requested_offsets(request)
     services = ctx.services
     added = ErrorCode.none
     if ctx.api_version >= TRANSACTION_V2_VERSION:
@@ -47,12 +44,5 @@ async def handle(ctx: RequestContext, request):
             getattr(request, "group_instance_id", None),
             wanted,
         )
-    partition_class = sibling(response, "TxnOffsetCommitResponsePartition")
-    topic_class = sibling(response, "TxnOffsetCommitResponseTopic")
-    by_topic: dict[str, list] = {}
-    for (topic, partition, *_), error in zip(wanted, errors):
-        by_topic.setdefault(topic, []).append(
-            build(partition_class, partition_index=partition, error_code=fenced_for_version(error, ctx.api_version, 2))
-        )
-    topics = tuple(build(topic_class, name=name, partitions=tuple(parts)) for name, parts in by_topic.items())
-    return build(response, throttle_time=timedelta(0), topics=topics)
+    errors = [fenced_for_version(error, ctx.api_version, 2) for error in errors]
+    return build(response, throttle_time=timedelta(0), topics=topic_results(response, "TxnOffsetCommit", wanted, errors))
