@@ -15,8 +15,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field, replace
 
-from odradek.clock import Timer
 from odradek.coordinator.assignors import ASSIGNORS, Assignment
+from odradek.coordinator.consumer_group_state import RECONCILE_TABLE, MemberState, Step, group_state, member_state
 from odradek.coordinator.group_records import ClassicMemberMetadata
 
 JOIN_EPOCH = 0
@@ -39,8 +39,6 @@ class ConsumerMember:
     assigned: Assignment = field(default_factory=dict)  # what the member may own now
     pending_revocation: Assignment = field(default_factory=dict)  # told to give up, not yet confirmed
     last_sent: Assignment | None = None
-    session_timer: Timer | None = None
-    revocation_timer: Timer | None = None
     classic: ClassicMemberMetadata | None = None  # a classic-protocol member hosted here (group_migration.py)
 
 
@@ -56,26 +54,18 @@ class ConsumerGroup:
 
     @property
     def state(self) -> str:
-        if not self.members:
-            return "Empty"
-        if self.assignment_epoch < self.group_epoch:
-            return "Assigning"
-        if any(m.member_epoch != self.assignment_epoch or m.pending_revocation or m.assigned != self.target.get(m.member_id, {})
-               for m in self.members.values()):
-            return "Reconciling"
-        return "Stable"
+        return group_state(self).value
 
     def subscribed_topics(self) -> set[str]:
         return {topic for m in self.members.values() for topic in m.subscribed_topics}
 
     def copy(self) -> "ConsumerGroup":
-        """An independent copy of the state (timers are not copied): what a failed write restores."""
+        """An independent copy: what an operation changes before its records are stored."""
         def member_copy(m: ConsumerMember) -> ConsumerMember:
             return replace(
                 m, subscribed_topics=list(m.subscribed_topics), assigned=_copy(m.assigned),
                 pending_revocation=_copy(m.pending_revocation),
                 last_sent=None if m.last_sent is None else _copy(m.last_sent),
-                session_timer=None, revocation_timer=None,
             )
 
         return replace(
@@ -103,31 +93,37 @@ class ConsumerGroup:
                 owned |= {(t, p) for t, parts in assignment.items() for p in parts}
         return owned
 
-    def reconcile(self, member: ConsumerMember, reported: Assignment | None) -> None:
-        """Move `member` toward its target: revoke first, then take what others have released."""
-        if member.pending_revocation:
-            if reported is None or _overlaps(reported, member.pending_revocation):
-                return  # still waiting for the member to let go
-            member.pending_revocation = {}
-            if member.revocation_timer is not None:
-                member.revocation_timer.cancel()
-                member.revocation_timer = None
-        target = self.target.get(member.member_id, {})
-        revoke = _minus(member.assigned, target)
-        if revoke:
-            member.assigned = _minus(member.assigned, revoke)
-            member.pending_revocation = revoke
-            return
-        taken = self.owned_by_others(member.member_id)
-        assigned = {t: set(parts) for t, parts in member.assigned.items()}
-        for topic, parts in target.items():
-            for partition in parts:
-                if (topic, partition) not in taken:
-                    assigned.setdefault(topic, set()).add(partition)
-        member.assigned = {t: parts for t, parts in assigned.items() if parts}
-        if member.member_epoch != self.assignment_epoch:
-            member.previous_epoch = member.member_epoch
-            member.member_epoch = self.assignment_epoch
+    def reconcile(self, member: ConsumerMember, reported: Assignment | None) -> Step:
+        """Move `member` toward its target by the rows of RECONCILE_TABLE: revoke first, then take
+        what others have released. Returns the last step taken."""
+        while True:
+            state = member_state(self, member)
+            if state is MemberState.UNREVOKED_PARTITIONS:
+                blocked = reported is None or _overlaps(reported, member.pending_revocation)
+            else:
+                blocked = bool(_minus(member.assigned, self.target.get(member.member_id, {})))
+            step = RECONCILE_TABLE[(state, blocked)]
+            if step is Step.WAIT_FOR_REVOCATION:
+                return step
+            if step is Step.REVOKED:
+                member.pending_revocation = {}
+                continue
+            if step is Step.REVOKE:
+                revoke = _minus(member.assigned, self.target.get(member.member_id, {}))
+                member.assigned = _minus(member.assigned, revoke)
+                member.pending_revocation = revoke
+                return step
+            taken = self.owned_by_others(member.member_id)
+            assigned = {t: set(parts) for t, parts in member.assigned.items()}
+            for topic, parts in self.target.get(member.member_id, {}).items():
+                for partition in parts:
+                    if (topic, partition) not in taken:
+                        assigned.setdefault(topic, set()).add(partition)
+            member.assigned = {t: parts for t, parts in assigned.items() if parts}
+            if member.member_epoch != self.assignment_epoch:
+                member.previous_epoch = member.member_epoch
+                member.member_epoch = self.assignment_epoch
+            return step
 
 
 def new_member_id() -> str:

@@ -17,10 +17,31 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import NamedTuple
 
 from odradek.coordinator.group_records import partition_for_group
+from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.records import BatchHeader, Record, encode_batch, marker_of_record
 from odradek.protocol.topic_partition import TopicPartition
 
 log = logging.getLogger(__name__)
+
+
+# Errors from the log as both coordinators answer them (Kafka's normalizeException): the client
+# looks for the coordinator again, or retries.
+STORE_ERRORS = {
+    ErrorCode.unknown_topic_or_partition: ErrorCode.coordinator_not_available,
+    ErrorCode.not_enough_replicas: ErrorCode.coordinator_not_available,
+    ErrorCode.not_enough_replicas_after_append: ErrorCode.coordinator_not_available,
+    ErrorCode.request_timed_out: ErrorCode.coordinator_not_available,
+    ErrorCode.not_leader_or_follower: ErrorCode.not_coordinator,
+    ErrorCode.kafka_storage_error: ErrorCode.not_coordinator,
+}
+
+
+def store_error(failure: KafkaError, own: dict[ErrorCode, ErrorCode] | None = None) -> ErrorCode:
+    """The client's error for a write the log refused: a coordinator's `own` mapping first, then
+    the shared one, else UNKNOWN_SERVER_ERROR."""
+    if own and failure.code in own:
+        return own[failure.code]
+    return STORE_ERRORS.get(failure.code, ErrorCode.unknown_server_error)
 
 
 class LogEntry(NamedTuple):

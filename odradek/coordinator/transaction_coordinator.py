@@ -30,7 +30,8 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from odradek.coordinator.state_log import CoordinatorLog
+from odradek.coordinator.owned_partitions import OwnedPartitions
+from odradek.coordinator.state_log import CoordinatorLog, store_error
 from odradek.coordinator.transaction_records import (
     STATE_BY_LABEL,
     RecordFormatError,
@@ -66,17 +67,6 @@ class TxnError(Exception):
         self.code = code
 
 
-# Errors from the log that transactional clients understand, as Kafka maps them.
-_STORE_ERRORS = {
-    ErrorCode.unknown_topic_or_partition: ErrorCode.coordinator_not_available,
-    ErrorCode.not_enough_replicas: ErrorCode.coordinator_not_available,
-    ErrorCode.not_enough_replicas_after_append: ErrorCode.coordinator_not_available,
-    ErrorCode.request_timed_out: ErrorCode.coordinator_not_available,
-    ErrorCode.not_leader_or_follower: ErrorCode.not_coordinator,
-    ErrorCode.kafka_storage_error: ErrorCode.not_coordinator,
-}
-
-
 class TransactionCoordinator:
     def __init__(
         self,
@@ -99,53 +89,25 @@ class TransactionCoordinator:
         self.channel = channel
         self._coordinator_of = coordinator_of
         self.transactions: dict[str, TransactionMetadata] = {}
-        self.coordinator_epochs: dict[int, int] = {}  # loaded partition -> its leader epoch
-        self._loading: dict[int, asyncio.Task] = {}
-        self._locks: dict[int, asyncio.Lock] = {}
+        self.owned = OwnedPartitions(store, self._loaded)
         self._completing: dict[str, asyncio.Task] = {}
 
     # -- which transactional ids this broker coordinates ----------------------------------------
 
     def coordinator_error(self, transactional_id: str) -> ErrorCode | None:
-        partition = self.store.partition_for(transactional_id)
-        if partition in self.coordinator_epochs:
-            return None
-        if partition in self._loading:
-            return ErrorCode.coordinator_load_in_progress
-        return ErrorCode.not_coordinator
+        return self.owned.error_for(transactional_id)
 
     def _lock_for(self, transactional_id: str) -> asyncio.Lock:
-        partition = self.store.partition_for(transactional_id)
-        lock = self._locks.get(partition)
-        if lock is None:
-            lock = self._locks[partition] = asyncio.Lock()
-        return lock
+        return self.owned.lock_for(transactional_id)
 
     def on_leadership_change(self, partition: int, is_leader: bool, leader_epoch: int, is_empty: bool = False) -> None:
-        if not is_leader:
+        if is_leader:
+            self.owned.begin_loading(partition, leader_epoch, is_empty)
+        else:
             self.unload_partition(partition)
-            return
-        if partition in self.coordinator_epochs or partition in self._loading:
-            return
-        if is_empty:
-            self.coordinator_epochs[partition] = leader_epoch
-            return
-        self._loading[partition] = asyncio.get_running_loop().create_task(self._load_partition(partition, leader_epoch))
 
-    async def _load_partition(self, partition: int, leader_epoch: int) -> None:
-        task = asyncio.current_task()
-        try:
-            entries = await asyncio.to_thread(self.store.read_partition, partition)
-        except Exception:  # noqa: BLE001 - one unreadable partition must not stop the coordinator
-            log.exception("Loading __transaction_state-%d failed; its transactional ids stay unavailable", partition)
-            if self._loading.get(partition) is task:
-                del self._loading[partition]
-            return
-        if self._loading.get(partition) is not task:
-            return
-        del self._loading[partition]
+    def _loaded(self, partition: int, leader_epoch: int, entries) -> None:
         loaded = self._apply_entries(entries)
-        self.coordinator_epochs[partition] = leader_epoch
         for meta in loaded:
             if meta.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
                 self._start_completion(meta)
@@ -176,20 +138,14 @@ class TransactionCoordinator:
 
     def load(self) -> None:
         """Every partition at once (tools and tests)."""
-        for partition in range(self.store.partitions):
-            self.coordinator_epochs.setdefault(partition, 0)
-        self._apply_entries(list(self.store.replay()))
+        self._apply_entries(self.owned.load_all())
 
     async def wait_until_loaded(self) -> None:
-        while self._loading:
-            await asyncio.gather(*self._loading.values(), return_exceptions=True)
+        await self.owned.wait_until_loaded()
 
     def unload_partition(self, partition: int) -> None:
-        task = self._loading.pop(partition, None)
-        if task is not None:
-            task.cancel()
-        self.coordinator_epochs.pop(partition, None)
-        mine = [t for t in self.transactions if self.store.partition_for(t) == partition]
+        self.owned.give_up(partition)
+        mine = [t for t in self.transactions if self.owned.owns(t, partition)]
         for transactional_id in mine:
             del self.transactions[transactional_id]
             completing = self._completing.pop(transactional_id, None)
@@ -198,9 +154,6 @@ class TransactionCoordinator:
         if mine:
             log.info("Unloaded %d transactional ids of __transaction_state-%d: this broker no longer leads it",
                      len(mine), partition)
-
-    def _coordinator_epoch(self, transactional_id: str) -> int:
-        return self.coordinator_epochs.get(self.store.partition_for(transactional_id), -1)
 
     # -- writing state -------------------------------------------------------------------------
 
@@ -211,7 +164,7 @@ class TransactionCoordinator:
                 meta.transactional_id, [(transaction_key(meta.transactional_id), transaction_value(meta))]
             )
         except KafkaError as failure:
-            raise TxnError(_STORE_ERRORS.get(failure.code, ErrorCode.unknown_server_error), str(failure)) from failure
+            raise TxnError(store_error(failure), str(failure)) from failure
         error = self.coordinator_error(meta.transactional_id)
         if error is not None:
             raise TxnError(ErrorCode.not_coordinator, "this broker stopped coordinating while the write replicated")
@@ -459,7 +412,7 @@ class TransactionCoordinator:
         """Write the markers, then CompleteCommit/CompleteAbort (retried while this broker coordinates)."""
         transactional_id = prepared.transactional_id
         committed = prepared.state is TxnState.PREPARE_COMMIT
-        coordinator_epoch = self._coordinator_epoch(transactional_id)
+        coordinator_epoch = self.owned.epoch_of(transactional_id)
 
         def still_current() -> bool:
             return self.transactions.get(transactional_id) == prepared and self.coordinator_error(transactional_id) is None
@@ -565,6 +518,7 @@ class TransactionCoordinator:
         return sorted(found, key=lambda m: m.transactional_id), unknown
 
     def shutdown(self) -> None:
-        for task in list(self._completing.values()) + list(self._loading.values()):
+        self.owned.shutdown()
+        for task in self._completing.values():
             task.cancel()
         self._completing.clear()

@@ -330,3 +330,122 @@ def test_online_upgrade_hosts_the_classic_member_and_downgrade_returns_the_group
         assert groups.heartbeat("cg", rejoined.generation_id, joined.member_id, None) == ErrorCode.rebalance_in_progress
 
     run(scenario())
+
+
+def slow_coordinator(clock: FakeClock, log: MemoryLog):
+    """A coordinator whose writes replicate only when the test says: (coordinator, gate); set
+    gate["error"] to make the replication fail, then gate["event"].set()."""
+    gate = {"event": asyncio.Event(), "error": None}
+
+    async def wait_committed(tp, offset):
+        await gate["event"].wait()
+        if gate["error"] is not None:
+            raise KafkaError(gate["error"], "the in-sync replicas did not get the write")
+
+    store = CoordinatorLog(
+        "__consumer_offsets", PARTITIONS, clock, ensure_topic=lambda: PARTITIONS, append=log.append,
+        read_batches=log.read, topic_exists=lambda: PARTITIONS, wait_committed=wait_committed,
+    )
+    groups = GroupCoordinator(
+        store, GroupConfig(initial_rebalance_delay_ms=0, min_session_timeout_ms=1000), clock,
+        partition_exists=lambda topic, partition: topic == TOPIC and partition < 6,
+        partition_counts=lambda topics: {t: 6 for t in topics if t == TOPIC},
+        topic_id_of=lambda name: TOPIC_ID if name == TOPIC else None,
+        topic_name_of=lambda topic_id: TOPIC if topic_id == TOPIC_ID else None,
+    )
+    for partition in range(PARTITIONS):
+        groups.on_leadership_change(partition, True, is_empty=True)
+    return groups, gate
+
+
+def test_kip848_join_is_not_in_memory_until_its_write_is_committed():
+    async def scenario():
+        clock, log = FakeClock(), MemoryLog()
+        groups, gate = slow_coordinator(clock, log)
+        joining = asyncio.ensure_future(consumer_heartbeat(groups))
+        await asyncio.sleep(0.01)
+        assert not joining.done()
+        assert len(log.batches[partition_for_group("cg", PARTITIONS)]) == 1  # written, not yet committed
+        assert groups.describe_consumer_group("cg") is None  # nothing in memory meanwhile
+        assert clock.pending_timers == 0  # and no member timer
+        gate["error"] = ErrorCode.not_enough_replicas
+        gate["event"].set()
+        refused = await joining
+        assert refused.error == ErrorCode.coordinator_not_available
+        assert groups.describe_consumer_group("cg") is None and clock.pending_timers == 0
+        gate["error"] = None
+        joined = await consumer_heartbeat(groups)
+        assert joined.error == ErrorCode.none
+        assert set(groups.describe_consumer_group("cg").members) == {joined.member_id}
+        assert clock.pending_timers == 1  # its session timer
+
+    run(scenario())
+
+
+def test_kip848_expiry_whose_write_fails_keeps_the_member_and_gives_it_another_session():
+    async def scenario():
+        clock, log = FakeClock(), MemoryLog()
+        groups = loaded(clock, log, consumer_session_timeout_ms=45_000)
+        member = await consumer_heartbeat(groups)
+        log.fail = ErrorCode.not_enough_replicas
+        clock.advance(45_001)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert set(groups.describe_consumer_group("cg").members) == {member.member_id}
+        log.fail = None
+        again = await consumer_heartbeat(groups, member.member_id, member.member_epoch, owned={TOPIC: set(range(6))})
+        assert again.error == ErrorCode.none
+        clock.advance(45_001)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert groups.describe_consumer_group("cg").members == {}
+
+    run(scenario())
+
+
+def test_kip848_heartbeat_after_its_timer_fired_keeps_the_member():
+    """The session timer fires while the member's heartbeat waits for the partition's lock; the
+    heartbeat is handled first, so the stale expiry must not remove the member."""
+    async def scenario():
+        clock, log = FakeClock(), MemoryLog()
+        groups = loaded(clock, log, consumer_session_timeout_ms=45_000)
+        member = await consumer_heartbeat(groups)
+        lock = groups._lock_for("cg")
+        await lock.acquire()
+        heartbeat = asyncio.ensure_future(
+            consumer_heartbeat(groups, member.member_id, member.member_epoch, owned={TOPIC: set(range(6))}))
+        await asyncio.sleep(0)  # the heartbeat waits for the lock first
+        clock.advance(45_001)  # then the expiry
+        await asyncio.sleep(0)
+        lock.release()
+        assert (await heartbeat).error == ErrorCode.none
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert set(groups.describe_consumer_group("cg").members) == {member.member_id}
+
+    run(scenario())
+
+
+def test_static_member_replacement_whose_write_fails_keeps_the_old_member():
+    async def scenario():
+        clock, log = FakeClock(), MemoryLog()
+        groups = loaded(clock, log)
+        old = await stable_group(groups, instance="i-1")
+        log.fail = ErrorCode.not_leader_or_follower
+        refused = await join(groups, instance="i-1", skip=True)
+        assert refused.error == ErrorCode.not_coordinator
+        assert groups.heartbeat("g", old.generation_id, old.member_id, "i-1") == ErrorCode.none
+        assert {m.member_id for m, _, _ in groups.describe_group("g").members} == {old.member_id}
+        log.fail = None
+        again = await join(groups, instance="i-1", skip=True)
+        assert again.error == ErrorCode.none and again.member_id != old.member_id
+        assert groups.heartbeat("g", old.generation_id, old.member_id, "i-1") == ErrorCode.fenced_instance_id
+
+    run(scenario())
+
+
+def test_reconciliation_and_group_state_tables_cover_every_case():
+    from odradek.coordinator.consumer_group_state import GROUP_STATE_TABLE, RECONCILE_TABLE, MemberState
+
+    assert set(RECONCILE_TABLE) == {(state, blocked) for state in MemberState for blocked in (True, False)}
+    assert GROUP_STATE_TABLE[-1][0](None)  # the last row always applies
