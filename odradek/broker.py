@@ -32,7 +32,7 @@ from odradek.cluster.zk_store import ZkMetadataStore
 from odradek.cluster.zk_watcher import ZkMetadataWatcher
 from odradek.cluster.metadata import BrokerRegistration, Endpoint, MetadataCache
 from odradek.cluster.store import MetadataStoreError
-from odradek.config import BrokerConfig
+from odradek.config import BrokerConfig, ConfigError
 from odradek.coordinator.group_coordinator import GroupConfig, GroupCoordinator
 from odradek.coordinator.producer_ids import ProducerIdManager
 from odradek.coordinator.state_log import CoordinatorLog
@@ -46,6 +46,9 @@ from odradek.log.log_config import LogConfig
 from odradek.log.manager import LogManager
 from odradek.replica.fetcher import FetcherConfig, ReplicaFetcherManager
 from odradek.replica.manager import ReplicaManager
+from odradek.security.mechanisms import listener_mechanisms
+from odradek.security.session import Session
+from odradek.security.tls import ANONYMOUS, parse_mapping_rules, principal_of, server_context
 from odradek.server.dispatcher import Dispatcher
 from odradek.server.server import SocketServer
 
@@ -87,6 +90,10 @@ class BrokerRuntime:
         log_dirs = [Path(d) for d in config.log_dirs]
         self._dir_locks = await asyncio.to_thread(acquire_all, log_dirs)
         for listener in config.listeners:
+            protocol = config.security_protocol_of(listener.name)
+            parse_mapping_rules(str(config.for_listener(listener.name, "ssl.principal.mapping.rules")))
+            if protocol.startswith("SASL"):
+                listener_mechanisms(config, listener.name, lambda user, mechanism: None)  # refuse a bad config now
             server = SocketServer(
                 None,
                 listener.host,
@@ -94,6 +101,7 @@ class BrokerRuntime:
                 max_request_bytes=config["socket.request.max.bytes"],
                 max_idle_ms=config["connections.max.idle.ms"],
                 on_stopping=self._release_parked_requests,
+                ssl_context=server_context(config, listener.name, protocol) if protocol.endswith("SSL") else None,
             )
             self.servers.append(server)
             await server.bind()
@@ -173,6 +181,7 @@ class BrokerRuntime:
         )
         for listener, server in zip(listeners, self.servers):
             server.dispatcher = Dispatcher(services, listener.name)
+            server.session_factory = self._session_factory(listener.name, configs)
             await server.start()
         self.bound_port = self.servers[0].port
         if cluster_mode:
@@ -239,6 +248,28 @@ class BrokerRuntime:
         while True:
             await asyncio.sleep(max(lag_time_max_ms / 2, 100) / 1000)
             self.replicas.shrink_isrs(lag_time_max_ms)
+
+    def _session_factory(self, listener: str, configs: DynamicConfigs):
+        """Each connection's Session: on SASL listeners with the mechanisms offered there; on TLS
+        listeners the principal of the client's certificate (ANONYMOUS without one)."""
+        config = self.config
+        protocol = config.security_protocol_of(listener)
+        rules = parse_mapping_rules(str(config.for_listener(listener, "ssl.principal.mapping.rules")))
+        mechanisms = None
+        if protocol.startswith("SASL"):
+            mechanisms = listener_mechanisms(config, listener, lambda user, mechanism: configs.user_configs(user).get(mechanism))
+        limit = config.for_listener(listener, "sasl.server.max.receive.size")
+        reauth_ms = config.for_listener(listener, "connections.max.reauth.ms")
+        clock = self.clock
+
+        def session(writer) -> Session:
+            principal = ANONYMOUS
+            if protocol == "SSL":
+                principal = principal_of(writer.get_extra_info("ssl_object"), rules)
+            return Session(principal, mechanisms=mechanisms, max_unauthenticated_bytes=limit, reauth_ms=reauth_ms,
+                           now_ms=clock.now_ms)
+
+        return session
 
     def _registration(self, node_id: int, listeners) -> BrokerRegistration:
         """This broker's advertised endpoints; an advertised port 0 is the port its listener bound."""
@@ -482,7 +513,7 @@ class BrokerRuntime:
 
 
 # Why a broker refuses to start: each carries one line for the operator.
-REFUSALS = (LogDirError, MetadataStoreError, OSError)
+REFUSALS = (LogDirError, MetadataStoreError, OSError, ConfigError)
 
 
 def refusal_line(error: BaseException) -> str:

@@ -314,6 +314,61 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
        AtLeast(1)),
     _b("socket.request.max.bytes", "int", 104857600,
        "Largest request frame accepted; a larger frame closes the connection.", AtLeast(1)),
+    # --- security: TLS (every ssl.* and sasl.* config may be set per listener as
+    # listener.name.<listener>.<config>, which wins over the plain one) ---
+    _b("ssl.keystore.type", "string", "JKS",
+       "Format of the key store: PEM, PKCS12, or JKS (a JKS file written as PKCS12, which keytool does "
+       "since Java 9, is read; a true JKS file is refused with the keytool command that converts it)."),
+    _b("ssl.keystore.location", "string", None,
+       "The broker's key store: its certificate chain and private key (SSL and SASL_SSL listeners). "
+       "Re-read when changed dynamically, without a restart."),
+    _b("ssl.keystore.password", "password", None, "Password of the key store file (PKCS12)."),
+    _b("ssl.key.password", "password", None, "Password of the private key (PEM: an encrypted key)."),
+    _b("ssl.keystore.certificate.chain", "password", None,
+       "The certificate chain in PEM, inline, instead of ssl.keystore.location (ssl.keystore.type=PEM)."),
+    _b("ssl.keystore.key", "password", None,
+       "The private key in PEM, inline, instead of ssl.keystore.location (ssl.keystore.type=PEM)."),
+    _b("ssl.truststore.type", "string", "JKS", "Format of the trust store: PEM, PKCS12 or JKS (as ssl.keystore.type)."),
+    _b("ssl.truststore.location", "string", None,
+       "Certificates of the authorities whose client certificates are trusted (mutual TLS)."),
+    _b("ssl.truststore.password", "password", None, "Password of the trust store file (PKCS12)."),
+    _b("ssl.truststore.certificates", "password", None,
+       "Trusted certificates in PEM, inline, instead of ssl.truststore.location."),
+    _b("ssl.client.auth", "string", "none",
+       "Whether clients of an SSL listener must present a certificate: required, requested or none. "
+       "SASL_SSL listeners ignore it unless set on the listener, as in Kafka.",
+       OneOf(("required", "requested", "none"))),
+    _b("ssl.enabled.protocols", "list", ["TLSv1.2", "TLSv1.3"], "TLS versions accepted.",
+       OneOf(("TLSv1.2", "TLSv1.3"))),
+    _b("ssl.protocol", "string", "TLSv1.3", "The TLS version preferred (the highest of ssl.enabled.protocols is used)."),
+    _b("ssl.cipher.suites", "list", [], "TLS 1.2 cipher suites allowed (OpenSSL or IANA names); empty: the defaults."),
+    _b("ssl.principal.mapping.rules", "string", "DEFAULT",
+       "Rules that turn a client certificate's distinguished name into a principal name, as in Kafka: "
+       "RULE:pattern/replacement/[LU], comma-separated, then DEFAULT (the whole name)."),
+    _b("ssl.endpoint.identification.algorithm", "string", "https",
+       "Whether this broker checks the host name in the certificates of brokers it connects to "
+       "(https) or not (empty)."),
+    _b("security.inter.broker.protocol", "string", "PLAINTEXT",
+       "Security protocol between brokers when inter.broker.listener.name is not set.",
+       OneOf(("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))),
+    # --- security: SASL ---
+    _b("sasl.enabled.mechanisms", "list", ["GSSAPI"],
+       "SASL mechanisms offered on SASL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512. The default is "
+       "Kafka's (GSSAPI, i.e. Kerberos), which odradek does not serve: a SASL listener needs this set."),
+    _b("sasl.mechanism.inter.broker.protocol", "string", "GSSAPI",
+       "SASL mechanism brokers use with each other over a SASL listener."),
+    _b("sasl.jaas.config", "password", None,
+       "JAAS login configuration, as in Kafka. For PLAIN: "
+       "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"admin\" "
+       "password=\"...\" user_admin=\"...\" user_alice=\"...\"; (user_<name> entries are the "
+       "accounts; username/password is what this broker uses towards others). Usually set per "
+       "listener and mechanism: listener.name.<listener>.<mechanism>.sasl.jaas.config."),
+    _b("sasl.server.max.receive.size", "int", 524288,
+       "Largest frame accepted before a client has authenticated; a larger one closes the connection.",
+       AtLeast(1)),
+    _b("connections.max.reauth.ms", "long", 0,
+       "When above 0, an authenticated SASL session lasts at most this long (KIP-368): the client "
+       "must re-authenticate on the same connection, or is disconnected.", AtLeast(0)),
     _b("socket.send.buffer.bytes", "int", 102400,
        "SO_SNDBUF of client sockets; -1 uses the OS default."),
     _b("socket.receive.buffer.bytes", "int", 102400,
@@ -689,6 +744,25 @@ class Listener(NamedTuple):
         return f"{self.name}://{host}:{self.port}"
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+LISTENER_PREFIX = "listener.name."
+_SASL_MECHANISM_PREFIX = re.compile(r"(?i)(plain|scram-sha-256|scram-sha-512|oauthbearer|gssapi)\.(.+)")
+
+
+def _listener_setting(key: str, defs: Mapping[str, ConfigDef]) -> tuple[str, str, ConfigDef | None]:
+    """(listener, setting, its definition) of a listener.name.<listener>.<setting> key; the
+    definition is None when the setting is not one a listener may override."""
+    rest = key[len(LISTENER_PREFIX):]
+    listener, _, setting = rest.partition(".")
+    definition = defs.get(setting)
+    if definition is None:
+        mechanism = _SASL_MECHANISM_PREFIX.fullmatch(setting)
+        if mechanism is not None and mechanism.group(2).startswith("sasl."):
+            definition = defs.get(mechanism.group(2))
+            setting = f"{mechanism.group(1).lower()}.{mechanism.group(2)}"
+    return listener.lower(), setting, definition
+
+
 def parse_listeners(name: str, entries: list[str]) -> list[Listener]:
     """Parse listener strings of config `name`; ConfigError on a malformed or duplicate one."""
     listeners: list[Listener] = []
@@ -732,6 +806,9 @@ class BrokerConfig:
 
     _values: Mapping[str, object]
     originals: Mapping[str, str] = field(default_factory=dict)
+    # listener.name.<listener>.<config>: listener name (lower case) -> {config (mechanism-prefixed
+    # for SASL settings, e.g. "scram-sha-512.sasl.jaas.config"): typed value}
+    listener_settings: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
 
     @classmethod
     def from_properties(cls, props: Mapping[str, str]) -> tuple[BrokerConfig, list[str]]:
@@ -747,8 +824,15 @@ class BrokerConfig:
             for name, d in defs.items()
         }
         originals: dict[str, str] = {}
+        listener_settings: dict[str, dict[str, object]] = {}
         for key, raw in props.items():
             definition = defs.get(key)
+            if definition is None and key.startswith(LISTENER_PREFIX):
+                listener, setting, definition = _listener_setting(key, defs)
+                if definition is not None:
+                    listener_settings.setdefault(listener, {})[setting] = definition.parse(raw)
+                    originals[key] = raw
+                    continue
             if definition is None:
                 guess = _suggestion(key, defs)
                 hint = f"; did you mean '{guess}'?" if guess else ""
@@ -758,7 +842,7 @@ class BrokerConfig:
             if parsed is not None:
                 values[key] = parsed
             originals[key] = raw
-        config = cls(values, originals)
+        config = cls(values, originals, listener_settings)
         config._check()
         return config, warnings
 
@@ -848,6 +932,33 @@ class BrokerConfig:
             if name.strip():
                 pairs[name.strip()] = protocol.strip() or "PLAINTEXT"
         return pairs
+
+    def for_listener(self, listener: str, name: str, mechanism: str | None = None) -> object:
+        """A config as a listener sees it: listener.name.<listener>.<mechanism>.<name>, then
+        listener.name.<listener>.<name>, then <name>."""
+        settings = self.listener_settings.get(listener.lower(), {})
+        if mechanism is not None and f"{mechanism.lower()}.{name}" in settings:
+            return settings[f"{mechanism.lower()}.{name}"]
+        if name in settings:
+            return settings[name]
+        return self[name]
+
+    def security_protocol_of(self, listener: str) -> str:
+        """The security protocol of a listener: listener.security.protocol.map, else its name
+        when that is a protocol's; ConfigError otherwise, as Kafka."""
+        protocols = self.security_protocol_map
+        protocol = protocols.get(listener) or (listener if listener in SECURITY_PROTOCOLS else None)
+        if protocol is None:
+            raise ConfigError(
+                f"listener {listener} has no security protocol: add {listener}:<PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL> "
+                "to listener.security.protocol.map"
+            )
+        if protocol not in SECURITY_PROTOCOLS:
+            raise ConfigError(
+                f"invalid value '{protocol}' for listener {listener} in listener.security.protocol.map: "
+                "expected one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
+            )
+        return protocol
 
     @property
     def inter_broker_listener_name(self) -> str:

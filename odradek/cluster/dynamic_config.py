@@ -94,6 +94,7 @@ class DynamicConfigs:
         self.node_id = node_id
         self._dynamic: dict[str, dict[str, str]] = store.broker_configs()
         self._groups: dict[str, dict[str, str]] = store.group_configs()
+        self._users: dict[str, dict[str, str]] = store.user_configs()
         self.effective = self._compute_effective()
 
     def _compute_effective(self) -> BrokerConfig:
@@ -306,9 +307,25 @@ class DynamicConfigs:
         mode); returns True if this broker's effective config changed. Blocking: a worker thread."""
         self._dynamic = self.store.broker_configs()
         self._groups = self.store.group_configs()
+        self._users = self.store.user_configs()
         before = self.effective
         self.effective = self._compute_effective()
         return dict(before.items()) != dict(self.effective.items())
+
+    def user_configs(self, user: str) -> dict[str, str]:
+        """A user's configs (its SCRAM credentials), from memory: safe on the event loop."""
+        return dict(self._users.get(user, {}))
+
+    def users(self) -> list[str]:
+        return sorted(self._users)
+
+    def set_user_configs(self, user: str, values: Mapping[str, str]) -> None:
+        """Store first (a failed write changes nothing), then remember. Blocking in cluster mode."""
+        self.store.set_user_configs(user, dict(values))
+        if values:
+            self._users[user] = dict(values)
+        else:
+            self._users.pop(user, None)
 
     def broker_overrides(self, entity: str) -> dict[str, str]:
         return dict(self._dynamic.get(self._broker_entity(entity), {}))

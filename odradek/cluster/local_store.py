@@ -35,6 +35,7 @@ class LocalMetadataStore:
         self._next_producer_id = 0
         self._broker_configs: dict[str, dict[str, str]] = {}
         self._group_configs: dict[str, dict[str, str]] = {}
+        self._user_configs: dict[str, dict[str, str]] = {}
         self.cluster_id = ""
         if self.path.exists():
             self._load()
@@ -103,6 +104,17 @@ class LocalMetadataStore:
         self._save()
         self._notify("group_configs", group_id)
 
+    def user_configs(self) -> dict[str, dict[str, str]]:
+        return {user: dict(configs) for user, configs in self._user_configs.items()}
+
+    def set_user_configs(self, user: str, configs: dict[str, str]) -> None:
+        if configs:
+            self._user_configs[user] = dict(configs)
+        else:
+            self._user_configs.pop(user, None)
+        self._save()
+        self._notify("user_configs", user)
+
     def allocate_producer_id_block(self, size: int) -> int:
         first = self._next_producer_id
         self._next_producer_id += size
@@ -116,6 +128,7 @@ class LocalMetadataStore:
             self._next_producer_id = int(data.get("next_producer_id", 0))
             self._broker_configs = {str(k): dict(v) for k, v in data.get("broker_configs", {}).items()}
             self._group_configs = {str(k): dict(v) for k, v in data.get("group_configs", {}).items()}
+            self._user_configs = {str(k): dict(v) for k, v in data.get("user_configs", {}).items()}
             for entry in data.get("topics", []):
                 record = TopicRecord(
                     name=entry["name"],
@@ -137,6 +150,7 @@ class LocalMetadataStore:
             "next_producer_id": self._next_producer_id,
             "broker_configs": self._broker_configs,
             "group_configs": self._group_configs,
+            "user_configs": self._user_configs,
             "topics": [
                 {
                     "name": record.name,

@@ -58,7 +58,7 @@ class MetadataStore(Protocol):
     def remove_topic(self, name: str, *, expected_version: int | None = None) -> None: ...
 
     def watch(self, listener: Callable[[str, str], None]) -> None:
-        """`listener(kind, key)` after each change: kind "topic", "broker_configs", "group_configs" or "producer_ids"."""
+        """`listener(kind, key)` after each change: kind "topic", "broker_configs", "group_configs", "user_configs" or "producer_ids"."""
         ...
 
     def broker_configs(self) -> dict[str, dict[str, str]]:
@@ -72,6 +72,12 @@ class MetadataStore(Protocol):
         ...
 
     def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None: ...
+
+    def user_configs(self) -> dict[str, dict[str, str]]:
+        """Configs of users by name: their SCRAM credentials ("SCRAM-SHA-256": "salt=...,...")."""
+        ...
+
+    def set_user_configs(self, user: str, configs: dict[str, str]) -> None: ...
 
     def allocate_producer_id_block(self, size: int) -> int:
         """The first id of a fresh block of `size` producer ids, never handed out before."""

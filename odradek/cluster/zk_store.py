@@ -51,6 +51,7 @@ BROKER_TOPICS = "/brokers/topics"
 CONFIG_TOPICS = "/config/topics"
 CONFIG_BROKERS = "/config/brokers"
 CONFIG_GROUPS = "/config/groups"
+CONFIG_USERS = "/config/users"
 CONFIG_CHANGES = "/config/changes"
 DELETE_TOPICS = "/admin/delete_topics"
 REASSIGN_PARTITIONS = "/admin/reassign_partitions"
@@ -444,6 +445,14 @@ class ZkMetadataStore:
         # A group id may hold any character; its znode name is percent-encoded ('/', '.', '..').
         node = urllib.parse.quote(group_id, safe="").replace(".", "%2E")
         self._write_configs(f"{CONFIG_GROUPS}/{node}", configs, f"groups/{node}")
+
+    def user_configs(self) -> dict[str, dict[str, str]]:
+        return {urllib.parse.unquote(node): values for node, values in self._configs_under(CONFIG_USERS).items()}
+
+    def set_user_configs(self, user: str, configs: dict[str, str]) -> None:
+        # Kafka's Sanitizer: the user name URL-encoded, so any principal name is a valid znode.
+        node = urllib.parse.quote(user, safe="").replace(".", "%2E").replace("*", "%2A")
+        self._write_configs(f"{CONFIG_USERS}/{node}", configs, f"users/{node}")
 
     def _write_configs(self, path: str, configs: dict[str, str], entity_path: str) -> None:
         data = encode_config(configs)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from odradek.coordinator.producer_ids import ProducerIdManager
     from odradek.coordinator.transaction_coordinator import TransactionCoordinator
     from odradek.replica.manager import ReplicaManager
+    from odradek.security.session import Session
 
 
 ANONYMOUS = "User:ANONYMOUS"
@@ -52,6 +53,7 @@ class RequestContext:
     listener_name: str = "PLAINTEXT"
     principal: str = ANONYMOUS
     image: MetadataImage | None = None
+    session: Session | None = None  # the connection's authentication state (SaslHandshake, SaslAuthenticate)
 
     def endpoint_of(self, broker: BrokerRegistration) -> Endpoint | None:
         """Where a client on this request's listener reaches `broker` (None: not on this listener)."""

@@ -52,7 +52,11 @@ from odradek.handlers import (
     offset_delete,
     offset_fetch,
     produce,
+    sasl_authenticate,
+    sasl_handshake,
     sync_group,
+    alter_user_scram_credentials,
+    describe_user_scram_credentials,
 )
 
 HANDLER_MODULES: tuple[ModuleType, ...] = (
@@ -97,6 +101,10 @@ HANDLER_MODULES: tuple[ModuleType, ...] = (
     describe_log_dirs,
     describe_transactions,
     list_transactions,
+    sasl_handshake,
+    sasl_authenticate,
+    describe_user_scram_credentials,
+    alter_user_scram_credentials,
 )
 
 

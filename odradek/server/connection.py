@@ -2,8 +2,13 @@
 
 Kafka's guarantee is that a connection's responses come back in the order of its requests,
 so each connection handles one request at a time. A frame that is negative, larger than
-`socket.request.max.bytes`, or undecodable closes this connection with one log line naming
-the peer and the reason; nothing else is affected. Disconnects are normal, not errors.
+`socket.request.max.bytes` (before SASL authentication, `sasl.server.max.receive.size`), or
+undecodable closes this connection with one log line naming the peer and the reason; nothing
+else is affected. Disconnects are normal, not errors.
+
+The connection's Session (security/session.py) says who is on it; after a SaslHandshake v0 the
+next frames are raw SASL tokens, answered here without a request header, and a failed
+authentication closes the connection once its answer is sent.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import logging
 import time
 
 from odradek.protocol.frames import FrameError
+from odradek.security.sasl import SaslAuthenticationFailed
+from odradek.security.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +28,10 @@ WRITE_HIGH_WATER_BYTES = 4 * 1024 * 1024
 
 
 class Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dispatcher, max_request_bytes: int):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dispatcher, max_request_bytes: int,
+                 session: Session | None = None):
         self.reader = reader
+        self.session = session or Session()
         self.writer = writer
         self.dispatcher = dispatcher
         self.max_request_bytes = max_request_bytes
@@ -41,21 +50,29 @@ class Connection:
                 size = int.from_bytes(head, "big", signed=True)
                 if size < 0:
                     raise FrameError(f"negative frame size {size}")
-                if size > self.max_request_bytes:
-                    raise FrameError(
-                        f"frame of {size} bytes is larger than socket.request.max.bytes {self.max_request_bytes}"
-                    )
+                session = self.session
+                limit = session.frame_limit(self.max_request_bytes)
+                if size > limit:
+                    name = "socket.request.max.bytes" if session.authenticated else "sasl.server.max.receive.size"
+                    raise FrameError(f"frame of {size} bytes is larger than {name} {limit}"
+                                     + ("" if session.authenticated else " before authentication"))
                 frame = await self.reader.readexactly(size)
                 self.busy = True
                 try:
-                    response = await self.dispatcher.dispatch(frame, self.peer)
+                    if session.state == "raw":
+                        response = self._raw_sasl_token(frame)
+                    else:
+                        response = await self.dispatcher.dispatch(frame, self.peer, session)
                     if response is not None:
                         self.writer.write(response)
-                        if self.writer.transport.get_write_buffer_size() > WRITE_HIGH_WATER_BYTES:
+                        if session.close_after_response or \
+                                self.writer.transport.get_write_buffer_size() > WRITE_HIGH_WATER_BYTES:
                             await self.writer.drain()
                 finally:
                     self.busy = False
                     self.last_active = time.monotonic()
+                if session.close_after_response:
+                    break
         except FrameError as error:
             log.warning("Closing connection from %s: %s", self.peer, error)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
@@ -64,3 +81,12 @@ class Connection:
             log.exception("Closing connection from %s after an unexpected error", self.peer)
         finally:
             self.writer.close()
+
+    def _raw_sasl_token(self, token: bytes) -> bytes:
+        """A SASL token after SaslHandshake v0: the answer is the server's token, size-prefixed;
+        a failure closes the connection (v0 has no way to carry an error)."""
+        try:
+            answer = self.session.authenticate(bytes(token))
+        except SaslAuthenticationFailed as failure:
+            raise FrameError(f"SASL authentication with {self.session.mechanism} failed: {failure}") from None
+        return len(answer).to_bytes(4, "big") + answer

@@ -17,7 +17,7 @@ from kio.serial import entity_reader, entity_writer
 from kio.serial.errors import SerialError
 
 from odradek.handlers import api_versions
-from odradek.handlers.context import BrokerServices, CloseConnection, RequestContext
+from odradek.handlers.context import ANONYMOUS, BrokerServices, CloseConnection, RequestContext
 from odradek.handlers.registry import HANDLERS
 from odradek.protocol.schemas import request_class, response_class
 from odradek.handlers.responses import error_response
@@ -25,6 +25,7 @@ from odradek.protocol.errors import ErrorCode
 from odradek.protocol.frames import FrameError, error_only_frame, parse_request_header, response_header
 from odradek.protocol.legacy_produce import rejected_produce_body
 from odradek.protocol.request_guard import guard_request
+from odradek.security.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +45,23 @@ def _writer(cls):
 
 
 class Dispatcher:
-    """Serves one listener: its requests carry the listener's name (and, once security lands,
-    the principal its connection authenticated as)."""
+    """Serves one listener: its requests carry the listener's name and the principal their
+    connection authenticated as. Before a SASL connection authenticates, only ApiVersions,
+    SaslHandshake and SaslAuthenticate are served; anything else closes it."""
 
     def __init__(self, services: BrokerServices, listener_name: str = "PLAINTEXT") -> None:
         self.services = services
         self.listener_name = listener_name
 
-    async def dispatch(self, frame: bytes, peer: str):
+    async def dispatch(self, frame: bytes, peer: str, session: Session | None = None):
         """The complete response frame (size prefix included), or None when none is owed."""
         header = parse_request_header(frame)
         api_key, version, correlation_id = header.api_key, header.api_version, header.correlation_id
         handler = HANDLERS.get(api_key)
+        refusal = session.refusal(api_key) if session is not None else None
+        if refusal is not None:
+            name = handler.name if handler is not None else f"API key {api_key}"
+            raise FrameError(f"{refusal} ({name} v{version})")
         if handler is None:
             log.info("Unknown API key %d (version %d) from %s; answered UNSUPPORTED_VERSION", api_key, version, peer)
             return error_only_frame(correlation_id, ErrorCode.unsupported_version)
@@ -86,6 +92,7 @@ class Dispatcher:
         context = RequestContext(
             self.services, version, response_class(api_key, version), header.client_id, peer,
             listener_name=self.listener_name, image=self.services.metadata.image,
+            principal=session.principal if session is not None else ANONYMOUS, session=session,
         )
         try:
             response = await handler.handle(context, request)

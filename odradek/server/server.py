@@ -15,19 +15,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 import time
+from collections.abc import Callable
 
+from odradek.security.session import Session
 from odradek.server.connection import Connection
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
+TLS_HANDSHAKE_TIMEOUT_S = 10.0  # a client that opens TLS and never finishes is dropped after this
 
 
 class SocketServer:
     def __init__(self, dispatcher, host: str, port: int, *, max_request_bytes: int, max_idle_ms: int = 600_000,
-                 on_stopping=None) -> None:
+                 on_stopping=None, ssl_context: ssl.SSLContext | None = None,
+                 session_factory: Callable[[asyncio.StreamWriter], Session] | None = None) -> None:
         self.dispatcher = dispatcher
+        self.ssl_context = ssl_context
+        self.session_factory = session_factory
         self.host = host
         self.port = port
         self.max_request_bytes = max_request_bytes
@@ -41,7 +48,8 @@ class SocketServer:
         """Bind the listening socket without accepting; OSError with one line if the port is taken."""
         try:
             self._server = await asyncio.start_server(
-                self._accept, self.host or None, self.port, reuse_address=True, start_serving=False
+                self._accept, self.host or None, self.port, reuse_address=True, start_serving=False,
+                ssl=self.ssl_context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S if self.ssl_context else None,
             )
         except OSError as exc:
             where = f"{self.host or '0.0.0.0'}:{self.port}"
@@ -85,7 +93,8 @@ class SocketServer:
             log.info("Listener %s:%d open again", self.host, self.port)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connection = Connection(reader, writer, self.dispatcher, self.max_request_bytes)
+        session = self.session_factory(writer) if self.session_factory is not None else None
+        connection = Connection(reader, writer, self.dispatcher, self.max_request_bytes, session)
         task = asyncio.current_task()
         self._connections[task] = connection
         try:

@@ -201,6 +201,14 @@ def _request(api_key: int, version: int, topic_id: uuid.UUID):
     if api_key == 65:
         # none: an unknown id's start time is Kafka's -1, which kio's reader refuses (Java's does not)
         return build(cls, transactional_ids=())
+    if api_key == 17:  # on a PLAINTEXT listener: ILLEGAL_SASL_STATE, still a well-formed answer
+        return build(cls, mechanism="PLAIN")
+    if api_key == 36:
+        return build(cls, auth_bytes=b"\0user\0password")
+    if api_key == 50:
+        return build(cls, users=None)
+    if api_key == 51:
+        return build(cls, deletions=(), upsertions=())
     if api_key == 66:
         return build(cls, state_filters=(), producer_id_filters=(), duration_filter=-1, transactional_id_pattern=None)
     raise AssertionError(f"no request built for API {api_key}")
@@ -209,6 +217,8 @@ def _request(api_key: int, version: int, topic_id: uuid.UUID):
 # Group APIs asked about members or groups that do not exist answer with these, and that is right.
 EXPECTED_ERRORS = {
     11: {ErrorCode.none, ErrorCode.member_id_required},
+    17: {ErrorCode.illegal_sasl_state},  # a PLAINTEXT listener
+    36: {ErrorCode.illegal_sasl_state},
     12: {ErrorCode.unknown_member_id},
     13: {ErrorCode.unknown_member_id, ErrorCode.none},
     14: {ErrorCode.unknown_member_id},

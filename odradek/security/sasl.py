@@ -1,0 +1,25 @@
+"""What every SASL mechanism's server side shares: the exchange's interface and its one error.
+
+A mechanism is asked `evaluate(token)` once per client message and returns the next challenge
+(possibly empty); `complete` and `principal` say when and as whom the client authenticated. A
+failure raises SaslAuthenticationFailed with a message safe to send to the client: it never says
+whether the user exists.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+ENABLED_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+class SaslAuthenticationFailed(Exception):
+    """Kafka's SaslAuthenticationException: answered SASL_AUTHENTICATION_FAILED, then the
+    connection closes."""
+
+
+class SaslServer(Protocol):
+    complete: bool
+    principal: str | None  # "User:<name>" once complete
+
+    def evaluate(self, token: bytes) -> bytes: ...
