@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -26,6 +27,69 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
 TLS_HANDSHAKE_TIMEOUT_S = 10.0  # a client that opens TLS and never finishes is dropped after this
+
+
+class _TlsServer:
+    """The part of asyncio's Server a TLS listener needs, accepting by hand so that each
+    connection's handshake is awaited: a failure (garbage instead of a TLS hello, an untrusted or
+    missing client certificate, a client that never finishes) is one log line and a closed socket.
+    asyncio's own server-side TLS drops those silently."""
+
+    def __init__(self, host: str, port: int, context: ssl.SSLContext, on_connection) -> None:
+        family = socket.AF_INET6 if ":" in (host or "") else socket.AF_INET
+        self._socket = socket.create_server((host or "", port), family=family, backlog=1024)
+        self._socket.setblocking(False)
+        self._context = context
+        self._on_connection = on_connection
+        self._accepting: asyncio.Task | None = None
+        self._handshakes: set[asyncio.Task] = set()
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        return [self._socket]
+
+    async def start_serving(self) -> None:
+        if self._accepting is None:
+            self._accepting = asyncio.get_running_loop().create_task(self._accept_loop())
+
+    def close(self) -> None:
+        if self._accepting is not None:
+            self._accepting.cancel()
+        for task in list(self._handshakes):
+            task.cancel()
+        self._socket.close()
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                connection, address = await loop.sock_accept(self._socket)
+            except OSError as error:  # out of descriptors: wait, as a kernel backlog would
+                log.warning("Accepting a TLS connection failed: %s", error)
+                await asyncio.sleep(0.1)
+                continue
+            task = loop.create_task(self._handshake(connection, address))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+
+    async def _handshake(self, connection: socket.socket, address) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        protocol = asyncio.StreamReaderProtocol(reader)
+        peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+        try:
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: protocol, connection, ssl=self._context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S)
+        except asyncio.CancelledError:
+            connection.close()
+            raise
+        except Exception as error:  # noqa: BLE001 - whatever the client did, it gets a closed socket
+            reason = getattr(error, "reason", None) or str(error) or error.__class__.__name__
+            log.info("Failed authentication with %s (SSL handshake failed: %s)", peer, reason)
+            connection.close()
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        await self._on_connection(reader, writer)
 
 
 class SocketServer:
@@ -47,10 +111,12 @@ class SocketServer:
     async def bind(self) -> None:
         """Bind the listening socket without accepting; OSError with one line if the port is taken."""
         try:
-            self._server = await asyncio.start_server(
-                self._accept, self.host or None, self.port, reuse_address=True, start_serving=False,
-                ssl=self.ssl_context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S if self.ssl_context else None,
-            )
+            if self.ssl_context is None:
+                self._server = await asyncio.start_server(
+                    self._accept, self.host or None, self.port, reuse_address=True, start_serving=False
+                )
+            else:
+                self._server = _TlsServer(self.host, self.port, self.ssl_context, self._accept)
         except OSError as exc:
             where = f"{self.host or '0.0.0.0'}:{self.port}"
             reason = os.strerror(exc.errno) if exc.errno else str(exc)

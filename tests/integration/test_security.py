@@ -1,0 +1,375 @@
+"""TLS and SASL with the three Python clients: what a team securing its cluster does and sees.
+
+One broker serves four listeners: PLAINTEXT (for setting up users; ACLs do not exist yet),
+SASL_SSL (SCRAM-SHA-512 and PLAIN), SSL with client certificates required, and SASL_PLAINTEXT
+(PLAIN). Every client produces, consumes in a group and uses admin on each secured listener; wrong
+passwords, unknown users and mechanisms, requests before authentication and garbage instead of a
+TLS hello get Kafka's answer and a closed connection, with one log line and no secret in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+import uuid
+from pathlib import Path
+
+import confluent_kafka
+import pytest
+from confluent_kafka.admin import (
+    AdminClient,
+    NewTopic,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialDeletion,
+    UserScramCredentialUpsertion,
+)
+from kio.schema.alter_user_scram_credentials.v0.request import (
+    AlterUserScramCredentialsRequest,
+    ScramCredentialDeletion,
+    ScramCredentialUpsertion,
+)
+from kio.schema.api_versions.v3.request import ApiVersionsRequest
+from kio.schema.metadata.v12.request import MetadataRequest
+from kio.schema.sasl_authenticate.v2.request import SaslAuthenticateRequest
+from kio.schema.sasl_handshake.v1.request import SaslHandshakeRequest
+
+from conftest import BrokerProcess, free_port
+from odradek.protocol.errors import ErrorCode
+from tls_material import STORE_PASSWORD, make_tls_material
+
+from .wire import WireClient
+
+PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+              'user_alice="alice-plain-secret" user_admin="admin-plain-secret";')
+SCRAM_PASSWORD = "bob-scram-secret"
+CLIENTS = ["confluent", "kafka-python", "aiokafka"]
+
+
+class SecureBroker:
+    def __init__(self, process: BrokerProcess, ports: dict[str, int], tls, client_identity) -> None:
+        self.process, self.ports, self.tls, self.client_identity = process, ports, tls, client_identity
+
+    def address(self, listener: str) -> str:
+        return f"127.0.0.1:{self.ports[listener]}"
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory) -> SecureBroker:
+    directory = tmp_path_factory.mktemp("secure")
+    tls = make_tls_material(directory / "tls")
+    carol = tls.client("carol", directory / "tls")
+    ports = {name: free_port() for name in ("SASL_SSL", "SSL", "SASL_PLAINTEXT")}
+    process = BrokerProcess(directory, {
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN",
+        "listener.name.sasl_ssl.plain.sasl.jaas.config": PLAIN_JAAS,
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS,
+        "listener.name.sasl_plaintext.sasl.enabled.mechanisms": "PLAIN",
+        "ssl.keystore.type": "PKCS12",
+        "ssl.keystore.location": str(tls.broker.pkcs12),
+        "ssl.keystore.password": STORE_PASSWORD,
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(tls.ca_pem),
+        "listener.name.ssl.ssl.client.auth": "required",
+        "group.initial.rebalance.delay.ms": "0",
+        "offsets.topic.replication.factor": "1",
+    })
+    process.overrides["listeners"] = ",".join(
+        [f"PLAINTEXT://127.0.0.1:{process.port}"] + [f"{name}://127.0.0.1:{port}" for name, port in ports.items()])
+    process.start()
+    broker = SecureBroker(process, ports, tls, carol)
+    upsert = UserScramCredentialUpsertion("bob", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192), SCRAM_PASSWORD.encode())
+    admin = AdminClient({"bootstrap.servers": process.bootstrap_servers})
+    for future in admin.alter_user_scram_credentials([upsert]).values():
+        future.result(timeout=30)
+    yield broker
+    assert process.stop() == 0, process.output()
+
+
+# -- each client's settings for each listener -----------------------------------------------------
+
+def _settings(client: str, broker: SecureBroker, listener: str, password: str | None = None) -> dict:
+    tls = broker.tls
+    if listener == "SASL_SSL":
+        mechanism, user, secret = "SCRAM-SHA-512", "bob", password or SCRAM_PASSWORD
+    elif listener == "SASL_PLAINTEXT":
+        mechanism, user, secret = "PLAIN", "alice", password or "alice-plain-secret"
+    else:
+        mechanism = user = secret = None
+    if client == "confluent":
+        settings = {"bootstrap.servers": broker.address(listener), "security.protocol": listener}
+        if mechanism:
+            settings.update({"sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": secret})
+        if "SSL" in listener:
+            settings["ssl.ca.location"] = str(tls.ca_pem)
+        if listener == "SSL":
+            settings.update({"ssl.certificate.location": str(broker.client_identity.certificate_pem),
+                             "ssl.key.location": str(broker.client_identity.key_pem)})
+        return settings
+    settings = {"bootstrap_servers": broker.address(listener), "security_protocol": listener}
+    if mechanism:
+        settings.update({"sasl_mechanism": mechanism, "sasl_plain_username": user, "sasl_plain_password": secret})
+    if "SSL" in listener:
+        context = ssl.create_default_context(cafile=str(tls.ca_pem))
+        if listener == "SSL":
+            context.load_cert_chain(str(broker.client_identity.certificate_pem), str(broker.client_identity.key_pem))
+        settings["ssl_context"] = context
+    return settings
+
+
+def _round_trip(client: str, broker: SecureBroker, listener: str) -> list[bytes]:
+    """Create a topic with admin, produce 20 records, read them back in a consumer group."""
+    topic, group = f"secure-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    values = [f"{client}-{listener}-{i}".encode() for i in range(20)]
+    settings = _settings(client, broker, listener)
+    if client == "confluent":
+        admin = AdminClient(settings)
+        for future in admin.create_topics([NewTopic(topic, 2, 1)]).values():
+            future.result(timeout=30)
+        producer = confluent_kafka.Producer(settings)
+        for value in values:
+            producer.produce(topic, value)
+        assert producer.flush(30) == 0
+        consumer = confluent_kafka.Consumer({**settings, "group.id": group, "auto.offset.reset": "earliest"})
+        consumer.subscribe([topic])
+        seen, deadline = [], time.monotonic() + 30
+        while len(seen) < len(values) and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                seen.append(message.value())
+        consumer.commit(asynchronous=False)
+        consumer.close()
+        return seen
+    if client == "kafka-python":
+        import kafka
+        from kafka.admin import KafkaAdminClient, NewTopic as KafkaNewTopic
+
+        admin = KafkaAdminClient(**settings)
+        admin.create_topics([KafkaNewTopic(topic, 2, 1)])
+        admin.close()
+        producer = kafka.KafkaProducer(**settings)
+        for value in values:
+            producer.send(topic, value)
+        producer.flush(30)
+        producer.close()
+        consumer = kafka.KafkaConsumer(topic, group_id=group, auto_offset_reset="earliest", consumer_timeout_ms=20000,
+                                       **settings)
+        seen = []
+        for message in consumer:
+            seen.append(message.value)
+            if len(seen) == len(values):
+                break
+        consumer.commit()
+        consumer.close()
+        return seen
+    return asyncio.run(_aiokafka_round_trip(settings, topic, group, values))
+
+
+async def _aiokafka_round_trip(settings: dict, topic: str, group: str, values: list[bytes]) -> list[bytes]:
+    import aiokafka
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic as AioNewTopic
+
+    admin = AIOKafkaAdminClient(**settings)
+    await admin.start()
+    try:
+        await admin.create_topics([AioNewTopic(topic, 2, 1)])
+    finally:
+        await admin.close()
+    producer = aiokafka.AIOKafkaProducer(**settings)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value)
+    finally:
+        await producer.stop()
+    consumer = aiokafka.AIOKafkaConsumer(topic, group_id=group, auto_offset_reset="earliest", **settings)
+    await consumer.start()
+    seen = []
+    try:
+        async with asyncio.timeout(30):
+            async for message in consumer:
+                seen.append(message.value)
+                if len(seen) == len(values):
+                    break
+        await consumer.commit()
+    finally:
+        await consumer.stop()
+    return seen
+
+
+@pytest.mark.parametrize("listener", ["SASL_SSL", "SSL", "SASL_PLAINTEXT"])
+@pytest.mark.parametrize("client", CLIENTS)
+def test_client_produces_consumes_in_a_group_and_administers_over_a_secured_listener(secure, client, listener):
+    seen = _round_trip(client, secure, listener)
+    assert sorted(seen) == sorted(f"{client}-{listener}-{i}".encode() for i in range(20))
+
+
+# -- refusals --------------------------------------------------------------------------------------
+
+def _librdkafka_error(settings: dict) -> str:
+    """The errors a librdkafka client reports while it fails to connect (it never succeeds)."""
+    errors: list[str] = []
+    producer = confluent_kafka.Producer({**settings, "error_cb": lambda error: errors.append(str(error))})
+    deadline = time.monotonic() + 10
+    while not errors and time.monotonic() < deadline:
+        producer.poll(0.2)
+    with pytest.raises(confluent_kafka.KafkaException):
+        producer.list_topics(timeout=1)
+    return " ".join(errors)
+
+
+@pytest.mark.parametrize("listener", ["SASL_SSL", "SASL_PLAINTEXT"])
+def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(secure, listener):
+    wrong = _librdkafka_error(_settings("confluent", secure, listener, password="not-the-password"))
+    unknown = _librdkafka_error({**_settings("confluent", secure, listener), "sasl.username": "mallory"})
+    assert "Authentication failed" in wrong, wrong
+    message = lambda text: text.split("Authentication failed", 1)[1].split("(after")[0]  # noqa: E731
+    assert message(wrong) == message(unknown)
+    logged = "\n".join(line for line in secure.process.output().splitlines() if not line.startswith("--- "))  # not the command
+    for secret in ("not-the-password", SCRAM_PASSWORD, "alice-plain-secret", STORE_PASSWORD):
+        assert secret not in logged
+    assert "Traceback" not in logged
+
+
+def test_a_client_without_a_certificate_is_refused_on_a_mutual_tls_listener(secure):
+    settings = {"bootstrap.servers": secure.address("SSL"), "security.protocol": "SSL", "ssl.ca.location": str(secure.tls.ca_pem)}
+    _librdkafka_error(settings)
+    assert "Failed authentication with 127.0.0.1" in secure.process.output()
+
+
+def test_garbage_instead_of_a_tls_hello_is_closed_with_a_log_line(secure):
+    with socket.create_connection(("127.0.0.1", secure.ports["SSL"]), timeout=15) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: broker\r\n\r\n")
+        assert sock.recv(100) == b""
+    time.sleep(0.2)
+    assert "SSL handshake failed" in secure.process.output()
+    assert secure.process.running
+
+
+def _handshake(broker: SecureBroker, mechanism: str) -> tuple[WireClient, object]:
+    wire = WireClient(broker.address("SASL_PLAINTEXT"))
+    return wire, wire.request(17, 1, SaslHandshakeRequest(mechanism=mechanism))
+
+
+def test_an_unknown_mechanism_is_answered_with_the_offered_ones_then_closed(secure):
+    wire, response = _handshake(secure, "GSSAPI")
+    assert response.error_code == ErrorCode.unsupported_sasl_mechanism
+    assert list(response.mechanisms) == ["PLAIN"]
+    assert wire.is_closed(5)
+
+
+def test_a_request_before_authentication_closes_the_connection(secure):
+    wire = WireClient(secure.address("SASL_PLAINTEXT"))
+    versions = wire.request(18, 3, ApiVersionsRequest(client_software_name="t", client_software_version="1"))
+    assert versions.error_code == ErrorCode.none  # ApiVersions is served before authentication
+    wire.send_raw(_frame(3, 12, MetadataRequest(topics=None, allow_auto_topic_creation=False,
+                                                include_topic_authorized_operations=False)))
+    assert wire.is_closed(5)
+    assert "before completing SASL authentication" in secure.process.output()
+
+
+def test_a_failed_plain_login_is_answered_then_closed(secure):
+    wire, response = _handshake(secure, "PLAIN")
+    assert response.error_code == ErrorCode.none
+    failed = wire.request(36, 2, SaslAuthenticateRequest(auth_bytes=b"\0alice\0wrong"))
+    assert failed.error_code == ErrorCode.sasl_authentication_failed
+    assert failed.error_message == "Authentication failed: Invalid username or password"
+    assert wire.is_closed(5)
+
+
+def test_a_large_frame_before_authentication_closes_the_connection(secure):
+    wire = WireClient(secure.address("SASL_PLAINTEXT"))
+    wire.send_raw((10 * 1024 * 1024).to_bytes(4, "big") + b"\0" * 1024)
+    assert wire.is_closed(5)
+    assert "larger than sasl.server.max.receive.size" in secure.process.output()
+
+
+def test_sasl_handshake_on_a_plaintext_listener_is_an_illegal_state(secure):
+    wire = WireClient(secure.process.bootstrap_servers)
+    response = wire.request(17, 1, SaslHandshakeRequest(mechanism="PLAIN"))
+    assert response.error_code == ErrorCode.illegal_sasl_state
+
+
+def _frame(api_key: int, version: int, request) -> bytes:
+    from .wire import encode_request
+
+    return encode_request(request, 99, version=version)
+
+
+# -- SCRAM credentials -----------------------------------------------------------------------------
+
+def test_scram_credentials_are_described_altered_and_deleted_with_kafkas_errors(secure):
+    admin = AdminClient({"bootstrap.servers": secure.process.bootstrap_servers})
+    described = admin.describe_user_scram_credentials(["bob"])["bob"].result(timeout=30)
+    assert [(info.mechanism, info.iterations) for info in described.scram_credential_infos] == [
+        (ScramMechanism.SCRAM_SHA_512, 8192)]
+
+    wire = WireClient(secure.process.bootstrap_servers)
+    too_few = ScramCredentialUpsertion(name="dave", mechanism=2, iterations=100, salt=b"salt", salted_password=b"x" * 64)
+    unknown = ScramCredentialUpsertion(name="erin", mechanism=0, iterations=4096, salt=b"salt", salted_password=b"x" * 64)
+    twice = ScramCredentialUpsertion(name="frank", mechanism=1, iterations=4096, salt=b"salt", salted_password=b"x" * 32)
+    response = wire.request(51, 0, AlterUserScramCredentialsRequest(
+        deletions=(ScramCredentialDeletion(name="nobody", mechanism=1), ScramCredentialDeletion(name="frank", mechanism=1)),
+        upsertions=(too_few, unknown, twice),
+    ))
+    errors = {result.user: result.error_code for result in response.results}
+    assert errors == {
+        "nobody": ErrorCode.resource_not_found,
+        "frank": ErrorCode.duplicate_resource,
+        "dave": ErrorCode.unacceptable_credential,
+        "erin": ErrorCode.unsupported_sasl_mechanism,
+    }
+    with pytest.raises(confluent_kafka.KafkaException):
+        admin.describe_user_scram_credentials(["dave"])["dave"].result(timeout=30)
+
+    upsert = UserScramCredentialUpsertion("grace", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"grace-secret")
+    admin.alter_user_scram_credentials([upsert])["grace"].result(timeout=30)
+    login = {**_settings("confluent", secure, "SASL_SSL"), "sasl.mechanism": "SCRAM-SHA-256",
+             "sasl.username": "grace", "sasl.password": "grace-secret"}
+    assert AdminClient(login).list_topics(timeout=10).brokers
+    admin.alter_user_scram_credentials([UserScramCredentialDeletion("grace", ScramMechanism.SCRAM_SHA_256)])["grace"].result(timeout=30)
+    assert "Authentication failed" in _librdkafka_error(login)
+
+
+def test_scram_credentials_survive_a_restart(start_broker, tmp_path):
+    port = free_port()
+    broker = start_broker(**{"sasl.enabled.mechanisms": "SCRAM-SHA-256"})
+    broker.overrides["listeners"] = f"PLAINTEXT://127.0.0.1:{broker.port},SASL_PLAINTEXT://127.0.0.1:{port}"
+    broker.stop()
+    broker.start()
+    upsert = UserScramCredentialUpsertion("heidi", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"heidi-secret")
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+    admin.alter_user_scram_credentials([upsert])["heidi"].result(timeout=30)
+    broker.stop()
+    broker.start()
+    login = {"bootstrap.servers": f"127.0.0.1:{port}", "security.protocol": "SASL_PLAINTEXT",
+             "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": "heidi", "sasl.password": "heidi-secret"}
+    assert AdminClient(login).list_topics(timeout=10).brokers
+
+
+# -- configuration mistakes --------------------------------------------------------------------------
+
+def _refused(tmp_path: Path, settings: dict[str, str]) -> str:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "odradek", "server", "--override", f"log.dirs={tmp_path / 'data'}"]
+    for key, value in settings.items():
+        command += ["--override", f"{key}={value}"]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 1, finished.stdout + finished.stderr
+    return finished.stdout + finished.stderr
+
+
+def test_a_sasl_listener_with_kafkas_default_mechanism_is_refused_in_one_line(tmp_path):
+    output = _refused(tmp_path, {"listeners": f"SASL_PLAINTEXT://127.0.0.1:{free_port()}"})
+    assert "GSSAPI" in output and "Traceback" not in output
+
+
+def test_a_wrong_keystore_password_is_refused_without_showing_it(tmp_path):
+    tls = make_tls_material(tmp_path / "tls")
+    output = _refused(tmp_path, {"listeners": f"SSL://127.0.0.1:{free_port()}", "ssl.keystore.type": "PKCS12",
+                                 "ssl.keystore.location": str(tls.broker.pkcs12), "ssl.keystore.password": "guess-123"})
+    assert "ssl.keystore.password" in output and "guess-123" not in output and "Traceback" not in output
