@@ -46,6 +46,7 @@ from odradek.log.log_config import LogConfig
 from odradek.log.manager import LogManager
 from odradek.replica.fetcher import FetcherConfig, ReplicaFetcherManager
 from odradek.replica.manager import ReplicaManager
+from odradek.security.client_security import inter_broker_security
 from odradek.security.mechanisms import listener_mechanisms
 from odradek.security.session import Session
 from odradek.security.tls import ANONYMOUS, parse_mapping_rules, principal_of, server_context
@@ -106,6 +107,8 @@ class BrokerRuntime:
             self.servers.append(server)
             await server.bind()
         cluster_mode = config["zookeeper.connect"] is not None
+        if cluster_mode:
+            inter_broker_security(config)  # refuse unusable inter-broker TLS or SASL settings before reading data
         metadata = MetadataCache()
         if cluster_mode:
             store = await asyncio.to_thread(_open_zookeeper_store, log_dirs, config)
@@ -150,6 +153,7 @@ class BrokerRuntime:
                 max_bytes=config["replica.fetch.response.max.bytes"],
                 partition_max_bytes=config["replica.fetch.max.bytes"],
                 backoff_ms=config["replica.fetch.backoff.ms"],
+                security=inter_broker_security(config),
             ))
             replicas.configure_cluster(
                 fetchers=self.fetchers, config_values_for=controller.topic_config_values,
@@ -379,6 +383,7 @@ class BrokerRuntime:
 
         channel = TransactionChannel(
             config.node_id,
+            security=inter_broker_security(config) if cluster_mode else None,
             leader_of=leader_of,
             topic_exists=lambda topic: controller.topic(topic) is not None,
             write_local=lambda tp, producer_id, epoch, committed, coordinator_epoch: replicas.write_txn_marker(

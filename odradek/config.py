@@ -962,8 +962,16 @@ class BrokerConfig:
 
     @property
     def inter_broker_listener_name(self) -> str:
-        """The listener brokers reach each other on: inter.broker.listener.name, else the first."""
-        return self["inter.broker.listener.name"] or self.listeners[0].name  # type: ignore[return-value]
+        """The listener brokers reach each other on: inter.broker.listener.name, else (as Kafka)
+        the first listener whose protocol is security.inter.broker.protocol, else the first."""
+        named = self["inter.broker.listener.name"]
+        if named:
+            return named  # type: ignore[return-value]
+        wanted = self["security.inter.broker.protocol"]
+        for listener in self.listeners:
+            if self.security_protocol_map.get(listener.name, listener.name) == wanted:
+                return listener.name
+        return self.listeners[0].name
 
     @property
     def controlled_shutdown_timeout_s(self) -> float:

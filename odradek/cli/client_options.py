@@ -18,7 +18,8 @@ from pathlib import Path
 from odradek.cli import UsageError
 from odradek.client import BrokerUnreachableError, ClientError, KafkaClient, KafkaError
 from odradek.client.client import DEFAULT_REQUEST_TIMEOUT_MS
-from odradek.config import parse_properties
+from odradek.config import ConfigError, parse_properties
+from odradek.security.client_security import CLIENT_SECURITY_PROPERTIES, from_client_properties
 
 __all__ = [
     "DEFAULT_BOOTSTRAP_SERVER",
@@ -42,8 +43,7 @@ KNOWN_CLIENT_PROPERTIES = {
     "client.id",
     "request.timeout.ms",
     "default.api.timeout.ms",
-    "security.protocol",
-}
+} | CLIENT_SECURITY_PROPERTIES
 
 
 class _ExamplesFormatter(argparse.RawDescriptionHelpFormatter):
@@ -99,9 +99,6 @@ def load_command_config(path: str | None) -> dict[str, str]:
     for key in sorted(properties):
         if key not in KNOWN_CLIENT_PROPERTIES:
             warn(f"ignoring client property '{key}' from {path}: odradek does not use it")
-    protocol = properties.get("security.protocol", "PLAINTEXT").upper()
-    if protocol != "PLAINTEXT":
-        raise UsageError(f"security.protocol={protocol} in {path} is not supported yet; only PLAINTEXT")
     return properties
 
 
@@ -122,8 +119,13 @@ def make_client(args: argparse.Namespace) -> KafkaClient:
     if timeout_ms <= 0:
         raise UsageError(f"--timeout-ms must be positive, not {timeout_ms}")
     try:
+        security = from_client_properties(properties)
+    except ConfigError as e:
+        raise UsageError(f"{e} (in {args.command_config})") from None
+    try:
         return KafkaClient(
             bootstrap,
+            security=security,
             client_id=properties.get("client.id", "odradek-cli"),
             connect_timeout_ms=timeout_ms,
             request_timeout_ms=_int_property(properties, "request.timeout.ms", DEFAULT_REQUEST_TIMEOUT_MS),

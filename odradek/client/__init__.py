@@ -8,14 +8,14 @@
 
 Layers: `connection` (one socket, framing, versions) -> `client` (bootstrap, metadata, routing)
 -> `admin`, `producer`, `consumer`, `group` (typed operations). It imports only
-odradek.protocol and odradek.clock, never the broker.
+odradek.protocol, odradek.clock and odradek.security (TLS and SASL), never the broker.
 """
 
 from odradek.client.admin import Admin, ConfigEntry, GroupDescription, NewTopic, raise_errors
 from odradek.client.client import KafkaClient, parse_bootstrap_servers
 from odradek.client.connection import BrokerConnection
 from odradek.client.consumer import EARLIEST, LATEST, MAX_TIMESTAMP, Consumer, fetch, list_offsets
-from odradek.client.errors import BrokerUnreachableError, ClientError, ErrorCode, KafkaError
+from odradek.client.errors import AuthenticationError, BrokerUnreachableError, ClientError, ErrorCode, KafkaError
 from odradek.client.group import GroupMember
 from odradek.client.metadata import ClusterMetadata, TopicMetadata
 from odradek.client.producer import Producer
@@ -26,6 +26,7 @@ __all__ = [
     "LATEST",
     "MAX_TIMESTAMP",
     "Admin",
+    "AuthenticationError",
     "BrokerConnection",
     "BrokerUnreachableError",
     "ClientError",

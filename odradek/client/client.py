@@ -19,6 +19,7 @@ from odradek.client.connection import DEFAULT_CLIENT_ID, BrokerConnection
 from odradek.client.errors import BrokerUnreachableError, ClientError, ErrorCode, KafkaError
 from odradek.client.metadata import ClusterMetadata
 from odradek.clock import Clock
+from odradek.security.client_security import PLAINTEXT, ClientSecurity
 from odradek.protocol.topic_partition import TopicPartition
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT_MS", "DEFAULT_REQUEST_TIMEOUT_MS", "KafkaClient", "parse_bootstrap_servers"]
@@ -77,7 +78,9 @@ class KafkaClient:
         connect_timeout_ms: int = DEFAULT_CONNECT_TIMEOUT_MS,
         request_timeout_ms: int = DEFAULT_REQUEST_TIMEOUT_MS,
         clock: Clock | None = None,
+        security: ClientSecurity = PLAINTEXT,
     ) -> None:
+        self.security = security
         self.bootstrap = parse_bootstrap_servers(bootstrap_servers)
         self.client_id = client_id
         self.connect_timeout_ms = connect_timeout_ms
@@ -110,7 +113,7 @@ class KafkaClient:
                 if remaining <= 0:
                     break
                 try:
-                    self._bootstrap_connection = await BrokerConnection(host, port, client_id=self.client_id).connect(remaining)
+                    self._bootstrap_connection = await BrokerConnection(host, port, client_id=self.client_id, security=self.security).connect(remaining)
                     await self.refresh_metadata(topics=[])
                     return
                 except BrokerUnreachableError as e:
@@ -168,7 +171,8 @@ class KafkaClient:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._connecting[node_id] = future
         try:
-            connection = await BrokerConnection(broker.host, broker.port, client_id=self.client_id, node_id=node_id).connect(
+            connection = await BrokerConnection(broker.host, broker.port, client_id=self.client_id, node_id=node_id,
+                                              security=self.security).connect(
                 self.connect_timeout_ms / 1000
             )
         except BaseException as e:

@@ -22,10 +22,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import ssl
 import struct
 from typing import Any, Mapping
 
-from odradek.client.errors import BrokerUnreachableError, ClientError, ErrorCode, KafkaError
+from odradek.client.errors import AuthenticationError, BrokerUnreachableError, ClientError, ErrorCode, KafkaError
 from odradek.client.messages import (
     api_name,
     build_request,
@@ -34,12 +35,17 @@ from odradek.client.messages import (
     kio_version_range,
 )
 from odradek.protocol.frames import FrameError, skip_tagged_fields
+from odradek.security.client_security import PLAINTEXT, ClientSecurity
+from odradek.security.sasl_plain import plain_client_token
+from odradek.security.scram import ScramClient
 
 __all__ = ["API_VERSIONS", "BrokerConnection", "DEFAULT_CLIENT_ID"]
 
 log = logging.getLogger("odradek.client")
 
 API_VERSIONS = 18
+SASL_HANDSHAKE = 17
+SASL_AUTHENTICATE = 36
 DEFAULT_CLIENT_ID = "odradek-client"
 _INT32 = struct.Struct(">i")
 _REQUEST_HEADER = struct.Struct(">hhih")
@@ -77,7 +83,9 @@ def response_body_offset(frame, flexible_header: bool) -> tuple[int, int]:
 class BrokerConnection:
     """A connection to the broker at `host:port`; `await connect()` before the first request."""
 
-    def __init__(self, host: str, port: int, *, client_id: str | None = DEFAULT_CLIENT_ID, node_id: int | None = None) -> None:
+    def __init__(self, host: str, port: int, *, client_id: str | None = DEFAULT_CLIENT_ID, node_id: int | None = None,
+                 security: ClientSecurity | None = None) -> None:
+        self.security = security or PLAINTEXT
         self.host = host
         self.port = port
         self.node_id = node_id
@@ -103,10 +111,14 @@ class BrokerConnection:
 
     async def connect(self, timeout_s: float) -> "BrokerConnection":
         """Open the socket and negotiate versions; BrokerUnreachableError within `timeout_s`."""
+        context = self.security.ssl_context
         try:
             self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), timeout_s
+                asyncio.open_connection(self.host, self.port, ssl=context,
+                                        server_hostname=self.host if context is not None else None), timeout_s
             )
+        except ssl.SSLError as e:
+            raise AuthenticationError(f"TLS handshake with {self.address} failed: {e.reason or e}") from None
         except (OSError, asyncio.TimeoutError) as e:
             reason = "timed out" if isinstance(e, asyncio.TimeoutError) else (e.strerror or str(e))
             raise BrokerUnreachableError(f"cannot connect to {self.address}: {reason}") from None
@@ -119,7 +131,43 @@ class BrokerConnection:
         except ClientError as e:
             await self.close()
             raise BrokerUnreachableError(f"{self.address} did not answer ApiVersions: {e}") from None
+        if self.security.uses_sasl:
+            try:
+                await asyncio.wait_for(self._authenticate(), timeout_s)
+            except asyncio.TimeoutError:
+                await self.close()
+                raise BrokerUnreachableError(f"{self.address} did not complete SASL authentication within {timeout_s:g} s") from None
+            except ClientError:
+                await self.close()
+                raise
         return self
+
+    async def _authenticate(self) -> None:
+        """SaslHandshake, then the mechanism's SaslAuthenticate exchange (PLAIN or SCRAM)."""
+        security = self.security
+        mechanism = security.mechanism
+        handshake = await self.request(SASL_HANDSHAKE, {"mechanism": mechanism}, max_version=1, min_version=1)
+        if handshake.error_code != ErrorCode.none:
+            offered = ", ".join(handshake.mechanisms) or "none"
+            raise AuthenticationError(f"{self.address} does not offer SASL mechanism {mechanism} (it offers: {offered})")
+
+        async def exchange(token: bytes) -> bytes:
+            answer = await self.request(SASL_AUTHENTICATE, {"auth_bytes": token})
+            if answer.error_code != ErrorCode.none:
+                raise AuthenticationError(f"authentication with {mechanism} at {self.address} failed: "
+                                          f"{answer.error_message or ErrorCode(int(answer.error_code)).name}")
+            return bytes(answer.auth_bytes)
+
+        if mechanism == "PLAIN":
+            await exchange(plain_client_token(security.username, security.password))
+            return
+        scram = ScramClient(mechanism, security.username, security.password)
+        server_first = await exchange(scram.first_message())
+        try:
+            server_final = await exchange(scram.final_message(server_first))
+            scram.verify_final(server_final)
+        except ValueError as e:
+            raise AuthenticationError(f"authentication with {mechanism} at {self.address} failed: {e}") from None
 
     async def _negotiate_versions(self) -> None:
         version = _API_VERSIONS_PREFERRED

@@ -15,6 +15,10 @@ class ClientError(Exception):
     """A failure with no Kafka error code: a lost connection, an answer that does not decode."""
 
 
+class AuthenticationError(ClientError):
+    """The broker refused this client's credentials or TLS identity (not retried)."""
+
+
 class BrokerUnreachableError(ClientError):
     """No broker could be reached (connected to and asked ApiVersions) within the timeout."""
 

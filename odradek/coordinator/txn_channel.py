@@ -53,8 +53,10 @@ class TransactionChannel:
         leader_of: Callable[[TopicPartition], Leader | None],
         topic_exists: Callable[[str], bool],
         write_local: Callable[[TopicPartition, int, int, bool, int], Awaitable[None]],
+        security: object = None,
     ) -> None:
         self.node_id = node_id
+        self._security = security  # ClientSecurity towards the inter-broker listener (None: PLAINTEXT)
         self._leader_of = leader_of
         self._topic_exists = topic_exists
         self._write_local = write_local
@@ -141,6 +143,7 @@ class TransactionChannel:
                 await connection.close()
             connection = await BrokerConnection(
                 leader.host, leader.port, client_id=f"broker-{self.node_id}-txn-markers", node_id=leader.node_id,
+                security=self._security,
             ).connect(CONNECT_TIMEOUT_S)
             self._connections[leader.node_id] = connection
             return connection

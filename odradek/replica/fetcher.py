@@ -39,6 +39,7 @@ class FetcherConfig:
     partition_max_bytes: int = 1024 * 1024
     backoff_ms: int = 1000
     request_timeout_s: float = 30.0
+    security: object = None  # the client's ClientSecurity towards the inter-broker listener (None: PLAINTEXT)
 
 
 class LeaderFetcher:
@@ -89,7 +90,7 @@ class LeaderFetcher:
                 if self._connection is None or not self._connection.connected:
                     self._connection = await BrokerConnection(
                         self.host, self.port, client_id=f"broker-{self.config.node_id}-fetcher-{self.leader_id}",
-                        node_id=self.leader_id,
+                        node_id=self.leader_id, security=self.config.security,
                     ).connect(CONNECT_TIMEOUT_S)
                 await self._fetch_once()
             except asyncio.CancelledError:

@@ -112,9 +112,14 @@ class Cluster:
     def bootstrap_servers(self) -> str:
         return ",".join(b.bootstrap_servers for b in self.brokers.values() if b.running)
 
-    def add_broker(self, node_id: int, **overrides: object) -> BrokerProcess:
+    def add_broker(self, node_id: int, extra_listeners: str | None = None, **overrides: object) -> BrokerProcess:
+        """Start broker `node_id`; `extra_listeners` are listened on besides its PLAINTEXT one."""
         settings = {**CLUSTER_DEFAULTS, "broker.id": node_id, "zookeeper.connect": self.zookeeper_connect, **overrides}
-        broker = BrokerProcess(self.work_dir / f"broker-{node_id}", {k.replace("_", "."): str(v) for k, v in settings.items()})
+        # keyword names use _ for . (replica_lag_time_max_ms); a dotted name is kept as written
+        names = {k: k if "." in k else k.replace("_", ".") for k in settings}
+        broker = BrokerProcess(self.work_dir / f"broker-{node_id}", {names[k]: str(v) for k, v in settings.items()})
+        if extra_listeners:
+            broker.overrides["listeners"] = f"PLAINTEXT://{broker.host}:{broker.port},{extra_listeners}"
         self.brokers[node_id] = broker
         return broker.start()
 

@@ -1,0 +1,70 @@
+"""Brokers that talk to each other over SASL_SSL, as a secured Kafka cluster does: replication and
+transaction markers go over the inter-broker listener with TLS and a SASL login, and a broker
+with the wrong inter-broker password never joins the in-sync replicas (and says why)."""
+
+from __future__ import annotations
+
+import confluent_kafka
+
+from conftest import free_port
+from tls_material import STORE_PASSWORD, make_tls_material
+
+from .test_replication import create_replicated_topic, describe
+
+BROKER_PASSWORD = "broker-secret"
+
+
+def _secure_settings(tls, password: str) -> dict[str, str]:
+    jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" '
+            f'password="{password}" user_broker="{BROKER_PASSWORD}" user_alice="alice-secret";')
+    return {
+        "inter.broker.listener.name": "SASL_SSL",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "sasl.mechanism.inter.broker.protocol": "PLAIN",
+        "listener.name.sasl_ssl.plain.sasl.jaas.config": jaas,
+        "ssl.keystore.type": "PKCS12",
+        "ssl.keystore.location": str(tls.broker.pkcs12),
+        "ssl.keystore.password": STORE_PASSWORD,
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(tls.ca_pem),
+        "replica.lag.time.max.ms": "3000",
+    }
+
+
+def test_brokers_replicate_over_sasl_ssl_and_a_wrong_password_never_joins(cluster, tmp_path):
+    tls = make_tls_material(tmp_path / "tls")
+    brokers = cluster(0)
+    secure_ports = {}
+    for node_id in (1, 2, 3):
+        secure_ports[node_id] = free_port()
+        password = BROKER_PASSWORD if node_id != 3 else "not-the-broker-password"
+        brokers.add_broker(node_id, extra_listeners=f"SASL_SSL://127.0.0.1:{secure_ports[node_id]}",
+                           **_secure_settings(tls, password))
+    brokers.wait_until_formed()
+
+    create_replicated_topic(brokers.bootstrap_servers, "guarded", 3)
+    brokers.wait_for(lambda: all(sorted(isr) == [1, 2] or (leader == 3 and sorted(isr) == [1, 2, 3])
+                                 for leader, _, isr in describe(brokers.bootstrap_servers, "guarded").values()),
+                     30, "broker 3 out of the ISR of every partition it must fetch")
+
+    # A client on the SASL_SSL listener: acks=all records reach every in-sync replica over TLS.
+    client = {"bootstrap.servers": f"127.0.0.1:{secure_ports[1]}", "security.protocol": "SASL_SSL",
+              "sasl.mechanism": "PLAIN", "sasl.username": "alice", "sasl.password": "alice-secret",
+              "ssl.ca.location": str(tls.ca_pem)}
+    producer = confluent_kafka.Producer({**client, "acks": "all", "enable.idempotence": True})
+    delivered = []
+    for i in range(30):
+        producer.produce("guarded", f"record-{i}".encode(), partition=i % 3,
+                         on_delivery=lambda error, message: delivered.append(error))
+    assert producer.flush(30) == 0
+    assert delivered == [None] * 30
+
+    for leader, _, isr in describe(brokers.bootstrap_servers, "guarded").values():
+        if leader != 3:
+            assert 3 not in isr
+    output = brokers.broker(3).output()
+    assert "authentication with PLAIN at 127.0.0.1" in output and "Invalid username or password" in output
+    assert "not-the-broker-password" not in "\n".join(l for l in output.splitlines() if not l.startswith("--- "))
+    for node_id in (1, 2):
+        assert "failed" not in "\n".join(l for l in brokers.broker(node_id).output().splitlines()
+                                         if "Fetching from broker" in l and "broker 3" not in l)
