@@ -373,3 +373,30 @@ def test_a_wrong_keystore_password_is_refused_without_showing_it(tmp_path):
     output = _refused(tmp_path, {"listeners": f"SSL://127.0.0.1:{free_port()}", "ssl.keystore.type": "PKCS12",
                                  "ssl.keystore.location": str(tls.broker.pkcs12), "ssl.keystore.password": "guess-123"})
     assert "ssl.keystore.password" in output and "guess-123" not in output and "Traceback" not in output
+
+
+def test_the_cli_reaches_a_sasl_ssl_listener_with_kafkas_client_properties(secure, tmp_path):
+    import subprocess
+    import sys
+
+    def properties(password: str) -> Path:
+        path = tmp_path / f"client-{password}.properties"
+        path.write_text(
+            "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="bob" password="{password}";\n'
+            f"ssl.truststore.type=PEM\nssl.truststore.location={secure.tls.ca_pem}\n")
+        return path
+
+    def topics(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "odradek", "topics", "--bootstrap-server", secure.address("SASL_SSL"),
+                               *args], capture_output=True, text=True, timeout=60)
+
+    created = topics("--command-config", str(properties(SCRAM_PASSWORD)), "--create", "--topic", "from-the-cli", "--partitions", "3")
+    assert created.returncode == 0, created.stderr
+    listed = topics("--command-config", str(properties(SCRAM_PASSWORD)), "--list")
+    assert "from-the-cli" in listed.stdout.split()
+    refused = topics("--command-config", str(properties("wrong-password")), "--list")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().count("\n") == 0 and "Authentication failed" in refused.stderr
+    assert "wrong-password" not in refused.stderr
