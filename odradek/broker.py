@@ -24,6 +24,7 @@ from pathlib import Path
 from odradek.clock import Clock
 from odradek.cluster.cluster_controller import ClusterController
 from odradek.cluster.controller import Controller
+from odradek.cluster.acls import AclService, authorizer_enabled
 from odradek.cluster.dynamic_config import DynamicConfigs, ensure_cluster_min_insync_replicas
 from odradek.cluster.local_store import LocalMetadataStore
 from odradek.cluster.local_store import new_cluster_id as _new_cluster_id
@@ -107,6 +108,7 @@ class BrokerRuntime:
             self.servers.append(server)
             await server.bind()
         cluster_mode = config["zookeeper.connect"] is not None
+        authorizer_enabled(config)  # refuse an unknown authorizer.class.name before reading data
         if cluster_mode:
             inter_broker_security(config)  # refuse unusable inter-broker TLS or SASL settings before reading data
         metadata = MetadataCache()
@@ -117,6 +119,9 @@ class BrokerRuntime:
             store = await asyncio.to_thread(_open_metadata_store, log_dirs, config)
         await asyncio.to_thread(ensure_cluster_min_insync_replicas, store, config)
         configs = DynamicConfigs(config, store, node_id)
+        acls = await asyncio.to_thread(AclService, store, config)
+        if cluster_mode and acls.enabled:
+            self._watch_acls(store, acls)
         log_manager = LogManager(log_dirs, self.clock, cluster_id=store.cluster_id, node_id=node_id)
         replicas = ReplicaManager(log_manager, node_id, clock=self.clock)
         replicas.configure_throttles(configs.effective)
@@ -182,6 +187,7 @@ class BrokerRuntime:
             transactions=transactions,
             configs=configs,
             membership=self.membership,
+            acls=acls,
         )
         for listener, server in zip(listeners, self.servers):
             server.dispatcher = Dispatcher(services, listener.name)
@@ -234,6 +240,12 @@ class BrokerRuntime:
                 await server.go_dark()
             else:
                 await server.come_back()
+
+    def _watch_acls(self, store, acls: AclService) -> None:
+        """ACLs changed by any broker (or Kafka's tools) reach this one through ZooKeeper's
+        /kafka-acl-changes notifications."""
+        loop = asyncio.get_running_loop()
+        store.watch_acl_changes(lambda: loop.call_soon_threadsafe(lambda: loop.create_task(asyncio.to_thread(acls.reload))))
 
     def _watch_broker_configs(self, store, configs, controller) -> None:
         """Dynamic broker configs changed by any broker (kafka-configs --entity-default) reach

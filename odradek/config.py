@@ -366,6 +366,16 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
     _b("sasl.server.max.receive.size", "int", 524288,
        "Largest frame accepted before a client has authenticated; a larger one closes the connection.",
        AtLeast(1)),
+    # --- security: authorization ---
+    _b("authorizer.class.name", "string", "",
+       "Turns ACLs on: Kafka's kafka.security.authorizer.AclAuthorizer or "
+       "org.apache.kafka.metadata.authorizer.StandardAuthorizer (both mean odradek's authorizer, which keeps "
+       "ACLs in the metadata store: /kafka-acl in ZooKeeper). Empty: every client may do everything, "
+       "and the ACL APIs answer SECURITY_DISABLED."),
+    _b("super.users", "string", None,
+       "Principals allowed everything whatever the ACLs say, separated by semicolons: User:admin;User:broker."),
+    _b("allow.everyone.if.no.acl.found", "boolean", False,
+       "When no ACL covers a resource, allow every principal (true) or none but super users (false)."),
     _b("connections.max.reauth.ms", "long", 0,
        "When above 0, an authenticated SASL session lasts at most this long (KIP-368): the client "
        "must re-authenticate on the same connection, or is disconnected.", AtLeast(0)),

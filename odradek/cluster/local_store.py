@@ -36,6 +36,7 @@ class LocalMetadataStore:
         self._broker_configs: dict[str, dict[str, str]] = {}
         self._group_configs: dict[str, dict[str, str]] = {}
         self._user_configs: dict[str, dict[str, str]] = {}
+        self._acls: dict[tuple[str, str, str], list[dict]] = {}
         self.cluster_id = ""
         if self.path.exists():
             self._load()
@@ -115,6 +116,17 @@ class LocalMetadataStore:
         self._save()
         self._notify("user_configs", user)
 
+    def acls(self) -> dict[tuple[str, str, str], list[dict]]:
+        return {resource: [dict(entry) for entry in entries] for resource, entries in self._acls.items()}
+
+    def set_acls(self, resource: tuple[str, str, str], entries: list[dict]) -> None:
+        if entries:
+            self._acls[resource] = [dict(entry) for entry in entries]
+        else:
+            self._acls.pop(resource, None)
+        self._save()
+        self._notify("acls", "/".join(resource))
+
     def allocate_producer_id_block(self, size: int) -> int:
         first = self._next_producer_id
         self._next_producer_id += size
@@ -129,6 +141,8 @@ class LocalMetadataStore:
             self._broker_configs = {str(k): dict(v) for k, v in data.get("broker_configs", {}).items()}
             self._group_configs = {str(k): dict(v) for k, v in data.get("group_configs", {}).items()}
             self._user_configs = {str(k): dict(v) for k, v in data.get("user_configs", {}).items()}
+            self._acls = {(str(r["resource_type"]), str(r["pattern_type"]), str(r["name"])): list(r["acls"])
+                          for r in data.get("acls", [])}
             for entry in data.get("topics", []):
                 record = TopicRecord(
                     name=entry["name"],
@@ -151,6 +165,8 @@ class LocalMetadataStore:
             "broker_configs": self._broker_configs,
             "group_configs": self._group_configs,
             "user_configs": self._user_configs,
+            "acls": [{"resource_type": kind, "pattern_type": pattern, "name": name, "acls": entries}
+                     for (kind, pattern, name), entries in sorted(self._acls.items())],
             "topics": [
                 {
                     "name": record.name,

@@ -58,7 +58,7 @@ class MetadataStore(Protocol):
     def remove_topic(self, name: str, *, expected_version: int | None = None) -> None: ...
 
     def watch(self, listener: Callable[[str, str], None]) -> None:
-        """`listener(kind, key)` after each change: kind "topic", "broker_configs", "group_configs", "user_configs" or "producer_ids"."""
+        """`listener(kind, key)` after each change: kind "topic", "broker_configs", "group_configs", "user_configs", "acls" or "producer_ids"."""
         ...
 
     def broker_configs(self) -> dict[str, dict[str, str]]:
@@ -78,6 +78,14 @@ class MetadataStore(Protocol):
         ...
 
     def set_user_configs(self, user: str, configs: dict[str, str]) -> None: ...
+
+    def acls(self) -> dict[tuple[str, str, str], list[dict]]:
+        """ACL entries by resource (type name, LITERAL or PREFIXED, name), in Kafka's JSON shape."""
+        ...
+
+    def set_acls(self, resource: tuple[str, str, str], entries: list[dict]) -> None:
+        """Replace a resource's ACL entries (none: remove the resource)."""
+        ...
 
     def allocate_producer_id_block(self, size: int) -> int:
         """The first id of a fresh block of `size` producer ids, never handed out before."""

@@ -52,6 +52,10 @@ CONFIG_TOPICS = "/config/topics"
 CONFIG_BROKERS = "/config/brokers"
 CONFIG_GROUPS = "/config/groups"
 CONFIG_USERS = "/config/users"
+ACL_LITERAL = "/kafka-acl"
+ACL_PREFIXED = "/kafka-acl-extended/prefixed"
+ACL_CHANGES = "/kafka-acl-changes"
+ACL_EXTENDED_CHANGES = "/kafka-acl-extended-changes"
 CONFIG_CHANGES = "/config/changes"
 DELETE_TOPICS = "/admin/delete_topics"
 REASSIGN_PARTITIONS = "/admin/reassign_partitions"
@@ -453,6 +457,68 @@ class ZkMetadataStore:
         # Kafka's Sanitizer: the user name URL-encoded, so any principal name is a valid znode.
         node = urllib.parse.quote(user, safe="").replace(".", "%2E").replace("*", "%2A")
         self._write_configs(f"{CONFIG_USERS}/{node}", configs, f"users/{node}")
+
+    # --- ACLs, in Kafka's layout: /kafka-acl/<Type>/<name>, /kafka-acl-extended/prefixed/<Type>/<name> ---
+
+    def acls(self) -> dict[tuple[str, str, str], list[dict]]:
+        found: dict[tuple[str, str, str], list[dict]] = {}
+        for root, pattern in ((ACL_LITERAL, "LITERAL"), (ACL_PREFIXED, "PREFIXED")):
+            try:
+                kinds = self.client.get_children(root)
+            except NoNodeError:
+                continue
+            for kind in kinds:
+                try:
+                    names = self.client.get_children(f"{root}/{kind}")
+                except NoNodeError:
+                    continue
+                for node in names:
+                    try:
+                        data, _ = self.client.get(f"{root}/{kind}/{node}")
+                    except NoNodeError:
+                        continue
+                    entries = json.loads(data).get("acls", []) if data else []
+                    if entries:
+                        found[(kind, pattern, urllib.parse.unquote(node))] = entries
+        return found
+
+    def set_acls(self, resource: tuple[str, str, str], entries: list[dict]) -> None:
+        kind, pattern, name = resource
+        node = name.replace("%", "%25").replace("/", "%2F")  # raw, as Kafka, unless the name holds a '/'
+        path = f"{ACL_LITERAL if pattern == 'LITERAL' else ACL_PREFIXED}/{kind}/{node}"
+        if entries:
+            data = json.dumps({"version": 1, "acls": entries}).encode()
+            try:
+                self.client.set(path, data)
+            except NoNodeError:
+                try:
+                    self.client.create(path, data, makepath=True)
+                except NodeExistsError:
+                    self.client.set(path, data)
+        else:
+            try:
+                self.client.delete(path)
+            except NoNodeError:
+                pass
+        if pattern == "LITERAL":
+            self.client.create(f"{ACL_CHANGES}/acl_changes_", f"{kind}:{name}".encode(), sequence=True, makepath=True)
+        else:
+            notice = {"version": 1, "resourceType": kind, "name": name, "patternType": pattern}
+            self.client.create(f"{ACL_EXTENDED_CHANGES}/acl_changes_", json.dumps(notice).encode(), sequence=True,
+                               makepath=True)
+
+    def watch_acl_changes(self, on_change) -> None:
+        """Call `on_change()` (from kazoo's thread) after every ACL change notification."""
+        for path in (ACL_CHANGES, ACL_EXTENDED_CHANGES):
+            self.client.ensure_path(path)
+
+            def changed(children) -> bool:
+                if not self.client.connected and self.client.state == "CLOSED":
+                    return False
+                on_change()
+                return True
+
+            ChildrenWatch(self.client, path, changed)
 
     def _write_configs(self, path: str, configs: dict[str, str], entity_path: str) -> None:
         data = encode_config(configs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from odradek.coordinator.transaction_coordinator import TxnError
+from odradek.security.acl import Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build
 from odradek.handlers.transactions import fenced_for_version
@@ -18,6 +19,10 @@ MAX_VERSION = 4
 
 async def handle(ctx: RequestContext, request):
     code = ErrorCode.none
+    if not ctx.allowed(Operation.WRITE, ResourceType.TRANSACTIONAL_ID, request.transactional_id):
+        return build(ctx.response_class, throttle_time=timedelta(0), error_code=ErrorCode.transactional_id_authorization_failed)
+    if not ctx.allowed(Operation.READ, ResourceType.GROUP, request.group_id):
+        return build(ctx.response_class, throttle_time=timedelta(0), error_code=ErrorCode.group_authorization_failed)
     try:
         await ctx.services.controller.run(ctx.services.groups.store.ensure_topic)
         await ctx.services.transactions.add_offsets(

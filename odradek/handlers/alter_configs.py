@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from odradek.security.acl import Operation
+from odradek.handlers.acl_requests import config_refusal
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -37,6 +39,9 @@ async def apply(ctx: RequestContext, resource_type: int, name: str, change, vali
     """Compute new overrides with `change(current)`, validate, and (unless validate_only) apply them."""
     services = ctx.services
     try:
+        refused = config_refusal(ctx, Operation.ALTER_CONFIGS, resource_type, name)
+        if refused is not None:
+            raise KafkaError(refused, "not authorized to alter these configs")
         if resource_type == TOPIC:
             record = ctx.image.topic(name)
             if record is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import timedelta
 
+from odradek.security.acl import CLUSTER_NAME, Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -34,6 +35,10 @@ async def handle(ctx: RequestContext, request):
     for upsertion in request.upsertions:
         changes[upsertion.name].append((int(upsertion.mechanism), upsertion))
     results = []
+    if not ctx.allowed(Operation.ALTER, ResourceType.CLUSTER, CLUSTER_NAME):
+        results = [build(result_class, user=user, error_code=ErrorCode.cluster_authorization_failed, error_message=None)
+                   for user in changes]
+        return build(ctx.response_class, throttle_time=timedelta(0), results=tuple(results))
     for user, user_changes in changes.items():
         try:
             await _alter(ctx, user, user_changes)

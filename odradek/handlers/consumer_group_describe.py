@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from odradek.protocol.schemas import AUTHORIZED_OPERATIONS_OMITTED
+from odradek.security.acl import Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode
@@ -37,6 +38,12 @@ async def handle(ctx: RequestContext, request):
     described = []
     for group_id in request.group_ids:
         not_here = ctx.services.groups.coordinator_error(group_id)
+        if not ctx.allowed(Operation.DESCRIBE, ResourceType.GROUP, group_id):
+            described.append(build(
+                group_class, error_code=ErrorCode.group_authorization_failed, error_message=None, group_id=group_id,
+                group_state="", group_epoch=-1, assignment_epoch=-1, assignor_name="", members=(),
+                authorized_operations=AUTHORIZED_OPERATIONS_OMITTED))
+            continue
         group = ctx.services.groups.describe_consumer_group(group_id) if not_here is None else None
         if group is None:
             described.append(

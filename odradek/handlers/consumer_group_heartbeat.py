@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from odradek.security.acl import Operation, ResourceType
+from odradek.protocol.errors import ErrorCode
 from odradek.handlers.context import RequestContext
-from odradek.handlers.responses import build, sibling
+from odradek.handlers.responses import build, error_response, sibling
 
 API_KEY = 68
 MIN_VERSION = 0
@@ -21,6 +23,14 @@ MAX_VERSION = 1
 async def handle(ctx: RequestContext, request):
     response = ctx.response_class
     image = ctx.image
+    if not ctx.allowed(Operation.READ, ResourceType.GROUP, request.group_id):
+        return error_response(response, ErrorCode.group_authorization_failed)
+    subscribed = request.subscribed_topic_names or ()
+    hidden = sorted(t for t in subscribed if not ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, t))
+    if hidden:
+        return build(response, throttle_time=timedelta(0), error_code=ErrorCode.topic_authorization_failed,
+                     error_message=f"not authorized to describe topics {', '.join(hidden)}", member_id=request.member_id or None,
+                     member_epoch=request.member_epoch, heartbeat_interval=timedelta(0), assignment=None)
     owned = None
     if request.topic_partitions is not None:
         owned = {}

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from odradek.clock import Clock
+    from odradek.cluster.acls import AclService
     from odradek.cluster.controller import Controller
     from odradek.cluster.metadata import BrokerRegistration, Endpoint, MetadataCache, MetadataImage
     from odradek.cluster.dynamic_config import DynamicConfigs
@@ -39,6 +40,7 @@ class BrokerServices:
     transactions: TransactionCoordinator
     configs: DynamicConfigs
     membership: ClusterMembership | None = None  # cluster mode: registration, controller, ISR writes
+    acls: AclService | None = None  # ACLs and the authorizer (authorizer.class.name); None: everything allowed
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,18 @@ class RequestContext:
     principal: str = ANONYMOUS
     image: MetadataImage | None = None
     session: Session | None = None  # the connection's authentication state (SaslHandshake, SaslAuthenticate)
+
+    @property
+    def client_host(self) -> str:
+        """The client's address, as ACL hosts name it."""
+        return self.peer.rsplit(":", 1)[0] if ":" in self.peer else self.peer
+
+    def allowed(self, operation: int, resource_type: int, name: str) -> bool:
+        """Whether this request's principal may do `operation` (security/acl.py's numbers) on the
+        resource; always, when no authorizer is configured."""
+        acls = self.services.acls
+        authorizer = acls.authorizer if acls is not None else None
+        return authorizer is None or authorizer.authorize(self.principal, self.client_host, operation, resource_type, name)
 
     def endpoint_of(self, broker: BrokerRegistration) -> Endpoint | None:
         """Where a client on this request's listener reaches `broker` (None: not on this listener)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from odradek.security.acl import Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -26,6 +27,8 @@ async def handle(ctx: RequestContext, request):
         try:
             if names.count(topic.name) > 1:
                 raise KafkaError(ErrorCode.invalid_request, f"topic '{topic.name}' appears more than once in the request")
+            if not ctx.allowed(Operation.ALTER, ResourceType.TOPIC, topic.name):
+                raise KafkaError(ErrorCode.topic_authorization_failed, "not authorized to alter this topic")
             assignments = None if topic.assignments is None else [tuple(a.broker_ids) for a in topic.assignments]
             controller = ctx.services.controller
             await controller.run(controller.create_partitions, topic.name, topic.count, assignments,

@@ -12,6 +12,7 @@ import logging
 from datetime import timedelta
 
 from odradek.protocol.schemas import ZERO_UUID
+from odradek.security.acl import CLUSTER_NAME, Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -32,11 +33,14 @@ async def handle(ctx: RequestContext, request):
     config_class = sibling(response, "CreatableTopicConfigs")
     controller = ctx.services.controller
     names = [topic.name for topic in request.topics]
+    may_create_any = ctx.allowed(Operation.CREATE, ResourceType.CLUSTER, CLUSTER_NAME)
     results = []
     for topic in request.topics:
         try:
             if names.count(topic.name) > 1:
                 raise KafkaError(ErrorCode.invalid_request, f"topic '{topic.name}' appears more than once in the request")
+            if not (may_create_any or ctx.allowed(Operation.CREATE, ResourceType.TOPIC, topic.name)):
+                raise KafkaError(ErrorCode.topic_authorization_failed, "not authorized to create this topic")
             assignments = {a.partition_index: tuple(a.broker_ids) for a in topic.assignments}
             configs = {c.name: c.value for c in topic.configs}
             record = await controller.run(

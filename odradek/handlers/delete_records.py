@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from odradek.security.acl import Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -31,8 +32,13 @@ async def handle(ctx: RequestContext, request):
     topics = []
     for topic in request.topics:
         results = []
+        deletable = ctx.allowed(Operation.DELETE, ResourceType.TOPIC, topic.name)
         for entry in topic.partitions:
             tp = TopicPartition(topic.name, entry.partition_index)
+            if not deletable:
+                results.append(build(partition_class, partition_index=entry.partition_index, low_watermark=-1,
+                                     error_code=ErrorCode.topic_authorization_failed))
+                continue
             try:
                 low_watermark = replicas.delete_records(tp, entry.offset)
                 error = ErrorCode.none

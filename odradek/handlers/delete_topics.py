@@ -10,6 +10,7 @@ import logging
 from datetime import timedelta
 
 from odradek.protocol.schemas import ZERO_UUID
+from odradek.security.acl import Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -37,6 +38,10 @@ async def handle(ctx: RequestContext, request):
                 if record is None:
                     raise KafkaError(ErrorCode.unknown_topic_id, f"no topic has id {topic_id}")
                 name = record.name
+            if not ctx.allowed(Operation.DELETE, ResourceType.TOPIC, name):
+                if name is not None and not ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, name) and topic_id:
+                    name = None  # Kafka does not say which name an id it will not describe has
+                raise KafkaError(ErrorCode.topic_authorization_failed, "not authorized to delete this topic")
             record = await controller.run(controller.delete_topic, name)
             results.append(build(result_class, name=name, topic_id=record.topic_id, error_code=ErrorCode.none, error_message=None))
         except KafkaError as error:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from odradek.security.acl import Operation
+from odradek.handlers.acl_requests import config_refusal
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -68,6 +70,9 @@ async def handle(ctx: RequestContext, request):
 
 
 def _describe(ctx: RequestContext, resource_type: int, name: str, keys):
+    refused = config_refusal(ctx, Operation.DESCRIBE_CONFIGS, resource_type, name)
+    if refused is not None:
+        raise KafkaError(refused, "not authorized to describe these configs")
     configs = ctx.services.configs
     if resource_type == TOPIC:
         record = ctx.image.topic(name)

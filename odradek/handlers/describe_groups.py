@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from odradek.protocol.schemas import AUTHORIZED_OPERATIONS_OMITTED
+from odradek.security.acl import Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode
@@ -26,6 +27,9 @@ async def handle(ctx: RequestContext, request):
     for group_id in request.groups:
         description = ctx.services.groups.describe_group(group_id)
         error = description.error
+        if not ctx.allowed(Operation.DESCRIBE, ResourceType.GROUP, group_id):
+            description = type(description)(group_id, "", "", "", [], ErrorCode.group_authorization_failed)
+            error = description.error
         if error == ErrorCode.group_id_not_found and ctx.api_version < 6:
             error = ErrorCode.none
         if not group_id:

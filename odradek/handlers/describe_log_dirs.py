@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from datetime import timedelta
 
+from odradek.security.acl import CLUSTER_NAME, Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode
@@ -21,6 +22,8 @@ async def handle(ctx: RequestContext, request):
     result_class = sibling(response, "DescribeLogDirsResult")
     topic_class = sibling(response, "DescribeLogDirsTopic")
     partition_class = sibling(response, "DescribeLogDirsPartition")
+    if not ctx.allowed(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+        return build(response, throttle_time=timedelta(0), error_code=ErrorCode.cluster_authorization_failed, results=())
     wanted = None
     if request.topics is not None:
         wanted = {(t.topic, p) for t in request.topics for p in t.partitions}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from odradek.security.acl import Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -24,7 +25,12 @@ async def handle(ctx: RequestContext, request):
     topics = []
     for topic in request.topics:
         partitions = []
+        readable = ctx.allowed(Operation.READ, ResourceType.TOPIC, topic.name)
         for index in topic.partition_indexes:
+            if not readable:
+                partitions.append(build(partition_class, partition_index=index, error_code=ErrorCode.topic_authorization_failed,
+                                        error_message=None, active_producers=()))
+                continue
             try:
                 partition = replicas.leader_partition(TopicPartition(topic.name, index))
                 producers = tuple(

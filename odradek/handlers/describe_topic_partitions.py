@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from odradek.protocol.schemas import AUTHORIZED_OPERATIONS_OMITTED, ZERO_UUID
+from odradek.security.acl import Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -29,7 +30,8 @@ async def handle(ctx: RequestContext, request):
     controller = ctx.services.controller
     image = ctx.image
     live = image.live_broker_ids()
-    names = sorted({t.name for t in request.topics}) if request.topics else sorted(image.topics)
+    names = sorted({t.name for t in request.topics}) if request.topics else [
+        name for name in sorted(image.topics) if ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, name)]
     limit = max(request.response_partition_limit, 1)
     start_topic, start_partition = (request.cursor.topic_name, request.cursor.partition_index) if request.cursor else (None, 0)
     if start_topic is not None:
@@ -38,6 +40,14 @@ async def handle(ctx: RequestContext, request):
     topics, budget, next_cursor = [], limit, None
     for name in names:
         record = image.topic(name)
+        if not ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, name):
+            record, denied = None, True
+        else:
+            denied = False
+        if record is None and denied:
+            topics.append(build(topic_class, error_code=ErrorCode.topic_authorization_failed, name=name, topic_id=ZERO_UUID,
+                                is_internal=False, partitions=(), topic_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED))
+            continue
         if record is None:
             code = ErrorCode.unknown_topic_or_partition
             try:

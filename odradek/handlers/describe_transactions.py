@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from odradek.coordinator.transaction_coordinator import TxnError
+from odradek.security.acl import Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode
@@ -26,6 +27,8 @@ async def handle(ctx: RequestContext, request):
     states = []
     for transactional_id in request.transactional_ids:
         try:
+            if not ctx.allowed(Operation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, transactional_id):
+                raise TxnError(ErrorCode.transactional_id_authorization_failed)
             meta = ctx.services.transactions.describe(transactional_id)
         except TxnError as error:
             states.append(build(

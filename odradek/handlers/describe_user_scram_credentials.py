@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
+from odradek.security.acl import CLUSTER_NAME, Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode
@@ -21,6 +22,9 @@ async def handle(ctx: RequestContext, request):
     configs = ctx.services.configs
     result_class = sibling(ctx.response_class, "DescribeUserScramCredentialsResult")
     info_class = sibling(ctx.response_class, "CredentialInfo")
+    if not ctx.allowed(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+        return build(ctx.response_class, throttle_time=timedelta(0), error_code=ErrorCode.cluster_authorization_failed,
+                     error_message=None, results=())
     wanted = [user.name for user in request.users] if request.users else None
     named = wanted if wanted is not None else [user for user in configs.users() if _credentials(configs, user)]
     counts = Counter(named)

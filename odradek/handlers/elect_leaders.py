@@ -16,6 +16,7 @@ import asyncio
 import time
 from datetime import timedelta
 
+from odradek.security.acl import CLUSTER_NAME, Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode
@@ -41,6 +42,9 @@ async def handle(ctx: RequestContext, request):
         [TopicPartition(t.name, i) for t in image.topics.values() for i in range(t.partition_count)]
         if everything else [TopicPartition(e.topic, i) for e in request.topic_partitions for i in e.partitions]
     )
+    if not ctx.allowed(Operation.ALTER, ResourceType.CLUSTER, CLUSTER_NAME):
+        return build(response, throttle_time=timedelta(0), error_code=ErrorCode.cluster_authorization_failed,
+                     replica_election_results=())
     if membership is not None and membership.controller is None:
         return build(response, throttle_time=timedelta(0), error_code=ErrorCode.not_controller, replica_election_results=())
     live = set(image.live_broker_ids())

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from odradek.coordinator.transaction_coordinator import TxnError
+from odradek.security.acl import Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build
 from odradek.handlers.transactions import fenced_for_version
@@ -21,6 +22,9 @@ TRANSACTION_V2_VERSION = 5
 
 async def handle(ctx: RequestContext, request):
     code, producer_id, epoch = ErrorCode.none, -1, -1
+    if not ctx.allowed(Operation.WRITE, ResourceType.TRANSACTIONAL_ID, request.transactional_id):
+        return build(ctx.response_class, throttle_time=timedelta(0), error_code=ErrorCode.transactional_id_authorization_failed,
+                     producer_id=-1, producer_epoch=-1)
     try:
         producer_id, epoch = await ctx.services.transactions.end_transaction(
             request.transactional_id, request.producer_id, request.producer_epoch, request.committed,

@@ -28,6 +28,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
+from odradek.security.acl import CLUSTER_NAME, Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -54,7 +55,7 @@ async def handle(ctx: RequestContext, request):
     by_id = ctx.api_version >= 13
     replica_state = getattr(request, "replica_state", None)
     replica_id = replica_state.replica_id if replica_state is not None else getattr(request, "replica_id", -1)
-    wanted = _wanted_partitions(ctx, request, by_id)
+    wanted = _wanted_partitions(ctx, request, by_id, replica_id)
     selector = ctx.services.config["replica.selector.class"]
     rack_aware = bool(selector) and selector.endswith("RackAwareReplicaSelector")
     client_rack = (getattr(request, "rack_id", "") or "") if rack_aware else ""
@@ -81,10 +82,13 @@ async def handle(ctx: RequestContext, request):
     return _response(response, results, by_id, read_committed)
 
 
-def _wanted_partitions(ctx: RequestContext, request, by_id: bool):
-    """(TopicPartition | None, topic key, partition request, error) for each requested partition."""
+def _wanted_partitions(ctx: RequestContext, request, by_id: bool, replica_id: int = -1):
+    """(TopicPartition | None, topic key, partition request, error) for each requested partition.
+    A follower needs CLUSTER_ACTION on the cluster, a consumer READ on each topic (Kafka's checks):
+    otherwise TOPIC_AUTHORIZATION_FAILED."""
     image = ctx.image
     wanted = []
+    follower_denied = replica_id >= 0 and not ctx.allowed(Operation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME)
     for topic in request.topics:
         if by_id:
             record = image.topic_by_id(topic.topic_id)
@@ -95,9 +99,13 @@ def _wanted_partitions(ctx: RequestContext, request, by_id: bool):
             name = topic.topic
             key = name
             missing = ErrorCode.unknown_topic_or_partition
+        denied = name is not None and (follower_denied or (
+            replica_id < 0 and not ctx.allowed(Operation.READ, ResourceType.TOPIC, name)))
         for partition in topic.partitions:
             if name is None:
                 wanted.append((None, key, partition, missing))
+            elif denied:
+                wanted.append((None, key, partition, ErrorCode.topic_authorization_failed))
             else:
                 wanted.append((TopicPartition(name, partition.partition), key, partition, None))
     return wanted

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from odradek.security.acl import Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -55,6 +56,12 @@ async def handle(ctx: RequestContext, request):
         if not key:
             code = ErrorCode.invalid_group_id if key_type == GROUP else ErrorCode.invalid_request
             return dict(key=key, node_id=-1, host="", port=-1, error_code=code, error_message="the key is empty")
+        if key_type == GROUP and not ctx.allowed(Operation.DESCRIBE, ResourceType.GROUP, key):
+            return dict(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.group_authorization_failed,
+                        error_message=None)
+        if key_type == TRANSACTION and not ctx.allowed(Operation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, key):
+            return dict(key=key, node_id=-1, host="", port=-1, error_code=ErrorCode.transactional_id_authorization_failed,
+                        error_message=None)
         registration = image.partition(TopicPartition(store.topic, store.partition_for(key)))
         coordinator = registration.leader if registration is not None else -1
         broker = image.brokers.get(coordinator)

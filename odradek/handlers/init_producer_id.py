@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from odradek.coordinator.transaction_coordinator import TxnError
+from odradek.security.acl import CLUSTER_NAME, Operation, Permission, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build
 from odradek.handlers.transactions import fenced_for_version
@@ -28,6 +29,8 @@ async def handle(ctx: RequestContext, request):
         return build(response, throttle_time=timedelta(0), error_code=code, producer_id=producer_id, producer_epoch=epoch)
 
     if request.transactional_id is not None:
+        if not ctx.allowed(Operation.WRITE, ResourceType.TRANSACTIONAL_ID, request.transactional_id):
+            return answer(ErrorCode.transactional_id_authorization_failed)
         try:
             producer_id, epoch = await ctx.services.transactions.init_producer_id(
                 request.transactional_id,
@@ -38,8 +41,21 @@ async def handle(ctx: RequestContext, request):
         except TxnError as error:
             return answer(fenced_for_version(error.code, ctx.api_version, 4))
         return answer(ErrorCode.none, producer_id, epoch)
+    if not (ctx.allowed(Operation.IDEMPOTENT_WRITE, ResourceType.CLUSTER, CLUSTER_NAME) or _writes_any_topic(ctx)):
+        return answer(ErrorCode.cluster_authorization_failed)
     try:
         producer_id = await ctx.services.producer_ids.next_producer_id()
     except KafkaError as error:
         return answer(error.code)
     return answer(ErrorCode.none, producer_id, 0)
+
+
+def _writes_any_topic(ctx: RequestContext) -> bool:
+    """KIP-679: an idempotent producer needs only WRITE on some topic, not IDEMPOTENT_WRITE."""
+    acls = ctx.services.acls
+    if acls is None or acls.authorizer is None:
+        return True
+    return any(ctx.allowed(Operation.WRITE, ResourceType.TOPIC, name) for name in ctx.image.topics) or any(
+        b.resource_type == ResourceType.TOPIC and b.operation in (Operation.WRITE, Operation.ALL)
+        and b.permission == Permission.ALLOW and b.applies_to(ctx.principal, ctx.client_host)
+        for b in acls.bindings)

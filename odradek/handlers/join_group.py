@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from odradek.security.acl import Operation, ResourceType
+from odradek.protocol.errors import ErrorCode
 from odradek.handlers.context import RequestContext
-from odradek.handlers.responses import build, sibling
+from odradek.handlers.responses import build, error_response, sibling
 
 API_KEY = 11
 MIN_VERSION = 0
@@ -21,6 +23,8 @@ MAX_VERSION = 9
 
 async def handle(ctx: RequestContext, request):
     response = ctx.response_class
+    if not ctx.allowed(Operation.READ, ResourceType.GROUP, request.group_id):
+        return error_response(ctx.response_class, ErrorCode.group_authorization_failed)
     session_timeout_ms = int(request.session_timeout.total_seconds() * 1000)
     rebalance_timeout = getattr(request, "rebalance_timeout", None)
     rebalance_timeout_ms = int(rebalance_timeout.total_seconds() * 1000) if rebalance_timeout is not None else session_timeout_ms

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from odradek.security.acl import Operation, ResourceType
 from odradek.handlers.context import RequestContext
-from odradek.handlers.responses import build, sibling
+from odradek.handlers.responses import build, error_response, sibling
 from odradek.protocol.errors import ErrorCode
 
 API_KEY = 13
@@ -14,6 +15,8 @@ MAX_VERSION = 5
 
 
 async def handle(ctx: RequestContext, request):
+    if not ctx.allowed(Operation.READ, ResourceType.GROUP, request.group_id):
+        return error_response(ctx.response_class, ErrorCode.group_authorization_failed)
     response = ctx.response_class
     groups = ctx.services.groups
     if ctx.api_version < 3:

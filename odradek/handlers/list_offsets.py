@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from odradek.security.acl import Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -36,8 +37,12 @@ async def handle(ctx: RequestContext, request):
     topics = []
     for topic in request.topics:
         partitions = []
+        described = ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, topic.name)
         for entry in topic.partitions:
             tp = TopicPartition(topic.name, entry.partition_index)
+            if not described:
+                partitions.append(_error(partition_class, entry.partition_index, ErrorCode.topic_authorization_failed))
+                continue
             try:
                 state = replicas.leader_partition(tp, getattr(entry, "current_leader_epoch", -1))
                 offset, timestamp = _lookup(state, entry.timestamp, getattr(request, "isolation_level", 0) == 1)

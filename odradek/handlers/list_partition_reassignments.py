@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from odradek.security.acl import CLUSTER_NAME, Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -20,6 +21,9 @@ async def handle(ctx: RequestContext, request):
     response = ctx.response_class
     topic_class = sibling(response, "OngoingTopicReassignment")
     partition_class = sibling(response, "OngoingPartitionReassignment")
+    if not ctx.allowed(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+        return build(response, throttle_time=timedelta(0), error_code=ErrorCode.cluster_authorization_failed,
+                     error_message=None, topics=())
     membership = ctx.services.membership
     controller = membership.controller if membership is not None else None
     if controller is None and membership is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from odradek.security.acl import Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode
@@ -28,6 +29,7 @@ async def handle(ctx: RequestContext, request):
     found, unknown = ctx.services.transactions.list_transactions(
         request.state_filters, request.producer_id_filters, getattr(request, "duration_filter", -1), pattern,
     )
+    found = [meta for meta in found if ctx.allowed(Operation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, meta.transactional_id)]
     state_class = sibling(response, "TransactionState")
     states = tuple(
         build(state_class, transactional_id=meta.transactional_id, producer_id=meta.producer_id,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from odradek.protocol.schemas import AUTHORIZED_OPERATIONS_OMITTED, ZERO_UUID
+from odradek.security.acl import CLUSTER_NAME, Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -29,7 +30,8 @@ async def handle(ctx: RequestContext, request):
     allow_auto_create = getattr(request, "allow_auto_topic_creation", True)
 
     if request.topics is None or (ctx.api_version == 0 and not request.topics):
-        topics = [_topic(response, image.topics[name], ctx) for name in sorted(image.topics)]
+        topics = [_topic(response, image.topics[name], ctx) for name in sorted(image.topics)
+                  if ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, name)]  # others are left out, as in Kafka
     else:
         topics = [await _requested_topic(response, entry, allow_auto_create, ctx) for entry in request.topics]
         image = ctx.services.metadata.image  # auto-creation may have published a newer one
@@ -60,7 +62,11 @@ async def _requested_topic(response, entry, allow_auto_create: bool, ctx: Reques
         topic = image.topic_by_id(topic_id) if topic_id else None
         if topic is None:
             return _topic_error(response, None, topic_id or ZERO_UUID, ErrorCode.unknown_topic_id)
+        if not ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, topic.name):
+            return _topic_error(response, None, topic_id, ErrorCode.topic_authorization_failed)
         return _topic(response, topic, ctx)
+    if not ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, name):
+        return _topic_error(response, name, ZERO_UUID, ErrorCode.topic_authorization_failed)
     topic = image.topic(name)
     if topic is None:
         controller = ctx.services.controller
@@ -68,6 +74,9 @@ async def _requested_topic(response, entry, allow_auto_create: bool, ctx: Reques
             controller.validate_topic_name(name)
             if not allow_auto_create:
                 raise KafkaError(ErrorCode.unknown_topic_or_partition)
+            if not (ctx.allowed(Operation.CREATE, ResourceType.CLUSTER, CLUSTER_NAME)
+                    or ctx.allowed(Operation.CREATE, ResourceType.TOPIC, name)):
+                raise KafkaError(ErrorCode.topic_authorization_failed)
             await controller.run(controller.auto_create_topic, name)
         except KafkaError as error:
             return _topic_error(response, name, ZERO_UUID, error.code)

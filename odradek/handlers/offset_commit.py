@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from odradek.security.acl import Operation, ResourceType
+from odradek.protocol.errors import ErrorCode
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 
@@ -42,11 +44,17 @@ def topic_results(response, prefix: str, wanted, errors) -> tuple:
 async def handle(ctx: RequestContext, request):
     response = ctx.response_class
     wanted = requested_offsets(request)
-    errors = await ctx.services.groups.commit_offsets(
+    if not ctx.allowed(Operation.READ, ResourceType.GROUP, request.group_id):
+        errors = [ErrorCode.group_authorization_failed] * len(wanted)
+        return build(response, throttle_time=timedelta(0), topics=topic_results(response, "OffsetCommit", wanted, errors))
+    readable = {topic: ctx.allowed(Operation.READ, ResourceType.TOPIC, topic) for topic, *_ in wanted}
+    allowed = [entry for entry in wanted if readable[entry[0]]]
+    committed = iter(await ctx.services.groups.commit_offsets(
         request.group_id,
         getattr(request, "generation_id_or_member_epoch", -1),
         request.member_id,
         getattr(request, "group_instance_id", None),
-        wanted,
-    )
+        allowed,
+    ) if allowed else [])
+    errors = [next(committed) if readable[entry[0]] else ErrorCode.topic_authorization_failed for entry in wanted]
     return build(response, throttle_time=timedelta(0), topics=topic_results(response, "OffsetCommit", wanted, errors))

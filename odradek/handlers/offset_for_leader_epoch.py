@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from odradek.security.acl import CLUSTER_NAME, Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -31,10 +32,17 @@ async def handle(ctx: RequestContext, request):
     result_class = sibling(response, "EpochEndOffset")
     replicas = ctx.services.replicas
     topics = []
+    follower = getattr(request, "replica_id", -1) >= 0
+    cluster_action = follower and ctx.allowed(Operation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME)
     for topic in request.topics:
         results = []
+        allowed = cluster_action if follower else ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, topic.topic)
         for entry in topic.partitions:
             tp = TopicPartition(topic.topic, entry.partition)
+            if not allowed:
+                results.append(build(result_class, error_code=ErrorCode.topic_authorization_failed,
+                                     partition=entry.partition, leader_epoch=-1, end_offset=-1))
+                continue
             try:
                 partition = replicas.leader_partition(tp, getattr(entry, "current_leader_epoch", -1))
                 if entry.leader_epoch == partition.leader_epoch:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from odradek.security.acl import CLUSTER_NAME, Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -34,6 +35,9 @@ async def handle(ctx: RequestContext, request):
     response = ctx.response_class
     topic_class = sibling(response, "ReassignableTopicResponse")
     partition_class = sibling(response, "ReassignablePartitionResponse")
+    if not ctx.allowed(Operation.ALTER, ResourceType.CLUSTER, CLUSTER_NAME):
+        return build(response, throttle_time=timedelta(0), allow_replication_factor_change=True,
+                     error_code=ErrorCode.cluster_authorization_failed, error_message=None, responses=())
     controller = _controller(ctx)
     if controller is None and ctx.services.membership is not None:
         return build(response, throttle_time=timedelta(0), allow_replication_factor_change=True,

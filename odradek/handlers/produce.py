@@ -15,6 +15,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta, timezone
 
+from odradek.security.acl import Operation, ResourceType
 from odradek.handlers.context import CloseConnection, RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -35,7 +36,14 @@ async def handle(ctx: RequestContext, request):
     topic_class = sibling(response, "TopicProduceResponse")
     services = ctx.services
 
-    unverified = await _verify_transactions(ctx, request)
+    transactional_id = getattr(request, "transactional_id", None)
+    # Kafka's checks: WRITE on the transactional id (for the whole request), then on each topic.
+    if transactional_id is not None and not ctx.allowed(Operation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id):
+        denied = {topic.name: ErrorCode.transactional_id_authorization_failed for topic in request.topic_data}
+    else:
+        denied = {topic.name: ErrorCode.topic_authorization_failed for topic in request.topic_data
+                  if not ctx.allowed(Operation.WRITE, ResourceType.TOPIC, topic.name)}
+    unverified = await _verify_transactions(ctx, request) if not denied else {}
     answered: list[tuple[str, list]] = []
     appended: list[tuple[list, int, TopicPartition, int]] = []  # (results, position, partition, next offset)
     for topic in request.topic_data:
@@ -44,6 +52,10 @@ async def handle(ctx: RequestContext, request):
             tp = TopicPartition(topic.name, data.index)
             if request.acks not in (-1, 0, 1):
                 error = KafkaError(ErrorCode.invalid_required_acks, f"acks must be -1, 0 or 1, got {request.acks}")
+                results.append(_partition_error(partition_class, data.index, error))
+                continue
+            if topic.name in denied:
+                error = KafkaError(denied[topic.name], f"not authorized to write to {topic.name}")
                 results.append(_partition_error(partition_class, data.index, error))
                 continue
             if tp in unverified:

@@ -57,6 +57,10 @@ from odradek.handlers import (
     sync_group,
     alter_user_scram_credentials,
     describe_user_scram_credentials,
+    create_acls,
+    delete_acls,
+    describe_acls,
+    describe_client_quotas,
 )
 
 HANDLER_MODULES: tuple[ModuleType, ...] = (
@@ -105,6 +109,10 @@ HANDLER_MODULES: tuple[ModuleType, ...] = (
     sasl_authenticate,
     describe_user_scram_credentials,
     alter_user_scram_credentials,
+    describe_acls,
+    create_acls,
+    delete_acls,
+    describe_client_quotas,
 )
 
 

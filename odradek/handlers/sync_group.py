@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from odradek.security.acl import Operation, ResourceType
+from odradek.protocol.errors import ErrorCode
 from odradek.handlers.context import RequestContext
-from odradek.handlers.responses import build
+from odradek.handlers.responses import build, error_response
 
 API_KEY = 14
 MIN_VERSION = 0
@@ -16,6 +18,8 @@ MAX_VERSION = 5
 
 
 async def handle(ctx: RequestContext, request):
+    if not ctx.allowed(Operation.READ, ResourceType.GROUP, request.group_id):
+        return error_response(ctx.response_class, ErrorCode.group_authorization_failed)
     result = await ctx.services.groups.sync_group(
         request.group_id,
         request.generation_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from odradek.security.acl import Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.offset_commit import requested_offsets, topic_results
 from odradek.handlers.responses import build
@@ -26,6 +27,17 @@ async def handle(ctx: RequestContext, request):
     response = ctx.response_class
     wanted = requested_offsets(request)
     services = ctx.services
+    if not ctx.allowed(Operation.WRITE, ResourceType.TRANSACTIONAL_ID, request.transactional_id):
+        errors = [ErrorCode.transactional_id_authorization_failed] * len(wanted)
+        return build(response, throttle_time=timedelta(0), topics=topic_results(response, "TxnOffsetCommit", wanted, errors))
+    if not ctx.allowed(Operation.READ, ResourceType.GROUP, request.group_id):
+        errors = [ErrorCode.group_authorization_failed] * len(wanted)
+        return build(response, throttle_time=timedelta(0), topics=topic_results(response, "TxnOffsetCommit", wanted, errors))
+    unreadable = {topic for topic, *_ in wanted if not ctx.allowed(Operation.READ, ResourceType.TOPIC, topic)}
+    if unreadable:
+        errors = [ErrorCode.topic_authorization_failed if topic in unreadable else ErrorCode.operation_not_attempted
+                  for topic, *_ in wanted]
+        return build(response, throttle_time=timedelta(0), topics=topic_results(response, "TxnOffsetCommit", wanted, errors))
     added = ErrorCode.none
     if ctx.api_version >= TRANSACTION_V2_VERSION:
         offsets_partition = TopicPartition(services.groups.store.topic, services.groups.store.partition_for(request.group_id))

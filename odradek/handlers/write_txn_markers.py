@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from odradek.security.acl import CLUSTER_NAME, Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
@@ -27,9 +28,12 @@ log = logging.getLogger(__name__)
 async def handle(ctx: RequestContext, request):
     response = ctx.response_class
     services = ctx.services
+    authorized = ctx.allowed(Operation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME)  # brokers and Kafka's tools
     timeout_s = services.config["offsets.commit.timeout.ms"] / 1000
 
     async def one(marker, tp: TopicPartition) -> ErrorCode:
+        if not authorized:
+            return ErrorCode.cluster_authorization_failed
         try:
             await services.replicas.write_txn_marker(
                 tp, marker.producer_id, marker.producer_epoch, marker.transaction_result, marker.coordinator_epoch, timeout_s,

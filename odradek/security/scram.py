@@ -161,10 +161,8 @@ class ScramServer:
             proof = base64.b64decode(proof_part, validate=True)
         except ValueError as error:
             raise SaslAuthenticationFailed(f"Authentication failed: invalid {self.mechanism} client-final message: {error}") from None
-        if attributes.get("r") != self._nonce:
-            raise SaslAuthenticationFailed(f"Authentication failed: invalid {self.mechanism} nonce")
-        if attributes.get("c") not in ("biws", "eSws"):  # base64 of "n,," and "y,,"
-            raise SaslAuthenticationFailed("Authentication failed: channel binding is not supported")
+        if attributes.get("r") != self._nonce or attributes.get("c") not in ("biws", "eSws"):  # "n,," or "y,,"
+            raise _failed(self.mechanism)  # Kafka's answer to a wrong nonce or channel binding too
         credential = self._credential
         auth_message = f"{self._first_bare},{self._server_first},{without_proof}".encode("utf-8")
         signature = hmac.digest(credential.stored_key, auth_message, self._digest)

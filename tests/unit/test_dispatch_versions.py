@@ -205,6 +205,19 @@ def _request(api_key: int, version: int, topic_id: uuid.UUID):
         return build(cls, mechanism="PLAIN")
     if api_key == 36:
         return build(cls, auth_bytes=b"\0user\0password")
+    if api_key == 29:  # without an authorizer: SECURITY_DISABLED, still well-formed
+        return build(cls, resource_type_filter=1, resource_name_filter=None, pattern_type_filter=1,
+                     principal_filter=None, host_filter=None, operation=1, permission_type=1)
+    if api_key == 30:
+        creation = build(n("AclCreation"), resource_type=2, resource_name="t", resource_pattern_type=3,
+                         principal="User:a", host="*", operation=3, permission_type=3)
+        return build(cls, creations=(creation,))
+    if api_key == 31:
+        each = build(n("DeleteAclsFilter"), resource_type_filter=1, resource_name_filter=None, pattern_type_filter=1,
+                     principal_filter=None, host_filter=None, operation=1, permission_type=1)
+        return build(cls, filters=(each,))
+    if api_key == 48:
+        return build(cls, components=(), strict=False)
     if api_key == 50:
         return build(cls, users=None)
     if api_key == 51:
@@ -218,6 +231,7 @@ def _request(api_key: int, version: int, topic_id: uuid.UUID):
 EXPECTED_ERRORS = {
     11: {ErrorCode.none, ErrorCode.member_id_required},
     17: {ErrorCode.illegal_sasl_state},  # a PLAINTEXT listener
+    29: {ErrorCode.security_disabled},  # no authorizer configured
     36: {ErrorCode.illegal_sasl_state},
     12: {ErrorCode.unknown_member_id},
     13: {ErrorCode.unknown_member_id, ErrorCode.none},

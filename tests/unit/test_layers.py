@@ -26,7 +26,7 @@ ALLOWED = {
     "client": {"protocol", "clock", "security"},
     "replica": {"protocol", "log", "client", "clock", "config"},
     "coordinator": {"protocol", "replica", "client", "clock", "config"},
-    "cluster": {"protocol", "replica", "coordinator", "client", "config", "clock"},
+    "cluster": {"protocol", "replica", "coordinator", "client", "config", "clock", "security"},
     "handlers": {"protocol", "replica", "coordinator", "cluster", "config", "clock", "security"},
     "server": {"protocol", "handlers", "config", "clock", "security"},
     "cli": {"client", "config", "protocol", "broker", "clock", "security"},
