@@ -22,7 +22,7 @@ if "hypothesis" not in sys.modules and "pytest" not in sys.modules:
 
 import odradek  # noqa: E402
 from odradek.cli import UsageError, server  # noqa: E402
-from odradek.cli import configs, consume, dev_cluster, dump_log, get_offsets, groups, produce, topics, zookeeper  # noqa: E402
+from odradek.cli import acls, configs, consume, dev_cluster, dump_log, get_offsets, groups, produce, topics, users, zookeeper  # noqa: E402
 
 __all__ = ["build_parser", "main"]
 
@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     consume.register(subparsers)
     groups.register(subparsers)
     configs.register(subparsers)
+    acls.register(subparsers)
+    users.register(subparsers)
     get_offsets.register(subparsers)
     dump_log.register(subparsers)
     return parser

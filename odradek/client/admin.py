@@ -9,6 +9,7 @@ item come back as `KafkaError | None` in a dict keyed by the item, so a caller c
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,10 @@ from odradek.client.consumer_protocol import PROTOCOL_TYPE, ConsumerProtocolErro
 from odradek.client.errors import ErrorCode, KafkaError
 from odradek.client.metadata import ClusterMetadata
 from odradek.protocol.topic_partition import TopicPartition
+from odradek.security.acl import AclBinding, AclFilter, Operation, PatternType, Permission
+from odradek.security.acl import ResourceType as AclResourceType
+from odradek.security.scram import MECHANISM_TYPES as SCRAM_MECHANISM_TYPES
+from odradek.security.scram import salted_password
 
 __all__ = [
     "Admin",
@@ -44,6 +49,11 @@ CREATE_PARTITIONS = 37
 DELETE_GROUPS = 42
 INCREMENTAL_ALTER_CONFIGS = 44
 OFFSET_DELETE = 47
+DESCRIBE_ACLS = 29
+CREATE_ACLS = 30
+DELETE_ACLS = 31
+DESCRIBE_USER_SCRAM_CREDENTIALS = 50
+ALTER_USER_SCRAM_CREDENTIALS = 51
 
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
@@ -81,6 +91,16 @@ def _error(code, message: str | None, subject: str) -> KafkaError | None:
     if message and quoted in message:
         return KafkaError(code, message)
     return KafkaError(code, f"{subject}: {message or code.name.upper()}")
+
+
+_ACL_REFUSALS = {int(ErrorCode.cluster_authorization_failed): "not authorized: managing ACLs needs Alter (listing: "
+                  "Describe) on the cluster, or a super user"}
+
+
+def _filter_values(acl_filter: AclFilter) -> dict:
+    return {"resource_type_filter": acl_filter.resource_type, "resource_name_filter": acl_filter.resource_name,
+            "pattern_type_filter": acl_filter.pattern_type, "principal_filter": acl_filter.principal,
+            "host_filter": acl_filter.host, "operation": acl_filter.operation, "permission_type": acl_filter.permission}
 
 
 def raise_errors(results: Mapping[Any, KafkaError | None]) -> None:
@@ -277,6 +297,67 @@ class Admin:
             error = _error(r.error_code, r.error_message, _resource_label(resource_type, name))
             if error is not None:
                 raise error
+
+    # --- ACLs and SCRAM users -------------------------------------------------------------------
+
+    async def create_acls(self, bindings: Iterable[AclBinding]) -> list[KafkaError | None]:
+        """One result per binding, in order."""
+        bindings = list(bindings)
+        creations = [{"resource_type": b.resource_type, "resource_name": b.resource_name,
+                      "resource_pattern_type": b.pattern_type, "principal": b.principal, "host": b.host,
+                      "operation": b.operation, "permission_type": b.permission} for b in bindings]
+        response = await self.client.request(CREATE_ACLS, {"creations": creations}, min_version=1)
+        return [_error(r.error_code, r.error_message or _ACL_REFUSALS.get(int(r.error_code)), "CreateAcls")
+                for b, r in zip(bindings, response.results)]
+
+    async def describe_acls(self, acl_filter: AclFilter) -> list[AclBinding]:
+        response = await self.client.request(DESCRIBE_ACLS, _filter_values(acl_filter), min_version=1)
+        error = _error(response.error_code, response.error_message or _ACL_REFUSALS.get(int(response.error_code)),
+                       "DescribeAcls")
+        if error is not None:
+            raise error
+        return [AclBinding(AclResourceType(int(r.resource_type)), r.resource_name, PatternType(int(r.pattern_type)),
+                           a.principal, a.host, Operation(int(a.operation)), Permission(int(a.permission_type)))
+                for r in response.resources for a in r.acls]
+
+    async def delete_acls(self, filters: Iterable[AclFilter]) -> list[list[AclBinding] | KafkaError]:
+        """Per filter, the bindings it removed, or its error."""
+        response = await self.client.request(DELETE_ACLS, {"filters": [_filter_values(f) for f in filters]}, min_version=1)
+        results: list[list[AclBinding] | KafkaError] = []
+        for result in response.filter_results:
+            error = _error(result.error_code, result.error_message or _ACL_REFUSALS.get(int(result.error_code)), "DeleteAcls")
+            results.append(error if error is not None else [
+                AclBinding(AclResourceType(int(m.resource_type)), m.resource_name, PatternType(int(m.pattern_type)),
+                           m.principal, m.host, Operation(int(m.operation)), Permission(int(m.permission_type)))
+                for m in result.matching_acls])
+        return results
+
+    async def describe_scram_users(self, users: Iterable[str] | None = None) -> dict[str, list[tuple[str, int]] | KafkaError]:
+        """user -> [(mechanism, iterations)] (or its error); every user with credentials when None."""
+        values = {"users": None if users is None else [{"name": u} for u in users]}
+        response = await self.client.request(DESCRIBE_USER_SCRAM_CREDENTIALS, values)
+        error = _error(response.error_code, response.error_message, "DescribeUserScramCredentials")
+        if error is not None:
+            raise error
+        mechanisms = {number: name for name, number in SCRAM_MECHANISM_TYPES.items()}
+        return {
+            r.user: _error(r.error_code, r.error_message, f"user '{r.user}'") or [
+                (mechanisms.get(int(c.mechanism), str(c.mechanism)), int(c.iterations)) for c in r.credential_infos]
+            for r in response.results
+        }
+
+    async def alter_scram_users(self, upsertions: Iterable[tuple[str, str, str, int]] = (),
+                                deletions: Iterable[tuple[str, str]] = ()) -> dict[str, KafkaError | None]:
+        """Set (user, mechanism, password, iterations) and remove (user, mechanism) credentials. The
+        password never leaves this process: a fresh salt and the salted password are sent."""
+        upserts = []
+        for user, mechanism, password, iterations in upsertions:
+            salt = os.urandom(32)
+            upserts.append({"name": user, "mechanism": SCRAM_MECHANISM_TYPES[mechanism], "iterations": iterations,
+                            "salt": salt, "salted_password": salted_password(mechanism, password, salt, iterations)})
+        deletes = [{"name": user, "mechanism": SCRAM_MECHANISM_TYPES[mechanism]} for user, mechanism in deletions]
+        response = await self.client.request(ALTER_USER_SCRAM_CREDENTIALS, {"deletions": deletes, "upsertions": upserts})
+        return {r.user: _error(r.error_code, r.error_message, f"user '{r.user}'") for r in response.results}
 
     # --- records and log dirs -------------------------------------------------------------------
 

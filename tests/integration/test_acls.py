@@ -240,3 +240,34 @@ def test_acls_survive_a_restart_and_the_acl_apis_say_when_authorization_is_off(t
         assert described.error_message == "No Authorizer is configured on the broker"
     finally:
         assert plain.stop() == 0
+
+
+def test_odradek_acls_and_users_commands(acl_broker, tmp_path):
+    import subprocess
+    import sys
+
+    def as_user(user: str) -> str:
+        path = tmp_path / f"{user}.properties"
+        path.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.jaas.config="
+                        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                        f'username="{user}" password="{user}-secret";\n')
+        return str(path)
+
+    def odradek(user: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "odradek", *args, "--bootstrap-server", f"127.0.0.1:{acl_broker.sasl_port}",
+                               "--command-config", as_user(user)], capture_output=True, text=True, timeout=60, input=stdin)
+
+    added = odradek("admin", "acls", "--add", "--allow-principal", "User:carol", "--operation", "Describe", "--topic", "cli-topic")
+    assert added.returncode == 0, added.stderr
+    listed = odradek("admin", "acls", "--list", "--topic", "cli-topic")
+    assert "User:carol" in listed.stdout and "Describe" in listed.stdout
+    refused = odradek("bob", "acls", "--list")
+    assert refused.returncode == 1 and "not authorized" in refused.stderr
+    removed = odradek("admin", "acls", "--remove", "--allow-principal", "User:carol", "--topic", "cli-topic")
+    assert removed.returncode == 0 and "Removed 1 ACL(s)" in removed.stdout
+
+    created = odradek("admin", "users", "--add", "dave", "--mechanism", "SCRAM-SHA-256", "--password-stdin", stdin="dave-secret\n")
+    assert created.returncode == 0, created.stderr
+    users = odradek("admin", "users", "--list", "--output", "json")
+    assert {"user": "dave", "mechanism": "SCRAM-SHA-256", "iterations": 4096} in __import__("json").loads(users.stdout)
+    assert "dave-secret" not in acl_broker.process.output().split("--- start")[-1].split("\n", 1)[1]
