@@ -400,3 +400,37 @@ def test_the_cli_reaches_a_sasl_ssl_listener_with_kafkas_client_properties(secur
     assert refused.returncode == 1
     assert refused.stderr.strip().count("\n") == 0 and "Authentication failed" in refused.stderr
     assert "wrong-password" not in refused.stderr
+
+
+def test_sessions_re_authenticate_within_connections_max_reauth_ms(tmp_path):
+    """KIP-368: librdkafka re-authenticates on the same connection before its session ends and keeps
+    producing; a client that does not is disconnected at its next request after the end."""
+    port = free_port()
+    process = BrokerProcess(tmp_path, {"sasl.enabled.mechanisms": "PLAIN", "connections.max.reauth.ms": "1500",
+                                       "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS})
+    process.overrides["listeners"] = f"PLAINTEXT://127.0.0.1:{process.port},SASL_PLAINTEXT://127.0.0.1:{port}"
+    process.start()
+    try:
+        settings = {"bootstrap.servers": f"127.0.0.1:{port}", "security.protocol": "SASL_PLAINTEXT",
+                    "sasl.mechanism": "PLAIN", "sasl.username": "alice", "sasl.password": "alice-plain-secret"}
+        producer = confluent_kafka.Producer(settings)
+        delivered = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            producer.produce("reauth", b"x", on_delivery=lambda error, message: delivered.append(error))
+            producer.poll(0.1)
+        assert producer.flush(15) == 0
+        assert delivered and all(error is None for error in delivered)
+        assert "SASL session expired" not in process.output()
+
+        wire = WireClient(f"127.0.0.1:{port}")
+        assert wire.request(17, 1, SaslHandshakeRequest(mechanism="PLAIN")).error_code == ErrorCode.none
+        answer = wire.request(36, 2, SaslAuthenticateRequest(auth_bytes=b"\0alice\0alice-plain-secret"))
+        assert answer.error_code == ErrorCode.none and 0 < answer.session_lifetime.total_seconds() <= 1.5
+        time.sleep(1.6)
+        wire.send_raw(_frame(3, 12, MetadataRequest(topics=None, allow_auto_topic_creation=False,
+                                                    include_topic_authorized_operations=False)))
+        assert wire.is_closed(5)
+        assert "SASL session expired" in process.output()
+    finally:
+        assert process.stop() == 0, process.output()
