@@ -51,7 +51,7 @@ def enabled(ctx: RequestContext) -> bool:
     return acls is not None and acls.enabled
 
 
-NOT_ENABLED = "No Authorizer is configured on the broker"
+NOT_ENABLED = "No Authorizer is configured."  # Kafka's words
 
 
 # Config resource types (DescribeConfigs, AlterConfigs) -> the ACL resource their rights are on,

@@ -237,7 +237,7 @@ def test_acls_survive_a_restart_and_the_acl_apis_say_when_authorization_is_off(t
             resource_type_filter=1, resource_name_filter=None, pattern_type_filter=1, principal_filter=None,
             host_filter=None, operation=1, permission_type=1))
         assert described.error_code == ErrorCode.security_disabled
-        assert described.error_message == "No Authorizer is configured on the broker"
+        assert described.error_message == "No Authorizer is configured."
     finally:
         assert plain.stop() == 0
 
