@@ -366,6 +366,17 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
     _b("sasl.server.max.receive.size", "int", 524288,
        "Largest frame accepted before a client has authenticated; a larger one closes the connection.",
        AtLeast(1)),
+    _b("sasl.oauthbearer.jwks.endpoint.url", "string", None,
+       "Where the keys that sign OAUTHBEARER tokens are (a JWKS document): a file: URL or an http(s) URL. "
+       "Needed for OAUTHBEARER: odradek accepts only signed tokens (RS256..ES512) checked against it."),
+    _b("sasl.oauthbearer.expected.issuer", "string", None,
+       "When set, an OAUTHBEARER token's iss claim must be this."),
+    _b("sasl.oauthbearer.expected.audience", "list", [],
+       "When set, an OAUTHBEARER token's aud claim must include one of these."),
+    _b("sasl.oauthbearer.sub.claim.name", "string", "sub",
+       "The claim naming the principal of an OAUTHBEARER token (User:<its value>)."),
+    _b("sasl.oauthbearer.clock.skew.seconds", "int", 30,
+       "Allowed difference between the broker's clock and the token issuer's (exp, nbf, iat).", AtLeast(0)),
     # --- security: authorization ---
     _b("authorizer.class.name", "string", "",
        "Turns ACLs on: Kafka's kafka.security.authorizer.AclAuthorizer or "

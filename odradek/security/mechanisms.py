@@ -1,7 +1,8 @@
 """The SASL mechanisms a listener offers, built from its configs (Kafka's names and rules).
 
 `sasl.enabled.mechanisms` (per listener: listener.name.<l>.sasl.enabled.mechanisms) names them.
-PLAIN checks the `user_<name>` accounts of the listener's PlainLoginModule
+OAUTHBEARER checks signed JWTs against the configured JWKS (oauthbearer.py). PLAIN checks the
+`user_<name>` accounts of the listener's PlainLoginModule
 (listener.name.<l>.plain.sasl.jaas.config, else sasl.jaas.config); SCRAM-SHA-256/512 check the
 credentials stored for the user (AlterUserScramCredentials, kafka-configs --alter --add-config
 'SCRAM-SHA-512=[...]'). A mechanism odradek does not serve is a ConfigError at start-up, not a
@@ -15,6 +16,7 @@ from collections.abc import Callable
 
 from odradek.config import ConfigError, Password
 from odradek.security.jaas import PLAIN_LOGIN_MODULE, parse_jaas
+from odradek.security.oauthbearer import OAuthBearerServer, validator_for
 from odradek.security.sasl import SaslServer
 from odradek.security.sasl_plain import PlainServer
 from odradek.security.scram import MECHANISMS as SCRAM_MECHANISMS
@@ -22,7 +24,7 @@ from odradek.security.scram import ScramCredential, ScramServer
 
 log = logging.getLogger(__name__)
 
-SERVED = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+SERVED = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 
 
 def listener_mechanisms(config, listener: str, stored_credential: Callable[[str, str], str | None]
@@ -38,6 +40,9 @@ def listener_mechanisms(config, listener: str, stored_credential: Callable[[str,
             factories[mechanism] = lambda users=users: PlainServer(users)
         elif mechanism in SCRAM_MECHANISMS:
             factories[mechanism] = _scram_factory(mechanism, stored_credential)
+        elif mechanism == "OAUTHBEARER":
+            validator = validator_for(config, listener)
+            factories[mechanism] = lambda validator=validator: OAuthBearerServer(validator)
         elif mechanism == "GSSAPI":
             raise ConfigError(
                 f"sasl.enabled.mechanisms of listener {listener} includes GSSAPI (Kerberos, Kafka's default), which "

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Protocol
 
-ENABLED_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 class SaslAuthenticationFailed(Exception):

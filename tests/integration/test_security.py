@@ -434,3 +434,104 @@ def test_sessions_re_authenticate_within_connections_max_reauth_ms(tmp_path):
         assert "SASL session expired" in process.output()
     finally:
         assert process.stop() == 0, process.output()
+
+
+# -- OAUTHBEARER ------------------------------------------------------------------------------------
+
+class TokenIssuer:
+    """Signs JWTs with an RSA key whose public half is in a JWKS file, as an identity provider does."""
+
+    def __init__(self, directory: Path, kid: str = "test-key") -> None:
+        import base64
+        import json
+
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.kid = kid
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        numbers = self.key.public_key().public_numbers()
+        b64 = lambda value: base64.urlsafe_b64encode(value.to_bytes((value.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()  # noqa: E731
+        self.jwks = directory / "jwks.json"
+        self.jwks.write_text(json.dumps({"keys": [{"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
+                                                   "n": b64(numbers.n), "e": b64(numbers.e)}]}))
+
+    def token(self, subject: str = "svc-orders", *, lifetime_s: int = 300, audience: str = "odradek",
+              issuer: str = "https://idp.example", key=None, algorithm: str = "RS256") -> str:
+        import base64
+        import json
+
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        b64 = lambda data: base64.urlsafe_b64encode(data).rstrip(b"=").decode()  # noqa: E731
+        now = int(time.time())
+        header = b64(json.dumps({"alg": algorithm, "kid": self.kid, "typ": "JWT"}).encode())
+        claims = b64(json.dumps({"sub": subject, "iss": issuer, "aud": audience, "iat": now,
+                                 "exp": now + lifetime_s}).encode())
+        if algorithm == "none":
+            return f"{header}.{claims}."
+        signature = (key or self.key).sign(f"{header}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256())
+        return f"{header}.{claims}.{b64(signature)}"
+
+
+@pytest.fixture(scope="module")
+def oauth_broker(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("oauth")
+    issuer = TokenIssuer(directory)
+    port = free_port()
+    process = BrokerProcess(directory, {
+        "sasl.enabled.mechanisms": "OAUTHBEARER",
+        "sasl.oauthbearer.jwks.endpoint.url": issuer.jwks.as_uri(),
+        "sasl.oauthbearer.expected.issuer": "https://idp.example",
+        "sasl.oauthbearer.expected.audience": "odradek",
+        "sasl.oauthbearer.clock.skew.seconds": "5",
+        "group.initial.rebalance.delay.ms": "0",
+    })
+    process.overrides["listeners"] = f"PLAINTEXT://127.0.0.1:{process.port},SASL_PLAINTEXT://127.0.0.1:{port}"
+    process.start()
+    yield process, port, issuer
+    assert process.stop() == 0, process.output()
+
+
+def _oauth_settings(port: int, token: str) -> dict:
+    return {"bootstrap.servers": f"127.0.0.1:{port}", "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "OAUTHBEARER", "oauth_cb": lambda config: (token, time.time() + 300)}
+
+
+def test_oauthbearer_accepts_a_token_signed_by_the_configured_jwks(oauth_broker):
+    process, port, issuer = oauth_broker
+    settings = _oauth_settings(port, issuer.token())
+    admin = AdminClient(settings)
+    admin.create_topics([NewTopic("oauth-topic", 1, 1)])["oauth-topic"].result(timeout=30)
+    producer = confluent_kafka.Producer(settings)
+    for i in range(5):
+        producer.produce("oauth-topic", f"v{i}".encode())
+    assert producer.flush(30) == 0
+    consumer = confluent_kafka.Consumer({**settings, "group.id": "oauth-group", "auto.offset.reset": "earliest"})
+    consumer.subscribe(["oauth-topic"])
+    seen, deadline = [], time.monotonic() + 30
+    while len(seen) < 5 and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None and message.error() is None:
+            seen.append(message.value())
+    consumer.close()
+    assert seen == [f"v{i}".encode() for i in range(5)]
+
+
+@pytest.mark.parametrize("problem", ["expired", "wrong audience", "wrong issuer", "another key", "unsigned", "garbage"])
+def test_oauthbearer_refuses_a_token_kafka_would_refuse(oauth_broker, problem, tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    process, port, issuer = oauth_broker
+    token = {
+        "expired": lambda: issuer.token(lifetime_s=-60),
+        "wrong audience": lambda: issuer.token(audience="someone-else"),
+        "wrong issuer": lambda: issuer.token(issuer="https://evil.example"),
+        "another key": lambda: issuer.token(key=rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        "unsigned": lambda: issuer.token(algorithm="none"),
+        "garbage": lambda: "not-a-jwt",
+    }[problem]()
+    errors = _librdkafka_error(_oauth_settings(port, token))
+    assert "Authentication failed" in errors or "authentication" in errors.lower(), errors
+    logged = process.output()
+    assert token not in logged and "Traceback" not in logged
