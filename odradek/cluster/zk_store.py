@@ -487,14 +487,7 @@ class ZkMetadataStore:
         node = name.replace("%", "%25").replace("/", "%2F")  # raw, as Kafka, unless the name holds a '/'
         path = f"{ACL_LITERAL if pattern == 'LITERAL' else ACL_PREFIXED}/{kind}/{node}"
         if entries:
-            data = json.dumps({"version": 1, "acls": entries}).encode()
-            try:
-                self.client.set(path, data)
-            except NoNodeError:
-                try:
-                    self.client.create(path, data, makepath=True)
-                except NodeExistsError:
-                    self.client.set(path, data)
+            self._put(path, json.dumps({"version": 1, "acls": entries}).encode())
         else:
             try:
                 self.client.delete(path)
@@ -511,17 +504,20 @@ class ZkMetadataStore:
         """Call `on_change()` (from kazoo's thread) after every ACL change notification."""
         for path in (ACL_CHANGES, ACL_EXTENDED_CHANGES):
             self.client.ensure_path(path)
+            self._watch_children(path, on_change)
 
-            def changed(children) -> bool:
-                if not self.client.connected and self.client.state == "CLOSED":
-                    return False
-                on_change()
-                return True
+    def _watch_children(self, path: str, on_change) -> None:
+        """Call `on_change()` (from kazoo's thread) whenever `path`'s children change, until closed."""
+        def changed(children) -> bool:
+            if not self.client.connected and self.client.state == "CLOSED":
+                return False
+            on_change()
+            return True
 
-            ChildrenWatch(self.client, path, changed)
+        ChildrenWatch(self.client, path, changed)
 
-    def _write_configs(self, path: str, configs: dict[str, str], entity_path: str) -> None:
-        data = encode_config(configs)
+    def _put(self, path: str, data: bytes) -> None:
+        """Write a znode, creating it (and its parents) if absent."""
         try:
             self.client.set(path, data)
         except NoNodeError:
@@ -529,6 +525,9 @@ class ZkMetadataStore:
                 self.client.create(path, data, makepath=True)
             except NodeExistsError:
                 self.client.set(path, data)
+
+    def _write_configs(self, path: str, configs: dict[str, str], entity_path: str) -> None:
+        self._put(path, encode_config(configs))
         self.client.create(
             f"{CONFIG_CHANGES}/config_change_", json.dumps({"version": 2, "entity_path": entity_path}).encode(),
             sequence=True, makepath=True,
@@ -536,13 +535,7 @@ class ZkMetadataStore:
 
     def watch_config_changes(self, on_change) -> None:
         """Call `on_change()` (from kazoo's thread) after every /config/changes notification."""
-        def changed(children) -> bool:
-            if not self.client.connected and self.client.state == "CLOSED":
-                return False
-            on_change()
-            return True
-
-        ChildrenWatch(self.client, CONFIG_CHANGES, changed)
+        self._watch_children(CONFIG_CHANGES, on_change)
 
     def allocate_producer_id_block(self, size: int) -> int:
         """The first id of a new block: a conditional update of /latest_producer_id_block."""
