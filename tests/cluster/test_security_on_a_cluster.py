@@ -68,3 +68,39 @@ def test_brokers_replicate_over_sasl_ssl_and_a_wrong_password_never_joins(cluste
     for node_id in (1, 2):
         assert "failed" not in "\n".join(l for l in brokers.broker(node_id).output().splitlines()
                                          if "Fetching from broker" in l and "broker 3" not in l)
+
+
+def test_acls_created_on_one_broker_apply_on_every_broker(cluster, tmp_path):
+    """The brokers authenticate to each other as User:broker (a super user); an ACL granted through
+    broker 1 lets alice read from a partition broker 2 leads, and is in ZooKeeper where Kafka keeps it."""
+    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, ResourcePatternType,
+                                       ResourceType)
+
+    tls = make_tls_material(tmp_path / "tls")
+    brokers = cluster(0)
+    ports = {}
+    for node_id in (1, 2):
+        ports[node_id] = free_port()
+        brokers.add_broker(node_id, extra_listeners=f"SASL_SSL://127.0.0.1:{ports[node_id]}",
+                           **_secure_settings(tls, BROKER_PASSWORD),
+                           **{"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+                              "super.users": "User:broker;User:ANONYMOUS"})
+    brokers.wait_until_formed()
+    create_replicated_topic(brokers.bootstrap_servers, "granted", 2, replication_factor=2)
+
+    def client(node_id: int) -> dict:
+        return {"bootstrap.servers": f"127.0.0.1:{ports[node_id]}", "security.protocol": "SASL_SSL",
+                "sasl.mechanism": "PLAIN", "sasl.username": "alice", "sasl.password": "alice-secret",
+                "ssl.ca.location": str(tls.ca_pem)}
+
+    def alice_sees(node_id: int) -> bool:
+        return "granted" in AdminClient(client(node_id)).list_topics(timeout=10).topics
+
+    assert not alice_sees(1) and not alice_sees(2)
+    grant = AclBinding(ResourceType.TOPIC, "granted", ResourcePatternType.LITERAL, "User:alice", "*",
+                       AclOperation.DESCRIBE, AclPermissionType.ALLOW)
+    admin = AdminClient({"bootstrap.servers": brokers.broker(1).bootstrap_servers})  # ANONYMOUS is a super user here
+    admin.create_acls([grant])[grant].result(timeout=30)
+    brokers.wait_for(lambda: alice_sees(2), 15, "broker 2 applies the ACL created through broker 1")
+    stored = brokers.read("/kafka-acl/Topic/granted")
+    assert stored["acls"] == [{"principal": "User:alice", "permissionType": "Allow", "operation": "Describe", "host": "*"}]

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from odradek.config import broker_config_defs
+
 from .conftest import Message, consume, create_topic, produce
 
 TOPIC_COMMAND = "org.apache.kafka.tools.TopicCommand"
@@ -34,6 +36,9 @@ def _configs(java_tools, bootstrap: str, entity_type: str, entity_name: str, *ar
     )
 
 
+SENSITIVE_CONFIGS = {d.name for d in broker_config_defs().values() if d.type == "password"}
+
+
 def _described(text: str, header: str) -> dict[str, tuple[str, str]]:
     """The entries `kafka-configs --describe` printed under `header`: name -> (value, synonyms)."""
     lines = _lines(text)
@@ -42,7 +47,11 @@ def _described(text: str, header: str) -> dict[str, tuple[str, str]]:
     for line in lines[1:]:
         match = CONFIG_LINE.match(line)
         assert match, f"not a config entry line: {line!r}\n{text}"
-        assert match["sensitive"] == "false", line
+        # secrets (ssl.keystore.password, sasl.jaas.config, ...) are sensitive and never shown, as in Kafka
+        sensitive = match["name"] in SENSITIVE_CONFIGS
+        assert match["sensitive"] == ("true" if sensitive else "false"), line
+        if sensitive:
+            assert match["value"] == "null", line
         entries[match["name"]] = (match["value"], match["synonyms"])
     return entries
 
