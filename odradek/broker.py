@@ -51,6 +51,7 @@ from odradek.security.client_security import inter_broker_security
 from odradek.security.mechanisms import listener_mechanisms
 from odradek.security.session import Session
 from odradek.security.tls import ANONYMOUS, parse_mapping_rules, principal_of, server_context
+from odradek.server.connection_limits import ConnectionLimits
 from odradek.server.dispatcher import Dispatcher
 from odradek.server.server import SocketServer
 
@@ -91,6 +92,7 @@ class BrokerRuntime:
         node_id = config.node_id
         log_dirs = [Path(d) for d in config.log_dirs]
         self._dir_locks = await asyncio.to_thread(acquire_all, log_dirs)
+        limits = ConnectionLimits(config, [listener.name for listener in config.listeners], config.inter_broker_listener_name)
         for listener in config.listeners:
             protocol = config.security_protocol_of(listener.name)
             parse_mapping_rules(str(config.for_listener(listener.name, "ssl.principal.mapping.rules")))
@@ -104,6 +106,7 @@ class BrokerRuntime:
                 max_idle_ms=config["connections.max.idle.ms"],
                 on_stopping=self._release_parked_requests,
                 ssl_context=server_context(config, listener.name, protocol) if protocol.endswith("SSL") else None,
+                listener_name=listener.name, limits=limits,
             )
             self.servers.append(server)
             await server.bind()

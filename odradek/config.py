@@ -314,6 +314,17 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
        AtLeast(1)),
     _b("socket.request.max.bytes", "int", 104857600,
        "Largest request frame accepted; a larger frame closes the connection.", AtLeast(1)),
+    _b("max.connections", "int", 2147483647,
+       "Most client connections the broker serves at once (per listener too: "
+       "listener.name.<listener>.max.connections). Beyond it a new connection waits, unread, until "
+       "another closes; the inter-broker listener is never held back by the broker-wide limit.", AtLeast(0)),
+    _b("max.connections.per.ip", "int", 2147483647,
+       "Most connections from one address; one more is closed at once.", AtLeast(0)),
+    _b("max.connections.per.ip.overrides", "string", "",
+       "Per-address exceptions to max.connections.per.ip: host:count pairs separated by commas."),
+    _b("max.connection.creation.rate", "int", 2147483647,
+       "Most new connections accepted per second (per listener too); faster ones wait their turn.",
+       AtLeast(0)),
     # --- security: TLS (every ssl.* and sasl.* config may be set per listener as
     # listener.name.<listener>.<config>, which wins over the plain one) ---
     _b("ssl.keystore.type", "string", "JKS",

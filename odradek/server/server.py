@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from odradek.security.session import Session
 from odradek.server.connection import Connection
+from odradek.server.connection_limits import ConnectionLimits
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,11 @@ class _TlsServer:
 class SocketServer:
     def __init__(self, dispatcher, host: str, port: int, *, max_request_bytes: int, max_idle_ms: int = 600_000,
                  on_stopping=None, ssl_context: ssl.SSLContext | None = None,
-                 session_factory: Callable[[asyncio.StreamWriter], Session] | None = None) -> None:
+                 session_factory: Callable[[asyncio.StreamWriter], Session] | None = None,
+                 listener_name: str = "PLAINTEXT", limits: ConnectionLimits | None = None) -> None:
         self.dispatcher = dispatcher
+        self.listener_name = listener_name
+        self.limits = limits
         self.ssl_context = ssl_context
         self.session_factory = session_factory
         self.host = host
@@ -106,6 +110,7 @@ class SocketServer:
         self.on_stopping = on_stopping
         self._server: asyncio.base_events.Server | None = None
         self._connections: dict[asyncio.Task, Connection] = {}
+        self._waiting: set[asyncio.Task] = set()  # connections held back by max.connections or the creation rate
         self._sweeper: asyncio.Task | None = None
 
     async def bind(self) -> None:
@@ -148,7 +153,7 @@ class SocketServer:
         if self._server is not None:
             self._server.close()
             self._server = None
-        for task in list(self._connections):
+        for task in list(self._connections) + list(self._waiting):
             task.cancel()
         log.warning("Listener %s:%d closed until this broker is back in its cluster", self.host, self.port)
 
@@ -159,14 +164,34 @@ class SocketServer:
             log.info("Listener %s:%d open again", self.host, self.port)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = self.session_factory(writer) if self.session_factory is not None else None
-        connection = Connection(reader, writer, self.dispatcher, self.max_request_bytes, session)
-        task = asyncio.current_task()
-        self._connections[task] = connection
+        limits = self.limits
+        peername = writer.get_extra_info("peername")
+        ip = peername[0] if isinstance(peername, tuple) else str(peername)
+        if limits is not None:
+            waiting = asyncio.current_task()
+            self._waiting.add(waiting)
+            try:
+                admitted = await limits.admit(self.listener_name, ip)
+            except asyncio.CancelledError:
+                writer.transport.abort()
+                raise
+            finally:
+                self._waiting.discard(waiting)
+            if not admitted:
+                writer.transport.abort()
+                return
         try:
-            await connection.serve()
+            session = self.session_factory(writer) if self.session_factory is not None else None
+            connection = Connection(reader, writer, self.dispatcher, self.max_request_bytes, session)
+            task = asyncio.current_task()
+            self._connections[task] = connection
+            try:
+                await connection.serve()
+            finally:
+                self._connections.pop(task, None)
         finally:
-            self._connections.pop(task, None)
+            if limits is not None:
+                await limits.release(self.listener_name, ip)
 
     async def stop(self) -> None:
         if self._sweeper is not None:
@@ -174,6 +199,8 @@ class SocketServer:
             self._sweeper = None
         if self._server is not None:
             self._server.close()
+        for task in list(self._waiting):
+            task.cancel()
         for task, connection in list(self._connections.items()):
             connection.closing = True
             if not connection.busy:

@@ -59,3 +59,42 @@ def test_idle_connections_are_closed_after_connections_max_idle_ms_and_busy_ones
     producer.produce("after-idle", b"after")
     assert producer.flush(10) == 0
     assert [m.value for m in consume("confluent", broker.bootstrap_servers, "after-idle", [0], 2)] == [b"before", b"after"]
+
+
+def test_connection_limits_per_address_broker_wide_and_by_rate(start_broker):
+    """Kafka's connection quotas: one connection too many from an address is closed at once (with
+    Kafka's log line); beyond max.connections a new one waits, unread, until another closes; and
+    connections are accepted no faster than max.connection.creation.rate."""
+    from kio.schema.api_versions.v3.request import ApiVersionsRequest
+
+    from .wire import WireClient
+
+    versions = ApiVersionsRequest(client_software_name="t", client_software_version="1")
+    broker = start_broker(**{"max.connections.per.ip": "3", "max.connections": "2"})
+    first, second = WireClient(broker.bootstrap_servers), WireClient(broker.bootstrap_servers)
+    for client in (first, second):
+        assert client.request(18, 3, versions).error_code == 0
+    waiting = WireClient(broker.bootstrap_servers, timeout_s=10)
+    waiting.send_raw(_api_versions_frame())
+    assert not waiting.is_closed(1.0)  # held: nothing read, nothing answered, not closed
+    refused = WireClient(broker.bootstrap_servers)
+    assert refused.is_closed(5)  # the fourth from 127.0.0.1
+    assert "Rejected connection from 127.0.0.1, address already has the configured maximum of 3 connections." in broker.output()
+    first.sock.close()
+    waiting.sock.settimeout(10)
+    assert len(waiting.recv_frame()) > 8  # served once a slot freed
+
+    paced = start_broker(**{"max.connection.creation.rate": "5"})
+    started = time.monotonic()
+    clients = [WireClient(paced.bootstrap_servers) for _ in range(15)]
+    for client in clients:
+        assert client.request(18, 3, versions).error_code == 0
+    assert time.monotonic() - started >= 1.8  # 15 at 5 per second: at least two windows of waiting
+
+
+def _api_versions_frame() -> bytes:
+    from kio.schema.api_versions.v3.request import ApiVersionsRequest
+
+    from .wire import encode_request
+
+    return encode_request(ApiVersionsRequest(client_software_name="t", client_software_version="1"), 1, version=3)
