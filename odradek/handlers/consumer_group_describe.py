@@ -76,7 +76,8 @@ async def handle(ctx: RequestContext, request):
             build(
                 group_class, error_code=ErrorCode.none, error_message=None, group_id=group_id, group_state=group.state,
                 group_epoch=group.group_epoch, assignment_epoch=group.assignment_epoch, assignor_name=group.assignor_name,
-                members=members, authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+                members=members, authorized_operations=ctx.authorized_operations(ResourceType.GROUP, group_id)
+                if request.include_authorized_operations else AUTHORIZED_OPERATIONS_OMITTED,
             )
         )
     return build(response, throttle_time=timedelta(0), groups=tuple(described))

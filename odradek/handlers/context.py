@@ -69,6 +69,17 @@ class RequestContext:
         authorizer = acls.authorizer if acls is not None else None
         return authorizer is None or authorizer.authorize(self.principal, self.client_host, operation, resource_type, name)
 
+    def authorized_operations(self, resource_type: int, name: str) -> int:
+        """Kafka's `authorized_operations` bit field (bit n: operation n allowed) for this principal;
+        every operation the resource type has when no authorizer is configured, as Kafka answers."""
+        from odradek.security.acl import SUPPORTED_OPERATIONS
+
+        operations = SUPPORTED_OPERATIONS.get(resource_type, ())
+        acls = self.services.acls
+        if acls is None or acls.authorizer is None:
+            return sum(1 << int(op) for op in operations)
+        return acls.authorizer.authorized_operations(self.principal, self.client_host, resource_type, name, operations)
+
     def endpoint_of(self, broker: BrokerRegistration) -> Endpoint | None:
         """Where a client on this request's listener reaches `broker` (None: not on this listener)."""
         return broker.endpoint(self.listener_name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from odradek.protocol.schemas import AUTHORIZED_OPERATIONS_OMITTED
+from odradek.security.acl import CLUSTER_NAME, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode
@@ -49,5 +50,6 @@ async def handle(ctx: RequestContext, request):
         cluster_id=image.cluster_id,
         controller_id=image.controller_id,
         brokers=brokers,
-        cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+        cluster_authorized_operations=ctx.authorized_operations(ResourceType.CLUSTER, CLUSTER_NAME)
+        if request.include_cluster_authorized_operations else AUTHORIZED_OPERATIONS_OMITTED,
     )

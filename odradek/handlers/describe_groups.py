@@ -55,7 +55,9 @@ async def handle(ctx: RequestContext, request):
                     )
                     for member, metadata, assignment in description.members
                 ),
-                authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+                authorized_operations=ctx.authorized_operations(ResourceType.GROUP, group_id)
+                if getattr(request, "include_authorized_operations", False) and error == ErrorCode.none
+                else AUTHORIZED_OPERATIONS_OMITTED,
             )
         )
     return build(response, throttle_time=timedelta(0), groups=tuple(described))

@@ -76,7 +76,7 @@ async def handle(ctx: RequestContext, request):
         topics.append(
             build(topic_class, error_code=ErrorCode.none, name=name, topic_id=record.topic_id,
                   is_internal=record.is_internal, partitions=partitions,
-                  topic_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED)
+                  topic_authorized_operations=ctx.authorized_operations(ResourceType.TOPIC, name))
         )
         if last < record.partition_count:
             next_cursor = build(cursor_class, topic_name=name, partition_index=last)

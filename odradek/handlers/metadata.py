@@ -28,12 +28,14 @@ async def handle(ctx: RequestContext, request):
     response = ctx.response_class
     image = ctx.image
     allow_auto_create = getattr(request, "allow_auto_topic_creation", True)
+    include_operations = getattr(request, "include_topic_authorized_operations", False)
 
     if request.topics is None or (ctx.api_version == 0 and not request.topics):
-        topics = [_topic(response, image.topics[name], ctx) for name in sorted(image.topics)
+        topics = [_topic(response, image.topics[name], ctx, include_operations) for name in sorted(image.topics)
                   if ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, name)]  # others are left out, as in Kafka
     else:
-        topics = [await _requested_topic(response, entry, allow_auto_create, ctx) for entry in request.topics]
+        topics = [await _requested_topic(response, entry, allow_auto_create, ctx, include_operations)
+                  for entry in request.topics]
         image = ctx.services.metadata.image  # auto-creation may have published a newer one
 
     broker_class = sibling(response, "MetadataResponseBroker")
@@ -49,12 +51,13 @@ async def handle(ctx: RequestContext, request):
         cluster_id=image.cluster_id,
         controller_id=image.controller_id,
         topics=tuple(topics),
-        cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+        cluster_authorized_operations=ctx.authorized_operations(ResourceType.CLUSTER, CLUSTER_NAME)
+        if getattr(request, "include_cluster_authorized_operations", False) else AUTHORIZED_OPERATIONS_OMITTED,
         error_code=ErrorCode.none,
     )
 
 
-async def _requested_topic(response, entry, allow_auto_create: bool, ctx: RequestContext):
+async def _requested_topic(response, entry, allow_auto_create: bool, ctx: RequestContext, include_operations: bool = False):
     name = entry.name
     topic_id = getattr(entry, "topic_id", None)
     image = ctx.image
@@ -64,7 +67,7 @@ async def _requested_topic(response, entry, allow_auto_create: bool, ctx: Reques
             return _topic_error(response, None, topic_id or ZERO_UUID, ErrorCode.unknown_topic_id)
         if not ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, topic.name):
             return _topic_error(response, None, topic_id, ErrorCode.topic_authorization_failed)
-        return _topic(response, topic, ctx)
+        return _topic(response, topic, ctx, include_operations)
     if not ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, name):
         return _topic_error(response, name, ZERO_UUID, ErrorCode.topic_authorization_failed)
     topic = image.topic(name)
@@ -83,10 +86,10 @@ async def _requested_topic(response, entry, allow_auto_create: bool, ctx: Reques
         topic = ctx.services.metadata.image.topic(name)
         if topic is None:
             return _topic_error(response, name, ZERO_UUID, ErrorCode.leader_not_available)
-    return _topic(response, topic, ctx)
+    return _topic(response, topic, ctx, include_operations)
 
 
-def _topic(response, topic, ctx: RequestContext):
+def _topic(response, topic, ctx: RequestContext, include_operations: bool = False):
     """A topic's partitions as the image has them; a leader not reachable on this listener (or
     not alive) is LEADER_NOT_AVAILABLE, as Kafka answers."""
     partition_class = sibling(response, "MetadataResponsePartition")
@@ -118,7 +121,8 @@ def _topic(response, topic, ctx: RequestContext):
         topic_id=topic.topic_id,
         is_internal=topic.is_internal,
         partitions=tuple(partitions),
-        topic_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+        topic_authorized_operations=ctx.authorized_operations(ResourceType.TOPIC, topic.name)
+        if include_operations else AUTHORIZED_OPERATIONS_OMITTED,
     )
 
 

@@ -271,3 +271,20 @@ def test_odradek_acls_and_users_commands(acl_broker, tmp_path):
     users = odradek("admin", "users", "--list", "--output", "json")
     assert {"user": "dave", "mechanism": "SCRAM-SHA-256", "iterations": 4096} in __import__("json").loads(users.stdout)
     assert "dave-secret" not in acl_broker.process.output().split("--- start")[-1].split("\n", 1)[1]
+
+
+def test_authorized_operations_are_reported_per_principal(acl_broker):
+    """What AdminClient.describe_topics/describe_cluster(include_authorized_operations=True) shows:
+    each principal's own rights, computed from the ACLs, as Kafka reports them."""
+    from confluent_kafka import TopicCollection
+
+    def topic_operations(user: str) -> set:
+        described = acl_broker.admin(user).describe_topics(TopicCollection(["orders"]), include_authorized_operations=True)
+        return set(described["orders"].result(timeout=30).authorized_operations)
+
+    assert topic_operations("alice") == {AclOperation.READ, AclOperation.WRITE, AclOperation.DESCRIBE}
+    admin_operations = topic_operations("admin")  # a super user: everything a topic has
+    assert {AclOperation.READ, AclOperation.WRITE, AclOperation.CREATE, AclOperation.DELETE, AclOperation.ALTER,
+            AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS} == admin_operations
+    cluster = acl_broker.admin("carol").describe_cluster(include_authorized_operations=True).result(timeout=30)
+    assert set(cluster.authorized_operations) == {AclOperation.CREATE}
