@@ -347,6 +347,7 @@ class BrokerRuntime:
             topic_id_of=lambda name: record.topic_id if (record := controller.topic(name)) is not None else None,
             topic_name_of=lambda topic_id: record.name if (record := controller.topic_by_id(topic_id)) is not None else None,
             group_setting=configs.group_value,
+            topic_names=lambda: [name for name, record in controller.metadata.image.topics.items() if not record.is_internal],
         )
 
         def leadership_changed(partition, is_leader: bool) -> None:

@@ -40,6 +40,12 @@ class ConsumerMember:
     pending_revocation: Assignment = field(default_factory=dict)  # told to give up, not yet confirmed
     last_sent: Assignment | None = None
     classic: ClassicMemberMetadata | None = None  # a classic-protocol member hosted here (group_migration.py)
+    subscribed_regex: str | None = None  # SubscribedTopicRegex: topics whose whole name matches are subscribed too
+    regex_topics: list[str] = field(default_factory=list)  # what the regex matched when last resolved
+
+    def topics(self) -> set[str]:
+        """Every topic the member subscribes to: by name, and by its regex."""
+        return set(self.subscribed_topics) | set(self.regex_topics)
 
 
 @dataclass
@@ -57,13 +63,13 @@ class ConsumerGroup:
         return group_state(self).value
 
     def subscribed_topics(self) -> set[str]:
-        return {topic for m in self.members.values() for topic in m.subscribed_topics}
+        return {topic for m in self.members.values() for topic in m.topics()}
 
     def copy(self) -> "ConsumerGroup":
         """An independent copy: what an operation changes before its records are stored."""
         def member_copy(m: ConsumerMember) -> ConsumerMember:
             return replace(
-                m, subscribed_topics=list(m.subscribed_topics), assigned=_copy(m.assigned),
+                m, subscribed_topics=list(m.subscribed_topics), regex_topics=list(m.regex_topics), assigned=_copy(m.assigned),
                 pending_revocation=_copy(m.pending_revocation),
                 last_sent=None if m.last_sent is None else _copy(m.last_sent),
             )
@@ -78,7 +84,7 @@ class ConsumerGroup:
         """Run the assignor for the current group epoch."""
         assignor = next((m.server_assignor for m in self.members.values() if m.server_assignor), default_assignor)
         self.assignor_name = assignor
-        subscriptions = {m.member_id: set(m.subscribed_topics) for m in self.members.values()}
+        subscriptions = {m.member_id: m.topics() for m in self.members.values()}
         counts = {t: partition_counts[t] for t in self.subscribed_topics() if t in partition_counts}
         self.partition_counts = counts
         self.target = ASSIGNORS[assignor](subscriptions, counts, self.target)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 
 from odradek.clock import Timer
@@ -142,7 +143,7 @@ class ConsumerGroupOps:
     def _validate_heartbeat(
         self, *, group_id: str, member_id: str, member_epoch: int, rebalance_timeout_ms: int,
         subscribed_topic_names: list[str] | None, server_assignor: str | None, owned: Assignment | None,
-        client_chooses_member_id: bool, **_ignored,
+        client_chooses_member_id: bool, subscribed_topic_regex: str | None = None, **_ignored,
     ) -> HeartbeatResult | None:
         """Kafka's checks of a heartbeat's fields, then the assignor's name."""
         def invalid(message: str) -> HeartbeatResult:
@@ -153,8 +154,8 @@ class ConsumerGroupOps:
         if member_epoch == JOIN_EPOCH:
             if rebalance_timeout_ms < 0:
                 return invalid("RebalanceTimeoutMs must be provided in first request.")
-            if subscribed_topic_names is None:
-                return invalid("SubscribedTopicNames must be set in first request.")
+            if subscribed_topic_names is None and subscribed_topic_regex is None:
+                return invalid("SubscribedTopicNames or SubscribedTopicRegex must be set in first request.")
             if owned:
                 return invalid("TopicPartitions must be empty when (re-)joining.")
             if client_chooses_member_id and not member_id:
@@ -163,6 +164,13 @@ class ConsumerGroupOps:
             return invalid("MemberId can't be empty.")
         elif member_epoch < STATIC_LEAVE_EPOCH:
             return invalid(f"MemberEpoch {member_epoch} is not valid.")
+        if subscribed_topic_regex:
+            try:
+                re.compile(subscribed_topic_regex)
+            except re.error as error:
+                return HeartbeatResult(ErrorCode.invalid_regular_expression,
+                                       f"SubscribedTopicRegex {subscribed_topic_regex!r} is not valid: {error}",
+                                       member_id or None, member_epoch)
         if server_assignor is not None and server_assignor not in self.config.consumer_assignors:
             return HeartbeatResult(
                 ErrorCode.unsupported_assignor,
@@ -218,6 +226,7 @@ class ConsumerGroupOps:
         client_id: str,
         client_host: str,
         client_chooses_member_id: bool,
+        subscribed_topic_regex: str | None = None,
     ) -> HeartbeatResult:
         """The heartbeat's effect on `group` (a copy) and its answer; no I/O, no timers."""
         if member_epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
@@ -240,7 +249,7 @@ class ConsumerGroupOps:
                 del group.members[previous.member_id]
                 member = ConsumerMember(
                     member_id, instance_id, rack_id, client_id, client_host, rebalance_timeout_ms,
-                    sorted(subscribed_topic_names), server_assignor,
+                    sorted(subscribed_topic_names or ()), server_assignor,
                     member_epoch=previous.member_epoch, assigned=previous.assigned,
                     pending_revocation=previous.pending_revocation,
                 )
@@ -251,7 +260,7 @@ class ConsumerGroupOps:
                     return HeartbeatResult(ErrorCode.group_max_size_reached, None, member_id, member_epoch)
                 member = ConsumerMember(
                     member_id, instance_id, rack_id, client_id, client_host, rebalance_timeout_ms,
-                    sorted(subscribed_topic_names), server_assignor,
+                    sorted(subscribed_topic_names or ()), server_assignor,
                 )
                 group.members[member_id] = member
                 group.group_epoch += 1
@@ -278,6 +287,13 @@ class ConsumerGroupOps:
         if subscribed_topic_names is not None and sorted(subscribed_topic_names) != member.subscribed_topics:
             member.subscribed_topics = sorted(subscribed_topic_names)
             group.group_epoch += 1
+        if subscribed_topic_regex is not None and (subscribed_topic_regex or None) != member.subscribed_regex:
+            member.subscribed_regex = subscribed_topic_regex or None  # "" clears it
+            group.group_epoch += 1
+        matched = self.regex_matches(member.subscribed_regex)
+        if matched != member.regex_topics:  # the regex changed, or a matching topic appeared or went
+            member.regex_topics = matched
+            group.group_epoch += 1
         if server_assignor is not None and server_assignor != member.server_assignor:
             member.server_assignor = server_assignor
             group.group_epoch += 1
@@ -298,6 +314,16 @@ class ConsumerGroupOps:
             ErrorCode.none, None, member.member_id, member.member_epoch, self._heartbeat_interval_ms(group.group_id), assignment
         )
 
+
+    def regex_matches(self, regex: str | None) -> list[str]:
+        """The topics (not internal ones) whose whole name matches a SubscribedTopicRegex."""
+        if not regex:
+            return []
+        try:
+            pattern = re.compile(regex)
+        except re.error:
+            return []
+        return sorted(name for name in self.topic_names() if pattern.fullmatch(name))
 
     # -- storing and installing a changed group ---------------------------------------------------
 
@@ -345,7 +371,7 @@ class ConsumerGroupOps:
                 metadata = ConsumerMemberMetadata(
                     member.instance_id, member.rack_id, member.client_id, member.client_host,
                     list(member.subscribed_topics), member.rebalance_timeout_ms, member.server_assignor,
-                    member.classic,
+                    member.classic, member.subscribed_regex,
                 )
                 records.append((consumer_key(CONSUMER_GROUP_MEMBER_METADATA, gid, member_id),
                                 consumer_member_metadata_value(metadata)))
@@ -625,7 +651,7 @@ def _consumer_state(group: ConsumerGroup) -> dict:
         "epoch": group.group_epoch,
         "target_epoch": group.assignment_epoch,
         "members": {
-            m.member_id: (m.instance_id, m.rack_id, m.client_id, m.client_host, tuple(m.subscribed_topics),
+            m.member_id: (m.instance_id, m.rack_id, m.client_id, m.client_host, tuple(m.subscribed_topics), m.subscribed_regex,
                           m.rebalance_timeout_ms, m.server_assignor, m.classic)
             for m in group.members.values()
         },

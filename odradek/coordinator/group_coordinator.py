@@ -93,6 +93,7 @@ class GroupCoordinator(ClassicGroupOps, ConsumerGroupOps, OffsetOps):
         topic_id_of: Callable[[str], object] = lambda name: None,
         topic_name_of: Callable[[object], str | None] = lambda topic_id: None,
         group_setting: Callable[[str, str], int] | None = None,
+        topic_names: Callable[[], Iterable[str]] = lambda: (),
     ) -> None:
         self.store = store
         self.config = config
@@ -102,6 +103,7 @@ class GroupCoordinator(ClassicGroupOps, ConsumerGroupOps, OffsetOps):
         self.topic_id_of = topic_id_of
         self.topic_name_of = topic_name_of
         self._group_setting = group_setting
+        self.topic_names = topic_names  # every non-internal topic, for regex subscriptions
         self.groups: dict[str, ClassicGroup] = {}
         self.consumer_groups: dict[str, ConsumerGroup] = {}
         self.offsets: dict[str, dict[tuple[str, int], OffsetAndMetadata]] = {}
@@ -249,6 +251,7 @@ class GroupCoordinator(ClassicGroupOps, ConsumerGroupOps, OffsetOps):
                     group.members[member_id] = ConsumerMember(
                         member_id, m.instance_id, m.rack_id, m.client_id, m.client_host, m.rebalance_timeout_ms,
                         sorted(m.subscribed_topic_names), m.server_assignor, classic=m.classic,
+                        subscribed_regex=m.subscribed_topic_regex,
                     )
             except RecordFormatError as error:
                 log.warning("Skipping an unreadable consumer group record of %s: %s", group_id, error)
@@ -269,6 +272,8 @@ class GroupCoordinator(ClassicGroupOps, ConsumerGroupOps, OffsetOps):
             except RecordFormatError as error:
                 log.warning("Skipping an unreadable consumer group record of %s: %s", group_id, error)
         for group in self.consumer_groups.values():
+            for member in group.members.values():
+                member.regex_topics = self.regex_matches(member.subscribed_regex)
             group.partition_counts = self.partition_counts(group.subscribed_topics())
 
     def _by_name(self, partitions: dict) -> Assignment:

@@ -262,6 +262,7 @@ class ConsumerMemberMetadata:
     rebalance_timeout_ms: int
     server_assignor: str | None
     classic: ClassicMemberMetadata | None = None  # tagged field 0 of Kafka's record
+    subscribed_topic_regex: str | None = None
 
 
 @dataclass
@@ -324,7 +325,7 @@ def consumer_member_metadata_value(value: ConsumerMemberMetadata) -> bytes:
         + _compact_string(value.client_id)
         + _compact_string(value.client_host)
         + _compact_array([_compact_string(t) for t in value.subscribed_topic_names])
-        + _compact_string(None)  # subscribed topic regex: not supported
+        + _compact_string(value.subscribed_topic_regex)
         + _I32.pack(value.rebalance_timeout_ms)
         + _compact_string(value.server_assignor)
         + (_NO_TAGS if value.classic is None else _tagged(0, _classic_member_metadata(value.classic)))
@@ -426,7 +427,7 @@ def decode_consumer_member_metadata_value(data: bytes) -> ConsumerMemberMetadata
     instance_id, rack_id = reader.compact_string(), reader.compact_string()
     client_id, client_host = reader.compact_string() or "", reader.compact_string() or ""
     topics = [reader.compact_string() or "" for _ in range(reader.compact_count())]
-    reader.compact_string()  # regex
+    regex = reader.compact_string()
     rebalance_timeout_ms = reader.i32()
     server_assignor = reader.compact_string()
     classic = None
@@ -442,7 +443,7 @@ def decode_consumer_member_metadata_value(data: bytes) -> ConsumerMemberMetadata
                 field_reader.skip_tags()
             classic = ClassicMemberMetadata(session_timeout_ms, tuple(protocols))
     return ConsumerMemberMetadata(instance_id, rack_id, client_id, client_host, topics, rebalance_timeout_ms,
-                                  server_assignor, classic)
+                                  server_assignor, classic, regex)
 
 
 def decode_consumer_target_assignment_value(data: bytes) -> TopicIdPartitions:

@@ -65,7 +65,7 @@ async def handle(ctx: RequestContext, request):
                 client_id=m.client_id,
                 client_host=m.client_host,
                 subscribed_topic_names=tuple(m.subscribed_topics),
-                subscribed_topic_regex=None,
+                subscribed_topic_regex=m.subscribed_regex,
                 assignment=assignment(m.assigned),
                 target_assignment=assignment(group.target.get(m.member_id, {})),
                 member_type=MEMBER_TYPE_CONSUMER,

@@ -47,6 +47,7 @@ async def handle(ctx: RequestContext, request):
         rack_id=request.rack_id,
         rebalance_timeout_ms=int(rebalance_timeout.total_seconds() * 1000) if rebalance_timeout is not None else -1,
         subscribed_topic_names=list(request.subscribed_topic_names) if request.subscribed_topic_names is not None else None,
+        subscribed_topic_regex=getattr(request, "subscribed_topic_regex", None),
         server_assignor=request.server_assignor,
         owned=owned,
         client_id=ctx.client_id or "",

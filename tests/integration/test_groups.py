@@ -392,6 +392,38 @@ def test_kip848_consumer_protocol_join_assign_leave_reassign(group_broker, membe
     first.wait_for(lambda c: set(c.consumed()) >= more, ASSIGN_TIMEOUT_S, "consumes the partitions it got back")
 
 
+def test_kip848_regex_subscription_gets_matching_topics_and_later_ones(group_broker):
+    """librdkafka with group.protocol=consumer subscribing to "^orders-.*" sends the regex to the
+    broker (SubscribedTopicRegex), which resolves it: every matching topic is consumed, others are
+    not, and a matching topic created later joins the subscription."""
+    bootstrap = group_broker.bootstrap_servers
+    for topic, partitions in (("orders-eu", 2), ("orders-us", 1), ("payments", 1)):
+        create_topic(bootstrap, topic, partitions=partitions)
+    for topic in ("orders-eu", "orders-us", "payments"):
+        produce("confluent", bootstrap, topic, [Record(None, topic.encode(), partition=0)])
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": "regex-group",
+                                         "group.protocol": "consumer", "auto.offset.reset": "earliest"})
+    consumer.subscribe(["^orders-.*"])
+    seen: set[str] = set()
+
+    def poll_until(wanted: set[str], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not wanted <= seen and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                seen.add(message.value().decode())
+
+    try:
+        poll_until({"orders-eu", "orders-us"}, ASSIGN_TIMEOUT_S)
+        assert seen == {"orders-eu", "orders-us"}
+        create_topic(bootstrap, "orders-apac", partitions=1)
+        produce("confluent", bootstrap, "orders-apac", [Record(None, b"orders-apac", partition=0)])
+        poll_until({"orders-apac"}, ASSIGN_TIMEOUT_S)
+        assert seen == {"orders-eu", "orders-us", "orders-apac"}  # never payments
+    finally:
+        consumer.close()
+
+
 def test_kip848_consumer_commits_without_subscribing(group_broker):
     """librdkafka with group.protocol=consumer and no subscription commits with OffsetCommit v9,
     generation -1 and its own member id. Kafka accepts a generation below 0 for an empty or

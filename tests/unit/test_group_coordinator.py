@@ -449,3 +449,35 @@ def test_reconciliation_and_group_state_tables_cover_every_case():
 
     assert set(RECONCILE_TABLE) == {(state, blocked) for state in MemberState for blocked in (True, False)}
     assert GROUP_STATE_TABLE[-1][0](None)  # the last row always applies
+
+
+def test_kip848_regex_subscription_takes_matching_topics_and_new_ones():
+    async def scenario():
+        clock, log = FakeClock(), MemoryLog()
+        groups = loaded(clock, log)
+        topics = ["other"]
+        groups.topic_names = lambda: list(topics)
+        joined = await groups.consumer_group_heartbeat(
+            group_id="cg", member_id="", member_epoch=0, instance_id=None, rack_id=None, rebalance_timeout_ms=REBALANCE_MS,
+            subscribed_topic_names=None, subscribed_topic_regex="ev.*", server_assignor=None, owned=None,
+            client_id="c", client_host="/h", client_chooses_member_id=False,
+        )
+        assert joined.error == ErrorCode.none and joined.assignment in (None, {})
+        topics.append(TOPIC)  # "events" is created: the next heartbeat picks it up
+        later = await consumer_heartbeat(groups, joined.member_id, joined.member_epoch, owned={})
+        assert later.assignment == {TOPIC: set(range(6))}
+        member = groups.describe_consumer_group("cg").members[joined.member_id]
+        assert member.subscribed_regex == "ev.*" and member.regex_topics == [TOPIC]
+        bad = await groups.consumer_group_heartbeat(
+            group_id="cg2", member_id="", member_epoch=0, instance_id=None, rack_id=None, rebalance_timeout_ms=REBALANCE_MS,
+            subscribed_topic_names=None, subscribed_topic_regex="(unclosed", server_assignor=None, owned=None,
+            client_id="c", client_host="/h", client_chooses_member_id=False,
+        )
+        assert bad.error == ErrorCode.invalid_regular_expression
+        reloaded = coordinator(clock, log)
+        reloaded.topic_names = lambda: list(topics)
+        reloaded.load()
+        restored = reloaded.describe_consumer_group("cg").members[joined.member_id]
+        assert restored.subscribed_regex == "ev.*" and restored.regex_topics == [TOPIC]
+
+    run(scenario())
