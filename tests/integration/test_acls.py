@@ -68,6 +68,16 @@ def acl_broker(tmp_path_factory) -> AclBroker:
     sasl_port = free_port()
     process = _start(tmp_path_factory.mktemp("acls"), sasl_port)
     broker = AclBroker(process, sasl_port)
+    try:
+        _grant_the_matrix(broker)
+    except BaseException:
+        process.stop()  # a failed setup must not leave the broker running
+        raise
+    yield broker
+    assert process.stop() == 0, process.output()
+
+
+def _grant_the_matrix(broker: AclBroker) -> None:
     admin = broker.admin()
     for future in admin.create_topics([NewTopic(t, 2, 1) for t in ("orders", "payments", "logs-app", "shared")]).values():
         future.result(timeout=30)
@@ -82,8 +92,6 @@ def acl_broker(tmp_path_factory) -> AclBroker:
     ]
     for future in admin.create_acls(grants).values():
         future.result(timeout=30)
-    yield broker
-    assert process.stop() == 0, process.output()
 
 
 def _describe_acls_as(broker: AclBroker, user: str):

@@ -80,10 +80,15 @@ def secure(tmp_path_factory) -> SecureBroker:
         [f"PLAINTEXT://127.0.0.1:{process.port}"] + [f"{name}://127.0.0.1:{port}" for name, port in ports.items()])
     process.start()
     broker = SecureBroker(process, ports, tls, carol)
-    upsert = UserScramCredentialUpsertion("bob", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192), SCRAM_PASSWORD.encode())
-    admin = AdminClient({"bootstrap.servers": process.bootstrap_servers})
-    for future in admin.alter_user_scram_credentials([upsert]).values():
-        future.result(timeout=30)
+    try:
+        upsert = UserScramCredentialUpsertion("bob", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),
+                                              SCRAM_PASSWORD.encode())
+        admin = AdminClient({"bootstrap.servers": process.bootstrap_servers})
+        for future in admin.alter_user_scram_credentials([upsert]).values():
+            future.result(timeout=30)
+    except BaseException:
+        process.stop()  # a failed setup must not leave the broker running
+        raise
     yield broker
     assert process.stop() == 0, process.output()
 
