@@ -82,6 +82,8 @@ class BrokerRuntime:
         self._watcher: ZkMetadataWatcher | None = None
         self.membership: ClusterMembership | None = None
         self.fetchers: ReplicaFetcherManager | None = None
+        self._credentials: DynamicConfigs | None = None  # users' SCRAM credentials, once loaded
+        self._inter_broker_security = None  # ClientSecurity towards the other brokers (cluster mode)
 
     async def start(self) -> None:
         """Lock the log dirs, bind the listeners, then (only then) read and load the data.
@@ -93,11 +95,10 @@ class BrokerRuntime:
         log_dirs = [Path(d) for d in config.log_dirs]
         self._dir_locks = await asyncio.to_thread(acquire_all, log_dirs)
         limits = ConnectionLimits(config, [listener.name for listener in config.listeners], config.inter_broker_listener_name)
+        sessions = []  # per listener: how its connections' Sessions are made (a bad config is refused now)
         for listener in config.listeners:
             protocol = config.security_protocol_of(listener.name)
-            parse_mapping_rules(str(config.for_listener(listener.name, "ssl.principal.mapping.rules")))
-            if protocol.startswith("SASL"):
-                listener_mechanisms(config, listener.name, lambda user, mechanism: None)  # refuse a bad config now
+            sessions.append(self._session_factory(listener.name, protocol))
             server = SocketServer(
                 None,
                 listener.host,
@@ -112,8 +113,8 @@ class BrokerRuntime:
             await server.bind()
         cluster_mode = config["zookeeper.connect"] is not None
         authorizer_enabled(config)  # refuse an unknown authorizer.class.name before reading data
-        if cluster_mode:
-            inter_broker_security(config)  # refuse unusable inter-broker TLS or SASL settings before reading data
+        # how this broker reaches the others; unusable TLS or SASL settings are refused before reading data
+        self._inter_broker_security = inter_broker_security(config) if cluster_mode else None
         metadata = MetadataCache()
         if cluster_mode:
             store = await asyncio.to_thread(_open_zookeeper_store, log_dirs, config)
@@ -161,7 +162,7 @@ class BrokerRuntime:
                 max_bytes=config["replica.fetch.response.max.bytes"],
                 partition_max_bytes=config["replica.fetch.max.bytes"],
                 backoff_ms=config["replica.fetch.backoff.ms"],
-                security=inter_broker_security(config),
+                security=self._inter_broker_security,
             ))
             replicas.configure_cluster(
                 fetchers=self.fetchers, config_values_for=controller.topic_config_values,
@@ -192,9 +193,10 @@ class BrokerRuntime:
             membership=self.membership,
             acls=acls,
         )
-        for listener, server in zip(listeners, self.servers):
+        self._credentials = configs  # SCRAM logins read users' credentials from here from now on
+        for listener, server, session_factory in zip(listeners, self.servers, sessions):
             server.dispatcher = Dispatcher(services, listener.name)
-            server.session_factory = self._session_factory(listener.name, configs)
+            server.session_factory = session_factory
             await server.start()
         self.bound_port = self.servers[0].port
         if cluster_mode:
@@ -268,15 +270,15 @@ class BrokerRuntime:
             await asyncio.sleep(max(lag_time_max_ms / 2, 100) / 1000)
             self.replicas.shrink_isrs(lag_time_max_ms)
 
-    def _session_factory(self, listener: str, configs: DynamicConfigs):
+    def _session_factory(self, listener: str, protocol: str):
         """Each connection's Session: on SASL listeners with the mechanisms offered there; on TLS
-        listeners the principal of the client's certificate (ANONYMOUS without one)."""
+        listeners the principal of the client's certificate (ANONYMOUS without one). Built once, at
+        bind, so a bad mechanism or mapping rule refuses start-up before any data is read."""
         config = self.config
-        protocol = config.security_protocol_of(listener)
         rules = parse_mapping_rules(str(config.for_listener(listener, "ssl.principal.mapping.rules")))
         mechanisms = None
         if protocol.startswith("SASL"):
-            mechanisms = listener_mechanisms(config, listener, lambda user, mechanism: configs.user_configs(user).get(mechanism))
+            mechanisms = listener_mechanisms(config, listener, self._stored_credential)
         limit = config.for_listener(listener, "sasl.server.max.receive.size")
         reauth_ms = config.for_listener(listener, "connections.max.reauth.ms")
         clock = self.clock
@@ -289,6 +291,10 @@ class BrokerRuntime:
                            now_ms=clock.now_ms)
 
         return session
+
+    def _stored_credential(self, user: str, mechanism: str) -> str | None:
+        """A user's stored SCRAM credential (none until the dynamic configs are loaded)."""
+        return self._credentials.user_configs(user).get(mechanism) if self._credentials is not None else None
 
     def _registration(self, node_id: int, listeners) -> BrokerRegistration:
         """This broker's advertised endpoints; an advertised port 0 is the port its listener bound."""
@@ -399,7 +405,7 @@ class BrokerRuntime:
 
         channel = TransactionChannel(
             config.node_id,
-            security=inter_broker_security(config) if cluster_mode else None,
+            security=self._inter_broker_security,
             leader_of=leader_of,
             topic_exists=lambda topic: controller.topic(topic) is not None,
             write_local=lambda tp, producer_id, epoch, committed, coordinator_epoch: replicas.write_txn_marker(

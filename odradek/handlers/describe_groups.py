@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from odradek.protocol.schemas import AUTHORIZED_OPERATIONS_OMITTED
 from odradek.security.acl import Operation, ResourceType
+from odradek.coordinator.group_coordinator import GroupDescription
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode
@@ -25,11 +26,11 @@ async def handle(ctx: RequestContext, request):
     member_class = sibling(response, "DescribedGroupMember")
     described = []
     for group_id in request.groups:
-        description = ctx.services.groups.describe_group(group_id)
+        if ctx.allowed(Operation.DESCRIBE, ResourceType.GROUP, group_id):
+            description = ctx.services.groups.describe_group(group_id)
+        else:
+            description = GroupDescription(group_id, "", "", "", [], ErrorCode.group_authorization_failed)
         error = description.error
-        if not ctx.allowed(Operation.DESCRIBE, ResourceType.GROUP, group_id):
-            description = type(description)(group_id, "", "", "", [], ErrorCode.group_authorization_failed)
-            error = description.error
         if error == ErrorCode.group_id_not_found and ctx.api_version < 6:
             error = ErrorCode.none
         if not group_id:

@@ -39,15 +39,11 @@ async def handle(ctx: RequestContext, request):
 
     topics, budget, next_cursor = [], limit, None
     for name in names:
-        record = image.topic(name)
-        if not ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, name):
-            record, denied = None, True
-        else:
-            denied = False
-        if record is None and denied:
+        if request.topics and not ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, name):  # (all: filtered above)
             topics.append(build(topic_class, error_code=ErrorCode.topic_authorization_failed, name=name, topic_id=ZERO_UUID,
                                 is_internal=False, partitions=(), topic_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED))
             continue
+        record = image.topic(name)
         if record is None:
             code = ErrorCode.unknown_topic_or_partition
             try:

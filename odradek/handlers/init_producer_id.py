@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from odradek.coordinator.transaction_coordinator import TxnError
-from odradek.security.acl import CLUSTER_NAME, Operation, Permission, ResourceType
+from odradek.security.acl import CLUSTER_NAME, Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build
 from odradek.handlers.transactions import fenced_for_version
@@ -50,12 +50,11 @@ async def handle(ctx: RequestContext, request):
     return answer(ErrorCode.none, producer_id, 0)
 
 
+
 def _writes_any_topic(ctx: RequestContext) -> bool:
     """KIP-679: an idempotent producer needs only WRITE on some topic, not IDEMPOTENT_WRITE."""
     acls = ctx.services.acls
     if acls is None or acls.authorizer is None:
         return True
-    return any(ctx.allowed(Operation.WRITE, ResourceType.TOPIC, name) for name in ctx.image.topics) or any(
-        b.resource_type == ResourceType.TOPIC and b.operation in (Operation.WRITE, Operation.ALL)
-        and b.permission == Permission.ALLOW and b.applies_to(ctx.principal, ctx.client_host)
-        for b in acls.bindings)
+    return acls.authorizer.authorize_any(ctx.principal, ctx.client_host, Operation.WRITE, ResourceType.TOPIC,
+                                         ctx.image.topics)

@@ -205,6 +205,19 @@ class Authorizer:
                 allowed = True
         return allowed
 
+    def authorize_any(self, principal: str, host: str, operation: Operation, resource_type: ResourceType,
+                      names: Iterable[str]) -> bool:
+        """Whether the principal may do `operation` on some resource of the type: a binding that
+        grants it, or one of the existing `names` it is allowed on (KIP-679: an idempotent
+        producer needs Write on some topic, not IdempotentWrite on the cluster)."""
+        if principal in self.super_users:
+            return True
+        granting = (operation, Operation.ALL)
+        if any(b.permission == Permission.ALLOW and b.operation in granting and b.applies_to(principal, host)
+               for b in self._by_type.get(resource_type, ())):
+            return True
+        return any(self.authorize(principal, host, operation, resource_type, name) for name in names)
+
     def authorized_operations(self, principal: str, host: str, resource_type: ResourceType, name: str,
                               candidates: Iterable[Operation]) -> int:
         """The bit field of Kafka's `authorized_operations` (bit n set: operation n allowed)."""

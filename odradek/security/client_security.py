@@ -14,10 +14,10 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from odradek.config import SECURITY_PROTOCOLS, ConfigError, Password
+from odradek.config import SECURITY_PROTOCOLS, ConfigError
 from odradek.security.jaas import parse_jaas
 from odradek.security.scram import MECHANISMS as SCRAM_MECHANISMS
-from odradek.security.tls import StoreSettings, client_context
+from odradek.security.tls import client_context, secret_text, stores
 
 CLIENT_SECURITY_PROPERTIES = frozenset({
     "security.protocol", "sasl.mechanism", "sasl.jaas.config",
@@ -45,12 +45,6 @@ class ClientSecurity:
 PLAINTEXT = ClientSecurity()
 
 
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    return value.value if isinstance(value, Password) else str(value)
-
-
 def client_security(protocol: str, get, *, mechanism: str | None, jaas: str | None, jaas_name: str) -> ClientSecurity:
     """Build from a protocol and a getter of ssl.* settings (client properties or broker config)."""
     protocol = protocol.upper()
@@ -58,13 +52,7 @@ def client_security(protocol: str, get, *, mechanism: str | None, jaas: str | No
         raise ConfigError(f"invalid value '{protocol}' for security.protocol: expected one of {', '.join(SECURITY_PROTOCOLS)}")
     context = None
     if protocol.endswith("SSL"):
-        truststore = None
-        if get("ssl.truststore.location") or get("ssl.truststore.certificates"):
-            truststore = StoreSettings("truststore", str(get("ssl.truststore.type") or "JKS"), _text(get("ssl.truststore.location")),
-                                       _text(get("ssl.truststore.password")), None, _text(get("ssl.truststore.certificates")))
-        keystore = StoreSettings("keystore", str(get("ssl.keystore.type") or "JKS"), _text(get("ssl.keystore.location")),
-                                 _text(get("ssl.keystore.password")), _text(get("ssl.key.password")),
-                                 _text(get("ssl.keystore.certificate.chain")), _text(get("ssl.keystore.key")))
+        keystore, truststore = stores(get)
         identification = get("ssl.endpoint.identification.algorithm")
         enabled = get("ssl.enabled.protocols")
         if isinstance(enabled, str):
@@ -99,6 +87,6 @@ def inter_broker_security(config) -> ClientSecurity:
     listener = config.inter_broker_listener_name
     protocol = config.security_protocol_of(listener)
     mechanism = str(config["sasl.mechanism.inter.broker.protocol"])
-    jaas = _text(config.for_listener(listener, "sasl.jaas.config", mechanism)) if protocol.startswith("SASL") else None
+    jaas = secret_text(config.for_listener(listener, "sasl.jaas.config", mechanism)) if protocol.startswith("SASL") else None
     return client_security(protocol, lambda name: config.for_listener(listener, name), mechanism=mechanism, jaas=jaas,
                            jaas_name=f"listener.name.{listener.lower()}.{mechanism.lower()}.sasl.jaas.config")

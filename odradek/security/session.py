@@ -58,7 +58,7 @@ class Session:
         """Start an exchange; returns the refusal's reason (the answer is then an error and the
         connection closes), or None."""
         reauthenticating = self.authenticated and self.reauth_ms > 0
-        if self.state not in ("handshake",) and not (reauthenticating and self.state == "done"):
+        if self.state != "handshake" and not (reauthenticating and self.state == "done"):
             self.close_after_response = True
             return "illegal"
         factory = self.mechanisms.get(mechanism)

@@ -25,7 +25,8 @@ _JKS_MAGIC = b"\xfe\xed\xfe\xed"
 _TLS_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 
 
-def _secret(value: object) -> str | None:
+def secret_text(value: object) -> str | None:
+    """A config value as text, the secret itself for a Password."""
     if value is None:
         return None
     return value.value if isinstance(value, Password) else str(value)
@@ -118,19 +119,19 @@ def _protocols(context: ssl.SSLContext, enabled: list[str]) -> None:
     context.minimum_version, context.maximum_version = versions[0], versions[-1]
 
 
-def listener_stores(config, listener: str) -> tuple[StoreSettings, StoreSettings | None]:
-    """The key store and (if configured) trust store a listener uses."""
-    value = lambda name: config.for_listener(listener, name)  # noqa: E731
+def stores(get) -> tuple[StoreSettings, StoreSettings | None]:
+    """The key store and (if configured) trust store named by ssl.* settings, read through `get`
+    (a listener's broker configs, or a client's properties; an unset type is Kafka's JKS)."""
     keystore = StoreSettings(
-        "keystore", str(value("ssl.keystore.type")), value("ssl.keystore.location"),
-        _secret(value("ssl.keystore.password")), _secret(value("ssl.key.password")),
-        _secret(value("ssl.keystore.certificate.chain")), _secret(value("ssl.keystore.key")),
+        "keystore", str(get("ssl.keystore.type") or "JKS"), secret_text(get("ssl.keystore.location")),
+        secret_text(get("ssl.keystore.password")), secret_text(get("ssl.key.password")),
+        secret_text(get("ssl.keystore.certificate.chain")), secret_text(get("ssl.keystore.key")),
     )
     truststore = None
-    if value("ssl.truststore.location") or value("ssl.truststore.certificates"):
+    if get("ssl.truststore.location") or get("ssl.truststore.certificates"):
         truststore = StoreSettings(
-            "truststore", str(value("ssl.truststore.type")), value("ssl.truststore.location"),
-            _secret(value("ssl.truststore.password")), None, _secret(value("ssl.truststore.certificates")),
+            "truststore", str(get("ssl.truststore.type") or "JKS"), secret_text(get("ssl.truststore.location")),
+            secret_text(get("ssl.truststore.password")), None, secret_text(get("ssl.truststore.certificates")),
         )
     return keystore, truststore
 
@@ -145,7 +146,7 @@ def server_context(config, listener: str, protocol: str) -> ssl.SSLContext:
             context.set_ciphers(":".join(value("ssl.cipher.suites")))
         except ssl.SSLError:
             raise ConfigError("ssl.cipher.suites names no cipher suite this machine's OpenSSL knows") from None
-    keystore, truststore = listener_stores(config, listener)
+    keystore, truststore = stores(value)
     certificates, key = load_store(keystore)
     _load_chain(context, certificates, key, keystore.key_password, f"key store of listener {listener}")
     client_auth = str(value("ssl.client.auth")).lower()

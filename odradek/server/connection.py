@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 WRITE_HIGH_WATER_BYTES = 4 * 1024 * 1024
 
 
+def peer_name(address) -> str:
+    """host:port of a socket's peer address, as log lines name a client."""
+    return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+
+
 class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dispatcher, max_request_bytes: int,
                  session: Session | None = None):
@@ -35,8 +40,7 @@ class Connection:
         self.writer = writer
         self.dispatcher = dispatcher
         self.max_request_bytes = max_request_bytes
-        peername = writer.get_extra_info("peername")
-        self.peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
+        self.peer = peer_name(writer.get_extra_info("peername"))
         self.busy = False
         self.closing = False
         self.last_active = time.monotonic()  # when the last request was answered (connections.max.idle.ms)

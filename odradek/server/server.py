@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 
 from odradek.security.session import Session
-from odradek.server.connection import Connection
+from odradek.server.connection import Connection, peer_name
 from odradek.server.connection_limits import ConnectionLimits
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class _TlsServer:
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         protocol = asyncio.StreamReaderProtocol(reader)
-        peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+        peer = peer_name(address)
         try:
             transport, _ = await loop.connect_accepted_socket(
                 lambda: protocol, connection, ssl=self._context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S)
