@@ -409,9 +409,11 @@ def test_the_cli_reaches_a_sasl_ssl_listener_with_kafkas_client_properties(secur
 
 def test_sessions_re_authenticate_within_connections_max_reauth_ms(tmp_path):
     """KIP-368: librdkafka re-authenticates on the same connection before its session ends and keeps
-    producing; a client that does not is disconnected at its next request after the end."""
+    producing; a client that does not is disconnected at its next request after the end.
+    librdkafka re-authenticates at 90% of the session, so the session is long enough that its 10%
+    margin (300 ms) outlasts a loaded machine's queued produce responses."""
     port = free_port()
-    process = BrokerProcess(tmp_path, {"sasl.enabled.mechanisms": "PLAIN", "connections.max.reauth.ms": "1500",
+    process = BrokerProcess(tmp_path, {"sasl.enabled.mechanisms": "PLAIN", "connections.max.reauth.ms": "3000",
                                        "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS})
     process.overrides["listeners"] = f"PLAINTEXT://127.0.0.1:{process.port},SASL_PLAINTEXT://127.0.0.1:{port}"
     process.start()
@@ -420,7 +422,7 @@ def test_sessions_re_authenticate_within_connections_max_reauth_ms(tmp_path):
                     "sasl.mechanism": "PLAIN", "sasl.username": "alice", "sasl.password": "alice-plain-secret"}
         producer = confluent_kafka.Producer(settings)
         delivered = []
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 7
         while time.monotonic() < deadline:
             producer.produce("reauth", b"x", on_delivery=lambda error, message: delivered.append(error))
             producer.poll(0.1)
@@ -431,8 +433,8 @@ def test_sessions_re_authenticate_within_connections_max_reauth_ms(tmp_path):
         wire = WireClient(f"127.0.0.1:{port}")
         assert wire.request(17, 1, SaslHandshakeRequest(mechanism="PLAIN")).error_code == ErrorCode.none
         answer = wire.request(36, 2, SaslAuthenticateRequest(auth_bytes=b"\0alice\0alice-plain-secret"))
-        assert answer.error_code == ErrorCode.none and 0 < answer.session_lifetime.total_seconds() <= 1.5
-        time.sleep(1.6)
+        assert answer.error_code == ErrorCode.none and 0 < answer.session_lifetime.total_seconds() <= 3
+        time.sleep(3.1)
         wire.send_raw(_frame(3, 12, MetadataRequest(topics=None, allow_auto_topic_creation=False,
                                                     include_topic_authorized_operations=False)))
         assert wire.is_closed(5)
