@@ -49,6 +49,7 @@ from odradek.replica.fetcher import FetcherConfig, ReplicaFetcherManager
 from odradek.replica.manager import ReplicaManager
 from odradek.security.client_security import inter_broker_security
 from odradek.security.mechanisms import listener_mechanisms
+from odradek.security.quotas import ClientQuotas
 from odradek.security.session import Session
 from odradek.security.tls import ANONYMOUS, parse_mapping_rules, principal_of, server_context
 from odradek.server.connection_limits import ConnectionLimits
@@ -123,6 +124,9 @@ class BrokerRuntime:
             store = await asyncio.to_thread(_open_metadata_store, log_dirs, config)
         await asyncio.to_thread(ensure_cluster_min_insync_replicas, store, config)
         configs = DynamicConfigs(config, store, node_id)
+        quotas = ClientQuotas(config["quota.window.num"], config["quota.window.size.seconds"])
+        quotas.configure(configs.client_quotas())
+        limits.ip_quotas = quotas
         acls = await asyncio.to_thread(AclService, store, config)
         if cluster_mode and acls.enabled:
             self._watch_acls(store, acls)
@@ -192,6 +196,7 @@ class BrokerRuntime:
             configs=configs,
             membership=self.membership,
             acls=acls,
+            quotas=quotas,
         )
         self._credentials = configs  # SCRAM logins read users' credentials from here from now on
         for listener, server, session_factory in zip(listeners, self.servers, sessions):
@@ -202,7 +207,7 @@ class BrokerRuntime:
         if cluster_mode:
             await self.membership.start(self._registration(node_id, listeners))
             self._timers.append(asyncio.create_task(self._shrink_isrs(config["replica.lag.time.max.ms"])))
-            self._watch_broker_configs(store, configs, controller)
+            self._watch_broker_configs(store, configs, controller, quotas)
             self.membership.last_peer_contact = lambda: replicas.last_peer_contact
             self.membership.on_fenced = self._fenced
 
@@ -252,13 +257,16 @@ class BrokerRuntime:
         loop = asyncio.get_running_loop()
         store.watch_acl_changes(lambda: loop.call_soon_threadsafe(lambda: loop.create_task(asyncio.to_thread(acls.reload))))
 
-    def _watch_broker_configs(self, store, configs, controller) -> None:
-        """Dynamic broker configs changed by any broker (kafka-configs --entity-default) reach
-        this one through ZooKeeper's /config/changes notifications."""
+    def _watch_broker_configs(self, store, configs, controller, quotas: ClientQuotas) -> None:
+        """Dynamic broker configs and client quotas changed by any broker (kafka-configs
+        --entity-default, --entity-type users) reach this one through ZooKeeper's /config/changes
+        notifications."""
         loop = asyncio.get_running_loop()
 
         async def reload() -> None:
-            if await asyncio.to_thread(configs.reload):
+            changed = await asyncio.to_thread(configs.reload)
+            quotas.configure(configs.client_quotas())
+            if changed:
                 controller.reconfigure(configs.effective)
                 log.info("Dynamic broker configs changed; applied")
 

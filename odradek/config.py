@@ -458,6 +458,11 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
        "Samples over which replication throttle rates are measured.", AtLeast(1)),
     _b("replication.quota.window.size.seconds", "int", 1,
        "Length of one replication throttle sample.", AtLeast(1)),
+    _b("quota.window.num", "int", 11,
+       "Samples over which client quota usage (producer_byte_rate, consumer_byte_rate, "
+       "request_percentage) is measured.", AtLeast(1)),
+    _b("quota.window.size.seconds", "int", 1,
+       "Length of one client quota sample.", AtLeast(1)),
     # --- broker: coordinators ---
     _b("offsets.commit.timeout.ms", "int", 5000,
        "How long a group coordinator's write to __consumer_offsets may wait for the in-sync "

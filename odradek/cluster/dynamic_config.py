@@ -28,6 +28,7 @@ from odradek.config import (
     validate_topic_configs,
 )
 from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.security.quotas import Entity, parse_stored, stored_text
 
 DYNAMIC_TOPIC_CONFIG = 1
 DYNAMIC_BROKER_CONFIG = 2
@@ -95,6 +96,7 @@ class DynamicConfigs:
         self._dynamic: dict[str, dict[str, str]] = store.broker_configs()
         self._groups: dict[str, dict[str, str]] = store.group_configs()
         self._users: dict[str, dict[str, str]] = store.user_configs()
+        self._quotas: dict[Entity, dict[str, str]] = store.client_quotas()
         self.effective = self._compute_effective()
 
     def _compute_effective(self) -> BrokerConfig:
@@ -308,6 +310,7 @@ class DynamicConfigs:
         self._dynamic = self.store.broker_configs()
         self._groups = self.store.group_configs()
         self._users = self.store.user_configs()
+        self._quotas = self.store.client_quotas()
         before = self.effective
         self.effective = self._compute_effective()
         return dict(before.items()) != dict(self.effective.items())
@@ -326,6 +329,19 @@ class DynamicConfigs:
             self._users[user] = dict(values)
         else:
             self._users.pop(user, None)
+
+    def client_quotas(self) -> dict[Entity, dict[str, float]]:
+        """Every client quota set, from memory: safe on the event loop."""
+        return {entity: parsed for entity, values in self._quotas.items() if (parsed := parse_stored(values))}
+
+    def set_client_quotas(self, entity: Entity, values: Mapping[str, float]) -> None:
+        """Store first, then remember. Blocking in cluster mode."""
+        stored = {key: stored_text(key, value) for key, value in values.items()}
+        self.store.set_client_quotas(entity, stored)
+        if stored:
+            self._quotas[entity] = stored
+        else:
+            self._quotas.pop(entity, None)
 
     def broker_overrides(self, entity: str) -> dict[str, str]:
         return dict(self._dynamic.get(self._broker_entity(entity), {}))

@@ -36,6 +36,7 @@ class LocalMetadataStore:
         self._broker_configs: dict[str, dict[str, str]] = {}
         self._group_configs: dict[str, dict[str, str]] = {}
         self._user_configs: dict[str, dict[str, str]] = {}
+        self._client_quotas: dict[tuple[tuple[str, str | None], ...], dict[str, str]] = {}
         self._acls: dict[tuple[str, str, str], list[dict]] = {}
         self.cluster_id = ""
         if self.path.exists():
@@ -116,6 +117,17 @@ class LocalMetadataStore:
         self._save()
         self._notify("user_configs", user)
 
+    def client_quotas(self) -> dict[tuple[tuple[str, str | None], ...], dict[str, str]]:
+        return {entity: dict(values) for entity, values in self._client_quotas.items()}
+
+    def set_client_quotas(self, entity: tuple[tuple[str, str | None], ...], values: dict[str, str]) -> None:
+        if values:
+            self._client_quotas[entity] = dict(values)
+        else:
+            self._client_quotas.pop(entity, None)
+        self._save()
+        self._notify("client_quotas", repr(entity))
+
     def acls(self) -> dict[tuple[str, str, str], list[dict]]:
         return {resource: [dict(entry) for entry in entries] for resource, entries in self._acls.items()}
 
@@ -141,6 +153,9 @@ class LocalMetadataStore:
             self._broker_configs = {str(k): dict(v) for k, v in data.get("broker_configs", {}).items()}
             self._group_configs = {str(k): dict(v) for k, v in data.get("group_configs", {}).items()}
             self._user_configs = {str(k): dict(v) for k, v in data.get("user_configs", {}).items()}
+            self._client_quotas = {tuple((str(kind), None if name is None else str(name)) for kind, name in q["entity"]):
+                                   {str(k): str(v) for k, v in q["values"].items()}
+                                   for q in data.get("client_quotas", [])}
             self._acls = {(str(r["resource_type"]), str(r["pattern_type"]), str(r["name"])): list(r["acls"])
                           for r in data.get("acls", [])}
             for entry in data.get("topics", []):
@@ -165,6 +180,8 @@ class LocalMetadataStore:
             "broker_configs": self._broker_configs,
             "group_configs": self._group_configs,
             "user_configs": self._user_configs,
+            "client_quotas": [{"entity": [list(pair) for pair in entity], "values": values}
+                              for entity, values in sorted(self._client_quotas.items(), key=lambda item: repr(item[0]))],
             "acls": [{"resource_type": kind, "pattern_type": pattern, "name": name, "acls": entries}
                      for (kind, pattern, name), entries in sorted(self._acls.items())],
             "topics": [

@@ -58,7 +58,8 @@ class MetadataStore(Protocol):
     def remove_topic(self, name: str, *, expected_version: int | None = None) -> None: ...
 
     def watch(self, listener: Callable[[str, str], None]) -> None:
-        """`listener(kind, key)` after each change: kind "topic", "broker_configs", "group_configs", "user_configs", "acls" or "producer_ids"."""
+        """`listener(kind, key)` after each change: kind "topic", "broker_configs", "group_configs", "user_configs", "client_quotas", "acls" or
+        "producer_ids"."""
         ...
 
     def broker_configs(self) -> dict[str, dict[str, str]]:
@@ -78,6 +79,15 @@ class MetadataStore(Protocol):
         ...
 
     def set_user_configs(self, user: str, configs: dict[str, str]) -> None: ...
+
+    def client_quotas(self) -> dict[tuple[tuple[str, str | None], ...], dict[str, str]]:
+        """Client quotas by entity (security/quotas.py's Entity: sorted (type, name) pairs, a None
+        name for the default), values as stored text ("1048576")."""
+        ...
+
+    def set_client_quotas(self, entity: tuple[tuple[str, str | None], ...], values: dict[str, str]) -> None:
+        """Replace an entity's quotas (none: remove them)."""
+        ...
 
     def acls(self) -> dict[tuple[str, str, str], list[dict]]:
         """ACL entries by resource (type name, LITERAL or PREFIXED, name), in Kafka's JSON shape."""

@@ -7,6 +7,8 @@
     /brokers/topics/<t>                           {"version":3,"partitions":{"0":[1,2,3]},"topic_id":"..",...}
     /brokers/topics/<t>/partitions/<p>/state      {"version":1,"leader":1,"leader_epoch":0,"isr":[1,2,3],"controller_epoch":1}
     /config/topics/<t>, /config/brokers/<id|<default>>   {"version":1,"config":{..}}
+    /config/users/<u>[/clients/<c>], /config/clients/<c>, /config/ips/<ip>   the same shape: client
+                                                  quotas (a user's node also holds its SCRAM credentials)
     /config/changes/config_change_<seq>           {"version":2,"entity_path":"topics/<t>"}
     /admin/delete_topics/<t>                      (a topic to delete; the controller removes it after)
     /admin/reassign_partitions                    {"version":1,"partitions":[{"topic":..,"partition":..,"replicas":[..]}]}
@@ -38,6 +40,7 @@ from kazoo.retry import KazooRetry
 
 from odradek.cluster.metadata import BrokerRegistration, Endpoint
 from odradek.cluster.store import BadVersionError, MetadataStoreError, MetadataStoreUnavailableError, TopicRecord
+from odradek.security.quotas import CLIENT_ID, CLIENT_QUOTA_KEYS, IP, USER
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,8 @@ CONFIG_TOPICS = "/config/topics"
 CONFIG_BROKERS = "/config/brokers"
 CONFIG_GROUPS = "/config/groups"
 CONFIG_USERS = "/config/users"
+CONFIG_CLIENTS = "/config/clients"
+CONFIG_IPS = "/config/ips"
 ACL_LITERAL = "/kafka-acl"
 ACL_PREFIXED = "/kafka-acl-extended/prefixed"
 ACL_CHANGES = "/kafka-acl-changes"
@@ -61,11 +66,12 @@ DELETE_TOPICS = "/admin/delete_topics"
 REASSIGN_PARTITIONS = "/admin/reassign_partitions"
 PRODUCER_ID_BLOCK = "/latest_producer_id_block"
 DEFAULT_BROKER_ENTITY = "<default>"
+DEFAULT_ENTITY = "<default>"  # the node of a default quota entity
 
 # Kafka creates these at start-up; so do we (an operator's zkCli.sh sees the familiar tree).
 PERSISTENT_PATHS = (
     "/consumers", BROKER_IDS, BROKER_TOPICS, "/brokers/seqid", CONFIG_CHANGES, CONFIG_TOPICS,
-    "/config/clients", "/config/users", CONFIG_BROKERS, "/config/ips", DELETE_TOPICS,
+    CONFIG_CLIENTS, CONFIG_USERS, CONFIG_BROKERS, CONFIG_IPS, DELETE_TOPICS,
     "/isr_change_notification", "/log_dir_event_notification", "/cluster", "/admin",
 )
 
@@ -451,12 +457,63 @@ class ZkMetadataStore:
         self._write_configs(f"{CONFIG_GROUPS}/{node}", configs, f"groups/{node}")
 
     def user_configs(self) -> dict[str, dict[str, str]]:
-        return {urllib.parse.unquote(node): values for node, values in self._configs_under(CONFIG_USERS).items()}
+        """Users' SCRAM credentials: their nodes' configs without the quota keys."""
+        found = {}
+        for node, values in self._configs_under(CONFIG_USERS).items():
+            credentials = {key: value for key, value in values.items() if key not in CLIENT_QUOTA_KEYS}
+            if credentials and node != DEFAULT_ENTITY:
+                found[urllib.parse.unquote(node)] = credentials
+        return found
 
     def set_user_configs(self, user: str, configs: dict[str, str]) -> None:
-        # Kafka's Sanitizer: the user name URL-encoded, so any principal name is a valid znode.
-        node = urllib.parse.quote(user, safe="").replace(".", "%2E").replace("*", "%2A")
-        self._write_configs(f"{CONFIG_USERS}/{node}", configs, f"users/{node}")
+        node = _sanitized(user)
+        self._replace_some(f"{CONFIG_USERS}/{node}", f"users/{node}", configs, lambda key: key not in CLIENT_QUOTA_KEYS)
+
+    def client_quotas(self) -> dict[tuple[tuple[str, str | None], ...], dict[str, str]]:
+        found: dict[tuple[tuple[str, str | None], ...], dict[str, str]] = {}
+        for node, values in self._configs_under(CONFIG_USERS).items():
+            quotas = {key: value for key, value in values.items() if key in CLIENT_QUOTA_KEYS}
+            if quotas:
+                found[((USER, _entity_name(node)),)] = quotas
+        try:
+            user_nodes = self.client.get_children(CONFIG_USERS)
+        except NoNodeError:
+            user_nodes = []
+        for user_node in user_nodes:
+            for client_node, values in self._configs_under(f"{CONFIG_USERS}/{user_node}/clients").items():
+                found[((CLIENT_ID, _entity_name(client_node)), (USER, _entity_name(user_node)))] = values
+        for node, values in self._configs_under(CONFIG_CLIENTS).items():
+            found[((CLIENT_ID, _entity_name(node)),)] = values
+        for node, values in self._configs_under(CONFIG_IPS).items():
+            found[((IP, _entity_name(node)),)] = values
+        return found
+
+    def set_client_quotas(self, entity: tuple[tuple[str, str | None], ...], values: dict[str, str]) -> None:
+        """Kafka's paths: /config/users/<u>, /config/users/<u>/clients/<c>, /config/clients/<c> and
+        /config/ips/<ip>, <default> for a default; a user's own quotas share its node with its
+        SCRAM credentials, which are kept."""
+        names = {kind: DEFAULT_ENTITY if name is None else _sanitized(name) for kind, name in entity}
+        if IP in names:
+            entity_path = f"ips/{names[IP]}"
+        elif USER in names and CLIENT_ID in names:
+            entity_path = f"users/{names[USER]}/clients/{names[CLIENT_ID]}"
+        elif USER in names:
+            path = f"{CONFIG_USERS}/{names[USER]}"
+            self._replace_some(path, f"users/{names[USER]}", values, lambda key: key in CLIENT_QUOTA_KEYS)
+            return
+        else:
+            entity_path = f"clients/{names[CLIENT_ID]}"
+        self._write_configs(f"/config/{entity_path}", values, entity_path)
+
+    def _replace_some(self, path: str, entity_path: str, values: dict[str, str], owned) -> None:
+        """Replace the keys of a config node for which `owned(key)` holds, keeping the others."""
+        try:
+            data, _ = self.client.get(path)
+            current = decode_config(data)
+        except NoNodeError:
+            current = {}
+        kept = {key: value for key, value in current.items() if not owned(key)}
+        self._write_configs(path, {**kept, **values}, entity_path)
 
     # --- ACLs, in Kafka's layout: /kafka-acl/<Type>/<name>, /kafka-acl-extended/prefixed/<Type>/<name> ---
 
@@ -599,3 +656,13 @@ class ZkMetadataStore:
 
 def _committed(results) -> bool:
     return not any(isinstance(result, Exception) for result in results)
+
+
+def _sanitized(name: str) -> str:
+    """Kafka's Sanitizer: a user or client id URL-encoded, so any name is a valid znode name."""
+    return urllib.parse.quote(name, safe="").replace(".", "%2E").replace("*", "%2A")
+
+
+def _entity_name(node: str) -> str | None:
+    """A quota entity's name from its znode name; None for <default>."""
+    return None if node == DEFAULT_ENTITY else urllib.parse.unquote(node)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from odradek.security.quotas import ClientQuotas
 
 if TYPE_CHECKING:
     from odradek.clock import Clock
@@ -41,6 +43,7 @@ class BrokerServices:
     configs: DynamicConfigs
     membership: ClusterMembership | None = None  # cluster mode: registration, controller, ISR writes
     acls: AclService | None = None  # ACLs and the authorizer (authorizer.class.name); None: everything allowed
+    quotas: ClientQuotas = field(default_factory=ClientQuotas)  # client quotas and the usage measured against them
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from datetime import timedelta
 
 from odradek.security.acl import CLUSTER_NAME, Operation, ResourceType
 from odradek.handlers.context import RequestContext
+from odradek.security.quotas import CONSUMER_BYTE_RATE, user_of
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.topic_partition import TopicPartition
@@ -62,6 +63,14 @@ async def handle(ctx: RequestContext, request):
     max_wait_s = max(request.max_wait.total_seconds(), 0.0)
     min_bytes = request.min_bytes
     max_bytes = getattr(request, "max_bytes", 0x7FFFFFFF)
+    quotas = ctx.services.quotas
+    if replica_id < 0 and quotas.fetch_enabled:
+        # No bigger than the consumer's quota allows at once, so one fetch cannot earn a throttle
+        # that stalls the consumer (Kafka caps it the same way).
+        allowed = quotas.max_in_window(CONSUMER_BYTE_RATE, user_of(ctx.principal), ctx.client_id or "")
+        if allowed < max_bytes:
+            max_bytes = int(allowed)
+            min_bytes = min(min_bytes, max_bytes)
     read_committed = getattr(request, "isolation_level", 0) == 1
     deadline = asyncio.get_running_loop().time() + max_wait_s
 

@@ -61,6 +61,7 @@ from odradek.handlers import (
     delete_acls,
     describe_acls,
     describe_client_quotas,
+    alter_client_quotas,
 )
 
 HANDLER_MODULES: tuple[ModuleType, ...] = (
@@ -113,6 +114,7 @@ HANDLER_MODULES: tuple[ModuleType, ...] = (
     create_acls,
     delete_acls,
     describe_client_quotas,
+    alter_client_quotas,
 )
 
 

@@ -32,6 +32,7 @@ class Session:
         self.authenticated = not self.sasl
         self.state = "handshake" if self.sasl else "done"  # handshake | authenticate | raw | done
         self.close_after_response = False
+        self.throttle_ms = 0  # after this response the connection reads nothing for so long (client quotas)
         self.expires_at_ms: int | None = None
         self._server: SaslServer | None = None
         self.mechanism: str | None = None

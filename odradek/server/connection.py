@@ -8,7 +8,8 @@ else is affected. Disconnects are normal, not errors.
 
 The connection's Session (security/session.py) says who is on it; after a SaslHandshake v0 the
 next frames are raw SASL tokens, answered here without a request header, and a failed
-authentication closes the connection once its answer is sent.
+authentication closes the connection once its answer is sent. A client over one of its quotas
+gets its answer at once and then nothing more is read from it for the throttle time.
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ class Connection:
                     self.last_active = time.monotonic()
                 if session.close_after_response:
                     break
+                if session.throttle_ms > 0:  # over a client quota: its channel stays muted, as Kafka's does
+                    await asyncio.sleep(session.throttle_ms / 1000)
+                    session.throttle_ms = 0
         except FrameError as error:
             log.warning("Closing connection from %s: %s", self.peer, error)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):

@@ -8,6 +8,9 @@
   reach each other.
 - `max.connection.creation.rate` (broker-wide and per listener, per second, KIP-612): a connection
   accepted faster than that waits until the rate allows it.
+- `connection_creation_rate` quotas of IP addresses (and their default, set with AlterClientQuotas,
+  KIP-612), measured over the client quota windows on every listener: a connection from an address
+  over its rate is closed after the throttle time, as Kafka's acceptor closes a throttled socket.
 
 One instance is shared by every listener of a broker. Runs on the event loop.
 """
@@ -73,6 +76,7 @@ class ConnectionLimits:
         self.by_listener: collections.Counter = collections.Counter()
         self.total = 0
         self._freed = asyncio.Condition()
+        self.ip_quotas = None  # the broker's ClientQuotas once loaded: connection_creation_rate per address
 
     def _ip_limit(self, ip: str) -> int:
         return self.ip_overrides.get(ip, self.per_ip)
@@ -82,6 +86,11 @@ class ConnectionLimits:
         limit = self._ip_limit(ip)
         if self.by_ip[ip] >= limit:
             log.info("Rejected connection from %s, address already has the configured maximum of %d connections.", ip, limit)
+            return False
+        throttle_ms = self.ip_quotas.connection_throttle(ip) if self.ip_quotas is not None else 0
+        if throttle_ms > 0:
+            log.debug("Closing connection from %s after %d ms: over its connection_creation_rate quota", ip, throttle_ms)
+            await asyncio.sleep(throttle_ms / 1000)
             return False
         self.by_ip[ip] += 1  # counted while it waits, so a burst from one address cannot slip past its limit
         try:

@@ -4,13 +4,22 @@ Answers that cannot come from a handler are made here: an ApiVersions request ab
 (the v0-layout UNSUPPORTED_VERSION answer), Produce v0-v2 (advertised, refused), and requests for
 an API or version we do not serve. A body that does not decode raises FrameError, which closes
 the connection.
+
+Client quotas are charged here, as Kafka's request handler charges them: a Produce's request
+bytes, a consumer Fetch's response bytes, and the event-loop time of every request (decoding,
+the handler's own steps, not its waits, and encoding) when a `request_percentage` is set. A
+client over a quota gets the wait in `throttle_time_ms` and its connection reads nothing more
+until then (session.throttle_ms); a throttled Fetch is answered empty and its bytes not counted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import struct
+import time
+from datetime import timedelta
 from functools import cache
 
 from kio.serial import entity_reader, entity_writer
@@ -25,12 +34,16 @@ from odradek.protocol.errors import ErrorCode
 from odradek.protocol.frames import FrameError, error_only_frame, parse_request_header, response_header
 from odradek.protocol.legacy_produce import rejected_produce_body
 from odradek.protocol.request_guard import guard_request
+from odradek.security.quotas import CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, user_of
 from odradek.security.session import Session
 
 log = logging.getLogger(__name__)
 
 API_VERSIONS_KEY = 18
 PRODUCE_KEY = 0
+FETCH_KEY = 1
+# Not charged to request quotas: authentication, and what brokers send each other.
+EXEMPT_FROM_REQUEST_QUOTA = frozenset({17, 36, 27})  # SaslHandshake, SaslAuthenticate, WriteTxnMarkers
 _SIZE = struct.Struct(">i")
 
 
@@ -55,6 +68,7 @@ class Dispatcher:
 
     async def dispatch(self, frame: bytes, peer: str, session: Session | None = None):
         """The complete response frame (size prefix included), or None when none is owed."""
+        started = time.perf_counter()
         header = parse_request_header(frame)
         api_key, version, correlation_id = header.api_key, header.api_version, header.correlation_id
         handler = HANDLERS.get(api_key)
@@ -94,29 +108,108 @@ class Dispatcher:
             listener_name=self.listener_name, image=self.services.metadata.image,
             principal=session.principal if session is not None else ANONYMOUS, session=session,
         )
+        quotas = self.services.quotas
+        charged = session is not None and quotas.enabled
+        # ApiVersions answers with header v0 even when flexible: the client cannot know yet.
+        flexible_header = flexible and api_key != API_VERSIONS_KEY
         try:
-            response = await handler.handle(context, request)
-            if response is None:
-                return None
-            # ApiVersions answers with header v0 even when flexible: the client cannot know yet.
-            head = response_header(correlation_id, flexible and api_key != API_VERSIONS_KEY)
-            buffer = io.BytesIO()
-            buffer.write(b"\0\0\0\0")
-            buffer.write(head)
-            _writer(type(response))(buffer, response)
+            if not charged:
+                response = await handler.handle(context, request)
+                if response is None:
+                    return None
+                buffer = _encode(correlation_id, flexible_header, response)
+            else:
+                timer = _StepTimer(handler.handle(context, request), started)
+                response = await timer
+                buffer = _encode(correlation_id, flexible_header, response) if response is not None else None
+                timer.seconds += time.perf_counter() - timer.resumed
+                throttled = self._charge(context, session, api_key, request, len(frame), response, buffer, timer.seconds)
+                if throttled is not None:
+                    buffer = _encode(correlation_id, flexible_header, throttled)
+                if buffer is None:
+                    return None
         except CloseConnection as reason:
             raise FrameError(str(reason)) from None
         except Exception:
             # Handlers answer per partition; reaching here is a bug, not the client's fault.
             log.exception("%s v%d from %s failed; answered UNKNOWN_SERVER_ERROR", handler.name, version, peer)
-            buffer = io.BytesIO()
-            buffer.write(b"\0\0\0\0")
-            buffer.write(response_header(correlation_id, flexible and api_key != API_VERSIONS_KEY))
             fallback = error_response(context.response_class, ErrorCode.unknown_server_error)
-            _writer(type(fallback))(buffer, fallback)
+            buffer = _encode(correlation_id, flexible_header, fallback)
         view = buffer.getbuffer()
         _SIZE.pack_into(view, 0, len(view) - 4)
         return view
+
+    def _charge(self, context: RequestContext, session: Session, api_key: int, request, request_size: int,
+                response, encoded: io.BytesIO | None, seconds: float):
+        """Count the request against its client's quotas and set how long its connection waits;
+        the response to send instead when throttled (with the throttle time; a Fetch emptied),
+        else None."""
+        quotas = self.services.quotas
+        user, client_id = user_of(session.principal), context.client_id or ""
+        from_consumer = _from_consumer(request)
+        bandwidth = consumed = 0
+        if api_key == PRODUCE_KEY and quotas.produce_enabled:
+            bandwidth = quotas.record(PRODUCER_BYTE_RATE, user, client_id, request_size)
+        elif api_key == FETCH_KEY and quotas.fetch_enabled and encoded is not None and from_consumer:
+            consumed = encoded.getbuffer().nbytes
+            bandwidth = quotas.record(CONSUMER_BYTE_RATE, user, client_id, consumed)
+        requested = 0
+        if quotas.request_enabled and from_consumer and api_key not in EXEMPT_FROM_REQUEST_QUOTA \
+                and not (api_key == PRODUCE_KEY and request.acks == 0):
+            requested = quotas.request_time(user, client_id, seconds)
+        throttle_ms = max(bandwidth, requested, 0)
+        session.throttle_ms = throttle_ms
+        if throttle_ms == 0 or response is None:
+            return None
+        if consumed:
+            quotas.unrecord(CONSUMER_BYTE_RATE, user, client_id, consumed)
+            response = dataclasses.replace(response, responses=())
+        if "throttle_time" in response.__dataclass_fields__:
+            response = dataclasses.replace(response, throttle_time=timedelta(milliseconds=throttle_ms))
+        return response
+
+
+class _StepTimer:
+    """Awaits a coroutine and adds up the time spent in its steps, leaving out the time it waits
+    (a parked Fetch, an acks=all Produce): what the event loop spent on the request. `resumed` is
+    when it last got the loop back, so the caller can add the time that follows."""
+
+    __slots__ = ("_coroutine", "seconds", "resumed")
+
+    def __init__(self, coroutine, started: float) -> None:
+        self._coroutine = coroutine
+        self.resumed = started
+        self.seconds = 0.0
+
+    def __await__(self):
+        coroutine, value, error = self._coroutine, None, None
+        while True:
+            try:
+                waiting_on = coroutine.send(value) if error is None else coroutine.throw(error)
+            except StopIteration as done:
+                return done.value
+            self.seconds += time.perf_counter() - self.resumed
+            try:
+                value, error = (yield waiting_on), None
+            except BaseException as raised:  # noqa: BLE001 - a cancellation goes on into the coroutine
+                value, error = None, raised
+            self.resumed = time.perf_counter()
+
+
+def _from_consumer(request) -> bool:
+    """Not a follower's Fetch (replica id >= 0): replication has its own throttles."""
+    state = getattr(request, "replica_state", None)
+    replica_id = state.replica_id if state is not None else getattr(request, "replica_id", -1)
+    return replica_id < 0
+
+
+def _encode(correlation_id: int, flexible_header: bool, response) -> io.BytesIO:
+    """The response frame, its size prefix left as zeros."""
+    buffer = io.BytesIO()
+    buffer.write(b"\0\0\0\0")
+    buffer.write(response_header(correlation_id, flexible_header))
+    _writer(type(response))(buffer, response)
+    return buffer
 
 
 def _frame(head: bytes, body: bytes) -> bytes:

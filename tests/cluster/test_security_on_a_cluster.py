@@ -104,3 +104,46 @@ def test_acls_created_on_one_broker_apply_on_every_broker(cluster, tmp_path):
     brokers.wait_for(lambda: alice_sees(2), 15, "broker 2 applies the ACL created through broker 1")
     stored = brokers.read("/kafka-acl/Topic/granted")
     assert stored["acls"] == [{"principal": "User:alice", "permissionType": "Allow", "operation": "Describe", "host": "*"}]
+
+
+def test_client_quotas_set_through_one_broker_apply_on_every_broker(cluster):
+    """A quota set through broker 1 is in ZooKeeper where Kafka keeps it (next to the user's SCRAM
+    credential, which stays), broker 2 describes and enforces it, and its removal through broker 2
+    reaches broker 1."""
+    from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+    from kio.schema.metadata.v12.request import MetadataRequest
+
+    from integration.test_quotas import alter, describe
+    from integration.wire import WireClient
+
+    brokers = cluster(0)
+    for node_id in (1, 2):
+        brokers.add_broker(node_id, **{"quota.window.num": "2"})
+    brokers.wait_until_formed()
+    one, two = (brokers.broker(node_id).bootstrap_servers for node_id in (1, 2))
+
+    admin = AdminClient({"bootstrap.servers": one})
+    credential = UserScramCredentialUpsertion("alice", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096),
+                                              b"alice-secret")
+    for future in admin.alter_user_scram_credentials([credential]).values():
+        future.result(timeout=30)
+    with WireClient(one) as wire:
+        assert alter(wire, {"user": "alice"}, {"producer_byte_rate": 1048576})[0] == 0
+        assert alter(wire, {"user": None}, {"request_percentage": 1})[0] == 0
+    stored = brokers.read("/config/users/alice")["config"]
+    assert stored["producer_byte_rate"] == "1048576" and "SCRAM-SHA-256" in stored
+    assert brokers.read("/config/users/<default>")["config"] == {"request_percentage": "1.0"}
+
+    expected = {(("user", "alice"),): {"producer_byte_rate": 1048576.0}, (("user", None),): {"request_percentage": 1.0}}
+    with WireClient(two) as wire:
+        brokers.wait_for(lambda: describe(wire) == expected, 15, "broker 2 has the quotas set through broker 1")
+        admin_two = AdminClient({"bootstrap.servers": two})  # kept referenced until its future resolves
+        scram = admin_two.describe_user_scram_credentials(["alice"])["alice"].result(30)
+        assert [info.mechanism for info in scram.scram_credential_infos] == [ScramMechanism.SCRAM_SHA_256]
+        # broker 2 enforces the 1% request quota on ANONYMOUS, as every user
+        metadata = MetadataRequest(topics=None, allow_auto_topic_creation=False, include_topic_authorized_operations=False)
+        assert any(wire.request(3, 12, metadata).throttle_time.total_seconds() > 0 for _ in range(5000))
+        assert alter(wire, {"user": None}, {"request_percentage": None})[0] == 0
+    with WireClient(one) as wire:
+        brokers.wait_for(lambda: describe(wire) == {(("user", "alice"),): {"producer_byte_rate": 1048576.0}}, 15,
+                         "broker 1 forgets the quota removed through broker 2")

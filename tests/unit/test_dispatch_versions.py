@@ -218,6 +218,10 @@ def _request(api_key: int, version: int, topic_id: uuid.UUID):
         return build(cls, filters=(each,))
     if api_key == 48:
         return build(cls, components=(), strict=False)
+    if api_key == 49:  # validate_only: checked and answered, nothing stored
+        entity = build(n("EntityData"), entity_type="user", entity_name="alice")
+        op = build(n("OpData"), key="producer_byte_rate", value=1024.0, remove=False)
+        return build(cls, entries=(build(n("EntryData"), entity=(entity,), ops=(op,)),), validate_only=True)
     if api_key == 50:
         return build(cls, users=None)
     if api_key == 51:

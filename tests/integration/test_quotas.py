@@ -1,0 +1,278 @@
+"""Client quotas as an operator sets them and as clients feel them.
+
+Quotas are set with AlterClientQuotas (what `kafka-configs --entity-type users|clients|ips` sends)
+and read back with DescribeClientQuotas; they survive a restart. A producer or consumer over its
+byte rate is slowed to it: librdkafka reports the broker's throttle time, and every message still
+arrives, in order. A client whose requests take more than its `request_percentage` of the broker's
+time is throttled, and its connection is not read until the throttle time has passed. An address
+over its `connection_creation_rate` has new connections closed. Bad quota requests get Kafka's
+INVALID_REQUEST with Kafka's message.
+
+The brokers here measure over `quota.window.num=2` one-second windows, so that a client's
+allowed first burst (all but one window's worth) is one second of its quota.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import confluent_kafka
+from kio.schema.alter_client_quotas.v1.request import AlterClientQuotasRequest
+from kio.schema.alter_client_quotas.v1.request import EntityData, EntryData, OpData
+from kio.schema.describe_client_quotas.v1.request import ComponentData, DescribeClientQuotasRequest
+from kio.schema.metadata.v12.request import MetadataRequest
+from kio.static.primitive import f64, i8
+
+from odradek.protocol.errors import ErrorCode
+
+from .wire import WireClient
+
+SMALL_WINDOW = {"quota.window.num": "2", "quota.window.size.seconds": "1"}
+EXACT, DEFAULT, SPECIFIED = 0, 1, 2
+
+
+def alter(wire: WireClient, entity: dict[str, str | None], ops: dict[str, float | None],
+          validate_only: bool = False) -> tuple[ErrorCode, str | None]:
+    """Set (a value) or remove (None) quotas of one entity; its result's error and message."""
+    entry = EntryData(
+        entity=tuple(EntityData(entity_type=kind, entity_name=name) for kind, name in entity.items()),
+        ops=tuple(OpData(key=key, value=f64(float(value or 0)), remove=value is None) for key, value in ops.items()),
+    )
+    answer = wire.request(49, 1, AlterClientQuotasRequest(entries=(entry,), validate_only=validate_only))
+    (result,) = answer.entries
+    return result.error_code, result.error_message
+
+
+def describe(wire: WireClient, components: list[tuple[str, int, str | None]] = (), strict: bool = False):
+    """The quotas DescribeClientQuotas lists: {entity as sorted (type, name) pairs: {key: value}}."""
+    answer = wire.request(48, 1, DescribeClientQuotasRequest(
+        components=tuple(ComponentData(entity_type=kind, match_type=i8(match_type), match=match)
+                         for kind, match_type, match in components),
+        strict=strict))
+    assert answer.error_code == ErrorCode.none, answer
+    return {tuple(sorted((e.entity_type, e.entity_name) for e in entry.entity)):
+            {value.key: float(value.value) for value in entry.values} for entry in answer.entries}
+
+
+def describe_error(wire: WireClient, components: list[tuple[str, int, str | None]]) -> tuple[ErrorCode, str | None]:
+    answer = wire.request(48, 1, DescribeClientQuotasRequest(
+        components=tuple(ComponentData(entity_type=kind, match_type=i8(match_type), match=match)
+                         for kind, match_type, match in components), strict=False))
+    return answer.error_code, answer.error_message
+
+
+def test_quotas_are_set_described_removed_and_kept_across_a_restart(start_broker):
+    broker = start_broker()
+    with WireClient(broker.bootstrap_servers) as wire:
+        assert alter(wire, {"user": "alice"}, {"producer_byte_rate": 1048576, "consumer_byte_rate": 2097152}) \
+            == (ErrorCode.none, None)
+        assert alter(wire, {"client-id": None}, {"request_percentage": 50.5}) == (ErrorCode.none, None)
+        assert alter(wire, {"user": "alice", "client-id": "app"}, {"producer_byte_rate": 4096}) == (ErrorCode.none, None)
+        assert alter(wire, {"ip": None}, {"connection_creation_rate": 100}) == (ErrorCode.none, None)
+        # validate_only checks and stores nothing
+        assert alter(wire, {"user": "bob"}, {"producer_byte_rate": 1}, validate_only=True) == (ErrorCode.none, None)
+
+        everything = {
+            (("user", "alice"),): {"producer_byte_rate": 1048576.0, "consumer_byte_rate": 2097152.0},
+            (("client-id", None),): {"request_percentage": 50.5},
+            (("client-id", "app"), ("user", "alice")): {"producer_byte_rate": 4096.0},
+            (("ip", None),): {"connection_creation_rate": 100.0},
+        }
+        assert describe(wire) == everything
+        assert describe(wire, [("user", EXACT, "alice")], strict=True) == {
+            (("user", "alice"),): everything[(("user", "alice"),)]}
+        assert describe(wire, [("user", SPECIFIED, None)]) == {
+            key: value for key, value in everything.items() if key[-1][0] == "user"}
+        assert describe(wire, [("client-id", DEFAULT, None)]) == {(("client-id", None),): {"request_percentage": 50.5}}
+        assert describe(wire, [("user", EXACT, "nobody")]) == {}
+
+        assert alter(wire, {"user": "alice"}, {"producer_byte_rate": None}) == (ErrorCode.none, None)
+        assert alter(wire, {"ip": None}, {"connection_creation_rate": None}) == (ErrorCode.none, None)
+        del everything[(("ip", None),)]
+        del everything[(("user", "alice"),)]["producer_byte_rate"]
+        assert describe(wire) == everything
+
+    assert broker.stop() == 0
+    broker.start()
+    with WireClient(broker.bootstrap_servers) as wire:
+        assert describe(wire) == everything
+
+
+def test_bad_quota_requests_get_kafkas_errors(broker):
+    refused = [
+        ({"user": "alice"}, {"unknown_quota": 5}, "Invalid configuration key unknown_quota"),
+        ({"user": "alice"}, {"producer_byte_rate": 1.5}, "producer_byte_rate cannot be a fractional value."),
+        ({"user": "alice"}, {"consumer_byte_rate": 0}, "Quota consumer_byte_rate must be greater than 0"),
+        ({"client-id": "app"}, {"request_percentage": -1}, "Quota request_percentage must be greater than 0"),
+        ({"user": "alice"}, {"connection_creation_rate": 5}, "Invalid configuration key connection_creation_rate"),
+        ({"ip": "127.0.0.1"}, {"producer_byte_rate": 5}, "Invalid configuration key producer_byte_rate"),
+        ({"ip": "not an address"}, {"connection_creation_rate": 5}, "not an address is not a valid IP or resolvable host."),
+        ({"ip": "127.0.0.1", "user": "alice"}, {"connection_creation_rate": 5}, "Invalid quota entity combination"),
+        ({"user": ""}, {"producer_byte_rate": 5}, "Empty user not supported"),
+        ({"group": "g"}, {"producer_byte_rate": 5}, "Unhandled client quota entity type: group"),
+        ({}, {"producer_byte_rate": 5}, "Invalid empty client quota entity"),
+    ]
+    with WireClient(broker.bootstrap_servers) as wire:
+        for entity, ops, message in refused:
+            error, said = alter(wire, entity, ops)
+            assert error == ErrorCode.invalid_request and message in (said or ""), (entity, ops, said)
+        assert describe(wire) == {}
+
+        # an entity named twice in one request is refused whole
+        twice = EntryData(entity=(EntityData(entity_type="user", entity_name="alice"),),
+                          ops=(OpData(key="producer_byte_rate", value=f64(1024.0), remove=False),))
+        answer = wire.request(49, 1, AlterClientQuotasRequest(entries=(twice, twice), validate_only=False))
+        assert [entry.error_code for entry in answer.entries] == [ErrorCode.invalid_request] * 2
+        assert describe(wire) == {}
+
+        assert describe_error(wire, [("group", EXACT, "g")]) == (ErrorCode.unsupported_version, "Unsupported entity type group")
+        assert describe_error(wire, [("user", EXACT, None)])[0] == ErrorCode.invalid_request
+        assert describe_error(wire, [("user", DEFAULT, "alice")])[0] == ErrorCode.invalid_request
+        assert describe_error(wire, [("user", 7, None)]) == (ErrorCode.invalid_request, "Unknown match type 7")
+        assert describe_error(wire, [("user", SPECIFIED, None), ("user", EXACT, "a")])[0] == ErrorCode.invalid_request
+        assert describe_error(wire, [("ip", SPECIFIED, None), ("user", SPECIFIED, None)])[0] == ErrorCode.invalid_request
+        assert wire.request(3, 12, MetadataRequest(topics=None, allow_auto_topic_creation=False,
+                                                   include_topic_authorized_operations=False)).brokers
+
+
+def _throttle_seen(statistics: list[dict]) -> int:
+    """The largest broker throttle time librdkafka reported (its per-broker `throttle` window)."""
+    return max((broker["throttle"]["max"] for stats in statistics for broker in stats["brokers"].values()
+                if broker["nodeid"] >= 0), default=0)
+
+
+def _produce(bootstrap: str, client_id: str, topic: str, count: int, size: int) -> tuple[float, list[dict], list]:
+    statistics: list[dict] = []
+    producer = confluent_kafka.Producer({
+        "bootstrap.servers": bootstrap, "client.id": client_id, "linger.ms": 5,
+        "statistics.interval.ms": 500, "stats_cb": lambda raw: statistics.append(json.loads(raw)),
+    })
+    errors = []
+    started = time.monotonic()
+    for index in range(count):
+        while True:
+            try:
+                producer.produce(topic, key=str(index).encode(), value=bytes(size),
+                                 on_delivery=lambda error, message: errors.append(error) if error else None)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    assert producer.flush(60) == 0
+    elapsed = time.monotonic() - started
+    time.sleep(0.6)  # one more statistics report, with the last throttle in it
+    producer.poll(0)
+    return elapsed, statistics, errors
+
+
+def test_a_producer_over_its_byte_rate_is_slowed_to_it(start_broker):
+    """512 KiB/s for client id 'slow': 2 MiB takes at least the three seconds beyond its first
+    second's burst, librdkafka reports the throttle, and everything is delivered; another client id
+    is not throttled."""
+    broker = start_broker(**SMALL_WINDOW)
+    with WireClient(broker.bootstrap_servers) as wire:
+        assert alter(wire, {"client-id": "slow"}, {"producer_byte_rate": 512 * 1024}) == (ErrorCode.none, None)
+
+    elapsed, statistics, errors = _produce(broker.bootstrap_servers, "slow", "quota-produce", 2048, 1024)
+    assert errors == []
+    assert elapsed >= 2.5, f"2 MiB at 512 KiB/s took only {elapsed:.2f} s"
+    assert _throttle_seen(statistics) > 0
+
+    _elapsed, statistics, errors = _produce(broker.bootstrap_servers, "free", "quota-produce", 2048, 1024)
+    assert errors == [] and _throttle_seen(statistics) == 0
+
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": "check",
+                                         "auto.offset.reset": "earliest", "client.id": "reader"})
+    consumer.subscribe(["quota-produce"])
+    keys = []
+    deadline = time.monotonic() + 30
+    while len(keys) < 4096 and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None and message.error() is None:
+            keys.append(int(message.key()))
+    consumer.close()
+    assert keys == list(range(2048)) * 2
+
+
+def test_a_consumer_over_its_byte_rate_is_slowed_to_it(start_broker):
+    """A consumer with 512 KiB/s reads 2 MiB in order, in no less than the three seconds its quota
+    allows beyond its first second, and librdkafka reports the throttle."""
+    broker = start_broker(**SMALL_WINDOW)
+    _elapsed, _statistics, errors = _produce(broker.bootstrap_servers, "writer", "quota-fetch", 2048, 1024)
+    assert errors == []
+    with WireClient(broker.bootstrap_servers) as wire:
+        assert alter(wire, {"user": None, "client-id": "slow-reader"}, {"consumer_byte_rate": 512 * 1024}) \
+            == (ErrorCode.none, None)
+
+    statistics: list[dict] = []
+    consumer = confluent_kafka.Consumer({
+        "bootstrap.servers": broker.bootstrap_servers, "group.id": "slow", "client.id": "slow-reader",
+        "auto.offset.reset": "earliest", "statistics.interval.ms": 500,
+        "stats_cb": lambda raw: statistics.append(json.loads(raw)),
+    })
+    consumer.subscribe(["quota-fetch"])
+    keys = []
+    first = None
+    deadline = time.monotonic() + 60
+    while len(keys) < 2048 and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None and message.error() is None:
+            first = first or time.monotonic()
+            keys.append(int(message.key()))
+    elapsed = time.monotonic() - (first or time.monotonic())
+    consumer.poll(0.6)
+    consumer.close()
+    assert keys == list(range(2048))
+    assert elapsed >= 2.0, f"2 MiB at 512 KiB/s arrived in {elapsed:.2f} s"
+    assert _throttle_seen(statistics) > 0
+
+
+def test_a_client_over_its_request_percentage_is_throttled_and_muted(start_broker):
+    """request_percentage=0.01 for every user (0.1 ms of the broker's time a second): the first
+    requests are enough to be throttled for up to one window (a request throttle is bounded by it),
+    and the connection's next answer waits for the throttle time."""
+    broker = start_broker(**SMALL_WINDOW)
+    metadata = MetadataRequest(topics=None, allow_auto_topic_creation=False, include_topic_authorized_operations=False)
+    with WireClient(broker.bootstrap_servers) as wire:
+        assert alter(wire, {"user": None}, {"request_percentage": 0.01}) == (ErrorCode.none, None)
+        throttle_ms = 0
+        for _ in range(100):
+            throttle_ms = wire.request(3, 12, metadata).throttle_time.total_seconds() * 1000
+            if throttle_ms >= 200:
+                break
+        assert 200 <= throttle_ms <= 1000
+        started = time.monotonic()
+        wire.request(3, 12, metadata)
+        assert time.monotonic() - started >= throttle_ms / 1000 - 0.05
+
+        assert alter(wire, {"user": None}, {"request_percentage": None}) == (ErrorCode.none, None)
+        time.sleep(1.0)
+        for _ in range(200):
+            assert wire.request(3, 12, metadata).throttle_time.total_seconds() == 0
+
+
+def test_connections_over_an_addresss_creation_rate_are_closed(start_broker):
+    """connection_creation_rate=2 for 127.0.0.1: of eight connections opened at once, those beyond
+    the rate are closed by the broker; without the quota all eight are served."""
+    broker = start_broker(**SMALL_WINDOW)
+    metadata = MetadataRequest(topics=None, allow_auto_topic_creation=False, include_topic_authorized_operations=False)
+    with WireClient(broker.bootstrap_servers) as admin:
+        assert alter(admin, {"ip": "127.0.0.1"}, {"connection_creation_rate": 2}) == (ErrorCode.none, None)
+        clients = [WireClient(broker.bootstrap_servers) for _ in range(8)]
+        served = 0
+        for client in clients:
+            try:
+                client.request(3, 12, metadata)
+                served += 1
+            except (ConnectionError, OSError):
+                pass
+            client.close()
+        assert 1 <= served <= 4, served
+
+        assert alter(admin, {"ip": "127.0.0.1"}, {"connection_creation_rate": None}) == (ErrorCode.none, None)
+        time.sleep(1.0)
+        clients = [WireClient(broker.bootstrap_servers) for _ in range(8)]
+        assert all(client.request(3, 12, metadata).brokers for client in clients)
+        for client in clients:
+            client.close()
