@@ -16,6 +16,7 @@ import logging
 import resource
 import shutil
 import signal
+import ssl
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -39,6 +40,7 @@ from odradek.coordinator.producer_ids import ProducerIdManager
 from odradek.coordinator.state_log import CoordinatorLog
 from odradek.coordinator.transaction_coordinator import TransactionConfig, TransactionCoordinator
 from odradek.coordinator.txn_channel import Leader, TransactionChannel
+from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.topic_partition import TopicPartition
 from odradek.handlers.context import BrokerServices
 from odradek.log.cleaner import LogCleaner
@@ -51,7 +53,14 @@ from odradek.security.client_security import inter_broker_security
 from odradek.security.mechanisms import listener_mechanisms
 from odradek.security.quotas import ClientQuotas
 from odradek.security.session import Session
-from odradek.security.tls import ANONYMOUS, parse_mapping_rules, principal_of, server_context
+from odradek.security.tls import (
+    ANONYMOUS,
+    listener_identity,
+    parse_mapping_rules,
+    principal_of,
+    server_context,
+    store_fingerprint,
+)
 from odradek.server.connection_limits import ConnectionLimits
 from odradek.server.dispatcher import Dispatcher
 from odradek.server.server import SocketServer
@@ -85,6 +94,7 @@ class BrokerRuntime:
         self.fetchers: ReplicaFetcherManager | None = None
         self._credentials: DynamicConfigs | None = None  # users' SCRAM credentials, once loaded
         self._inter_broker_security = None  # ClientSecurity towards the other brokers (cluster mode)
+        self._tls_stores: dict[str, tuple[tuple, tuple]] = {}  # TLS listener -> (store fingerprint, certificate identity)
 
     async def start(self) -> None:
         """Lock the log dirs, bind the listeners, then (only then) read and load the data.
@@ -107,7 +117,7 @@ class BrokerRuntime:
                 max_request_bytes=config["socket.request.max.bytes"],
                 max_idle_ms=config["connections.max.idle.ms"],
                 on_stopping=self._release_parked_requests,
-                ssl_context=server_context(config, listener.name, protocol) if protocol.endswith("SSL") else None,
+                ssl_context=self._listener_context(config, listener.name, protocol) if protocol.endswith("SSL") else None,
                 listener_name=listener.name, limits=limits,
             )
             self.servers.append(server)
@@ -124,6 +134,8 @@ class BrokerRuntime:
             store = await asyncio.to_thread(_open_metadata_store, log_dirs, config)
         await asyncio.to_thread(ensure_cluster_min_insync_replicas, store, config)
         configs = DynamicConfigs(config, store, node_id)
+        configs.check_broker = self._check_listener_stores
+        self._apply_dynamic_stores(configs.effective)
         quotas = ClientQuotas(config["quota.window.num"], config["quota.window.size.seconds"])
         quotas.configure(configs.client_quotas())
         limits.ip_quotas = quotas
@@ -299,6 +311,59 @@ class BrokerRuntime:
                            now_ms=clock.now_ms)
 
         return session
+
+    def _listener_context(self, config: BrokerConfig, listener: str, protocol: str) -> ssl.SSLContext:
+        context = server_context(config, listener, protocol)
+        self._tls_stores[listener] = (store_fingerprint(config, listener), listener_identity(config, listener))
+        return context
+
+    def _apply_dynamic_stores(self, effective: BrokerConfig) -> None:
+        """Key stores set dynamically before a restart replace those of server.properties (the
+        listeners were bound with the latter, before the metadata store was read); one that can no
+        longer be used is ignored with a log line, as Kafka ignores an invalid dynamic config."""
+        try:
+            switch = self._check_listener_stores(effective)
+        except KafkaError as error:
+            log.error("Dynamic key store configs ignored, the listeners keep those of the broker's config: %s", error.message)
+            return
+        if switch is not None:
+            switch()
+
+    def _check_listener_stores(self, candidate: BrokerConfig):
+        """A TLS listener whose key or trust store changes (other settings, or the same file
+        replaced on disk) gets a new context, built now: a store that cannot be used, or whose
+        certificate names another subject (unless ssl.allow.dn.changes / ssl.allow.san.changes),
+        refuses the AlterConfigs with Kafka's message. Returns what switches the listeners over."""
+        switches = []
+        for listener, server in zip(self.config.listeners, self.servers):
+            if listener.name not in self._tls_stores:
+                continue
+            fingerprint = store_fingerprint(candidate, listener.name)
+            old_fingerprint, old_identity = self._tls_stores[listener.name]
+            if fingerprint == old_fingerprint:
+                continue
+            try:
+                context = server_context(candidate, listener.name, candidate.security_protocol_of(listener.name))
+                identity = listener_identity(candidate, listener.name)
+            except ConfigError as error:
+                raise KafkaError(ErrorCode.invalid_config, f"Validation of dynamic config update of SSLFactory failed: {error}") from None
+            subject_changed = identity[0] != old_identity[0] and not candidate.for_listener(listener.name, "ssl.allow.dn.changes")
+            names_changed = identity[1] != old_identity[1] and not candidate.for_listener(listener.name, "ssl.allow.san.changes")
+            if subject_changed or names_changed:
+                raise KafkaError(ErrorCode.invalid_config, "Validation of dynamic config update of SSLFactory failed: "
+                                 f"Keystore DistinguishedName or SubjectAltNames do not match: {old_identity[0]} "
+                                 f"{list(old_identity[1])} before, {identity[0]} {list(identity[1])} now")
+            switches.append((listener.name, server, context, fingerprint, identity))
+        if not switches:
+            return None
+
+        def switch() -> None:
+            for name, server, context, fingerprint, identity in switches:
+                server.set_ssl_context(context)
+                self._tls_stores[name] = (fingerprint, identity)
+                log.info("Listener %s: new connections use the new key store (%s)", name, identity[0])
+
+        return switch
 
     def _stored_credential(self, user: str, mechanism: str) -> str | None:
         """A user's stored SCRAM credential (none until the dynamic configs are loaded)."""

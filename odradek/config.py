@@ -126,11 +126,11 @@ class OneOf:
             else:
                 ok = str(item).lower() in {c.lower() for c in self.choices}
             if not ok:
-                return "one of " + ", ".join(self.choices)
+                return "one of " + ", ".join(map(str, self.choices))
         return None
 
     def __str__(self) -> str:
-        return "[" + ", ".join(self.choices) + "]"
+        return "[" + ", ".join(map(str, self.choices)) + "]"
 
 
 @dataclass(frozen=True)
@@ -345,6 +345,17 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
     _b("ssl.truststore.password", "password", None, "Password of the trust store file (PKCS12)."),
     _b("ssl.truststore.certificates", "password", None,
        "Trusted certificates in PEM, inline, instead of ssl.truststore.location."),
+    _b("ssl.allow.dn.changes", "boolean", False,
+       "Whether a key store changed dynamically may hold a certificate with another subject."),
+    _b("ssl.allow.san.changes", "boolean", False,
+       "Whether a key store changed dynamically may hold a certificate with other subject alternative names."),
+    _b("password.encoder.secret", "password", None,
+       "Encrypts secrets set as dynamic broker configs (a new ssl.keystore.password) before they are "
+       "stored, as Kafka does; without it such a secret cannot be set dynamically."),
+    _b("password.encoder.iterations", "int", 4096,
+       "PBKDF2 iterations of the key that encrypts dynamic secrets.", AtLeast(1024)),
+    _b("password.encoder.key.length", "int", 128,
+       "Length in bits of the AES key that encrypts dynamic secrets: 128, 192 or 256.", OneOf((128, 192, 256))),
     _b("ssl.client.auth", "string", "none",
        "Whether clients of an SSL listener must present a certificate: required, requested or none. "
        "SASL_SSL listeners ignore it unless set on the listener, as in Kafka.",
@@ -783,6 +794,21 @@ class Listener(NamedTuple):
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 LISTENER_PREFIX = "listener.name."
+# A listener's key and trust store: dynamic per broker (plain or listener.name.<l>.-prefixed), so a
+# certificate can be replaced without a restart, as in Kafka.
+SSL_STORE_CONFIGS = frozenset({
+    "ssl.keystore.type", "ssl.keystore.location", "ssl.keystore.password", "ssl.key.password",
+    "ssl.keystore.certificate.chain", "ssl.keystore.key", "ssl.truststore.type", "ssl.truststore.location",
+    "ssl.truststore.password", "ssl.truststore.certificates",
+})
+
+
+def listener_setting(key: str) -> tuple[str, str, ConfigDef | None] | None:
+    """(listener, setting, definition) of a listener.name.<listener>.<setting> key, None for
+    another key; the definition is None when a listener may not override the setting."""
+    if not key.startswith(LISTENER_PREFIX):
+        return None
+    return _listener_setting(key, _BY_SCOPE["broker"])
 _SASL_MECHANISM_PREFIX = re.compile(r"(?i)(plain|scram-sha-256|scram-sha-512|oauthbearer|gssapi)\.(.+)")
 
 

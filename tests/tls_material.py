@@ -36,6 +36,12 @@ class TlsMaterial:
     def client(self, common_name: str, directory: Path) -> Identity:
         return _identity(directory, common_name, self._ca, server=False)
 
+    def server(self, common_name: str, directory: Path) -> Identity:
+        """Another server certificate (for localhost / 127.0.0.1) from the same CA: a renewal of
+        the broker's when `common_name` is "broker"."""
+        directory.mkdir(parents=True, exist_ok=True)
+        return _identity(directory, common_name, self._ca, server=True)
+
     _ca: tuple
 
 

@@ -11,16 +11,19 @@ in server.properties is read-only while the broker runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from odradek.config import (
+    SSL_STORE_CONFIGS,
     BrokerConfig,
     ConfigError,
     Password,
     broker_config_defs,
     broker_synonym_chain,
     broker_synonyms,
+    listener_setting,
     group_config_defs,
     render_value,
     topic_config_defs,
@@ -28,7 +31,10 @@ from odradek.config import (
     validate_topic_configs,
 )
 from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.security import password_encoder
 from odradek.security.quotas import Entity, parse_stored, stored_text
+
+log = logging.getLogger(__name__)
 
 DYNAMIC_TOPIC_CONFIG = 1
 DYNAMIC_BROKER_CONFIG = 2
@@ -51,9 +57,16 @@ REPLICATION_THROTTLES = frozenset({
 
 
 def dynamic_broker_configs() -> frozenset[str]:
-    """Broker configs that may change while running: the synonyms of topic configs, and the
-    replication throttles."""
-    return frozenset(name for topic in topic_config_defs() for name in broker_synonyms(topic)) | REPLICATION_THROTTLES
+    """Broker configs that may change while running: the synonyms of topic configs, the
+    replication throttles, and (per broker only) the key and trust stores."""
+    return (frozenset(name for topic in topic_config_defs() for name in broker_synonyms(topic))
+            | REPLICATION_THROTTLES | SSL_STORE_CONFIGS)
+
+
+def _per_broker_only(name: str) -> bool:
+    """Configs Kafka lets one broker change but not the cluster-wide default: its key stores."""
+    found = listener_setting(name)
+    return (found[1] if found is not None else name) in SSL_STORE_CONFIGS
 
 
 @dataclass
@@ -93,16 +106,20 @@ class DynamicConfigs:
         self.static = static
         self.store = store
         self.node_id = node_id
-        self._dynamic: dict[str, dict[str, str]] = store.broker_configs()
+        # a hook the broker sets: given the config an AlterConfigs would make, refuse it (KafkaError)
+        # or return what applies it once stored (a listener's new key store)
+        self.check_broker: Callable[[BrokerConfig], Callable[[], None] | None] | None = None
+        self._dynamic: dict[str, dict[str, str]] = self._decoded(store.broker_configs())
         self._groups: dict[str, dict[str, str]] = store.group_configs()
         self._users: dict[str, dict[str, str]] = store.user_configs()
         self._quotas: dict[Entity, dict[str, str]] = store.client_quotas()
         self.effective = self._compute_effective()
 
-    def _compute_effective(self) -> BrokerConfig:
+    def _compute_effective(self, dynamic: Mapping[str, Mapping[str, str]] | None = None) -> BrokerConfig:
+        dynamic = self._dynamic if dynamic is None else dynamic
         props = dict(self.static.originals)
-        props.update(self._dynamic.get(CLUSTER_DEFAULT, {}))
-        props.update(self._dynamic.get(str(self.node_id), {}))
+        props.update(dynamic.get(CLUSTER_DEFAULT, {}))
+        props.update(dynamic.get(str(self.node_id), {}))
         config, _warnings = BrokerConfig.from_properties(props)
         return config
 
@@ -155,6 +172,16 @@ class DynamicConfigs:
             entries.append(
                 ConfigEntry(name, value, source, name not in dynamic, sensitive, CONFIG_TYPES[definition.type], definition.doc, synonyms)
             )
+        if entity != CLUSTER_DEFAULT:  # a listener's own key store, set dynamically
+            for name, value in sorted(self._dynamic.get(entity, {}).items()):
+                found = listener_setting(name)
+                if found is None or found[2] is None or (keys is not None and name not in keys):
+                    continue
+                definition = found[2]
+                sensitive = definition.type == "password"
+                shown = None if sensitive else value
+                entries.append(ConfigEntry(name, shown, DYNAMIC_BROKER_CONFIG, False, sensitive, CONFIG_TYPES[definition.type],
+                                           definition.doc, [(name, shown, DYNAMIC_BROKER_CONFIG)]))
         return entries
 
     def describe_topic(self, overrides: Mapping[str, str], keys: Iterable[str] | None) -> list[ConfigEntry]:
@@ -247,6 +274,9 @@ class DynamicConfigs:
         result = dict(current)
         for name, operation, value in operations:
             definition = definitions.get(name)
+            if definition is None and definitions is broker_config_defs():
+                found = listener_setting(name)  # listener.name.<l>.<config>
+                definition = found[2] if found is not None else None
             if definition is None:
                 raise KafkaError(ErrorCode.invalid_config, f"unknown config '{name}'")
             if operation == SET:
@@ -280,34 +310,95 @@ class DynamicConfigs:
     def alter_broker(self, entity: str, new_values: Mapping[str, str], *, validate_only: bool) -> bool:
         """Replace the dynamic configs of a broker entity; returns True if the effective config changed."""
         entity = self._broker_entity(entity)
-        dynamic = dynamic_broker_configs()
         definitions = broker_config_defs()
-        refused = sorted(name for name in new_values if name in definitions and name not in dynamic)
-        unknown = sorted(name for name in new_values if name not in definitions)
+        unknown, refused = [], []
+        for name, value in new_values.items():
+            definition = self._dynamic_definition(name)
+            if definition is None:
+                (refused if name in definitions or listener_setting(name) is not None else unknown).append(name)
+                continue
+            try:
+                definition.parse(value)
+            except ConfigError as error:
+                raise KafkaError(ErrorCode.invalid_config, str(error)) from None
         if unknown:
-            raise KafkaError(ErrorCode.invalid_config, f"unknown broker config(s): {', '.join(unknown)}")
+            raise KafkaError(ErrorCode.invalid_config, f"unknown broker config(s): {', '.join(sorted(unknown))}")
         if refused:
-            raise KafkaError(ErrorCode.invalid_config, f"cannot update these configs dynamically: {', '.join(refused)}")
-        try:
-            for name, value in new_values.items():
-                definitions[name].parse(value)
-        except ConfigError as error:
-            raise KafkaError(ErrorCode.invalid_config, str(error)) from None
-        if entity == CLUSTER_DEFAULT and "min.insync.replicas" not in new_values:
-            # KIP-966: Kafka keeps the cluster-wide value once written (see ensure_cluster_min_insync_replicas)
-            raise KafkaError(ErrorCode.invalid_config, "Cluster-level min.insync.replicas cannot be removed (KIP-966); set another value instead")
+            raise KafkaError(ErrorCode.invalid_config, f"cannot update these configs dynamically: {', '.join(sorted(refused))}")
+        if entity == CLUSTER_DEFAULT:
+            per_broker = sorted(name for name in new_values if _per_broker_only(name))
+            if per_broker:
+                raise KafkaError(ErrorCode.invalid_request, "Cannot update these configs at default cluster level, "
+                                 f"broker id must be specified: {', '.join(per_broker)}")
+            if "min.insync.replicas" not in new_values:
+                # KIP-966: Kafka keeps the cluster-wide value once written (see ensure_cluster_min_insync_replicas)
+                raise KafkaError(ErrorCode.invalid_config, "Cluster-level min.insync.replicas cannot be removed (KIP-966); set another value instead")
+        stored = self._encoded(new_values)
+        candidate = self._compute_effective({**self._dynamic, entity: dict(new_values)})
+        apply = self.check_broker(candidate) if self.check_broker is not None else None
         if validate_only:
             return False
-        self.store.set_broker_configs(entity, dict(new_values))  # first: a failed write changes nothing
+        self.store.set_broker_configs(entity, stored)  # first: a failed write changes nothing
         self._dynamic[entity] = dict(new_values)
         before = self.effective
-        self.effective = self._compute_effective()
+        self.effective = candidate
+        if apply is not None:
+            apply()
         return dict(before.items()) != dict(self.effective.items())
+
+    def _dynamic_definition(self, name: str):
+        """The definition of a config that may be set dynamically (listener-prefixed key stores of
+        this broker's listeners too), else None."""
+        found = listener_setting(name)
+        if found is not None:
+            listener, setting, definition = found
+            known = {l.name.lower() for l in self.static.listeners}
+            return definition if setting in SSL_STORE_CONFIGS and listener in known else None
+        return broker_config_defs()[name] if name in dynamic_broker_configs() else None
+
+    def _encoded(self, values: Mapping[str, str]) -> dict[str, str]:
+        """Values as stored: secrets encrypted with password.encoder.secret, which they require."""
+        secret = self.static["password.encoder.secret"]
+        stored = {}
+        for name, value in values.items():
+            if self._is_secret(name):
+                if secret is None:
+                    raise KafkaError(ErrorCode.invalid_config, f"{name} is a secret and password.encoder.secret is not "
+                                     "set: a secret set dynamically is stored encrypted with it")
+                value = password_encoder.encode(secret.value, value, iterations=self.static["password.encoder.iterations"],
+                                                key_length=self.static["password.encoder.key.length"])
+            stored[name] = value
+        return stored
+
+    def _decoded(self, stored: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
+        """Stored dynamic configs with their secrets decrypted; a secret that cannot be (another
+        password.encoder.secret) is left out with a warning, as Kafka does."""
+        secret = self.static["password.encoder.secret"]
+        decoded: dict[str, dict[str, str]] = {}
+        for entity, values in stored.items():
+            decoded[entity] = {}
+            for name, value in values.items():
+                if self._is_secret(name):
+                    try:
+                        if secret is None:
+                            raise password_encoder.PasswordDecodeError("password.encoder.secret is not set")
+                        value = password_encoder.decode(secret.value, value)
+                    except password_encoder.PasswordDecodeError as error:
+                        log.warning("Dynamic config %s of broker %s ignored: %s", name, entity or "<default>", error)
+                        continue
+                decoded[entity][name] = value
+        return decoded
+
+    @staticmethod
+    def _is_secret(name: str) -> bool:
+        found = listener_setting(name)
+        definition = found[2] if found is not None else broker_config_defs().get(name)
+        return definition is not None and definition.type == "password"
 
     def reload(self) -> bool:
         """Read the dynamic configs from the store again (another broker changed them, in cluster
         mode); returns True if this broker's effective config changed. Blocking: a worker thread."""
-        self._dynamic = self.store.broker_configs()
+        self._dynamic = self._decoded(self.store.broker_configs())
         self._groups = self.store.group_configs()
         self._users = self.store.user_configs()
         self._quotas = self.store.client_quotas()

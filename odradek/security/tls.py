@@ -165,6 +165,46 @@ def server_context(config, listener: str, protocol: str) -> ssl.SSLContext:
     return context
 
 
+STORE_SETTINGS = ("ssl.keystore.type", "ssl.keystore.location", "ssl.keystore.password", "ssl.key.password",
+                  "ssl.keystore.certificate.chain", "ssl.keystore.key", "ssl.truststore.type",
+                  "ssl.truststore.location", "ssl.truststore.password", "ssl.truststore.certificates")
+
+
+def store_fingerprint(config, listener: str) -> tuple:
+    """What a listener's key and trust stores are: their settings, and the size and modification
+    time of their files, so that a store replaced on disk under the same name counts as changed
+    (Kafka re-reads it when the same location is set again)."""
+    values = tuple(secret_text(config.for_listener(listener, name)) for name in STORE_SETTINGS)
+    files = []
+    for name in ("ssl.keystore.location", "ssl.truststore.location"):
+        location = secret_text(config.for_listener(listener, name))
+        try:
+            stat = os.stat(location) if location else None
+        except OSError:
+            stat = None
+        files.append((stat.st_size, stat.st_mtime_ns) if stat is not None else None)
+    return values + tuple(files)
+
+
+def listener_identity(config, listener: str) -> tuple[str, tuple[str, ...]]:
+    """The subject and subject alternative names of a listener's certificate (the first of its
+    key store's chain); ConfigError when the store cannot be read."""
+    from cryptography import x509
+
+    keystore, _ = stores(lambda name: config.for_listener(listener, name))
+    certificates, _ = load_store(keystore)
+    try:
+        certificate = x509.load_pem_x509_certificate(certificates)
+    except ValueError:
+        raise ConfigError(f"the key store of listener {listener} holds no readable certificate") from None
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        alternatives = tuple(sorted(str(getattr(name, "value", name)) for name in names))
+    except x509.ExtensionNotFound:
+        alternatives = ()
+    return certificate.subject.rfc4514_string(), alternatives
+
+
 def client_context(*, truststore: StoreSettings | None, keystore: StoreSettings | None = None,
                    check_hostname: bool = True, enabled_protocols: list[str] | None = None) -> ssl.SSLContext:
     """An SSLContext for odradek's own client (CLI, broker to broker)."""

@@ -40,7 +40,7 @@ class _TlsServer:
         family = socket.AF_INET6 if ":" in (host or "") else socket.AF_INET
         self._socket = socket.create_server((host or "", port), family=family, backlog=1024)
         self._socket.setblocking(False)
-        self._context = context
+        self.context = context
         self._on_connection = on_connection
         self._accepting: asyncio.Task | None = None
         self._handshakes: set[asyncio.Task] = set()
@@ -80,7 +80,7 @@ class _TlsServer:
         peer = peer_name(address)
         try:
             transport, _ = await loop.connect_accepted_socket(
-                lambda: protocol, connection, ssl=self._context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S)
+                lambda: protocol, connection, ssl=self.context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S)
         except asyncio.CancelledError:
             connection.close()
             raise
@@ -129,6 +129,13 @@ class SocketServer:
         sockets = self._server.sockets
         if self.port == 0 and sockets:
             self.port = sockets[0].getsockname()[1]
+
+    def set_ssl_context(self, context: ssl.SSLContext) -> None:
+        """Serve new connections with another TLS context (a key store replaced while running);
+        connections already open keep theirs, as in Kafka."""
+        self.ssl_context = context
+        if isinstance(self._server, _TlsServer):
+            self._server.context = context
 
     async def start(self) -> None:
         """Accept connections (after bind())."""

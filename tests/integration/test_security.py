@@ -18,6 +18,7 @@ from pathlib import Path
 
 import confluent_kafka
 import pytest
+from cryptography import x509
 from confluent_kafka.admin import (
     AdminClient,
     NewTopic,
@@ -439,6 +440,83 @@ def test_sessions_re_authenticate_within_connections_max_reauth_ms(tmp_path):
                                                     include_topic_authorized_operations=False)))
         assert wire.is_closed(5)
         assert "SASL session expired" in process.output()
+    finally:
+        assert process.stop() == 0, process.output()
+
+
+# -- replacing a certificate while running -----------------------------------------------------------
+
+def _served_certificate(port: int, ca: Path) -> x509.Certificate:
+    context = ssl.create_default_context(cafile=str(ca))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+
+
+def _certificate_of(identity) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(identity.certificate_pem.read_bytes())
+
+
+def test_a_listeners_key_store_is_replaced_without_a_restart(tmp_path):
+    """An operator renews the broker's certificate: kafka-configs (IncrementalAlterConfigs) points the
+    SSL listener's key store at the new file, and new connections get the new certificate while a
+    producer's open connection keeps working. A store that cannot be opened, or holds a certificate
+    for another name, is refused with Kafka's message and changes nothing. The same location set
+    again after the file was replaced on disk is re-read. The new password is stored encrypted with
+    password.encoder.secret, and after a restart the broker serves the new store."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    tls = make_tls_material(tmp_path / "tls")
+    port = free_port()
+    process = BrokerProcess(tmp_path, {"ssl.keystore.type": "PKCS12", "ssl.keystore.location": str(tls.broker.pkcs12),
+                                       "ssl.keystore.password": STORE_PASSWORD, "password.encoder.secret": "encoder-secret"})
+    process.overrides["listeners"] = f"PLAINTEXT://127.0.0.1:{process.port},SSL://127.0.0.1:{port}"
+    process.start()
+    try:
+        admin = AdminClient({"bootstrap.servers": process.bootstrap_servers})
+
+        def alter(**values: str) -> None:
+            entries = [ConfigEntry(f"listener.name.ssl.{name.replace('_', '.')}", value,
+                                   incremental_operation=AlterConfigOpType.SET) for name, value in values.items()]
+            resource = ConfigResource(ResourceType.BROKER, "0", incremental_configs=entries)
+            admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+
+        assert _served_certificate(port, tls.ca_pem) == _certificate_of(tls.broker)
+        producer = confluent_kafka.Producer({"bootstrap.servers": f"127.0.0.1:{port}", "security.protocol": "SSL",
+                                             "ssl.ca.location": str(tls.ca_pem)})
+        producer.produce("renewal", b"before")
+        assert producer.flush(15) == 0
+
+        renewed = tls.server("broker", tmp_path / "renewed")
+        alter(ssl_keystore_location=str(renewed.pkcs12), ssl_keystore_password=STORE_PASSWORD)
+        assert _served_certificate(port, tls.ca_pem) == _certificate_of(renewed)
+        producer.produce("renewal", b"after")
+        assert producer.flush(15) == 0
+        metadata_file = (tmp_path / "data" / "odradek-metadata.json").read_text()
+        assert "listener.name.ssl.ssl.keystore.password" in metadata_file and STORE_PASSWORD not in metadata_file
+
+        intruder = tls.server("intruder", tmp_path / "intruder")
+        for values, message in (
+            ({"ssl_keystore_password": "not-the-password"}, "Validation of dynamic config update of SSLFactory failed"),
+            ({"ssl_keystore_location": str(tmp_path / "missing.p12")}, "cannot read ssl.keystore.location"),
+            ({"ssl_keystore_location": str(intruder.pkcs12)}, "Keystore DistinguishedName or SubjectAltNames do not match"),
+        ):
+            with pytest.raises(confluent_kafka.KafkaException, match=message):
+                alter(**values)
+            assert _served_certificate(port, tls.ca_pem) == _certificate_of(renewed)
+        assert "not-the-password" not in process.output()
+
+        # renewed again in place: the same location, a new file
+        again = tls.server("broker", tmp_path / "again")
+        time.sleep(0.01)
+        renewed.pkcs12.write_bytes(again.pkcs12.read_bytes())
+        alter(ssl_keystore_location=str(renewed.pkcs12))
+        assert _served_certificate(port, tls.ca_pem) == _certificate_of(again)
+    finally:
+        assert process.stop() == 0, process.output()
+    process.start()
+    try:
+        assert _served_certificate(port, tls.ca_pem) == _certificate_of(again)
     finally:
         assert process.stop() == 0, process.output()
 
