@@ -69,30 +69,43 @@ class AclService:
         return self._bindings
 
     def create(self, bindings: list[AclBinding]) -> None:
-        """Add bindings (one store write per resource; existing ones are kept once)."""
+        """Add bindings (one store write per resource; existing ones are kept once). Each write
+        adds to what is stored at that moment, so bindings another broker adds at the same time
+        are kept."""
         by_resource: dict = defaultdict(list)
         for binding in bindings:
             by_resource[resource_key(binding)].append(binding)
-        current = self.store.acls()
         for resource, added in by_resource.items():
-            entries = list(current.get(resource, []))
-            for binding in added:
-                entry = stored_entry(binding)
-                if entry not in entries:
-                    entries.append(entry)
-            self.store.set_acls(resource, entries)
+            entries = [stored_entry(binding) for binding in added]
+            self.store.update_acls(resource, lambda current, entries=entries: current + [
+                entry for index, entry in enumerate(entries) if entry not in current and entry not in entries[:index]])
         self.reload()
 
     def delete(self, filters: list[AclFilter]) -> list[list[AclBinding]]:
-        """Remove every binding matching each filter; the bindings each filter removed."""
-        removed = [[b for b in self._bindings if f.matches(b)] for f in filters]
-        gone = {b for matched in removed for b in matched}
-        if gone:
-            by_resource: dict = defaultdict(list)
-            for binding in self._bindings:
-                by_resource[resource_key(binding)].append(binding)
-            for resource, held in by_resource.items():
-                if any(b in gone for b in held):
-                    self.store.set_acls(resource, [stored_entry(b) for b in held if b not in gone])
+        """Remove every binding matching each filter, from what is stored at the moment of each
+        write; the bindings each filter removed."""
+        removed: list[list[AclBinding]] = [[] for _ in filters]
+        for resource in self.store.acls():
+            def without(current: list[dict], resource=resource) -> list[dict]:
+                kept, matched = [], [[] for _ in filters]
+                for entry in current:
+                    try:
+                        binding = from_stored(resource, entry)
+                    except ValueError:
+                        kept.append(entry)
+                        continue
+                    hits = [index for index, f in enumerate(filters) if f.matches(binding)]
+                    for index in hits:
+                        matched[index].append(binding)
+                    if not hits:
+                        kept.append(entry)
+                outcome[:] = matched
+                return kept
+
+            outcome: list = []
+            self.store.update_acls(resource, without)
+            for index, bindings in enumerate(outcome):
+                removed[index].extend(bindings)
+        if any(removed):
             self.reload()
         return removed

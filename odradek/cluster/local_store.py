@@ -139,6 +139,12 @@ class LocalMetadataStore:
         self._save()
         self._notify("acls", "/".join(resource))
 
+    def update_acls(self, resource: tuple[str, str, str], change) -> None:
+        current = [dict(entry) for entry in self._acls.get(resource, [])]
+        entries = change(current)
+        if entries != current:
+            self.set_acls(resource, entries)
+
     def allocate_producer_id_block(self, size: int) -> int:
         first = self._next_producer_id
         self._next_producer_id += size

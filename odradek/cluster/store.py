@@ -97,6 +97,11 @@ class MetadataStore(Protocol):
         """Replace a resource's ACL entries (none: remove the resource)."""
         ...
 
+    def update_acls(self, resource: tuple[str, str, str], change: Callable[[list[dict]], list[dict]]) -> None:
+        """Replace a resource's entries with `change(stored entries)`, atomically: if another
+        writer changed them meanwhile, `change` runs again on theirs (no update is lost)."""
+        ...
+
     def allocate_producer_id_block(self, size: int) -> int:
         """The first id of a fresh block of `size` producer ids, never handed out before."""
         ...

@@ -540,16 +540,33 @@ class ZkMetadataStore:
         return found
 
     def set_acls(self, resource: tuple[str, str, str], entries: list[dict]) -> None:
+        self.update_acls(resource, lambda _current: entries)
+
+    def update_acls(self, resource: tuple[str, str, str], change) -> None:
+        """A conditional write on the resource's znode version, retried on a concurrent change,
+        as Kafka's AclAuthorizer updates /kafka-acl; then the change notification."""
         kind, pattern, name = resource
         node = name.replace("%", "%25").replace("/", "%2F")  # raw, as Kafka, unless the name holds a '/'
         path = f"{ACL_LITERAL if pattern == 'LITERAL' else ACL_PREFIXED}/{kind}/{node}"
-        if entries:
-            self._put(path, json.dumps({"version": 1, "acls": entries}).encode())
-        else:
+        while True:
             try:
-                self.client.delete(path)
+                data, stat = self.client.get(path)
+                current = json.loads(data).get("acls", []) if data else []
             except NoNodeError:
-                pass
+                stat, current = None, []
+            entries = change([dict(entry) for entry in current])
+            if entries == current:
+                return
+            try:
+                if stat is None:
+                    self.client.create(path, json.dumps({"version": 1, "acls": entries}).encode(), makepath=True)
+                elif entries:
+                    self.client.set(path, json.dumps({"version": 1, "acls": entries}).encode(), version=stat.version)
+                else:
+                    self.client.delete(path, version=stat.version)
+                break
+            except (ZkBadVersion, NodeExistsError, NoNodeError):
+                continue  # another broker wrote first: apply the change to what it wrote
         if pattern == "LITERAL":
             self.client.create(f"{ACL_CHANGES}/acl_changes_", f"{kind}:{name}".encode(), sequence=True, makepath=True)
         else:

@@ -147,3 +147,41 @@ def test_client_quotas_set_through_one_broker_apply_on_every_broker(cluster):
     with WireClient(one) as wire:
         brokers.wait_for(lambda: describe(wire) == {(("user", "alice"),): {"producer_byte_rate": 1048576.0}}, 15,
                          "broker 1 forgets the quota removed through broker 2")
+
+
+def test_acls_created_at_once_through_two_brokers_are_all_kept(cluster):
+    """Two operators grant access to the same topic at the same moment, one through each broker:
+    every binding is stored (each write is conditional on what the other wrote), and deleting them
+    through either broker removes them all."""
+    import threading
+
+    from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
+                                       ResourcePatternType, ResourceType)
+
+    brokers = cluster(0)
+    for node_id in (1, 2):
+        brokers.add_broker(node_id, **{"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+                                       "super.users": "User:ANONYMOUS"})
+    brokers.wait_until_formed()
+
+    def grant(node_id: int) -> None:
+        admin = AdminClient({"bootstrap.servers": brokers.broker(node_id).bootstrap_servers})
+        for index in range(15):
+            binding = AclBinding(ResourceType.TOPIC, "shared", ResourcePatternType.LITERAL, f"User:user-{node_id}-{index}",
+                                 "*", AclOperation.READ, AclPermissionType.ALLOW)
+            admin.create_acls([binding])[binding].result(timeout=30)
+
+    threads = [threading.Thread(target=grant, args=(node_id,)) for node_id in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    stored = brokers.read("/kafka-acl/Topic/shared")["acls"]
+    assert sorted(entry["principal"] for entry in stored) == sorted(
+        f"User:user-{node_id}-{index}" for node_id in (1, 2) for index in range(15))
+
+    every = AclBindingFilter(ResourceType.TOPIC, "shared", ResourcePatternType.LITERAL, None, None,
+                             AclOperation.ANY, AclPermissionType.ANY)
+    admin = AdminClient({"bootstrap.servers": brokers.broker(2).bootstrap_servers})
+    assert len(admin.delete_acls([every])[every].result(timeout=30)) == 30
+    brokers.wait_for(lambda: admin.describe_acls(every).result(timeout=10) == [], 15, "no binding left")
