@@ -116,6 +116,7 @@ class BrokerRuntime:
                 listener.port,
                 max_request_bytes=config["socket.request.max.bytes"],
                 max_idle_ms=config["connections.max.idle.ms"],
+                receive_timeout_ms=config["socket.request.receive.timeout.ms"],
                 on_stopping=self._release_parked_requests,
                 ssl_context=self._listener_context(config, listener.name, protocol) if protocol.endswith("SSL") else None,
                 listener_name=listener.name, limits=limits,

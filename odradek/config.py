@@ -314,6 +314,10 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
        AtLeast(1)),
     _b("socket.request.max.bytes", "int", 104857600,
        "Largest request frame accepted; a larger frame closes the connection.", AtLeast(1)),
+    _b("socket.request.receive.timeout.ms", "int", 30000,
+       "How long a request may take to arrive once its size has, plus one second per MiB of it; a "
+       "client trickling a request more slowly (a slowloris) is disconnected. odradek only: Kafka "
+       "keeps such a connection as long as bytes keep coming.", AtLeast(1)),
     _b("max.connections", "int", 2147483647,
        "Most client connections the broker serves at once (per listener too: "
        "listener.name.<listener>.max.connections). Beyond it a new connection waits, unread, until "

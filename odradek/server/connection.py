@@ -4,7 +4,9 @@ Kafka's guarantee is that a connection's responses come back in the order of its
 so each connection handles one request at a time. A frame that is negative, larger than
 `socket.request.max.bytes` (before SASL authentication, `sasl.server.max.receive.size`), or
 undecodable closes this connection with one log line naming the peer and the reason; nothing
-else is affected. Disconnects are normal, not errors.
+else is affected. Disconnects are normal, not errors. A request that takes longer than
+`socket.request.receive.timeout.ms` (plus a second per MiB) to arrive once its size has is a
+slowloris: the server's sweep closes the connection.
 
 The connection's Session (security/session.py) says who is on it; after a SaslHandshake v0 the
 next frames are raw SASL tokens, answered here without a request header, and a failed
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 
 # Above this much unsent data we wait for the socket before reading the next request.
 WRITE_HIGH_WATER_BYTES = 4 * 1024 * 1024
+# A request has socket.request.receive.timeout.ms to arrive, and one second more per MiB of it.
+SECONDS_PER_BYTE_RECEIVED = 1024 * 1024
 
 
 def peer_name(address) -> str:
@@ -45,6 +49,8 @@ class Connection:
         self.busy = False
         self.closing = False
         self.last_active = time.monotonic()  # when the last request was answered (connections.max.idle.ms)
+        self.receiving_until: float | None = None  # while a request arrives: when it must have (slowloris)
+        self.receive_timeout_s = 30.0
         transport = writer.transport
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER_BYTES)
 
@@ -61,7 +67,9 @@ class Connection:
                     name = "socket.request.max.bytes" if session.authenticated else "sasl.server.max.receive.size"
                     raise FrameError(f"frame of {size} bytes is larger than {name} {limit}"
                                      + ("" if session.authenticated else " before authentication"))
+                self.receiving_until = time.monotonic() + self.receive_timeout_s + size / SECONDS_PER_BYTE_RECEIVED
                 frame = await self.reader.readexactly(size)
+                self.receiving_until = None
                 self.busy = True
                 try:
                     if session.state == "raw":

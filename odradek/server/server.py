@@ -6,8 +6,9 @@ without having read or written anything); start() begins accepting once the brok
 Shutdown order (uvicorn's): stop accepting, ask connections to stop after their current
 request, release parked fetches, wait up to a grace period, then cancel what is left.
 
-A connection that has sent no request for `connections.max.idle.ms` is closed, as Kafka does; a
-sweep a few times per idle period finds them, so the request path pays nothing for it.
+A connection that has sent no request for `connections.max.idle.ms` is closed, as Kafka does, and
+one trickling a request slower than `socket.request.receive.timeout.ms` allows (a slowloris); a
+sweep a few times per period finds them, so the request path pays nothing for it.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class _TlsServer:
 
 class SocketServer:
     def __init__(self, dispatcher, host: str, port: int, *, max_request_bytes: int, max_idle_ms: int = 600_000,
+                 receive_timeout_ms: int = 30_000,
                  on_stopping=None, ssl_context: ssl.SSLContext | None = None,
                  session_factory: Callable[[asyncio.StreamWriter], Session] | None = None,
                  listener_name: str = "PLAINTEXT", limits: ConnectionLimits | None = None) -> None:
@@ -107,6 +109,7 @@ class SocketServer:
         self.port = port
         self.max_request_bytes = max_request_bytes
         self.max_idle_s = max_idle_ms / 1000
+        self.receive_timeout_s = receive_timeout_ms / 1000
         self.on_stopping = on_stopping
         self._server: asyncio.base_events.Server | None = None
         self._connections: dict[asyncio.Task, Connection] = {}
@@ -144,12 +147,16 @@ class SocketServer:
             self._sweeper = asyncio.get_running_loop().create_task(self._close_idle_connections())
 
     async def _close_idle_connections(self) -> None:
-        interval = min(max(self.max_idle_s / 4, 0.05), 30.0)
+        interval = min(max(self.max_idle_s / 4, 0.05), max(self.receive_timeout_s / 4, 0.05), 30.0)
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for task, connection in list(self._connections.items()):
-                if not connection.busy and now - connection.last_active >= self.max_idle_s:
+                if connection.receiving_until is not None and now > connection.receiving_until:
+                    log.warning("Closing connection from %s: its request did not arrive in time "
+                                "(socket.request.receive.timeout.ms)", connection.peer)
+                    task.cancel()
+                elif not connection.busy and now - connection.last_active >= self.max_idle_s:
                     log.debug("Closing connection from %s: idle for %.0f ms (connections.max.idle.ms)",
                               connection.peer, (now - connection.last_active) * 1000)
                     task.cancel()
@@ -190,6 +197,7 @@ class SocketServer:
         try:
             session = self.session_factory(writer) if self.session_factory is not None else None
             connection = Connection(reader, writer, self.dispatcher, self.max_request_bytes, session)
+            connection.receive_timeout_s = self.receive_timeout_s
             task = asyncio.current_task()
             self._connections[task] = connection
             try:

@@ -5,6 +5,7 @@ amount of memory, and a client that never reads its responses cannot grow the br
 from __future__ import annotations
 
 import resource
+import time
 
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 
@@ -133,3 +134,42 @@ def test_three_hundred_clients_produce_and_consume_at_once(broker):
     assert asyncio.run(crowd()) == [expected] * consumers
     received = consume("confluent", broker.bootstrap_servers, "crowd", range(6), expected)
     assert len({m.value for m in received}) == expected
+
+
+def test_clients_trickling_requests_are_cut_off_and_others_keep_their_latency(start_broker):
+    """A hundred slowloris clients each announce a 1,000-byte request and send it a byte every
+    200 ms: with socket.request.receive.timeout.ms=1000 the broker closes every one of them within a
+    few seconds (one log line each), while a well-behaved client's Metadata requests keep being
+    answered quickly throughout."""
+    import socket
+    import statistics
+
+    from kio.schema.metadata.v12.request import MetadataRequest
+
+
+    broker = start_broker(**{"socket.request.receive.timeout.ms": 1000})
+    slow = [socket.create_connection(("127.0.0.1", broker.port)) for _ in range(100)]
+    for client in slow:
+        client.sendall((1000).to_bytes(4, "big"))
+    metadata = MetadataRequest(topics=None, allow_auto_topic_creation=False, include_topic_authorized_operations=False)
+    latencies, closed = [], set()
+    with WireClient(broker.bootstrap_servers) as good:
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline and len(closed) < len(slow):
+            for index, client in enumerate(slow):
+                if index not in closed:
+                    try:
+                        client.sendall(b"\0")
+                    except OSError:
+                        closed.add(index)
+            started = time.monotonic()
+            good.request(3, 12, metadata)
+            latencies.append(time.monotonic() - started)
+            time.sleep(0.2)
+    for client in slow:
+        client.close()
+    p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) > 1 else latencies[0]
+    print(f"{len(closed)} of {len(slow)} slowloris clients cut off; the well-behaved client's p99 was {p99 * 1000:.1f} ms")
+    assert len(closed) == len(slow)
+    assert p99 < 0.5
+    assert broker.output().count("its request did not arrive in time") == len(slow)
