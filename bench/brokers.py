@@ -2,6 +2,7 @@
 
 Both run with their default settings, on free ports, with data in a fresh temporary directory.
 `start()` measures the start-up time from process start to the first acknowledged produce.
+`secure()` adds listeners (SSL, SASL_SSL) and their configs, the same Kafka config names for both.
 """
 
 from __future__ import annotations
@@ -74,10 +75,27 @@ class Broker:
         self.port = 0
         self.startup_s = float("nan")
         self.port_open_s = float("nan")
+        self.secured: dict[str, int] = {}  # listener name (= security protocol) -> port
+        self.security_config: dict[str, str] = {}
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def secure(self, listeners: list[str], config: dict[str, str]) -> None:
+        """Listeners next to PLAINTEXT, each named after its security protocol, and the broker configs
+        they need; PLAINTEXT stays for start-up detection and topic creation. Before `start()`."""
+        self.secured = dict.fromkeys(listeners, 0)
+        self.security_config = dict(config)
+
+    def address(self, listener: str) -> str:
+        return self.bootstrap if listener == "PLAINTEXT" else f"127.0.0.1:{self.secured[listener]}"
+
+    def _listeners(self) -> str:
+        """The client listeners, PLAINTEXT first; picks the secured listeners' ports."""
+        self.secured = {name: free_port() for name in self.secured}
+        return ",".join([f"PLAINTEXT://127.0.0.1:{self.port}",
+                         *(f"{name}://127.0.0.1:{port}" for name, port in self.secured.items())])
 
     @property
     def pid(self) -> int:
@@ -180,15 +198,17 @@ class KafkaBroker(Broker):
             shutil.rmtree(self.data)
         self.port = free_port()
         controller = free_port()
+        listeners = self._listeners()
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": f"{listeners},CONTROLLER://127.0.0.1:{controller}",
+            "advertised.listeners": listeners,
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": ",".join(
+                ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT", *(f"{n}:{n}" for n in self.secured)]),
             "log.dirs": str(self.data),
             # a single node: internal topics with one replica, as in Kafka's own config/server.properties
             "offsets.topic.replication.factor": "1",
@@ -197,6 +217,7 @@ class KafkaBroker(Broker):
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
+            **self.security_config,
         }
         self.config = self.workdir / "server.properties"
         self.config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
@@ -244,9 +265,10 @@ class OdradekBroker(Broker):
 
     def _command(self):
         env = self._env()
+        security = [arg for key, value in self.security_config.items() for arg in ("--override", f"{key}={value}")]
         return ([self.python, "-m", "odradek", "server",
-                 "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
-                 "--override", f"log.dirs={self.data}"], env)
+                 "--override", f"listeners={self._listeners()}",
+                 "--override", f"log.dirs={self.data}", *security], env)
 
 
 def make_workdir() -> Path:

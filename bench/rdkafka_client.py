@@ -7,6 +7,10 @@
 The produce loop is a plain `for` loop around `Producer.produce()` with no per-message delivery
 callback (a Python callback per record would halve the rate); success is checked afterwards from
 the partitions' end offsets. At 100 B records this loop, not the broker, can be the limit.
+
+RDKAFKA_CLIENT_CONFIG, a JSON object in the environment, is added to every producer and consumer
+configuration: the security settings of an SSL or SASL_SSL listener (`security.protocol`,
+`ssl.ca.location`, `sasl.mechanism`, ...), so that the command lines stay the same for every listener.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import time
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+CLIENT_CONFIG = json.loads(os.environ.get("RDKAFKA_CLIENT_CONFIG") or "{}")
+
 PRODUCER_CONFIG = {
     "linger.ms": 5,
     "batch.size": 1_000_000,
@@ -27,6 +33,7 @@ PRODUCER_CONFIG = {
     "queue.buffering.max.kbytes": 2_000_000,
     "compression.type": "none",
     "message.timeout.ms": 120_000,
+    **CLIENT_CONFIG,
 }
 
 # librdkafka's consumer defaults (queued.min.messages=100000, fetch.queue.backoff.ms=1000) make a
@@ -38,6 +45,7 @@ CONSUMER_CONFIG = {
     "fetch.queue.backoff.ms": 1,
     "fetch.max.bytes": 52_428_800,
     "max.partition.fetch.bytes": 1_048_576,
+    **CLIENT_CONFIG,
 }
 
 
@@ -182,7 +190,7 @@ def latency(bootstrap: str, topic: str, rate: int, seconds: float, size: int) ->
         proc.kill()
         raise RuntimeError("latency consumer did not start")
     errors = Errors()
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5, "error_cb": errors})
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5, "error_cb": errors, **CLIENT_CONFIG})
     p.list_topics(topic, timeout=10)
     pad = os.urandom(size - 8)
     tick = 0.001

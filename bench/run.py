@@ -12,8 +12,10 @@ the two alternate and never run at the same time:
      and end-to-end latency at a fixed rate
   4. three-broker clusters (bench/cluster.py): produce with replication factor 3, acks=1 against
      acks=all, and the time from kill -9 of a leader to the next acknowledged record
+  5. security (bench/security.py): produce and consume throughput over PLAINTEXT, SSL and SASL_SSL
+     (PLAIN) listeners of one broker, the same key store and settings for both brokers
 
-Every session also measures start-up (process start to the first acknowledged produce), idle RSS
+Sessions 1-3 also measure start-up (process start to the first acknowledged produce), idle RSS
 and peak RSS (VmHWM). The table goes to stdout and to bench/results/<date>-<commit>.md.
 Benchmarks report numbers; they never fail a build on speed.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import resource
 import shlex
@@ -42,6 +45,7 @@ import brokers  # noqa: E402
 import cluster  # noqa: E402
 import java_tools  # noqa: E402
 import kafka_dist  # noqa: E402
+import security  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -56,6 +60,8 @@ FULL = {
     "latency": (10_000, 10.0, 1024),  # rate, seconds, record size
     "repeat": 2,  # librdkafka runs (a few seconds each): the best of this many
     "cluster": (300_000, 1024),  # records per produce row, record size (bench/cluster.py)
+    # records per row, record size, partitions, warm-up records, runs per row (the best counts)
+    "security": (500_000, 1024, 6, 200_000, 2),
 }
 QUICK = {
     "produce": [(100, "1", 1), (1024, "all", 6)],
@@ -66,6 +72,7 @@ QUICK = {
     "latency": (10_000, 4.0, 1024),
     "repeat": 1,
     "cluster": (100_000, 1024),
+    "security": (300_000, 1024, 6, 100_000, 2),  # rows of a second or less are mostly noise: best of 2
 }
 
 
@@ -98,10 +105,12 @@ def count_records(bootstrap: str, topic: str) -> int:
         c.close()
 
 
-def rdkafka(args: list, timeout: float = 240) -> dict:
+def rdkafka(args: list, timeout: float = 240, client: dict | None = None) -> dict:
+    """bench/rdkafka_client.py; `client`: extra librdkafka settings (a listener's security settings)."""
+    env = dict(os.environ, RDKAFKA_CLIENT_CONFIG=json.dumps(client)) if client else None
     try:
         r = subprocess.run([sys.executable, str(RDKAFKA_CLIENT), *map(str, args)],
-                           capture_output=True, text=True, timeout=timeout)
+                           capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"confluent-kafka client timed out after {timeout:.0f} s") from None
     lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
@@ -276,6 +285,64 @@ def run_session(kind: str, broker: brokers.Broker, plan: dict, results: dict, er
         shutil.rmtree(broker.data, ignore_errors=True)  # keep the logs, not gigabytes of records
 
 
+def session_security(broker: brokers.Broker, plan: dict, results: dict, errors: list,
+                     stores: security.Stores) -> None:
+    """One broker with PLAINTEXT, SSL and SASL_SSL listeners: per listener, produce 1 KiB records
+    (acks=1) and consume them back with librdkafka. Topics are created over PLAINTEXT: only the
+    timed clients use the listener under test. Start-up and RSS are not counted with the other
+    sessions' (a different configuration)."""
+    count, size, parts, n_warm, repeat = plan["security"]
+    broker.secure(list(security.LISTENERS[1:]), security.broker_config(stores))
+    log(f"{broker.name}: starting for the security session")
+    try:
+        broker.start()
+    except Exception as e:
+        errors.append(f"{broker.name} failed to start (security): {e}\n{broker.log_tail(30)}")
+        log(f"{broker.name}: failed to start: {e}")
+        broker.stop()
+        return
+    s = Session(broker, results, errors)
+    clients = {listener: security.client_config(listener, stores) for listener in security.LISTENERS}
+    try:
+        results["tls"] = security.negotiated(broker.address("SSL"), stores)
+        log(f"{broker.name}: TLS {results['tls']}")
+
+        def warm():
+            """Every path once before the clock starts: produce over PLAINTEXT and SSL, consume over
+            SASL_SSL (Kafka's TLS code, as its other code, is interpreted until the JIT compiles it)."""
+            create_topic(broker.bootstrap, "security-warmup", parts)
+            for listener in ("PLAINTEXT", "SSL"):
+                rdkafka(["produce", broker.address(listener), "security-warmup", n_warm, size, "1"],
+                        client=clients[listener])
+            return rdkafka(["consume", broker.address("SASL_SSL"), "security-warmup", 2 * n_warm],
+                           client=clients["SASL_SSL"])
+
+        s.run(("security", "warm-up"), warm)
+        for listener in security.LISTENERS:
+            address, client = broker.address(listener), clients[listener]
+            topic = f"security-{listener.lower()}"
+
+            def produce(i=0, address=address, client=client, topic=topic):
+                create_topic(broker.bootstrap, f"{topic}-{i}", parts)
+                res = rdkafka(["produce", address, f"{topic}-{i}", count, size, "1"], client=client)
+                if res["acked"] != count:
+                    raise RuntimeError(f"{res['acked']} of {count} records acknowledged; client errors {res['errors']}")
+                return res
+
+            s.run(("security", listener, "produce"), produce, repeat=repeat)
+
+            def consume(i=0, address=address, client=client, topic=topic):
+                res = rdkafka(["consume", address, f"{topic}-0", count], client=client)
+                if res["records"] != count:
+                    raise RuntimeError(f"consumed {res['records']} of {count}; client errors {res['errors']}")
+                return res
+
+            s.run(("security", listener, "consume"), consume, repeat=repeat)
+    finally:
+        broker.stop()
+        shutil.rmtree(broker.data, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------------------------- report
 
 def machine_info(kafka_version: str, commit: str | None) -> dict:
@@ -423,7 +490,7 @@ Notes:
 """
 
 
-def render(res, plan, info, elapsed, errors, cluster_table=None) -> str:
+def render(res, plan, info, elapsed, errors, cluster_table=None, security_table=None, main_table=True) -> str:
     table, _ = build_table(res, plan)
     rate, seconds, size = plan["latency"]
     parts = [
@@ -434,10 +501,19 @@ def render(res, plan, info, elapsed, errors, cluster_table=None) -> str:
         f"Command: `{info['command']}`, {elapsed / 60:.1f} minutes.",
         f"Other work on the machine: {info['load']} (the broker and clients alone make about 2).",
         "",
-        table,
-        "",
-         NOTES.format(repeat=plan["repeat"], kafka=info["kafka"], nproc=info["nproc"], rate=rate, size=size, seconds=seconds),
     ]
+    if main_table:  # not when only the cluster or security sessions ran: a table of dashes
+        parts += [table, "", NOTES.format(repeat=plan["repeat"], kafka=info["kafka"], nproc=info["nproc"], rate=rate,
+                                          size=size, seconds=seconds)]
+    if security_table:
+        tls = ", ".join(f"{n} {res[n]['tls']}" for n in ("kafka", "odradek") if res.get(n, {}).get("tls"))
+        parts += ["Security (bench/security.py): one broker with PLAINTEXT, SSL and SASL_SSL listeners, the same "
+                  "PKCS12 key store (P-256 certificate) and `sasl.enabled.mechanisms=PLAIN` for both; the librdkafka "
+                  "producer (acks=1) and assign() consumer of bench/rdkafka_client.py, verifying the certificate, "
+                  "topics created over PLAINTEXT; the best of "
+                  f"{plan['security'][4]} runs; the warm-up also goes over SSL and SASL_SSL. Negotiated: {tls or '—'}. "
+                  "Broker CPU per GB is the broker process's user+system time over the records' bytes.",
+                  "", security_table, ""]
     if cluster_table:
         parts += ["Clusters (bench/cluster.py: three brokers on this machine, Kafka as three KRaft nodes in combined "
                   "mode, odradek as three brokers and Apache ZooKeeper 3.9 with zookeeper.session.timeout.ms=9000, "
@@ -454,11 +530,11 @@ def render(res, plan, info, elapsed, errors, cluster_table=None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="fewer records and combinations (about 3 minutes)")
+    ap.add_argument("--quick", action="store_true", help="fewer records and combinations (about 4 minutes)")
     ap.add_argument("--only", choices=("kafka", "odradek"), help="run one broker only")
     ap.add_argument("--kafka-version", help="Apache Kafka version (default: the newest 4.x on Maven Central)")
-    ap.add_argument("--sessions", default="produce-rdkafka,produce-java,consume,cluster",
-                    help="comma-separated subset of produce-rdkafka,produce-java,consume,cluster")
+    ap.add_argument("--sessions", default="produce-rdkafka,produce-java,consume,cluster,security",
+                    help="comma-separated subset of produce-rdkafka,produce-java,consume,cluster,security")
     ap.add_argument("--no-write", action="store_true", help="do not write bench/results/")
     ap.add_argument("--commit", metavar="REV",
                     help="run odradek as committed at REV (git archive), not the work tree; e.g. HEAD, or an "
@@ -484,7 +560,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [args.only] if args.only else ["kafka", "odradek"]
     results: dict[str, dict] = {n: {} for n in names}
     errors: list[str] = []
-    cluster_table = None
+    cluster_table = security_table = None
+    stores = None
     for kind in args.sessions.split(","):
         if kind == "cluster":
             count, size = plan["cluster"]
@@ -492,6 +569,17 @@ def main(argv: list[str] | None = None) -> int:
                 cluster_table = cluster.table(cluster.compare(names, count, size, libs, src), size)
             except Exception as e:  # noqa: BLE001 - reported with the other problems, the rest of the run stands
                 errors.append(f"cluster session failed: {e}")
+            continue
+        if kind == "security":
+            stores = stores or security.make_stores(workdir / "tls")
+            for name in names:
+                bdir = workdir / f"{name}-security"
+                bdir.mkdir()
+                broker = (brokers.KafkaBroker(bdir, libs, version) if name == "kafka"
+                          else brokers.OdradekBroker(bdir, src=src))
+                session_security(broker, plan, results[name], errors, stores)
+            count, size, parts, _, _ = plan["security"]
+            security_table = security.table(results, count, size, parts)
             continue
         for name in names:
             bdir = workdir / f"{name}-{kind}"
@@ -504,7 +592,8 @@ def main(argv: list[str] | None = None) -> int:
     info["date"] = datetime.date.today().isoformat()
     info["quick"] = args.quick
     info["command"] = "make bench" + (f" BENCH_ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else "")
-    report = render(results, plan, info, elapsed, errors, cluster_table)
+    main_table = any(k in ("produce-rdkafka", "produce-java", "consume") for k in args.sessions.split(","))
+    report = render(results, plan, info, elapsed, errors, cluster_table, security_table, main_table)
     print(report)
     if not args.no_write:
         out_dir = BENCH / "results"

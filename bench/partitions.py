@@ -1,0 +1,159 @@
+"""Many partitions on one broker, Apache Kafka beside odradek: same machine, same client (librdkafka).
+
+For each broker in turn (Kafka first), with its default settings and a fresh data directory:
+  - create one topic of PARTITIONS partitions, timed until Metadata lists a leader for every one;
+  - Metadata for that topic and for all topics (median of 5 requests each);
+  - produce one record to every partition (acks=1) and wait for every acknowledgement;
+  - a consumer group subscribed to the topic reads all of them;
+  - the broker's resident memory and open descriptors then;
+  - a clean restart on the same data: time from process start to the first acknowledged produce,
+    and memory and descriptors once idle.
+Run: `.venv/bin/python bench/partitions.py [--partitions 10000] [--only odradek]`. Prints a table;
+never fails on speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import brokers  # noqa: E402
+import kafka_dist  # noqa: E402
+from confluent_kafka import Consumer, Producer  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+TOPIC = "wide"
+
+
+def open_descriptors(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def timed(work) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def create(bootstrap: str, partitions: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(TOPIC, partitions, 1)], request_timeout=600)[TOPIC].result(600)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        topic = admin.list_topics(TOPIC, timeout=60).topics.get(TOPIC)
+        if topic is not None and len(topic.partitions) == partitions and all(p.leader >= 0 for p in topic.partitions.values()):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{TOPIC} did not get a leader for each of its {partitions} partitions")
+
+
+def metadata_latency(bootstrap: str, topic: str | None) -> float:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.list_topics(timeout=60)  # connected first
+    return statistics.median(timed(lambda: admin.list_topics(topic, timeout=60)) for _ in range(5))
+
+
+def produce_to_every_partition(bootstrap: str, partitions: int) -> None:
+    acknowledged = []
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": 1,
+                         "queue.buffering.max.messages": 2 * partitions})
+    for partition in range(partitions):
+        producer.produce(TOPIC, value=b"x" * 100, partition=partition,
+                         on_delivery=lambda error, message: acknowledged.append(error))
+        producer.poll(0)
+    if producer.flush(600) != 0 or any(error is not None for error in acknowledged):
+        raise RuntimeError(f"{sum(e is not None for e in acknowledged)} of {partitions} records not acknowledged")
+
+
+def group_reads_all(bootstrap: str, partitions: int) -> None:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "wide-readers", "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})
+    consumer.subscribe([TOPIC])
+    seen = 0
+    deadline = time.monotonic() + 600
+    try:
+        while seen < partitions and time.monotonic() < deadline:
+            seen += sum(1 for message in consumer.consume(10_000, 1.0) if message.error() is None)
+    finally:
+        consumer.close()
+    if seen < partitions:
+        raise RuntimeError(f"the group read {seen} of {partitions} records")
+
+
+def measure(broker: brokers.Broker, partitions: int) -> dict[str, float]:
+    row: dict[str, float] = {}
+    broker.start()
+    try:
+        row["create_s"] = timed(lambda: create(broker.bootstrap, partitions))
+        row["metadata_topic_ms"] = metadata_latency(broker.bootstrap, TOPIC) * 1000
+        row["metadata_all_ms"] = metadata_latency(broker.bootstrap, None) * 1000
+        row["produce_all_s"] = timed(lambda: produce_to_every_partition(broker.bootstrap, partitions))
+        row["group_read_all_s"] = timed(lambda: group_reads_all(broker.bootstrap, partitions))
+        row["rss_mib"] = broker.memory()["VmRSS"] / 2**20
+        row["descriptors"] = open_descriptors(broker.pid)
+    finally:
+        broker.stop()
+    broker.prepare = lambda: None  # the same data, as it was left
+    broker.start(timeout=600)
+    try:
+        row["restart_s"] = broker.startup_s
+        time.sleep(2.0)
+        row["idle_rss_mib"] = broker.memory()["VmRSS"] / 2**20
+        row["idle_descriptors"] = open_descriptors(broker.pid)
+    finally:
+        broker.stop()
+    return row
+
+
+ROWS = (
+    ("create_s", "create the topic, until every partition has a leader (s)", "{:.1f}"),
+    ("metadata_topic_ms", "Metadata for the topic (ms, median of 5)", "{:.0f}"),
+    ("metadata_all_ms", "Metadata for all topics (ms, median of 5)", "{:.0f}"),
+    ("produce_all_s", "one record to every partition, all acknowledged (s)", "{:.1f}"),
+    ("group_read_all_s", "a consumer group reads them all (s)", "{:.1f}"),
+    ("rss_mib", "resident memory after that (MiB)", "{:.0f}"),
+    ("descriptors", "open descriptors after that", "{:,.0f}"),
+    ("restart_s", "restart: process start to first acknowledged produce (s)", "{:.2f}"),
+    ("idle_rss_mib", "restarted, idle: resident memory (MiB)", "{:.0f}"),
+    ("idle_descriptors", "restarted, idle: open descriptors", "{:,.0f}"),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--partitions", type=int, default=10_000)
+    ap.add_argument("--only", choices=("kafka", "odradek"))
+    args = ap.parse_args(argv)
+    targets = []
+    if args.only != "odradek":
+        version = kafka_dist.newest_4x()
+        targets.append((f"Apache Kafka {version}", lambda wd: brokers.KafkaBroker(wd, kafka_dist.ensure_kafka(version), version)))
+    if args.only != "kafka":
+        targets.append(("odradek", lambda wd: brokers.OdradekBroker(wd)))
+    rows: dict[str, dict[str, float]] = {}
+    for name, make in targets:
+        print(f"{name}: {args.partitions:,} partitions ...", file=sys.stderr, flush=True)
+        try:
+            rows[name] = measure(make(brokers.make_workdir()), args.partitions)
+        except Exception as error:  # report and go on: a benchmark never fails the build
+            print(f"{name} failed: {error}", file=sys.stderr)
+    names = list(rows)
+    print(f"| {args.partitions:,} partitions on one broker, librdkafka | " + " | ".join(names)
+          + (" | odradek / Kafka |" if len(names) == 2 else " |"))
+    print("| --- |" + " ---: |" * (len(names) + (len(names) == 2)))
+    for key, label, fmt in ROWS:
+        cells = [fmt.format(rows[n][key]) for n in names]
+        if len(names) == 2:
+            cells.append(f"{rows[names[1]][key] / rows[names[0]][key]:.2f}" if rows[names[0]][key] else "-")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
