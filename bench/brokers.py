@@ -76,7 +76,7 @@ class Broker:
         self.startup_s = float("nan")
         self.port_open_s = float("nan")
         self.secured: dict[str, int] = {}  # listener name (= security protocol) -> port
-        self.security_config: dict[str, str] = {}
+        self.extra_config: dict[str, str] = {}  # broker configs both brokers get (secure(), or a workload's)
 
     @property
     def bootstrap(self) -> str:
@@ -86,7 +86,7 @@ class Broker:
         """Listeners next to PLAINTEXT, each named after its security protocol, and the broker configs
         they need; PLAINTEXT stays for start-up detection and topic creation. Before `start()`."""
         self.secured = dict.fromkeys(listeners, 0)
-        self.security_config = dict(config)
+        self.extra_config.update(config)
 
     def address(self, listener: str) -> str:
         return self.bootstrap if listener == "PLAINTEXT" else f"127.0.0.1:{self.secured[listener]}"
@@ -217,7 +217,7 @@ class KafkaBroker(Broker):
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
-            **self.security_config,
+            **self.extra_config,
         }
         self.config = self.workdir / "server.properties"
         self.config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
@@ -265,10 +265,10 @@ class OdradekBroker(Broker):
 
     def _command(self):
         env = self._env()
-        security = [arg for key, value in self.security_config.items() for arg in ("--override", f"{key}={value}")]
+        extra = [arg for key, value in self.extra_config.items() for arg in ("--override", f"{key}={value}")]
         return ([self.python, "-m", "odradek", "server",
                  "--override", f"listeners={self._listeners()}",
-                 "--override", f"log.dirs={self.data}", *security], env)
+                 "--override", f"log.dirs={self.data}", *extra], env)
 
 
 def make_workdir() -> Path:

@@ -1,6 +1,7 @@
 """Many partitions on one broker, Apache Kafka beside odradek: same machine, same client (librdkafka).
 
-For each broker in turn (Kafka first), with its default settings and a fresh data directory:
+For each broker in turn (Kafka first), with its default settings (but no initial rebalance delay for
+the group, as bench/brokers.py gives Kafka) and a fresh data directory:
   - create one topic of PARTITIONS partitions, timed until Metadata lists a leader for every one;
   - Metadata for that topic and for all topics (median of 5 requests each);
   - produce one record to every partition (acks=1) and wait for every acknowledgement;
@@ -88,6 +89,7 @@ def group_reads_all(bootstrap: str, partitions: int) -> None:
 
 def measure(broker: brokers.Broker, partitions: int) -> dict[str, float]:
     row: dict[str, float] = {}
+    broker.extra_config["group.initial.rebalance.delay.ms"] = "0"  # Kafka's bench config says so too
     broker.start()
     try:
         row["create_s"] = timed(lambda: create(broker.bootstrap, partitions))
