@@ -51,6 +51,7 @@ from odradek.replica.fetcher import FetcherConfig, ReplicaFetcherManager
 from odradek.replica.manager import ReplicaManager
 from odradek.security.client_security import inter_broker_security
 from odradek.security.mechanisms import listener_mechanisms
+from odradek.replica.fetch_sessions import FetchSessionCache
 from odradek.security.quotas import ClientQuotas
 from odradek.security.session import Session
 from odradek.security.tls import (
@@ -210,6 +211,7 @@ class BrokerRuntime:
             membership=self.membership,
             acls=acls,
             quotas=quotas,
+            fetch_sessions=FetchSessionCache(config["max.incremental.fetch.session.cache.slots"]),
         )
         self._credentials = configs  # SCRAM logins read users' credentials from here from now on
         for listener, server, session_factory in zip(listeners, self.servers, sessions):

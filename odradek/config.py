@@ -473,6 +473,9 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
        "Samples over which replication throttle rates are measured.", AtLeast(1)),
     _b("replication.quota.window.size.seconds", "int", 1,
        "Length of one replication throttle sample.", AtLeast(1)),
+    _b("max.incremental.fetch.session.cache.slots", "int", 1000,
+       "Most incremental fetch sessions (KIP-227) the broker keeps; beyond it a new one may take the "
+       "slot of an older, smaller one, else the client keeps sending full fetches.", AtLeast(0)),
     _b("quota.window.num", "int", 11,
        "Samples over which client quota usage (producer_byte_rate, consumer_byte_rate, "
        "request_percentage) is measured.", AtLeast(1)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from odradek.replica.fetch_sessions import FetchSessionCache
 from odradek.security.quotas import ClientQuotas
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class BrokerServices:
     membership: ClusterMembership | None = None  # cluster mode: registration, controller, ISR writes
     acls: AclService | None = None  # ACLs and the authorizer (authorizer.class.name); None: everything allowed
     quotas: ClientQuotas = field(default_factory=ClientQuotas)  # client quotas and the usage measured against them
+    fetch_sessions: FetchSessionCache = field(default_factory=FetchSessionCache)  # KIP-227 incremental fetch sessions
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,18 @@ a leader answers a consumer whose `rack_id` (v11+) matches another in-sync repli
 with `preferred_read_replica` and no records; the consumer then fetches from that follower, which
 serves it up to its own high watermark.
 
-Fetch sessions (KIP-227): not offered. A full fetch asking for a new session (id 0, epoch 0)
-gets session id 0, which every client understands as "keep sending full fetches"; a session
-id we never handed out gets FETCH_SESSION_ID_NOT_FOUND. v13+ names topics by id.
+Fetch sessions (KIP-227, v7+, replica/fetch_sessions.py): a full fetch with epoch 0 gets a session
+id when the cache has a slot (else 0: the client keeps sending full fetches); an incremental fetch
+names only what changed and is answered with only the partitions that have news. An unknown
+session gets FETCH_SESSION_ID_NOT_FOUND, a wrong epoch INVALID_FETCH_SESSION_EPOCH, a session
+used across the v13 topic-id change FETCH_SESSION_TOPIC_ID_ERROR. v13+ names topics by id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from datetime import timedelta
 
 from odradek.security.acl import CLUSTER_NAME, Operation, ResourceType
@@ -34,29 +37,46 @@ from odradek.security.quotas import CONSUMER_BYTE_RATE, user_of
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.topic_partition import TopicPartition
+from odradek.replica.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, CachedPartition, next_epoch
 
 API_KEY = 1
 MIN_VERSION = 4
 MAX_VERSION = 17
 
 log = logging.getLogger(__name__)
-FINAL_EPOCH = -1
 
 
 async def handle(ctx: RequestContext, request):
     response = ctx.response_class
     session_id = getattr(request, "session_id", 0)
     session_epoch = getattr(request, "session_epoch", FINAL_EPOCH)
-    if session_id != 0:
-        return _session_error(response, ErrorCode.fetch_session_id_not_found)
-    if session_epoch not in (0, FINAL_EPOCH):
-        return _session_error(response, ErrorCode.invalid_fetch_session_epoch)
-
     replicas = ctx.services.replicas
     by_id = ctx.api_version >= 13
     replica_state = getattr(request, "replica_state", None)
     replica_id = replica_state.replica_id if replica_state is not None else getattr(request, "replica_id", -1)
-    wanted = _wanted_partitions(ctx, request, by_id, replica_id)
+    sessions = ctx.services.fetch_sessions
+    named = _named_partitions(request, by_id)
+    session = None
+    if session_epoch in (INITIAL_EPOCH, FINAL_EPOCH):  # a full fetch; it ends the session it names
+        if session_id != 0:
+            sessions.remove(session_id)
+    else:
+        session = sessions.get(session_id)
+        if session is None:
+            return _session_error(response, ErrorCode.fetch_session_id_not_found)
+        if session.epoch != session_epoch:
+            return _session_error(response, ErrorCode.invalid_fetch_session_epoch)
+        if session.uses_topic_ids != by_id:
+            return _session_error(response, ErrorCode.fetch_session_topic_id_error)
+        session.update(named, _forgotten_partitions(request, by_id))
+        if session.partitions:
+            sessions.touch(session)
+            session.epoch = next_epoch(session.epoch)
+            named = [(key, cached.request) for (key, _index), cached in session.partitions.items()]
+        else:  # it forgot everything: answered without a session
+            sessions.remove(session.id)
+            session = None
+    wanted = _wanted_partitions(ctx, named, by_id, replica_id)
     selector = ctx.services.config["replica.selector.class"]
     rack_aware = bool(selector) and selector.endswith("RackAwareReplicaSelector")
     client_rack = (getattr(request, "rack_id", "") or "") if rack_aware else ""
@@ -88,35 +108,64 @@ async def handle(ctx: RequestContext, request):
             break
         await replicas.wait_for_append([entry[0] for entry in wanted if entry[0] is not None], remaining)
 
-    return _response(response, results, by_id, read_committed)
+    if session is not None:
+        results = [entry for entry in results if session.must_answer(
+            (entry[0], entry[1]), *_reported_offsets(entry[2]), has_records=len(entry[4]) > 0,
+            other_news=entry[3] is not None or entry[5] is not None or entry[6] >= 0)]
+        answered_session = session.id
+    elif session_epoch == INITIAL_EPOCH and ctx.api_version >= 7:
+        cached = OrderedDict(((key, partition.partition), CachedPartition(partition, *_reported_offsets(state)))
+                             for (key, partition), (_, _, state, *_rest) in zip(named, results))
+        answered_session = sessions.create(replica_id >= 0, by_id, cached)
+    else:
+        answered_session = 0
+    return _response(response, results, by_id, read_committed, answered_session)
 
 
-def _wanted_partitions(ctx: RequestContext, request, by_id: bool, replica_id: int = -1):
-    """(TopicPartition | None, topic key, partition request, error) for each requested partition.
-    A follower needs CLUSTER_ACTION on the cluster, a consumer READ on each topic (Kafka's checks):
-    otherwise TOPIC_AUTHORIZATION_FAILED."""
+def _reported_offsets(state) -> tuple[int, int]:
+    """The high watermark and log start offset an answer gives for a partition (-1 without one)."""
+    return (state.high_watermark, state.log_start_offset) if state is not None else (-1, -1)
+
+
+def _named_partitions(request, by_id: bool) -> list[tuple[object, object]]:
+    """(topic id or name, kio FetchPartition) for each partition the request names."""
+    return [(topic.topic_id if by_id else topic.topic, partition) for topic in request.topics for partition in topic.partitions]
+
+
+def _forgotten_partitions(request, by_id: bool) -> list[tuple[object, int]]:
+    return [(topic.topic_id if by_id else topic.topic, index)
+            for topic in getattr(request, "forgotten_topics_data", ()) for index in topic.partitions]
+
+
+def _wanted_partitions(ctx: RequestContext, named, by_id: bool, replica_id: int = -1):
+    """(TopicPartition | None, topic key, partition request, error) for each named partition.
+    A follower needs CLUSTER_ACTION on the cluster, a consumer READ on each topic (Kafka's checks,
+    made at every fetch, also for a session's partitions): otherwise TOPIC_AUTHORIZATION_FAILED."""
     image = ctx.image
     wanted = []
     follower_denied = replica_id >= 0 and not ctx.allowed(Operation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME)
-    for topic in request.topics:
-        if by_id:
-            record = image.topic_by_id(topic.topic_id)
-            key = topic.topic_id
-            name = record.name if record is not None else None
-            missing = ErrorCode.unknown_topic_id
-        else:
-            name = topic.topic
-            key = name
-            missing = ErrorCode.unknown_topic_or_partition
-        denied = name is not None and (follower_denied or (
-            replica_id < 0 and not ctx.allowed(Operation.READ, ResourceType.TOPIC, name)))
-        for partition in topic.partitions:
-            if name is None:
-                wanted.append((None, key, partition, missing))
-            elif denied:
-                wanted.append((None, key, partition, ErrorCode.topic_authorization_failed))
+    topics: dict = {}  # key -> (name, error for all its partitions)
+    for key, partition in named:
+        found = topics.get(key)
+        if found is None:
+            if by_id:
+                record = image.topic_by_id(key)
+                name = record.name if record is not None else None
+                missing = ErrorCode.unknown_topic_id
             else:
-                wanted.append((TopicPartition(name, partition.partition), key, partition, None))
+                name, missing = key, ErrorCode.unknown_topic_or_partition
+            if name is None:
+                found = (None, missing)
+            elif follower_denied or (replica_id < 0 and not ctx.allowed(Operation.READ, ResourceType.TOPIC, name)):
+                found = (None, ErrorCode.topic_authorization_failed)
+            else:
+                found = (name, None)
+            topics[key] = found
+        name, error = found
+        if error is not None:
+            wanted.append((None, key, partition, error))
+        else:
+            wanted.append((TopicPartition(name, partition.partition), key, partition, None))
     return wanted
 
 
@@ -182,7 +231,7 @@ def _closer_replica(ctx: RequestContext, state, client_rack: str) -> int:
 
 
 
-def _response(response, results, by_id: bool, read_committed: bool = False):
+def _response(response, results, by_id: bool, read_committed: bool = False, session_id: int = 0):
     partition_class = sibling(response, "PartitionData")
     topic_class = sibling(response, "FetchableTopicResponse")
     aborted_class = sibling(response, "AbortedTransaction")
@@ -220,7 +269,7 @@ def _response(response, results, by_id: bool, read_committed: bool = False):
         response,
         throttle_time=timedelta(0),
         error_code=ErrorCode.none,
-        session_id=0,
+        session_id=session_id,
         responses=responses,
     )
 

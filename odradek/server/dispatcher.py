@@ -162,8 +162,11 @@ class Dispatcher:
         if throttle_ms == 0 or response is None:
             return None
         if consumed:
+            # answered empty and without its session (as Kafka answers a throttled full fetch): the
+            # client starts a new session with a full fetch after the throttle time
             quotas.unrecord(CONSUMER_BYTE_RATE, user, client_id, consumed)
-            response = dataclasses.replace(response, responses=())
+            self.services.fetch_sessions.remove(response.session_id)
+            response = dataclasses.replace(response, responses=(), session_id=0)
         if "throttle_time" in response.__dataclass_fields__:
             response = dataclasses.replace(response, throttle_time=timedelta(milliseconds=throttle_ms))
         return response
