@@ -53,6 +53,9 @@ from odradek.security.client_security import inter_broker_security
 from odradek.security.mechanisms import listener_mechanisms
 from odradek.replica.fetch_sessions import FetchSessionCache
 from odradek.security.quotas import ClientQuotas
+from odradek.server.request_stats import RequestStats
+from odradek.web.endpoints import OperatorEndpoints, parse_listener
+from odradek.web.metrics import BrokerCollector
 from odradek.security.session import Session
 from odradek.security.tls import (
     ANONYMOUS,
@@ -96,6 +99,7 @@ class BrokerRuntime:
         self._credentials: DynamicConfigs | None = None  # users' SCRAM credentials, once loaded
         self._inter_broker_security = None  # ClientSecurity towards the other brokers (cluster mode)
         self._tls_stores: dict[str, tuple[tuple, tuple]] = {}  # TLS listener -> (store fingerprint, certificate identity)
+        self.operator_endpoints: OperatorEndpoints | None = None  # metrics.listener
 
     async def start(self) -> None:
         """Lock the log dirs, bind the listeners, then (only then) read and load the data.
@@ -126,6 +130,8 @@ class BrokerRuntime:
             await server.bind()
         cluster_mode = config["zookeeper.connect"] is not None
         authorizer_enabled(config)  # refuse an unknown authorizer.class.name before reading data
+        if config["metrics.listener"]:
+            parse_listener(config["metrics.listener"])  # and a metrics.listener that is not http://host:port
         # how this broker reaches the others; unusable TLS or SASL settings are refused before reading data
         self._inter_broker_security = inter_broker_security(config) if cluster_mode else None
         metadata = MetadataCache()
@@ -214,8 +220,9 @@ class BrokerRuntime:
             fetch_sessions=FetchSessionCache(config["max.incremental.fetch.session.cache.slots"]),
         )
         self._credentials = configs  # SCRAM logins read users' credentials from here from now on
+        request_stats = RequestStats() if config["metrics.listener"] else None
         for listener, server, session_factory in zip(listeners, self.servers, sessions):
-            server.dispatcher = Dispatcher(services, listener.name)
+            server.dispatcher = Dispatcher(services, listener.name, request_stats)
             server.session_factory = session_factory
             await server.start()
         self.bound_port = self.servers[0].port
@@ -237,6 +244,8 @@ class BrokerRuntime:
             cleaner = LogCleaner(self.log_manager, self.clock, uncleanable_offset_of=self._uncleanable_offset)
             self._timers.append(asyncio.create_task(self._clean_logs(cleaner, config["log.cleaner.backoff.ms"])))
         self._timers.append(asyncio.create_task(self._flush_periodically(config.flush_interval_ms)))
+        if request_stats is not None:
+            await self._serve_operators(services, request_stats)
         log.info(
             "odradek started: node %d listening on %s, data in %s, cluster id %s",
             node_id,
@@ -244,6 +253,31 @@ class BrokerRuntime:
             ", ".join(str(d) for d in log_dirs),
             store.cluster_id,
         )
+
+    async def _serve_operators(self, services: BrokerServices, request_stats: RequestStats) -> None:
+        """metrics.listener: /metrics, /health, /ready."""
+        collector = BrokerCollector(
+            services, request_stats,
+            connections=lambda: {server.listener_name: server.connection_count for server in self.servers},
+            in_flight=lambda: sum(server.busy_count for server in self.servers),
+            is_controller=lambda: self.membership is None or self.membership.controller is not None,
+        )
+        self.operator_endpoints = OperatorEndpoints(self.config["metrics.listener"], collector, self._not_ready)
+        await self.operator_endpoints.start()
+
+    def _not_ready(self) -> list[str]:
+        """Why this broker should not get traffic yet (empty: ready): in a cluster, until it is
+        registered and back in the ISR of every partition it follows."""
+        reasons = []
+        membership = self.membership
+        if membership is not None:
+            if membership.registration is None:
+                reasons.append("registration in ZooKeeper")
+            node_id = self.config.node_id
+            behind = [p.topic_partition for p in self.replicas.partitions() if not p.is_leader and node_id not in p.isr]
+            if behind:
+                reasons.append(f"catching up: out of the ISR of {len(behind)} partition(s), e.g. {behind[0]}")
+        return reasons
 
     def _cluster_membership(self, store, metadata, controller) -> ClusterMembership:
         config = self.config
@@ -584,6 +618,8 @@ class BrokerRuntime:
             if self.fetchers is not None:
                 await self.fetchers.stop()  # before the controller takes us out of the ISRs
             await self.membership.controlled_shutdown(self.config.controlled_shutdown_timeout_s)
+        if self.operator_endpoints is not None:
+            await self.operator_endpoints.stop()
         for server in self.servers:
             await server.stop()
         for timer in self._timers:

@@ -473,6 +473,9 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
        "Samples over which replication throttle rates are measured.", AtLeast(1)),
     _b("replication.quota.window.size.seconds", "int", 1,
        "Length of one replication throttle sample.", AtLeast(1)),
+    _b("metrics.listener", "string", None,
+       "Where the broker serves Prometheus /metrics, /health and /ready over HTTP, e.g. "
+       "http://127.0.0.1:9644 (odradek only; Kafka needs a JMX exporter). Unset: not served."),
     _b("max.incremental.fetch.session.cache.slots", "int", 1000,
        "Most incremental fetch sessions (KIP-227) the broker keeps; beyond it a new one may take the "
        "slot of an older, smaller one, else the client keeps sending full fetches.", AtLeast(0)),

@@ -108,6 +108,13 @@ async def handle(ctx: RequestContext, request):
             break
         await replicas.wait_for_append([entry[0] for entry in wanted if entry[0] is not None], remaining)
 
+    stats = replicas.topic_stats
+    for (tp, *_), (_key, _index, _state, error, records, *_) in zip(wanted, results):
+        if tp is not None:
+            if records:
+                stats.fetched(tp.topic, len(records), follower=replica_id >= 0)
+            if error is not None:
+                stats.fetch_failed(tp.topic)
     if session is not None:
         results = [entry for entry in results if session.must_answer(
             (entry[0], entry[1]), *_reported_offsets(entry[2]), has_records=len(entry[4]) > 0,

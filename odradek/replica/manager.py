@@ -28,6 +28,7 @@ from odradek.protocol.topic_partition import TopicPartition
 from odradek.replica.partition import AppendResult, Partition
 from odradek.replica.purgatory import AppendWaiters
 from odradek.replica.quota import ReplicationQuota, throttled_partitions
+from odradek.replica.topic_stats import BrokerTopicStats
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class ReplicaManager:
         self.last_peer_contact = time.monotonic()  # a follower fetched from us, or we from a leader
         self.leader_quota = ReplicationQuota()
         self.follower_quota = ReplicationQuota()
+        self.topic_stats = BrokerTopicStats()
 
     # -- lookup ----------------------------------------------------------------------------
 
@@ -94,9 +96,14 @@ class ReplicaManager:
 
     def append_records(self, tp: TopicPartition, records, *, required_acks: int = 1) -> AppendResult:
         partition = self._partitions.get(tp)
-        if partition is None:
-            raise KafkaError(ErrorCode.unknown_topic_or_partition, f"this broker does not host {tp}")
-        result = partition.append_records(records, required_acks=required_acks)
+        try:
+            if partition is None:
+                raise KafkaError(ErrorCode.unknown_topic_or_partition, f"this broker does not host {tp}")
+            result = partition.append_records(records, required_acks=required_acks)
+        except KafkaError:
+            self.topic_stats.produce_failed(tp.topic)
+            raise
+        self.topic_stats.appended(tp.topic, result.last_offset - result.base_offset + 1, len(records))
         self.waiters.notify(tp)
         return result
 
@@ -219,6 +226,7 @@ class ReplicaManager:
 
     def append_from_leader(self, partition: Partition, records) -> None:
         partition.append_as_follower(records)
+        self.topic_stats.replicated_in(partition.topic_partition.topic, len(records))
         self.waiters.notify(partition.topic_partition)
 
     def truncate_diverged(self, partition: Partition, epoch: int, end_offset: int) -> None:
@@ -278,6 +286,10 @@ class ReplicaManager:
             return
         if partition.is_leader and partition.leader_epoch == epoch and partition.partition_epoch == expected:
             log.info("ISR of %s is now %s (%s)", partition.topic_partition, sorted(isr), reason)
+            if len(isr) < len(partition.isr):
+                self.topic_stats.isr_shrinks += 1
+            elif len(isr) > len(partition.isr):
+                self.topic_stats.isr_expands += 1
             partition.set_isr(isr, version)
             self.waiters.notify(partition.topic_partition)
 
@@ -476,6 +488,7 @@ class ReplicaManager:
                 self._tell_leadership(partition, False)
                 self.log_manager.delete_log(tp)
             self.waiters.notify(tp)
+        self.topic_stats.forget(record.name)
         self._remove_deleted_in_background()
 
     def _remove_deleted_in_background(self) -> None:

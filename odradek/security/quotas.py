@@ -25,7 +25,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 
 from odradek.protocol.errors import ErrorCode
@@ -199,6 +199,7 @@ class ClientQuotas:
         self._entries: dict[Entity, dict[str, float]] = {}
         self._usage: dict[tuple[str, str, str], Rate] = {}
         self._next_sweep_ms = 0.0
+        self.throttled: Counter = Counter()  # quota key -> responses that told a client to wait
         self.produce_enabled = self.fetch_enabled = self.request_enabled = False
 
     @property
@@ -259,6 +260,7 @@ class ClientQuotas:
         throttle = (measured - bound) / bound * usage.window_size_ms(now)
         if max_throttle_ms is not None:
             throttle = min(throttle, max_throttle_ms)
+        self.throttled[key] += 1
         return int(round(throttle))
 
     def unrecord(self, key: str, user: str, client_id: str, value: float) -> None:

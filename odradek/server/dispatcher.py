@@ -36,6 +36,7 @@ from odradek.protocol.legacy_produce import rejected_produce_body
 from odradek.protocol.request_guard import guard_request
 from odradek.security.quotas import CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, user_of
 from odradek.security.session import Session
+from odradek.server.request_stats import RequestStats
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,11 @@ class Dispatcher:
     connection authenticated as. Before a SASL connection authenticates, only ApiVersions,
     SaslHandshake and SaslAuthenticate are served; anything else closes it."""
 
-    def __init__(self, services: BrokerServices, listener_name: str = "PLAINTEXT") -> None:
+    def __init__(self, services: BrokerServices, listener_name: str = "PLAINTEXT",
+                 request_stats: RequestStats | None = None) -> None:
         self.services = services
         self.listener_name = listener_name
+        self.request_stats = request_stats  # counted and timed when the broker serves metrics
 
     async def dispatch(self, frame: bytes, peer: str, session: Session | None = None):
         """The complete response frame (size prefix included), or None when none is owed."""
@@ -110,10 +113,11 @@ class Dispatcher:
         )
         quotas = self.services.quotas
         charged = session is not None and quotas.enabled
+        stats = self.request_stats
         # ApiVersions answers with header v0 even when flexible: the client cannot know yet.
         flexible_header = flexible and api_key != API_VERSIONS_KEY
         try:
-            if not charged:
+            if not charged and stats is None:
                 response = await handler.handle(context, request)
                 if response is None:
                     return None
@@ -122,10 +126,18 @@ class Dispatcher:
                 timer = _StepTimer(handler.handle(context, request), started)
                 response = await timer
                 buffer = _encode(correlation_id, flexible_header, response) if response is not None else None
-                timer.seconds += time.perf_counter() - timer.resumed
-                throttled = self._charge(context, session, api_key, request, len(frame), response, buffer, timer.seconds)
-                if throttled is not None:
-                    buffer = _encode(correlation_id, flexible_header, throttled)
+                finished = time.perf_counter()
+                timer.seconds += finished - timer.resumed
+                if stats is not None:
+                    stats.record(request_type.__name__.removesuffix("Request"), version, timer.seconds, finished - started)
+                    if api_key == FETCH_KEY:
+                        stats.record("FetchConsumer" if _from_consumer(request) else "FetchFollower", version,
+                                     timer.seconds, finished - started)
+                if charged:
+                    throttled = self._charge(context, session, api_key, request, len(frame), response, buffer,
+                                             timer.seconds)
+                    if throttled is not None:
+                        buffer = _encode(correlation_id, flexible_header, throttled)
                 if buffer is None:
                     return None
         except CloseConnection as reason:

@@ -133,6 +133,15 @@ class SocketServer:
         if self.port == 0 and sockets:
             self.port = sockets[0].getsockname()[1]
 
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    @property
+    def busy_count(self) -> int:
+        """Connections with a request being handled now."""
+        return sum(1 for connection in list(self._connections.values()) if connection.busy)
+
     def set_ssl_context(self, context: ssl.SSLContext) -> None:
         """Serve new connections with another TLS context (a key store replaced while running);
         connections already open keep theirs, as in Kafka."""

@@ -29,10 +29,11 @@ ALLOWED = {
     "cluster": {"protocol", "replica", "coordinator", "client", "config", "clock", "security"},
     "handlers": {"protocol", "replica", "coordinator", "cluster", "config", "clock", "security"},
     "server": {"protocol", "handlers", "config", "clock", "security"},
+    "web": {"protocol", "handlers", "server", "replica", "coordinator", "cluster", "config", "clock", "security"},
     "cli": {"client", "config", "protocol", "broker", "clock", "security"},
     # top-level modules
     "broker": {"protocol", "clock", "config", "log", "replica", "coordinator", "cluster", "handlers", "server",
-               "security"},
+               "security", "web"},
     "pytest_plugin": {"broker", "client"},
     "__init__": {"broker"},
     "__main__": {"cli"},
