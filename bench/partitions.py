@@ -6,7 +6,8 @@ the group, as bench/brokers.py gives Kafka) and a fresh data directory:
   - Metadata for that topic and for all topics (median of 5 requests each);
   - produce one record to every partition (acks=1) and wait for every acknowledgement;
   - a consumer group subscribed to the topic reads all of them;
-  - the broker's resident memory and open descriptors then;
+  - the broker's resident memory and open descriptors then, and (odradek) the time of a scrape of
+    its Prometheus /metrics;
   - a clean restart on the same data: time from process start to the first acknowledged produce,
     and memory and descriptors once idle.
 Run: `.venv/bin/python bench/partitions.py [--partitions 10000] [--only odradek]`. Prints a table;
@@ -20,6 +21,7 @@ import os
 import statistics
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -90,6 +92,11 @@ def group_reads_all(bootstrap: str, partitions: int) -> None:
 def measure(broker: brokers.Broker, partitions: int) -> dict[str, float]:
     row: dict[str, float] = {}
     broker.extra_config["group.initial.rebalance.delay.ms"] = "0"  # Kafka's bench config says so too
+    metrics_url = None
+    if isinstance(broker, brokers.OdradekBroker):  # Kafka has no /metrics of its own (it needs a JMX exporter)
+        port = brokers.free_port()
+        broker.extra_config["metrics.listener"] = f"http://127.0.0.1:{port}"
+        metrics_url = f"http://127.0.0.1:{port}/metrics"
     broker.start()
     try:
         row["create_s"] = timed(lambda: create(broker.bootstrap, partitions))
@@ -97,6 +104,9 @@ def measure(broker: brokers.Broker, partitions: int) -> dict[str, float]:
         row["metadata_all_ms"] = metadata_latency(broker.bootstrap, None) * 1000
         row["produce_all_s"] = timed(lambda: produce_to_every_partition(broker.bootstrap, partitions))
         row["group_read_all_s"] = timed(lambda: group_reads_all(broker.bootstrap, partitions))
+        if metrics_url is not None:
+            row["scrape_ms"] = statistics.median(
+                timed(lambda: urllib.request.urlopen(metrics_url, timeout=120).read()) for _ in range(3)) * 1000
         row["rss_mib"] = broker.memory()["VmRSS"] / 2**20
         row["descriptors"] = open_descriptors(broker.pid)
     finally:
@@ -119,6 +129,7 @@ ROWS = (
     ("metadata_all_ms", "Metadata for all topics (ms, median of 5)", "{:.0f}"),
     ("produce_all_s", "one record to every partition, all acknowledged (s)", "{:.1f}"),
     ("group_read_all_s", "a consumer group reads them all (s)", "{:.1f}"),
+    ("scrape_ms", "scrape of /metrics (ms, median of 3; odradek only)", "{:.0f}"),
     ("rss_mib", "resident memory after that (MiB)", "{:.0f}"),
     ("descriptors", "open descriptors after that", "{:,.0f}"),
     ("restart_s", "restart: process start to first acknowledged produce (s)", "{:.2f}"),
@@ -150,9 +161,10 @@ def main(argv: list[str] | None = None) -> int:
           + (" | odradek / Kafka |" if len(names) == 2 else " |"))
     print("| --- |" + " ---: |" * (len(names) + (len(names) == 2)))
     for key, label, fmt in ROWS:
-        cells = [fmt.format(rows[n][key]) for n in names]
+        cells = [fmt.format(rows[n][key]) if key in rows[n] else "-" for n in names]
         if len(names) == 2:
-            cells.append(f"{rows[names[1]][key] / rows[names[0]][key]:.2f}" if rows[names[0]][key] else "-")
+            cells.append(f"{rows[names[1]][key] / rows[names[0]][key]:.2f}"
+                         if rows[names[0]].get(key) and key in rows[names[1]] else "-")
         print(f"| {label} | " + " | ".join(cells) + " |")
     return 0
 
