@@ -20,6 +20,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from odradek.handlers.context import BrokerServices
 from odradek.protocol.topic_partition import TopicPartition
+from odradek.security.quotas import CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE
 from odradek.server.request_stats import RequestStats
 from odradek.web.consumer_lag import STATUSES, LagTracker, worst
 
@@ -179,8 +180,9 @@ class BrokerCollector:
     def _quota_metrics(self):
         family = _family("odradek_quota_throttled_responses", "counter",
                          "Responses that told a client to wait, per quota (producer_byte_rate, ...)")
-        for key, count in list(self.services.quotas.throttled.items()):
-            family.add_sample("odradek_quota_throttled_responses_total", {"quota": key}, count)
+        throttled = self.services.quotas.throttled
+        for key in sorted({PRODUCER_BYTE_RATE, CONSUMER_BYTE_RATE, REQUEST_PERCENTAGE} | set(throttled)):
+            family.add_sample("odradek_quota_throttled_responses_total", {"quota": key}, throttled.get(key, 0))
         yield family
 
     # -- consumer groups ---------------------------------------------------------------------

@@ -140,3 +140,20 @@ def test_a_bad_metrics_listener_is_refused_in_one_line(tmp_path):
         process.start()
     assert "invalid value 'https://0.0.0.0' for config 'metrics.listener'" in process.output()
     assert "Traceback" not in process.output()
+
+
+def test_the_grafana_dashboard_asks_only_for_what_the_broker_serves(metered):
+    """docs/grafana/odradek-dashboard.json works as is: every metric its queries name is one the
+    broker exposes (after some produce, consume and a group's commit)."""
+    import json
+    import re
+    from pathlib import Path
+
+    create_topic(metered.bootstrap_servers, "lagging", partitions=1)
+    produce("confluent", metered.bootstrap_servers, "lagging", [Record(None, b"x", partition=0)] * 10)
+    _commit(metered.bootstrap_servers, "watched", 5)
+    served = {name for name, _labels in scrape(metered)}
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs/grafana/odradek-dashboard.json").read_text())
+    queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    asked = {name for query in queries for name in re.findall(r"\b((?:kafka|odradek)_[a-z_]+)", query)}
+    assert asked and asked <= served, sorted(asked - served)
