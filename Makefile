@@ -6,7 +6,7 @@ VENV := .venv
 VENV_PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: docs run test venv clean bench
+.PHONY: docs run test venv clean bench soak
 
 venv: $(VENV_PYTHON)
 
@@ -36,6 +36,13 @@ clean:
 BENCH_ARGS ?=
 bench: $(VENV)/.installed-test
 	$(VENV_PYTHON) bench/run.py $(BENCH_ARGS)
+
+# `make soak`: the mixed workload of tests/soak/workload.py against one broker for SOAK_SECONDS
+# (default 3 h), then its checks; writes report.md, soak.png and broker.log to
+# bench/results/soak-<date>-<time>/ and fails on a lost record or a leak. `make test` runs a 90 s slice.
+SOAK_SECONDS ?= 10800
+soak: $(VENV)/.installed-test
+	$(VENV_PYTHON) tests/soak/workload.py --seconds $(SOAK_SECONDS) --report-dir bench/results/soak-$$(date +%Y-%m-%d-%H%M)
 
 # docs/configuration.md is generated from odradek/config.py (a unit test checks it is current).
 docs: $(VENV)/.installed
