@@ -77,7 +77,10 @@ class Connection:
                     else:
                         response = await self.dispatcher.dispatch(frame, self.peer, session)
                     if response is not None:
-                        self.writer.write(response)
+                        if isinstance(response, list):
+                            self.writer.writelines(response)  # a Fetch: fields and records, in order
+                        else:
+                            self.writer.write(response)
                         if session.close_after_response or \
                                 self.writer.transport.get_write_buffer_size() > WRITE_HIGH_WATER_BYTES:
                             await self.writer.drain()

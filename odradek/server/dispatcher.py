@@ -31,6 +31,7 @@ from odradek.handlers.registry import HANDLERS
 from odradek.protocol.schemas import request_class, response_class
 from odradek.handlers.responses import error_response
 from odradek.protocol.errors import ErrorCode
+from odradek.protocol.fetch_response import fetch_response_chunks
 from odradek.protocol.frames import FrameError, error_only_frame, parse_request_header, response_header
 from odradek.protocol.legacy_produce import rejected_produce_body
 from odradek.protocol.request_guard import guard_request
@@ -70,7 +71,8 @@ class Dispatcher:
         self.request_stats = request_stats  # counted and timed when the broker serves metrics
 
     async def dispatch(self, frame: bytes, peer: str, session: Session | None = None):
-        """The complete response frame (size prefix included), or None when none is owed."""
+        """The complete response frame (size prefix included) as one buffer or, for a Fetch, a
+        list of chunks to write in order; None when no answer is owed."""
         started = time.perf_counter()
         header = parse_request_header(frame)
         api_key, version, correlation_id = header.api_key, header.api_version, header.correlation_id
@@ -121,38 +123,33 @@ class Dispatcher:
                 response = await handler.handle(context, request)
                 if response is None:
                     return None
-                buffer = _encode(correlation_id, flexible_header, response)
-            else:
-                timer = _StepTimer(handler.handle(context, request), started)
-                response = await timer
-                buffer = _encode(correlation_id, flexible_header, response) if response is not None else None
-                finished = time.perf_counter()
-                timer.seconds += finished - timer.resumed
-                if stats is not None:
-                    stats.record(request_type.__name__.removesuffix("Request"), version, timer.seconds, finished - started)
-                    if api_key == FETCH_KEY:
-                        stats.record("FetchConsumer" if _from_consumer(request) else "FetchFollower", version,
-                                     timer.seconds, finished - started)
-                if charged:
-                    throttled = self._charge(context, session, api_key, request, len(frame), response, buffer,
-                                             timer.seconds)
-                    if throttled is not None:
-                        buffer = _encode(correlation_id, flexible_header, throttled)
-                if buffer is None:
-                    return None
+                return _frame_of(correlation_id, flexible_header, response, api_key, version)
+            timer = _StepTimer(handler.handle(context, request), started)
+            response = await timer
+            answer = _frame_of(correlation_id, flexible_header, response, api_key, version) if response is not None else None
+            finished = time.perf_counter()
+            timer.seconds += finished - timer.resumed
+            if stats is not None:
+                stats.record(request_type.__name__.removesuffix("Request"), version, timer.seconds, finished - started)
+                if api_key == FETCH_KEY:
+                    stats.record("FetchConsumer" if _from_consumer(request) else "FetchFollower", version,
+                                 timer.seconds, finished - started)
+            if charged:
+                size = (len(answer) if not isinstance(answer, list) else sum(map(len, answer))) if answer is not None else 0
+                throttled = self._charge(context, session, api_key, request, len(frame), response, size, timer.seconds)
+                if throttled is not None:
+                    answer = _frame_of(correlation_id, flexible_header, throttled, api_key, version)
+            return answer
         except CloseConnection as reason:
             raise FrameError(str(reason)) from None
         except Exception:
             # Handlers answer per partition; reaching here is a bug, not the client's fault.
             log.exception("%s v%d from %s failed; answered UNKNOWN_SERVER_ERROR", handler.name, version, peer)
             fallback = error_response(context.response_class, ErrorCode.unknown_server_error)
-            buffer = _encode(correlation_id, flexible_header, fallback)
-        view = buffer.getbuffer()
-        _SIZE.pack_into(view, 0, len(view) - 4)
-        return view
+            return _frame_of(correlation_id, flexible_header, fallback, api_key, version)
 
     def _charge(self, context: RequestContext, session: Session, api_key: int, request, request_size: int,
-                response, encoded: io.BytesIO | None, seconds: float):
+                response, response_size: int, seconds: float):
         """Count the request against its client's quotas and set how long its connection waits;
         the response to send instead when throttled (with the throttle time; a Fetch emptied),
         else None."""
@@ -162,8 +159,8 @@ class Dispatcher:
         bandwidth = consumed = 0
         if api_key == PRODUCE_KEY and quotas.produce_enabled:
             bandwidth = quotas.record(PRODUCER_BYTE_RATE, user, client_id, request_size)
-        elif api_key == FETCH_KEY and quotas.fetch_enabled and encoded is not None and from_consumer:
-            consumed = encoded.getbuffer().nbytes
+        elif api_key == FETCH_KEY and quotas.fetch_enabled and response_size and from_consumer:
+            consumed = response_size
             bandwidth = quotas.record(CONSUMER_BYTE_RATE, user, client_id, consumed)
         requested = 0
         if quotas.request_enabled and from_consumer and api_key not in EXEMPT_FROM_REQUEST_QUOTA \
@@ -218,13 +215,24 @@ def _from_consumer(request) -> bool:
     return replica_id < 0
 
 
-def _encode(correlation_id: int, flexible_header: bool, response) -> io.BytesIO:
-    """The response frame, its size prefix left as zeros."""
+def _frame_of(correlation_id: int, flexible_header: bool, response, api_key: int, version: int):
+    """The response frame, size prefix included: one buffer, or for a Fetch a list of chunks with
+    the records as read from the log between the encoded fields (written with writelines, so the
+    records are never copied into an encoding buffer)."""
+    head = response_header(correlation_id, flexible_header)
+    if api_key == FETCH_KEY:
+        chunks = fetch_response_chunks(response, version)
+        if chunks is not None:
+            size = len(head) + sum(map(len, chunks))
+            chunks[0] = _SIZE.pack(size) + head + chunks[0]
+            return chunks
     buffer = io.BytesIO()
     buffer.write(b"\0\0\0\0")
-    buffer.write(response_header(correlation_id, flexible_header))
+    buffer.write(head)
     _writer(type(response))(buffer, response)
-    return buffer
+    view = buffer.getbuffer()
+    _SIZE.pack_into(view, 0, len(view) - 4)
+    return view
 
 
 def _frame(head: bytes, body: bytes) -> bytes:

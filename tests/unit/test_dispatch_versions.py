@@ -278,7 +278,7 @@ def core(tmp_path_factory):
 def test_every_advertised_version_round_trips(core, api_key: int, version: int) -> None:
     loop, dispatcher, topic_id = core
     frame = _encode(_request(api_key, version, topic_id), api_key, version)
-    answer = bytes(loop.run_until_complete(dispatcher.dispatch(frame, "test")))
+    answer = _joined(loop.run_until_complete(dispatcher.dispatch(frame, "test")))
     size, correlation_id = struct.unpack_from(">ii", answer)
     assert size == len(answer) - 4
     assert correlation_id == 7
@@ -292,7 +292,7 @@ def test_every_advertised_version_round_trips(core, api_key: int, version: int) 
 def test_api_versions_lists_exactly_the_registry(core) -> None:
     loop, dispatcher, _ = core
     frame = _encode(_request(18, 3, uuid.UUID(int=0)), 18, 3)
-    answer = bytes(loop.run_until_complete(dispatcher.dispatch(frame, "test")))
+    answer = _joined(loop.run_until_complete(dispatcher.dispatch(frame, "test")))
     response, _ = entity_reader(response_class(18, 3))(answer, 8)
     advertised = {(k.api_key, k.min_version, k.max_version) for k in response.api_keys}
     assert advertised == {(h.api_key, h.min_version, h.max_version) for h in HANDLERS.values()}
@@ -311,3 +311,8 @@ def test_error_response_is_well_formed_for_every_version(api_key: int, version: 
     decoded, used = entity_reader(response_type)(buffer.getvalue(), 0)
     assert used == len(buffer.getvalue())
     assert getattr(decoded, "error_code", ErrorCode.unknown_server_error) == ErrorCode.unknown_server_error
+
+
+def _joined(answer) -> bytes:
+    """A frame from dispatch(): one buffer, or a Fetch's chunks."""
+    return b"".join(bytes(chunk) for chunk in answer) if isinstance(answer, list) else bytes(answer)

@@ -1,0 +1,57 @@
+"""Fetch responses written as chunks (records not copied) are byte for byte what kio writes, in
+every version the broker serves."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kio.serial import entity_writer
+
+from odradek.handlers.responses import build, sibling
+from odradek.protocol.errors import ErrorCode
+from odradek.protocol.fetch_response import fetch_response_chunks
+from odradek.protocol.schemas import response_class
+
+
+def _partition(cls, index: int, records: bytes, error: int, aborted: list, diverging: bool):
+    fields = {}
+    epoch_end = sibling(cls, "EpochEndOffset")
+    if diverging and epoch_end is not None:
+        fields["diverging_epoch"] = build(epoch_end, epoch=3, end_offset=257)
+    aborted_class = sibling(cls, "AbortedTransaction")
+    return build(sibling(cls, "PartitionData"), partition_index=index, error_code=ErrorCode(error), high_watermark=1000 + index,
+                 last_stable_offset=900, log_start_offset=7,
+                 aborted_transactions=tuple(build(aborted_class, producer_id=p, first_offset=o) for p, o in aborted)
+                 if aborted is not None else None,
+                 preferred_read_replica=-1, records=records, **fields)
+
+
+partitions = st.lists(st.tuples(
+    st.binary(max_size=300), st.sampled_from([0, 6]),
+    st.one_of(st.none(), st.lists(st.tuples(st.integers(0, 2**40), st.integers(0, 2**40)), max_size=3)),
+    st.booleans()), max_size=4)
+
+
+@pytest.mark.parametrize("version", range(4, 18))
+@settings(max_examples=40, deadline=None)
+@given(topics=st.lists(partitions, max_size=3), throttle=st.integers(0, 5000), session=st.integers(0, 2**31 - 1))
+def test_chunks_join_to_kios_encoding(version, topics, throttle, session):
+    cls = response_class(1, version)
+    topic_class = sibling(cls, "FetchableTopicResponse")
+    responses = tuple(
+        build(topic_class, topic=f"topic-{t}", topic_id=uuid.UUID(int=t + 1), partitions=tuple(
+            _partition(cls, i, records, error, aborted, diverging and not records)
+            for i, (records, error, aborted, diverging) in enumerate(parts)))
+        for t, parts in enumerate(topics))
+    response = build(cls, throttle_time=timedelta(milliseconds=throttle), error_code=ErrorCode.none, session_id=session,
+                     responses=responses)
+    expected = io.BytesIO()
+    entity_writer(cls)(expected, response)
+    chunks = fetch_response_chunks(response, version)
+    assert chunks is not None
+    assert b"".join(bytes(chunk) for chunk in chunks) == expected.getvalue()
