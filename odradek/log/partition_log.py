@@ -465,10 +465,11 @@ class PartitionLog:
     def _segment_index(base_offsets, offset: int) -> int:
         return max(bisect.bisect_right(base_offsets, offset) - 1, 0)
 
-    def read(self, offset: int, max_bytes: int, max_offset: int) -> bytes:
+    def read(self, offset: int, max_bytes: int, max_offset: int) -> bytes | memoryview:
         """Whole batches from the one holding `offset`, none with base_offset >= max_offset,
         at most max_bytes in total except that the first batch always comes whole (KIP-74).
-        Returns data from one segment only. OFFSET_OUT_OF_RANGE outside the log."""
+        Returns data from one segment only (a view when cut short of what was read, so the
+        bytes are not copied again). OFFSET_OUT_OF_RANGE outside the log."""
         self._check_online()
         self._check_offset(offset)
         if offset >= max_offset or offset >= self.log_end_offset:
@@ -491,7 +492,7 @@ class PartitionLog:
                     if base_offset >= max_offset or batch_end > len(data) or batch_end > limit:
                         break
                     end = batch_end
-                return data if end == len(data) else data[:end]
+                return data if end == len(data) else memoryview(data)[:end]  # no copy of the rest
         except OSError as exc:
             raise self.io_error(exc, "reading", self.directory) from exc
         return b""
