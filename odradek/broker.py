@@ -54,8 +54,6 @@ from odradek.security.mechanisms import listener_mechanisms
 from odradek.replica.fetch_sessions import FetchSessionCache
 from odradek.security.quotas import ClientQuotas
 from odradek.server.request_stats import RequestStats
-from odradek.web.endpoints import OperatorEndpoints, parse_listener
-from odradek.web.metrics import BrokerCollector
 from odradek.security.session import Session
 from odradek.security.tls import (
     ANONYMOUS,
@@ -99,7 +97,7 @@ class BrokerRuntime:
         self._credentials: DynamicConfigs | None = None  # users' SCRAM credentials, once loaded
         self._inter_broker_security = None  # ClientSecurity towards the other brokers (cluster mode)
         self._tls_stores: dict[str, tuple[tuple, tuple]] = {}  # TLS listener -> (store fingerprint, certificate identity)
-        self.operator_endpoints: OperatorEndpoints | None = None  # metrics.listener
+        self.operator_endpoints = None  # metrics.listener: web.endpoints.OperatorEndpoints
 
     async def start(self) -> None:
         """Lock the log dirs, bind the listeners, then (only then) read and load the data.
@@ -131,6 +129,8 @@ class BrokerRuntime:
         cluster_mode = config["zookeeper.connect"] is not None
         authorizer_enabled(config)  # refuse an unknown authorizer.class.name before reading data
         if config["metrics.listener"]:
+            from odradek.web.endpoints import parse_listener  # the web side is imported only when served
+
             parse_listener(config["metrics.listener"])  # and a metrics.listener that is not http://host:port
         # how this broker reaches the others; unusable TLS or SASL settings are refused before reading data
         self._inter_broker_security = inter_broker_security(config) if cluster_mode else None
@@ -256,6 +256,9 @@ class BrokerRuntime:
 
     async def _serve_operators(self, services: BrokerServices, request_stats: RequestStats) -> None:
         """metrics.listener: /metrics, /health, /ready."""
+        from odradek.web.endpoints import OperatorEndpoints
+        from odradek.web.metrics import BrokerCollector
+
         collector = BrokerCollector(
             services, request_stats,
             connections=lambda: {server.listener_name: server.connection_count for server in self.servers},

@@ -8,6 +8,7 @@ adds its parser and sets `run(args) -> int` as the parser's default `func`.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -21,8 +22,7 @@ if "hypothesis" not in sys.modules and "pytest" not in sys.modules:
     sys.modules["hypothesis"] = None  # type: ignore[assignment]
 
 import odradek  # noqa: E402
-from odradek.cli import UsageError, server  # noqa: E402
-from odradek.cli import acls, configs, consume, dev_cluster, dump_log, get_offsets, groups, produce, topics, users, zookeeper  # noqa: E402
+from odradek.cli import UsageError  # noqa: E402
 
 __all__ = ["build_parser", "main"]
 
@@ -36,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="odradek",
         description="A Kafka-compatible event-streaming broker in Python.",
@@ -45,24 +45,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"odradek {odradek.__version__}"
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command", parser_class=_Parser)
-    server.register(subparsers)
-    zookeeper.register(subparsers)
-    dev_cluster.register(subparsers)
-    topics.register(subparsers)
-    produce.register(subparsers)
-    consume.register(subparsers)
-    groups.register(subparsers)
-    configs.register(subparsers)
-    acls.register(subparsers)
-    users.register(subparsers)
-    get_offsets.register(subparsers)
-    dump_log.register(subparsers)
+    for module in COMMANDS if command not in COMMANDS else (command,):
+        importlib.import_module(f"odradek.cli.{module}").register(subparsers)
     return parser
 
 
+# One module per subcommand; a command line naming one imports only that one (`odradek server`
+# starts without loading the client, the admin tools and their protocol tables).
+COMMANDS = ("server", "zookeeper", "dev_cluster", "topics", "produce", "consume", "groups", "configs", "acls",
+            "users", "get_offsets", "dump_log")
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The module of the subcommand the arguments name, if they name one first."""
+    first = next((arg for arg in argv if not arg.startswith("-")), None)
+    return first.replace("-", "_") if first is not None else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(arguments))
+    args = parser.parse_args(arguments)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)

@@ -11,15 +11,32 @@ Layers: `connection` (one socket, framing, versions) -> `client` (bootstrap, met
 odradek.protocol, odradek.clock and odradek.security (TLS and SASL), never the broker.
 """
 
-from odradek.client.admin import Admin, ConfigEntry, GroupDescription, NewTopic, raise_errors
-from odradek.client.client import KafkaClient, parse_bootstrap_servers
-from odradek.client.connection import BrokerConnection
-from odradek.client.consumer import EARLIEST, LATEST, MAX_TIMESTAMP, Consumer, fetch, list_offsets
-from odradek.client.errors import AuthenticationError, BrokerUnreachableError, ClientError, ErrorCode, KafkaError
-from odradek.client.group import GroupMember
-from odradek.client.metadata import ClusterMetadata, TopicMetadata
-from odradek.client.producer import Producer
-from odradek.protocol.topic_partition import TopicPartition
+import importlib
+
+# Names are imported when first used (PEP 562): the broker imports one submodule of this package
+# (consumer_protocol, for groups) and should not pay for the admin client and the rest at start-up.
+_WHERE = {
+    "Admin": "admin", "ConfigEntry": "admin", "GroupDescription": "admin", "NewTopic": "admin", "raise_errors": "admin",
+    "KafkaClient": "client", "parse_bootstrap_servers": "client", "BrokerConnection": "connection",
+    "EARLIEST": "consumer", "LATEST": "consumer", "MAX_TIMESTAMP": "consumer", "Consumer": "consumer",
+    "fetch": "consumer", "list_offsets": "consumer", "AuthenticationError": "errors",
+    "BrokerUnreachableError": "errors", "ClientError": "errors", "ErrorCode": "errors", "KafkaError": "errors",
+    "GroupMember": "group", "ClusterMetadata": "metadata", "TopicMetadata": "metadata", "Producer": "producer",
+}
+
+
+def __getattr__(name: str):
+    if name == "TopicPartition":
+        from odradek.protocol.topic_partition import TopicPartition
+
+        return TopicPartition
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'odradek.client' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"odradek.client.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "EARLIEST",
