@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from odradek.protocol.frames import unsigned_varint
+
 OFFSET_COMMIT_KEY_VERSION = 1
 GROUP_METADATA_KEY_VERSION = 2
 OFFSET_COMMIT_VALUE_VERSION = 3
@@ -279,24 +281,16 @@ def consumer_key(record_type: int, group_id: str, member_id: str | None = None) 
     return key + _string(member_id) if record_type in _CONSUMER_TYPES_WITH_MEMBER else key
 
 
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
 
 def _compact_string(value: str | None) -> bytes:
     if value is None:
         return b"\x00"
     data = value.encode()
-    return _uvarint(len(data) + 1) + data
+    return unsigned_varint(len(data) + 1) + data
 
 
 def _compact_array(items: list[bytes]) -> bytes:
-    return _uvarint(len(items) + 1) + b"".join(items)
+    return unsigned_varint(len(items) + 1) + b"".join(items)
 
 
 _NO_TAGS = b"\x00"
@@ -333,12 +327,12 @@ def consumer_member_metadata_value(value: ConsumerMemberMetadata) -> bytes:
 
 
 def _tagged(tag: int, data: bytes) -> bytes:
-    return _uvarint(1) + _uvarint(tag) + _uvarint(len(data)) + data
+    return unsigned_varint(1) + unsigned_varint(tag) + unsigned_varint(len(data)) + data
 
 
 def _classic_member_metadata(value: ClassicMemberMetadata) -> bytes:
     protocols = [
-        _compact_string(name) + _uvarint(len(metadata) + 1) + metadata + _NO_TAGS for name, metadata in value.protocols
+        _compact_string(name) + unsigned_varint(len(metadata) + 1) + metadata + _NO_TAGS for name, metadata in value.protocols
     ]
     return _I32.pack(value.session_timeout_ms) + _compact_array(protocols) + _NO_TAGS
 

@@ -18,19 +18,13 @@ from functools import cache
 
 from kio.serial import entity_writer
 
+from odradek.protocol.frames import unsigned_varint
+
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
 _HEAD_V7 = struct.Struct(">ihi")  # throttle_time_ms, error_code, session_id
 _EMPTY_TAGS = b"\x00"
 
-
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 @cache
@@ -39,12 +33,12 @@ def _writer(cls):
 
 
 def _array_length(count: int, flexible: bool) -> bytes:
-    return _uvarint(count + 1) if flexible else _INT32.pack(count)
+    return unsigned_varint(count + 1) if flexible else _INT32.pack(count)
 
 
 def _string(text: str, flexible: bool) -> bytes:
     data = text.encode()
-    return (_uvarint(len(data) + 1) if flexible else _INT16.pack(len(data))) + data
+    return (unsigned_varint(len(data) + 1) if flexible else _INT16.pack(len(data))) + data
 
 
 def fetch_response_chunks(response, version: int) -> list | None:
@@ -77,7 +71,7 @@ def fetch_response_chunks(response, version: int) -> list | None:
                 return None  # tagged fields beside records: not a shape this covers
             if flexible:
                 pending += encoded[:-2]  # the empty records (varint 1) and the empty tagged fields
-                pending += _uvarint(len(records) + 1)
+                pending += unsigned_varint(len(records) + 1)
             else:
                 pending += encoded[:-4]  # the empty records' int32 length
                 pending += _INT32.pack(len(records))

@@ -27,6 +27,16 @@ class RequestHeader(NamedTuple):
     body_offset: int  # where the request body starts within the frame
 
 
+def unsigned_varint(value: int) -> bytes:
+    """The unsigned varint of flexible versions' lengths and tags."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
 def read_unsigned_varint(buffer, offset: int) -> tuple[int, int]:
     """(value, new offset); raises FrameError past the end or beyond 5 bytes."""
     value = 0

@@ -18,7 +18,7 @@ from functools import cache
 from types import EllipsisType, NoneType, UnionType
 from typing import Callable, Union, get_args, get_origin
 
-from odradek.protocol.frames import FrameError, read_unsigned_varint
+from odradek.protocol.frames import FrameError, read_unsigned_varint, unsigned_varint
 
 _FIXED_SIZES = {
     "int8": 1, "bool": 1, "uint8": 1,
@@ -209,7 +209,7 @@ def _without_unknown_tags(view: memoryview, sections) -> bytes:
     position = 0
     for section_start, count_end, kept, dropped in sorted(sections):
         out += view[position:section_start]
-        out += _unsigned_varint(kept)
+        out += unsigned_varint(kept)
         position = count_end
         for start, end in dropped:
             out += view[position:start]
@@ -217,11 +217,3 @@ def _without_unknown_tags(view: memoryview, sections) -> bytes:
     out += view[position:]
     return bytes(out)
 
-
-def _unsigned_varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
