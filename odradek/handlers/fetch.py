@@ -10,7 +10,7 @@ A follower's fetch offset is its log end offset: the leader records it, which ma
 watermark. When `last_fetched_epoch` (v12+) says the fetcher's log diverged from ours, the answer
 is `diverging_epoch` (the epoch and where it ends here) and no records, so it truncates there.
 If fewer than `min_bytes` are ready the request parks until an append wakes it or `max_wait`
-passes; nothing polls. Batches are read from the page cache and sent as stored.
+passes; nothing polls, and a wake-up re-reads only the partitions that changed. Batches are read from the page cache and sent as stored.
 
 Closest replica (KIP-392): with `replica.selector.class` set to Kafka's RackAwareReplicaSelector,
 a leader answers a consumer whose `rack_id` (v11+) matches another in-sync replica's broker.rack
@@ -94,8 +94,18 @@ async def handle(ctx: RequestContext, request):
     read_committed = getattr(request, "isolation_level", 0) == 1
     deadline = asyncio.get_running_loop().time() + max_wait_s
 
+    changed = None  # after a wake-up: the partitions to read again (the others have nothing new)
     while True:
-        results, total = _read_all(ctx, wanted, max_bytes, replica_id, client_rack, read_committed)
+        if changed is None:
+            results, total = _read_all(ctx, wanted, max_bytes, replica_id, client_rack, read_committed)
+        else:
+            again = [index for index, entry in enumerate(wanted) if entry[0] in changed]
+            kept = total - sum(len(results[index][4]) for index in again)
+            fresh, _ = _read_all(ctx, [wanted[index] for index in again], max_bytes, replica_id, client_rack,
+                                 read_committed, already=kept)
+            for index, entry in zip(again, fresh):
+                results[index] = entry
+            total = sum(len(entry[4]) for entry in results)
         remaining = deadline - asyncio.get_running_loop().time()
         if (
             total >= min_bytes
@@ -106,7 +116,7 @@ async def handle(ctx: RequestContext, request):
                    for _key, _index, _state, error, _records, diverging, preferred, _aborted in results)
         ):
             break
-        await replicas.wait_for_append([entry[0] for entry in wanted if entry[0] is not None], remaining)
+        changed = await replicas.wait_for_append([entry[0] for entry in wanted if entry[0] is not None], remaining)
 
     stats = replicas.topic_stats
     for (tp, *_), (_key, _index, _state, error, records, *_) in zip(wanted, results):
@@ -177,12 +187,13 @@ def _wanted_partitions(ctx: RequestContext, named, by_id: bool, replica_id: int 
 
 
 def _read_all(ctx: RequestContext, wanted, max_bytes: int, replica_id: int, client_rack: str = "",
-              read_committed: bool = False):
-    """One pass over the requested partitions; returns ([(key, partition_index, state, error,
-    records, diverging, preferred read replica, aborted transactions)], bytes)."""
+              read_committed: bool = False, already: int = 0):
+    """One pass over the requested partitions (`already` bytes of the answer read before);
+    returns ([(key, partition_index, state, error, records, diverging, preferred read replica,
+    aborted transactions)], bytes)."""
     replicas = ctx.services.replicas
     results = []
-    total = 0
+    total = already
     for tp, key, partition, error in wanted:
         index = partition.partition
         if error is not None:

@@ -302,8 +302,9 @@ class ReplicaManager:
     def delete_records(self, tp: TopicPartition, offset: int) -> int:
         return self.leader_partition(tp).delete_records(offset)
 
-    async def wait_for_append(self, partitions: list[TopicPartition], timeout_s: float) -> None:
-        await self.waiters.wait(partitions, timeout_s)
+    async def wait_for_append(self, partitions: list[TopicPartition], timeout_s: float) -> set[TopicPartition]:
+        """The partitions appended to (or whose high watermark moved) while waiting."""
+        return await self.waiters.wait(partitions, timeout_s)
 
     # -- log dirs --------------------------------------------------------------------------
 

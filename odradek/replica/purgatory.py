@@ -17,17 +17,19 @@ class AppendWaiters:
         self._waiters: dict[TopicPartition, set[asyncio.Future]] = defaultdict(set)
         self._closed = False
 
-    async def wait(self, partitions: list[TopicPartition], timeout_s: float) -> None:
-        """Return when any of `partitions` gets an append or `timeout_s` passes (at once after close)."""
+    async def wait(self, partitions: list[TopicPartition], timeout_s: float) -> set[TopicPartition]:
+        """Return when any of `partitions` gets an append or `timeout_s` passes (at once after
+        close): the partitions that got one meanwhile (none on a timeout), so the waiter re-reads
+        only those."""
         if timeout_s <= 0 or self._closed:
-            return
+            return set()
         future = asyncio.get_running_loop().create_future()
         for tp in partitions:
             self._waiters[tp].add(future)
         try:
-            await asyncio.wait_for(future, timeout_s)
+            return await asyncio.wait_for(future, timeout_s)
         except asyncio.TimeoutError:
-            pass
+            return set()
         finally:
             for tp in partitions:
                 waiting = self._waiters.get(tp)
@@ -41,7 +43,9 @@ class AppendWaiters:
         if waiting:
             for future in waiting:
                 if not future.done():
-                    future.set_result(None)
+                    future.set_result({tp})
+                elif not future.cancelled():
+                    future.result().add(tp)  # woken already, not yet resumed: one more to re-read
 
     @property
     def closed(self) -> bool:
