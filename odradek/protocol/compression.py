@@ -4,7 +4,7 @@ Owns byte-in/byte-out compression only; it knows nothing about batches or record
 Snappy: Java and librdkafka producers send xerial-framed snappy (magic b"\\x82SNAPPY\\x00",
 two int32 versions, then int32-length-prefixed raw snappy blocks); a few clients send raw
 snappy. Both are accepted; we always write xerial framing, which every client reads.
-LZ4 is the lz4 frame format (KIP-57). All codecs are cramjam's.
+LZ4 is the lz4 frame format (KIP-57), with independent blocks as Kafka's Java client needs them. All codecs are cramjam's.
 """
 
 from __future__ import annotations
@@ -55,7 +55,11 @@ def compress(codec: int, data) -> bytes:
     if codec == SNAPPY:
         return _snappy_compress_xerial(bytes(data))
     if codec == LZ4:
-        return bytes(cramjam.lz4.compress(bytes(data)))
+        # independent blocks and no content checksum, as Kafka's writer makes them: the Java
+        # client refuses linked blocks, cramjam's default ("Dependent block stream is unsupported")
+        compressor = cramjam.lz4.Compressor(content_checksum=False, block_linked=False)
+        compressor.compress(bytes(data))
+        return bytes(compressor.finish())
     if codec == ZSTD:
         return bytes(cramjam.zstd.compress(bytes(data)))
     raise KafkaError(ErrorCode.unsupported_compression_type, f"compression codec {codec} is not one of 0..4")
