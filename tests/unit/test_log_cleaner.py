@@ -1,6 +1,8 @@
 """LogCleaner: latest record per key, tombstones until delete.retention.ms, dirty ratio and
-compaction lags, batch fields kept, swap crash safety, appends running during cleaning."""
+compaction lags, batch fields kept, swap crash safety, appends running during cleaning; batches
+settled from their bytes (kept whole, partly, or dropped; every codec), checked against a model."""
 
+import logging
 import os
 import random
 import threading
@@ -8,12 +10,21 @@ import threading
 import pytest
 
 from odradek.clock import FakeClock
+from odradek.log import cleaner as cleaner_module
 from odradek.log.cleaner import CLEANER_OFFSET_CHECKPOINT, LogCleaner
 from odradek.log.log_config import LogConfig
 from odradek.log.manager import LogManager
 from odradek.log.partition_log import PartitionLog
-from odradek.protocol.compression import GZIP
-from odradek.protocol.records import decode_records, encode_batch, read_batch_header, validate_batches
+from odradek.protocol.compression import CODECS, GZIP, LZ4, NONE
+from odradek.protocol.records import (
+    assemble_batch,
+    decode_records,
+    encode_batch,
+    encode_marker_batch,
+    read_batch_header,
+    validate_batches,
+    write_varint,
+)
 from odradek.protocol.topic_partition import TopicPartition
 
 TP = TopicPartition("compacted", 0)
@@ -335,3 +346,217 @@ def test_recreated_log_starts_with_no_clean_part(tmp_path, clock):
         produce(log, clock, [(b"same", f"{round_}".encode() * 50)])
     assert cleaner.clean_once(clock.now_ms()) == 1
     assert len([r for r in records(log) if r.offset < log.active_segment.base_offset]) == 1
+
+
+# --- batches settled from their bytes ---------------------------------------------------------
+
+
+def fill_closed_segments(log, clock, count=4):
+    """Filler batches with their own keys, so that what came before sits in closed segments."""
+    for i in range(count):
+        produce(log, clock, [(f"filler{i}".encode(), b"x" * 300)])
+
+
+def model_survivors(all_records, cleaned_below):
+    """What a cleaner keeping the latest record per key (tombstones included, key-less records
+    dropped) leaves of `all_records`, when everything below offset `cleaned_below` was cleaned."""
+    latest = {}
+    for record in all_records:
+        if record.offset < cleaned_below and record.key is not None:
+            latest[record.key] = record.offset
+    return [
+        record for record in all_records
+        if record.offset >= cleaned_below or (record.key is not None and latest[record.key] == record.offset)
+    ]
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_batch_partly_kept_keeps_records_bytes_offsets_and_timestamps(tmp_path, clock, codec):
+    manager, log, cleaner = setup(tmp_path, clock, compact_config(segment_bytes=30_000))
+    base_ms = clock.now_ms()
+    # 150 records: offset deltas from 64 on take two varint bytes; timestamps go back and forth.
+    pairs = [(f"k{i % 40}".encode(), f"value-{i}".encode() * (i % 7)) for i in range(150)]
+    records_in = [(base_ms + (i * 37) % 101 - 50, key, value, (("h", str(i).encode()),) if i % 3 else ())
+                  for i, (key, value) in enumerate(pairs)]
+    buffer = bytearray(encode_batch(records_in, codec=codec, producer_id=9, producer_epoch=2, base_sequence=100))
+    log.append(buffer, validate_batches(buffer), 4)
+    produce(log, clock, [(b"k0", b"newer"), (b"k39", b"newer")])
+    log.roll()
+    before = records(log)
+    assert cleaner.clean_once(clock.now_ms()) == 1
+    after = batches(log)
+    assert [r for _, rs in after for r in rs] == model_survivors(before, log.active_segment.base_offset)
+    rewritten = [(header, rs) for header, rs in after if header.producer_id == 9]
+    # Each key's last record in the batch is one of 110..149; k39 (119) and k0 (120) have newer ones.
+    assert [(h.base_offset, h.record_count) for h, _ in rewritten] == [(110, 9), (121, 29)]
+    for header, kept in rewritten:
+        assert (header.compression, header.producer_epoch) == (codec, 2)
+        assert header.base_sequence == 100 + header.base_offset
+        assert header.partition_leader_epoch == 4
+        assert header.base_timestamp == kept[0].timestamp
+        assert header.max_timestamp == max(r.timestamp for r in kept)
+
+
+def test_batch_of_10000_records_partly_kept(tmp_path, clock):
+    """Offset deltas from 8192 on take three varint bytes (librdkafka batches up to 10,000)."""
+    manager, log, cleaner = setup(tmp_path, clock, compact_config(segment_bytes=200_000))
+    produce(log, clock, [(f"{i % 9000}".encode(), b"v") for i in range(10_000)], codec=LZ4)
+    produce(log, clock, [(b"9999", b"w"), (b"8999", b"w")])  # 9999 is no key; 8999 is the record at 8999
+    log.roll()
+    before = records(log)
+    cleaner.clean_once(clock.now_ms())
+    assert records(log) == model_survivors(before, log.active_segment.base_offset)
+    assert [(h.base_offset, h.record_count) for h, _ in batches(log)][:2] == [(1000, 7999), (9000, 1000)]
+
+
+def test_batch_partly_kept_from_its_first_record_is_copied_as_bytes(tmp_path, clock):
+    manager, log, cleaner = setup(tmp_path, clock)
+    produce(log, clock, [(b"a", b"1"), (b"b", b"1"), (b"c", b"1"), (b"d", b"1")])
+    produce(log, clock, [(b"c", b"2"), (b"d", b"2")])
+    fill_closed_segments(log, clock)
+    original = log.read(0, 1 << 20, log.log_end_offset)
+    cleaner.clean_once(clock.now_ms())
+    header, kept = batches(log)[0]
+    assert (header.base_offset, header.record_count, [r.key for r in kept]) == (0, 2, [b"a", b"b"])
+    # The two records are the original batch's bytes, only the batch header is new.
+    cleaned = log.read(0, 1 << 20, log.log_end_offset)
+    first = read_batch_header(original, 0)
+    record_bytes = cleaned[61 : header.size]
+    assert original[61 : first.size].startswith(record_bytes)
+
+
+def test_batch_whose_records_all_go_is_dropped(tmp_path, clock):
+    manager, log, cleaner = setup(tmp_path, clock)
+    produce(log, clock, [(b"a", b"1"), (b"b", b"1"), (None, b"no key")], codec=LZ4)
+    produce(log, clock, [(b"a", b"2"), (b"b", b"2")])
+    fill_closed_segments(log, clock)
+    cleaner.clean_once(clock.now_ms())
+    assert [h.base_offset for h, _ in batches(log)][:1] == [3]
+    assert cleaner.stats.records_removed == 3
+
+
+def test_tombstone_in_a_partly_kept_batch_survives_then_goes(tmp_path, clock):
+    manager, log, cleaner = setup(tmp_path, clock, compact_config(delete_retention_ms=DAY_MS))
+    produce(log, clock, [(b"a", b"1"), (b"gone", None), (b"b", None), (b"c", b"1")], codec=GZIP)
+    produce(log, clock, [(b"a", b"2"), (b"gone", b"back")])
+    fill_closed_segments(log, clock)
+    cleaner.clean_once(clock.now_ms())
+    assert [(r.offset, r.key, r.value) for r in records(log)][:4] == [
+        (2, b"b", None), (3, b"c", b"1"), (4, b"a", b"2"), (5, b"gone", b"back"),
+    ]
+    clock.advance(DAY_MS)
+    assert cleaner.clean_once(clock.now_ms()) == 1  # due: the kept tombstone set a deadline
+    assert [(r.offset, r.key) for r in records(log)][:3] == [(3, b"c"), (4, b"a"), (5, b"gone")]
+
+
+def test_control_batches_stay_and_aborted_batches_go(tmp_path, clock):
+    manager, log, cleaner = setup(tmp_path, clock)
+    produce(log, clock, [(b"t", b"committed")], producer_id=5, producer_epoch=0, base_sequence=0, transactional=True)
+    marker = bytearray(encode_marker_batch(5, 0, True, 1, clock.now_ms()))
+    log.append(marker, validate_batches(marker), 0)
+    produce(log, clock, [(b"t", b"newer")])
+    fill_closed_segments(log, clock)
+    cleaner.clean_once(clock.now_ms())
+    found = batches(log)
+    assert found[0][0].is_control and found[0][0].base_offset == 1
+    assert [(r.offset, r.key, r.value) for r in records(log)][1] == (2, b"t", b"newer")
+
+
+def test_regular_batches_are_never_decoded(tmp_path, clock, monkeypatch):
+    manager, log, cleaner = setup(tmp_path, clock, compact_config(segment_bytes=4000))
+    rng = random.Random(3)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the cleaner decoded a regular batch into Record objects")
+
+    for _ in range(2):  # the second pass recopies clean segments too
+        for n in range(60):
+            pairs = [(rng.choice([None, b"a", b"b", b"k" * 20, b"long" * 30]), rng.choice([None, b"v" * rng.randint(0, 90)]))
+                     for _ in range(rng.randint(1, 80))]
+            produce(log, clock, pairs, codec=CODECS[n % len(CODECS)])
+        before = records(log)
+        monkeypatch.setattr(cleaner_module, "decode_records", no_decoding)
+        assert cleaner.clean_once(clock.now_ms()) == 1
+        monkeypatch.undo()
+        assert records(log) == model_survivors(before, log.active_segment.base_offset)
+
+
+def irregular_batch(base_timestamp, pairs_with_deltas):
+    """A batch whose records carry the given offset deltas (producers write 0..n-1; a client
+    could write anything, and validation checks only recordCount == lastOffsetDelta + 1)."""
+    body = bytearray()
+    for delta, (key, value) in pairs_with_deltas:
+        record = bytearray(b"\x00")
+        write_varint(record, 0)
+        write_varint(record, delta)
+        write_varint(record, len(key))
+        record += key
+        write_varint(record, len(value))
+        record += value
+        write_varint(record, 0)
+        write_varint(body, len(record))
+        body += record
+    count = len(pairs_with_deltas)
+    return bytearray(assemble_batch(
+        bytes(body), base_offset=0, record_count=count, attributes=NONE, base_timestamp=base_timestamp,
+        max_timestamp=base_timestamp, producer_id=-1, producer_epoch=-1, base_sequence=-1, partition_leader_epoch=-1,
+    ))
+
+
+def test_batch_with_offset_deltas_not_0_to_n_is_settled_by_its_decoded_offsets(tmp_path, clock):
+    manager, log, cleaner = setup(tmp_path, clock)
+    buffer = irregular_batch(clock.now_ms(), [(0, (b"x", b"1")), (2, (b"y", b"1")), (1, (b"z", b"1"))])
+    log.append(buffer, validate_batches(buffer), 0)
+    produce(log, clock, [(b"y", b"2")])
+    fill_closed_segments(log, clock)
+    cleaner.clean_once(clock.now_ms())
+    assert [(r.offset, r.key) for r in records(log)][:3] == [(0, b"x"), (1, b"z"), (3, b"y")]
+
+
+def test_record_whose_key_runs_past_it_fails_the_pass_and_changes_nothing(tmp_path, clock, caplog):
+    manager, log, cleaner = setup(tmp_path, clock)
+    good = encode_batch([(clock.now_ms(), b"k", b"value"), (clock.now_ms(), b"k", b"value")])
+    body = bytearray(good[61:])
+    body[4] = 2 * 9  # the first record's key length: 9 bytes, more than its 9-byte record holds
+    buffer = bytearray(assemble_batch(
+        bytes(body), base_offset=0, record_count=2, attributes=NONE, base_timestamp=clock.now_ms(),
+        max_timestamp=clock.now_ms(), producer_id=-1, producer_epoch=-1, base_sequence=-1, partition_leader_epoch=-1,
+    ))
+    log.append(buffer, validate_batches(buffer), 0)
+    fill_closed_segments(log, clock)
+    before = log.read(0, 1 << 20, log.log_end_offset)
+    with caplog.at_level(logging.ERROR):
+        assert cleaner.clean_once(clock.now_ms()) == 0
+    assert "cleaning compacted-0 failed" in caplog.text and "runs past" in caplog.text
+    assert log.read(0, 1 << 20, log.log_end_offset) == before
+    assert not any(path.name.endswith(".cleaned") for path in log.directory.iterdir())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cleaning_matches_a_model_over_passes(tmp_path, clock, monkeypatch, seed):
+    """Random batches (every codec, up to 300 records, key-less records, tombstones, headers,
+    LogAppendTime) over several passes with appends in between: after each pass, the cleaned part
+    holds exactly the latest record per key, byte-exact, and the rest is untouched."""
+    rng = random.Random(seed)
+    if seed % 2:
+        monkeypatch.setattr(cleaner_module, "_READ_CHUNK_BYTES", rng.choice([100, 5000]))  # batches cross chunks
+    config = compact_config(segment_bytes=rng.choice([3000, 20_000]), delete_retention_ms=10 * DAY_MS)
+    manager, log, cleaner = setup(tmp_path, clock, config)
+    keys = [None] + [f"key-{i}".encode() * rng.choice([1, 4]) for i in range(rng.choice([5, 60]))]
+    for _ in range(4):
+        for _ in range(rng.randint(10, 40)):
+            count = rng.choice([1, 3, 70, 300])
+            pairs = [(rng.choice(keys), None if rng.random() < 0.1 else rng.randbytes(rng.choice([0, 5, 80, 80, 9000])))
+                     for _ in range(count if count < 300 else 30)]
+            records_in = [(clock.now_ms() + rng.randint(-500, 500), key, value, (("h", b"1"),) if rng.random() < 0.2 else ())
+                          for key, value in pairs]
+            buffer = bytearray(encode_batch(
+                records_in, codec=rng.choice(CODECS), timestamp_type=int(rng.random() < 0.2),
+                producer_id=rng.choice([-1, 77]), producer_epoch=1, base_sequence=rng.randint(0, 10),
+            ))
+            log.append(buffer, validate_batches(buffer), 2)
+            clock.advance(rng.randint(0, 100))
+        log.roll()
+        before = records(log)
+        cleaner.clean_once(clock.now_ms())
+        assert records(log) == model_survivors(before, log.active_segment.base_offset)
