@@ -52,8 +52,7 @@ async def handle(ctx: RequestContext, request):
     session_epoch = getattr(request, "session_epoch", FINAL_EPOCH)
     replicas = ctx.services.replicas
     by_id = ctx.api_version >= 13
-    replica_state = getattr(request, "replica_state", None)
-    replica_id = replica_state.replica_id if replica_state is not None else getattr(request, "replica_id", -1)
+    replica_id = replica_id_of(request)
     sessions = ctx.services.fetch_sessions
     named = _named_partitions(request, by_id)
     session = None
@@ -137,6 +136,12 @@ async def handle(ctx: RequestContext, request):
     else:
         answered_session = 0
     return _response(response, results, by_id, read_committed, answered_session)
+
+
+def replica_id_of(request) -> int:
+    """The fetching broker's id (from v15 in replica_state), -1 for a consumer."""
+    state = getattr(request, "replica_state", None)
+    return state.replica_id if state is not None else getattr(request, "replica_id", -1)
 
 
 def _reported_offsets(state) -> tuple[int, int]:

@@ -59,16 +59,14 @@ def fetch_response_chunks(response, version: int) -> list | None:
         pending += _array_length(len(topic.partitions), flexible)
         for partition in topic.partitions:
             records = partition.records
-            if not records:
-                buffer = io.BytesIO()
-                _writer(type(partition))(buffer, partition)
-                pending += buffer.getbuffer()
-                continue
-            buffer = io.BytesIO()
-            _writer(type(partition))(buffer, _without_records(partition))
-            encoded = buffer.getbuffer()
-            if _has_tags(partition):
+            if records and _has_tags(partition):
                 return None  # tagged fields beside records: not a shape this covers
+            buffer = io.BytesIO()
+            _writer(type(partition))(buffer, _without_records(partition) if records else partition)
+            encoded = buffer.getbuffer()
+            if not records:
+                pending += encoded
+                continue
             if flexible:
                 pending += encoded[:-2]  # the empty records (varint 1) and the empty tagged fields
                 pending += unsigned_varint(len(records) + 1)

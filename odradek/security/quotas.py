@@ -196,7 +196,6 @@ class ClientQuotas:
         # type, DEFAULT for the type's default, else the name
         self._bounds: dict[str, dict[tuple, float]] = {}
         self._ip_bounds: dict[str | None, float] = {}
-        self._entries: dict[Entity, dict[str, float]] = {}
         self._usage: dict[tuple[str, str, str], Rate] = {}
         self._next_sweep_ms = 0.0
         self.throttled: Counter = Counter()  # quota key -> responses that told a client to wait
@@ -220,14 +219,10 @@ class ClientQuotas:
             for key, value in values.items():
                 if key in bounds:
                     bounds[key][part] = value
-        self._entries = {entity: dict(values) for entity, values in entries.items() if values}
         self._bounds, self._ip_bounds = bounds, ip_bounds
         self.produce_enabled = bool(bounds[PRODUCER_BYTE_RATE])
         self.fetch_enabled = bool(bounds[CONSUMER_BYTE_RATE])
         self.request_enabled = bool(bounds[REQUEST_PERCENTAGE])
-
-    def entries(self) -> dict[Entity, dict[str, float]]:
-        return {entity: dict(values) for entity, values in self._entries.items()}
 
     # -- enforcement -------------------------------------------------------------------------
 
@@ -252,16 +247,22 @@ class ClientQuotas:
             return 0
         (user_tag, client_tag), bound = found
         now = self._now_ms()
-        usage = self._usage_of(key, user_tag, client_tag, now)
+        throttle = self._throttle_after(self._usage_of(key, user_tag, client_tag, now), value, bound, now, max_throttle_ms)
+        if throttle is None:
+            return 0
+        self.throttled[key] += 1
+        return int(round(throttle))
+
+    @staticmethod
+    def _throttle_after(usage: Rate, value: float, bound: float, now: float, max_throttle_ms: float | None) -> float | None:
+        """Record `value`; None within `bound`, else the wait in ms that brings the rate back to
+        it (Kafka's formula: (rate - bound) / bound * window), capped at `max_throttle_ms`."""
         usage.record(value, now)
         measured = usage.per_second(now)
         if measured <= bound:
-            return 0
+            return None
         throttle = (measured - bound) / bound * usage.window_size_ms(now)
-        if max_throttle_ms is not None:
-            throttle = min(throttle, max_throttle_ms)
-        self.throttled[key] += 1
-        return int(round(throttle))
+        return throttle if max_throttle_ms is None else min(throttle, max_throttle_ms)
 
     def unrecord(self, key: str, user: str, client_id: str, value: float) -> None:
         """Take back a recorded value (a throttled fetch is answered empty, so its bytes do not count)."""
@@ -295,12 +296,11 @@ class ClientQuotas:
             return 0
         now = self._now_ms()
         usage = self._usage_of(CONNECTION_CREATION_RATE, ip, "", now)
-        usage.record(1.0, now)
-        measured = usage.per_second(now)
-        if measured <= bound:
+        throttle = self._throttle_after(usage, 1.0, bound, now, self.window_ms)
+        if throttle is None:
             return 0
         usage.record(-1.0, now)
-        return int(round(min((measured - bound) / bound * usage.window_size_ms(now), self.window_ms)))
+        return int(round(throttle))
 
     def _usage_of(self, key: str, user_tag: str, client_tag: str, now: float) -> Rate:
         if now >= self._next_sweep_ms:

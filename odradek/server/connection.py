@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 # Above this much unsent data we wait for the socket before reading the next request.
 WRITE_HIGH_WATER_BYTES = 4 * 1024 * 1024
 # A request has socket.request.receive.timeout.ms to arrive, and one second more per MiB of it.
-SECONDS_PER_BYTE_RECEIVED = 1024 * 1024
+BYTES_PER_EXTRA_SECOND = 1024 * 1024
 
 
 def peer_name(address) -> str:
@@ -39,7 +39,7 @@ def peer_name(address) -> str:
 
 class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dispatcher, max_request_bytes: int,
-                 session: Session | None = None):
+                 session: Session | None = None, receive_timeout_s: float = 30.0):
         self.reader = reader
         self.session = session or Session()
         self.writer = writer
@@ -50,7 +50,7 @@ class Connection:
         self.closing = False
         self.last_active = time.monotonic()  # when the last request was answered (connections.max.idle.ms)
         self.receiving_until: float | None = None  # while a request arrives: when it must have (slowloris)
-        self.receive_timeout_s = 30.0
+        self.receive_timeout_s = receive_timeout_s
         transport = writer.transport
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER_BYTES)
 
@@ -67,7 +67,7 @@ class Connection:
                     name = "socket.request.max.bytes" if session.authenticated else "sasl.server.max.receive.size"
                     raise FrameError(f"frame of {size} bytes is larger than {name} {limit}"
                                      + ("" if session.authenticated else " before authentication"))
-                self.receiving_until = time.monotonic() + self.receive_timeout_s + size / SECONDS_PER_BYTE_RECEIVED
+                self.receiving_until = time.monotonic() + self.receive_timeout_s + size / BYTES_PER_EXTRA_SECOND
                 frame = await self.reader.readexactly(size)
                 self.receiving_until = None
                 self.busy = True

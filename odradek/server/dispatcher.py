@@ -27,6 +27,7 @@ from kio.serial.errors import SerialError
 
 from odradek.handlers import api_versions
 from odradek.handlers.context import ANONYMOUS, BrokerServices, CloseConnection, RequestContext
+from odradek.handlers.fetch import replica_id_of
 from odradek.handlers.registry import HANDLERS
 from odradek.protocol.schemas import request_class, response_class
 from odradek.handlers.responses import error_response
@@ -210,9 +211,7 @@ class _StepTimer:
 
 def _from_consumer(request) -> bool:
     """Not a follower's Fetch (replica id >= 0): replication has its own throttles."""
-    state = getattr(request, "replica_state", None)
-    replica_id = state.replica_id if state is not None else getattr(request, "replica_id", -1)
-    return replica_id < 0
+    return replica_id_of(request) < 0
 
 
 def _frame_of(correlation_id: int, flexible_header: bool, response, api_key: int, version: int):

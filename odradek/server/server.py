@@ -205,8 +205,8 @@ class SocketServer:
                 return
         try:
             session = self.session_factory(writer) if self.session_factory is not None else None
-            connection = Connection(reader, writer, self.dispatcher, self.max_request_bytes, session)
-            connection.receive_timeout_s = self.receive_timeout_s
+            connection = Connection(reader, writer, self.dispatcher, self.max_request_bytes, session,
+                                    self.receive_timeout_s)
             task = asyncio.current_task()
             self._connections[task] = connection
             try:
