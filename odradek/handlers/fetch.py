@@ -118,12 +118,12 @@ async def handle(ctx: RequestContext, request):
         changed = await replicas.wait_for_append([entry[0] for entry in wanted if entry[0] is not None], remaining)
 
     stats = replicas.topic_stats
-    for (tp, *_), (_key, _index, _state, error, records, *_) in zip(wanted, results):
+    for (tp, *_), (_key, _index, state, error, records, *_) in zip(wanted, results):
         if tp is not None:
             if records:
                 stats.fetched(tp.topic, len(records), follower=replica_id >= 0)
             if error is not None:
-                stats.fetch_failed(tp.topic)
+                stats.fetch_failed(tp.topic if state is not None else None)  # None: not hosted here
     if session is not None:
         results = [entry for entry in results if session.must_answer(
             (entry[0], entry[1]), *_reported_offsets(entry[2]), has_records=len(entry[4]) > 0,

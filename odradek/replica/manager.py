@@ -101,7 +101,7 @@ class ReplicaManager:
                 raise KafkaError(ErrorCode.unknown_topic_or_partition, f"this broker does not host {tp}")
             result = partition.append_records(records, required_acks=required_acks)
         except KafkaError:
-            self.topic_stats.produce_failed(tp.topic)
+            self.topic_stats.produce_failed(tp.topic if partition is not None else None)
             raise
         self.topic_stats.appended(tp.topic, result.last_offset - result.base_offset + 1, len(records))
         self.waiters.notify(tp)

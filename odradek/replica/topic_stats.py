@@ -38,8 +38,11 @@ class BrokerTopicStats:
         total.messages_in += messages
         total.bytes_in += size
 
-    def produce_failed(self, topic: str) -> None:
-        self.of(topic).failed_produce_requests += 1
+    def produce_failed(self, topic: str | None) -> None:
+        """A partition's append failed; `topic` None when this broker does not host it (a name a
+        client made up gets no counters of its own, so it cannot grow them without bound)."""
+        if topic is not None:
+            self.of(topic).failed_produce_requests += 1
         self.total.failed_produce_requests += 1
 
     def fetched(self, topic: str, size: int, *, follower: bool) -> None:
@@ -51,8 +54,10 @@ class BrokerTopicStats:
             counters.bytes_out += size
             total.bytes_out += size
 
-    def fetch_failed(self, topic: str) -> None:
-        self.of(topic).failed_fetch_requests += 1
+    def fetch_failed(self, topic: str | None) -> None:
+        """As produce_failed, for a partition's read."""
+        if topic is not None:
+            self.of(topic).failed_fetch_requests += 1
         self.total.failed_fetch_requests += 1
 
     def replicated_in(self, topic: str, size: int) -> None:

@@ -157,3 +157,20 @@ def test_the_grafana_dashboard_asks_only_for_what_the_broker_serves(metered):
     queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
     asked = {name for query in queries for name in re.findall(r"\b((?:kafka|odradek)_[a-z_]+)", query)}
     assert asked and asked <= served, sorted(asked - served)
+
+
+def test_requests_for_topics_that_do_not_exist_make_no_metrics_of_their_own(metered):
+    """Produce and fetch naming 200 made-up topics are counted as failures in the broker total, but
+    no per-topic series appear for them: a client cannot grow the broker's metrics (or its memory)
+    by inventing topic names."""
+    from .test_bad_input import batch, fetch_partition, produce_partition
+    from .wire import WireClient
+
+    with WireClient(metered.bootstrap_servers) as client:
+        for index in range(100):
+            assert produce_partition(client, f"made-up-{index}", 0, batch(b"x")).error_code != 0
+            assert fetch_partition(client, f"made-up-fetch-{index}", 0).error_code != 0
+    samples = scrape(metered)
+    assert sample(samples, "kafka_server_brokertopicmetrics_failedproducerequests_total") >= 100
+    assert sample(samples, "kafka_server_brokertopicmetrics_failedfetchrequests_total") >= 100
+    assert not [labels for _name, labels in samples if any(k == "topic" and v.startswith("made-up") for k, v in labels)]
