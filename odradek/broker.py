@@ -191,6 +191,7 @@ class BrokerRuntime:
             replicas.configure_cluster(
                 fetchers=self.fetchers, config_values_for=controller.topic_config_values,
                 isr_writer=membership.write_isr, listener_name=config.inter_broker_listener_name,
+                state_reader=lambda tp: asyncio.to_thread(self._watcher.refresh_state, tp.topic, tp.partition),
             )
             replicas.apply_image(metadata.image)  # leading __consumer_offsets partitions loads their groups
             metadata.subscribe(lambda old, new: replicas.apply_image(new))

@@ -61,6 +61,7 @@ class ZkMetadataWatcher:
         self._watched_brokers: set[int] = set()
         self._watched_topics: set[str] = set()
         self._watched_states: set[tuple[str, int]] = set()
+        self._state_updates: dict[tuple[str, int], int] = {}  # watch events per partition: refreshes never undo one
         self._controller_id = NO_LEADER
         self._publish_pending = False
         self._stopped = False
@@ -132,6 +133,8 @@ class ZkMetadataWatcher:
         self._watched_topics.discard(name)
         for key in [key for key in self._states if key[0] == name]:
             del self._states[key]
+        for key in [key for key in self._state_updates if key[0] == name]:
+            del self._state_updates[key]
         self._watched_states = {key for key in self._watched_states if key[0] != name}
 
     def _topic_watch(self, name: str):
@@ -169,6 +172,7 @@ class ZkMetadataWatcher:
             with self._lock:
                 if (name, partition) not in self._watched_states:
                     return False
+                self._state_updates[(name, partition)] = self._state_updates.get((name, partition), 0) + 1
                 if data is None:
                     self._states.pop((name, partition), None)
                 else:
@@ -245,12 +249,29 @@ class ZkMetadataWatcher:
         with self._lock:
             keys = list(self._watched_states)
         for topic, partition in keys:
-            state = self.store.partition_state(topic, partition)
-            with self._lock:
-                if state is None:
-                    self._states.pop((topic, partition), None)
-                else:
-                    self._states[(topic, partition)] = state
+            self._refresh_state(topic, partition)
+
+    def refresh_state(self, topic: str, partition: int) -> None:
+        """Read one partition's state again and publish (blocking): a follower told by its leader
+        that its leader epoch is old has missed a change, and must not wait for a watch that
+        already fired while this broker's session was being replaced."""
+        self._refresh_state(topic, partition)
+        self._schedule_publish()
+
+    def _refresh_state(self, topic: str, partition: int) -> None:
+        key = (topic, partition)
+        with self._lock:
+            if key not in self._watched_states:
+                return
+            seen = self._state_updates.get(key, 0)
+        state = self.store.partition_state(topic, partition)
+        with self._lock:
+            if self._state_updates.get(key, 0) != seen:
+                return  # a watch brought a newer state while this one was read: keep it
+            if state is None:
+                self._states.pop(key, None)
+            else:
+                self._states[key] = state
 
     def set_fenced(self, fenced: bool) -> None:
         """Fence (or unfence) this broker's view: fenced, it leads nothing (see __init__)."""

@@ -194,6 +194,8 @@ class LeaderFetcher:
             # The leader moved on, or we are ahead of its metadata: the next image decides.
             if error != ErrorCode.unknown_leader_epoch:
                 self.partitions.pop(tp, None)
+                log.info("Stopped fetching %s from broker %d (%s): waiting for newer metadata", tp, self.leader_id, error.name.upper())
+                self.replicas.metadata_behind(tp)
         elif error == ErrorCode.unknown_topic_or_partition:
             pass  # the leader has not created it yet: try again next round
         else:

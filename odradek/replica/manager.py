@@ -54,6 +54,8 @@ class ReplicaManager:
         self._config_values_for: Callable[[str], dict] | None = None
         self._isr_writer = None
         self._isr_changes_in_flight: set[TopicPartition] = set()
+        self._state_reader = None  # reads one partition's state again from the metadata store
+        self._state_reads_in_flight: set[TopicPartition] = set()
         self._applied_once = False
         self._changes: dict[str, list] = {"leading": [], "following": []}  # of the image being applied
         self._topic_configs: dict[str, dict] = {}  # the overrides last applied, per topic
@@ -349,11 +351,32 @@ class ReplicaManager:
 
     # -- cluster mode ------------------------------------------------------------------------
 
-    def configure_cluster(self, *, fetchers, config_values_for, isr_writer, listener_name: str) -> None:
+    def configure_cluster(self, *, fetchers, config_values_for, isr_writer, listener_name: str,
+                          state_reader=None) -> None:
         self.fetchers = fetchers
         self._config_values_for = config_values_for
         self._isr_writer = isr_writer
         self.listener_name = listener_name
+        self._state_reader = state_reader
+
+    def metadata_behind(self, tp: TopicPartition) -> None:
+        """A leader answered this follower FENCED_LEADER_EPOCH or NOT_LEADER_OR_FOLLOWER: our image
+        is older than the partition's state. Read that state again (once at a time per partition)
+        so that the fetcher comes back even if the change's notification was missed."""
+        if self._state_reader is None or tp in self._state_reads_in_flight:
+            return
+        self._state_reads_in_flight.add(tp)
+
+        async def read() -> None:
+            try:
+                await asyncio.sleep(0.2)  # the notification usually arrives first
+                await self._state_reader(tp)
+            except Exception as exc:  # noqa: BLE001 - ZooKeeper unreachable: the next answer retries
+                log.info("Could not read the state of %s again: %s", tp, exc)
+            finally:
+                self._state_reads_in_flight.discard(tp)
+
+        asyncio.get_running_loop().create_task(read())
 
     def apply_image(self, image) -> None:
         """Follow a new metadata image (see the module docstring). The first one, at start-up,
