@@ -66,6 +66,13 @@ def _check_node_id(path: Path, values: dict[str, str], node_id: int) -> None:
         )
 
 
+def _renamed(tp: TopicPartition, suffix: str) -> str:
+    """`<topic>-<partition>.<uuid><suffix>` with the topic cut so the name fits in 255 bytes, as
+    Kafka does: a topic name may be 249 characters long, and with the suffix it would not fit."""
+    tail = f"-{tp.partition}.{uuid.uuid4().hex}{suffix}"
+    return tp.topic[:255 - len(tail)] + tail
+
+
 class LogManager:
     """Every PartitionLog in the broker's log directories.
 
@@ -275,7 +282,7 @@ class LogManager:
         if partition_log is None:
             return
         partition_log.close()
-        target = partition_log.directory.with_name(f"{tp.dir_name}.{uuid.uuid4().hex}{DELETE_SUFFIX}")
+        target = partition_log.directory.with_name(_renamed(tp, DELETE_SUFFIX))
         try:
             os.rename(partition_log.directory, target)
         except OSError as exc:
@@ -292,7 +299,7 @@ class LogManager:
         if partition_log is None:
             return None
         partition_log.close()
-        target = partition_log.directory.with_name(f"{tp.dir_name}.{uuid.uuid4().hex}{STRAY_SUFFIX}")
+        target = partition_log.directory.with_name(_renamed(tp, STRAY_SUFFIX))
         try:
             os.rename(partition_log.directory, target)
         except OSError as exc:

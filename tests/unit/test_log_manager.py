@@ -115,6 +115,23 @@ def test_delete_log_renames_then_removes(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.is_dir()]
 
 
+def test_a_topic_with_the_longest_legal_name_can_be_deleted_and_set_aside(tmp_path):
+    """249 characters (Kafka's limit) plus "-<partition>.<uuid>-delete" would pass the 255 bytes a
+    file name may have: the topic part is cut, as Kafka cuts it."""
+    clock = FakeClock()
+    manager = make_manager([tmp_path], clock)
+    manager.startup(lambda tp: LogConfig())
+    long_name = "x" * 249
+    manager.create_log(TopicPartition(long_name, 12), LogConfig())
+    manager.create_log(TopicPartition(long_name, 13), LogConfig())
+    manager.delete_log(TopicPartition(long_name, 12))
+    assert manager.mark_stray(TopicPartition(long_name, 13)) is not None
+    names = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert [len(name) for name in names] == [255, 255] and names[0].endswith("-delete") and "-12." in names[0]
+    manager.remove_deleted()
+    assert [p.name.endswith("-stray") for p in tmp_path.iterdir() if p.is_dir()] == [True]
+
+
 def test_startup_skips_delete_and_stray_dirs_and_files(tmp_path):
     clock = FakeClock()
     (tmp_path / "t-0.0123abcd-delete").mkdir()
