@@ -256,9 +256,12 @@ class BrokerRuntime:
         )
 
     async def _serve_operators(self, services: BrokerServices, request_stats: RequestStats) -> None:
-        """metrics.listener: /metrics, /health, /ready."""
+        """metrics.listener: /metrics, /health, /ready, the REST API and the console."""
+        from odradek.security.mechanisms import plain_accounts
         from odradek.web.endpoints import OperatorEndpoints
+        from odradek.web.http_auth import HttpAuthenticator
         from odradek.web.metrics import BrokerCollector
+        from odradek.web.rest_api import RestApi
 
         collector = BrokerCollector(
             services, request_stats,
@@ -266,8 +269,25 @@ class BrokerRuntime:
             in_flight=lambda: sum(server.busy_count for server in self.servers),
             is_controller=lambda: self.membership is None or self.membership.controller is not None,
         )
-        self.operator_endpoints = OperatorEndpoints(self.config["metrics.listener"], collector, self._not_ready)
+        config = self.config
+        authenticator = HttpAuthenticator(config["http.authentication.method"], self._stored_credential,
+                                          plain_accounts(config))
+        rest = RestApi(services.cluster_id, self._http_bootstrap(), inter_broker_security(config), config.node_id,
+                       lambda: services.acls.authorizer)
+        self.operator_endpoints = OperatorEndpoints(config["metrics.listener"], collector, self._not_ready,
+                                                    authenticator=authenticator,
+                                                    authorizer_of=lambda: services.acls.authorizer, rest=rest,
+                                                    node_id=config.node_id, topic_stats=services.replicas.topic_stats)
         await self.operator_endpoints.start()
+
+    def _http_bootstrap(self) -> str:
+        """Where the REST API's Kafka client connects: this broker's inter-broker listener (the
+        caller's own rights are checked before it is used; it acts as the broker)."""
+        config = self.config
+        name = config.inter_broker_listener_name
+        endpoint = next(e for e in self._registration(config.node_id, config.listeners).endpoints if e.listener == name)
+        host = "127.0.0.1" if endpoint.host in ("", "0.0.0.0", "::") else endpoint.host
+        return f"{host}:{endpoint.port}"
 
     def _not_ready(self) -> list[str]:
         """Why this broker should not get traffic yet (empty: ready): in a cluster, until it is

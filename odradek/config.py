@@ -474,8 +474,15 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
     _b("replication.quota.window.size.seconds", "int", 1,
        "Length of one replication throttle sample.", AtLeast(1)),
     _b("metrics.listener", "string", None,
-       "Where the broker serves Prometheus /metrics, /health and /ready over HTTP, e.g. "
-       "http://127.0.0.1:9644 (odradek only; Kafka needs a JMX exporter). Unset: not served."),
+       "Where the broker serves HTTP, e.g. http://127.0.0.1:9644: Prometheus /metrics, /health and /ready, "
+       "the admin REST API under /api (OpenAPI document at /api/openapi.json) and the web console at /ui "
+       "(odradek only; Kafka needs a JMX exporter, a REST proxy and a separate UI). Unset: not served."),
+    _b("http.authentication.method", "string", "NONE",
+       "How callers of metrics.listener log in: NONE (everyone is User:ANONYMOUS) or BASIC (HTTP Basic "
+       "with a Kafka user's name and password: SCRAM credentials or a SASL listener's PLAIN accounts). "
+       "With an authorizer, the REST API and console show and do only what the caller's ACLs allow; "
+       "/health, /ready and /api/openapi.json answer everyone (odradek only).",
+       OneOf(("NONE", "BASIC"))),
     _b("max.incremental.fetch.session.cache.slots", "int", 1000,
        "Most incremental fetch sessions (KIP-227) the broker keeps; beyond it a new one may take the "
        "slot of an older, smaller one, else the client keeps sending full fetches.", AtLeast(0)),

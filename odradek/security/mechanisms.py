@@ -53,6 +53,18 @@ def listener_mechanisms(config, listener: str, stored_credential: Callable[[str,
     return factories
 
 
+def plain_accounts(config) -> dict[str, str]:
+    """The PLAIN accounts of every SASL listener that enables PLAIN (HTTP Basic logins accept them)."""
+    accounts: dict[str, str] = {}
+    for listener in config.listeners:
+        if not config.security_protocol_of(listener.name).startswith("SASL_"):
+            continue
+        enabled = [str(m).strip().upper() for m in config.for_listener(listener.name, "sasl.enabled.mechanisms")]
+        if "PLAIN" in enabled:
+            accounts.update(_plain_users(config, listener.name))
+    return accounts
+
+
 def _plain_users(config, listener: str) -> dict[str, str]:
     value = config.for_listener(listener, "sasl.jaas.config", "PLAIN")
     prefix = f"listener.name.{listener.lower()}.plain.sasl.jaas.config"

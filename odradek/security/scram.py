@@ -72,6 +72,14 @@ def credential_from_salted(mechanism: str, salted: bytes, salt: bytes, iteration
                            hmac.digest(salted, b"Server Key", digest), iterations)
 
 
+def password_matches(mechanism: str, credential: ScramCredential, password: str) -> bool:
+    """Whether `password` is the one `credential` was made from (HTTP Basic logins check users'
+    SCRAM credentials this way; the stored key is all that is kept)."""
+    salted = salted_password(mechanism, password, credential.salt, credential.iterations)
+    return hmac.compare_digest(credential_from_salted(mechanism, salted, credential.salt, credential.iterations).stored_key,
+                               credential.stored_key)
+
+
 def credential_from_password(mechanism: str, password: str, iterations: int = DEFAULT_ITERATIONS,
                              salt: bytes | None = None) -> ScramCredential:
     salt = salt if salt is not None else os.urandom(32)

@@ -29,7 +29,7 @@ ALLOWED = {
     "cluster": {"protocol", "replica", "coordinator", "client", "config", "clock", "security"},
     "handlers": {"protocol", "replica", "coordinator", "cluster", "config", "clock", "security"},
     "server": {"protocol", "handlers", "config", "clock", "security"},
-    "web": {"protocol", "handlers", "server", "replica", "coordinator", "cluster", "config", "clock", "security"},
+    "web": {"protocol", "handlers", "server", "replica", "coordinator", "cluster", "client", "config", "clock", "security"},
     "cli": {"client", "config", "protocol", "broker", "clock", "security"},
     # top-level modules
     "broker": {"protocol", "clock", "config", "log", "replica", "coordinator", "cluster", "handlers", "server",
