@@ -18,6 +18,8 @@ REQUIREMENTS=(
     "flock:util-linux"
     # tests/cluster: network partitions between brokers in network namespaces
     "ip:iproute2"
+    # tests/integration/test_console.py: the web console in headless Chromium (Playwright drives it)
+    "chromium:chromium"
 )
 
 missing=()
