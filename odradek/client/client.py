@@ -229,15 +229,16 @@ class KafkaClient:
         partitions = list(partitions)
         topics = sorted({tp.topic for tp in partitions})
         cluster = await self.topic_metadata(topics)
+        leader_of = {(name, p.partition): p.leader_id for name in topics for p in cluster.topics[name].partitions}
         by_leader: dict[int, list[TopicPartition]] = {}
         for tp in partitions:
-            known = {p.partition for p in cluster.topics[tp.topic].partitions}
-            if tp.partition not in known:
+            leader = leader_of.get((tp.topic, tp.partition))
+            if leader is None:
+                count = len(cluster.topics[tp.topic].partitions)
                 raise KafkaError(
                     ErrorCode.unknown_topic_or_partition,
-                    f"topic '{tp.topic}' has no partition {tp.partition} (partitions 0..{len(known) - 1})",
+                    f"topic '{tp.topic}' has no partition {tp.partition} (partitions 0..{count - 1})",
                 )
-            leader = cluster.leader_of(tp)
             if leader < 0:
                 raise KafkaError(ErrorCode.leader_not_available, f"partition {tp} has no leader")
             by_leader.setdefault(leader, []).append(tp)

@@ -66,7 +66,9 @@ SCHEMAS = {
         "reassignment": _RELATED, "leader_id": _NULLABLE_INT,
         "replica_ids": {"type": "array", "items": _INT}, "isr_ids": {"type": "array", "items": _INT},
         "earliest_offset": _NULLABLE_INT, "latest_offset": _NULLABLE_INT}, ["topic_name", "partition_id"]),
-    "PartitionList": _list_of("KafkaPartitionList", "Partition"),
+    "PartitionList": {**_list_of("KafkaPartitionList", "Partition"),
+                      "properties": {**_list_of("KafkaPartitionList", "Partition")["properties"],
+                                     "partitions_count": _INT}},
     "Replica": _resource("KafkaReplica", {
         "cluster_id": _STRING, "topic_name": _STRING, "partition_id": _INT, "broker_id": _INT, "is_leader": _BOOL,
         "is_in_sync": _BOOL, "broker": _RELATED}, ["broker_id", "is_leader", "is_in_sync"]),
@@ -204,8 +206,11 @@ def document() -> dict:
             "delete": _op("deleteTopic", "Delete a topic (Delete on the topic)", _ok(None, "204", "Deleted"),
                           [CLUSTER, TOPIC], tag="Topic")},
         c + "/topics/{topic_name}/partitions": {"get": _op(
-            "listPartitions", "A topic's partitions with leader, replicas, ISR and offsets", _ok("PartitionList"),
-            [CLUSTER, TOPIC], tag="Partition")},
+            "listPartitions", "A topic's partitions with leader, replicas, ISR and offsets (all, or a page)",
+            _ok("PartitionList"),
+            [CLUSTER, TOPIC, _query("start", {"type": "integer", "minimum": 0}, "the first partition id of the page"),
+             _query("limit", {"type": "integer", "minimum": 1, "maximum": 10000}, "most partitions in the page")],
+            tag="Partition")},
         c + "/topics/{topic_name}/partitions/{partition_id}": {"get": _op(
             "getPartition", "One partition", _ok("Partition"), [CLUSTER, TOPIC, PARTITION], tag="Partition")},
         c + "/topics/{topic_name}/partitions/{partition_id}/replicas": {"get": _op(

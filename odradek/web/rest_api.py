@@ -20,6 +20,7 @@ import binascii
 import datetime
 import json
 import logging
+import time
 from collections.abc import Callable
 
 from odradek.client import EARLIEST, LATEST, Admin, KafkaClient, NewTopic, Producer
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 BASE = "/api/v3"
 RESOURCE_TOPIC, RESOURCE_BROKER = 2, 4
 MAX_RECORDS = 1000
+MAX_PAGE_PARTITIONS = 10_000
 DEFAULT_RECORDS = 50
 MAX_PAGE_BYTES = 4 * 1024 * 1024
 MAX_OFFSET = 2**63 - 1
@@ -449,11 +451,21 @@ class RestApi:
         )
 
     async def list_partitions(self, request, auth, topic_name):
+        """Every partition, or a page of them: `start` (the first partition id) and `limit`, with
+        `metadata.next` naming the next page (a console pages a topic of 10,000 partitions)."""
+        start = _int(request.query.get("start", "0"), "start", 0, 2**31 - 1)
+        limit = _int(request.query.get("limit", str(MAX_PAGE_PARTITIONS)), "limit", 1, MAX_PAGE_PARTITIONS)
         topic = await self._topic(auth, topic_name)
-        offsets = await self._offsets([TopicPartition(topic_name, p.partition) for p in topic.partitions])
+        page = [p for p in topic.partitions if p.partition >= start][:limit]
+        offsets = await self._offsets([TopicPartition(topic_name, p.partition) for p in page])
         data = [self._partition_data(request, topic_name, p, offsets[TopicPartition(topic_name, p.partition)])
-                for p in topic.partitions]
-        return self._list(request, "KafkaPartitionList", f"/topics/{topic_name}/partitions", data)
+                for p in page]
+        path = f"/topics/{topic_name}/partitions"
+        response = {"kind": "KafkaPartitionList", "metadata": {"self": self._url(request, path), "next": None},
+                    "partitions_count": len(topic.partitions), "data": data}
+        if page and page[-1].partition < topic.partitions[-1].partition:
+            response["metadata"]["next"] = self._url(request, path) + f"?start={page[-1].partition + 1}&limit={limit}"
+        return json_response(200, response)
 
     async def _partition(self, auth, topic_name, partition_id):
         topic = await self._topic(auth, topic_name)
@@ -497,6 +509,8 @@ class RestApi:
         headers = _record_headers(body.get("headers", []))
         timestamp = _timestamp(body.get("timestamp"))
         await self._topic(auth, topic_name)
+        if timestamp is None:
+            timestamp = int(time.time() * 1000)
         producer = Producer(await self.client(), acks=-1)
         await producer.send(topic_name, value, key=key, headers=headers, partition=partition, timestamp_ms=timestamp)
         await producer.flush()
@@ -504,7 +518,7 @@ class RestApi:
         return json_response(200, {
             "error_code": 200, "cluster_id": self.cluster_id, "topic_name": topic_name,
             "partition_id": result.partition.partition, "offset": result.base_offset,
-            "timestamp": _iso(timestamp if timestamp is not None else int(datetime.datetime.now().timestamp() * 1000)),
+            "timestamp": _iso(timestamp),
             "key": None if key is None else {"type": body["key"].get("type", "BINARY"), "size": len(key)},
             "value": None if value is None else {"type": body["value"].get("type", "BINARY"), "size": len(value)},
         })
@@ -572,7 +586,7 @@ class RestApi:
         return self._resource(
             request, "KafkaConsumerGroup", path, f"/consumer-group={group_id}", cluster_id=self.cluster_id,
             consumer_group_id=group_id, is_simple=protocol_type == "" and not (description and description.members),
-            partition_assignor=description.protocol if description else None, state=str(state).upper(),
+            partition_assignor=description.protocol if description else None, state=_state_name(state),
             type=(group_type or "classic").upper() if group_type or protocol_type else None,
             coordinator=None, consumers=self._related(request, f"{path}/consumers"),
             lag_summary=self._related(request, f"{path}/lag-summary"),
@@ -786,6 +800,12 @@ def _timestamp(value) -> int | None:
                 parsed = parsed.replace(tzinfo=datetime.timezone.utc)
             return int(parsed.timestamp() * 1000)
     raise HttpError(400, f"timestamp must be an ISO 8601 time or milliseconds since the epoch, not {value!r}")
+
+
+def _state_name(state: str) -> str:
+    """Kafka's group state as Confluent's REST API spells it: PreparingRebalance -> PREPARING_REBALANCE."""
+    text = str(state or "Unknown")
+    return "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(text)).upper()
 
 
 def _shown(data: bytes | None, shown: str) -> dict | None:

@@ -98,6 +98,9 @@ def test_an_operator_manages_a_topic_and_its_records_over_http(rest):
     status, partitions = call(f"{rest.api}/topics/orders/partitions")
     assert status == 200 and [p["partition_id"] for p in partitions["data"]] == [0, 1, 2]
     assert all(p["leader_id"] == 0 and p["isr_ids"] == [0] and p["latest_offset"] == 0 for p in partitions["data"])
+    status, page = call(f"{rest.api}/topics/orders/partitions?start=1&limit=1")
+    assert [p["partition_id"] for p in page["data"]] == [1] and page["partitions_count"] == 3
+    assert page["metadata"]["next"].endswith("/topics/orders/partitions?start=2&limit=1")
 
     # Records produced over HTTP reach Kafka consumers with their key and headers, and the other way round.
     status, produced = call(f"{rest.api}/topics/orders/records", "POST", {
