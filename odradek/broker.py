@@ -222,6 +222,8 @@ class BrokerRuntime:
         )
         self._credentials = configs  # SCRAM logins read users' credentials from here from now on
         request_stats = RequestStats() if config["metrics.listener"] else None
+        if request_stats is not None:
+            await self._serve_operators(services, request_stats)  # HTTP answers by the time Kafka clients can connect
         for listener, server, session_factory in zip(listeners, self.servers, sessions):
             server.dispatcher = Dispatcher(services, listener.name, request_stats)
             server.session_factory = session_factory
@@ -245,8 +247,6 @@ class BrokerRuntime:
             cleaner = LogCleaner(self.log_manager, self.clock, uncleanable_offset_of=self._uncleanable_offset)
             self._timers.append(asyncio.create_task(self._clean_logs(cleaner, config["log.cleaner.backoff.ms"])))
         self._timers.append(asyncio.create_task(self._flush_periodically(config.flush_interval_ms)))
-        if request_stats is not None:
-            await self._serve_operators(services, request_stats)
         log.info(
             "odradek started: node %d listening on %s, data in %s, cluster id %s",
             node_id,
@@ -272,8 +272,12 @@ class BrokerRuntime:
         config = self.config
         authenticator = HttpAuthenticator(config["http.authentication.method"], self._stored_credential,
                                           plain_accounts(config))
+        def local_offsets(tp):
+            partition = services.replicas.partition(tp)
+            return (partition.log_start_offset, partition.high_watermark) if partition is not None and partition.is_leader else None
+
         rest = RestApi(services.cluster_id, self._http_bootstrap(), inter_broker_security(config), config.node_id,
-                       lambda: services.acls.authorizer)
+                       lambda: services.acls.authorizer, lambda: services.metadata.image, local_offsets)
         self.operator_endpoints = OperatorEndpoints(config["metrics.listener"], collector, self._not_ready,
                                                     authenticator=authenticator,
                                                     authorizer_of=lambda: services.acls.authorizer, rest=rest,

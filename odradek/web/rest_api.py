@@ -26,6 +26,7 @@ from collections.abc import Callable
 from odradek.client import EARLIEST, LATEST, Admin, KafkaClient, NewTopic, Producer
 from odradek.client.consumer import fetch, list_offsets
 from odradek.client.errors import ClientError
+from odradek.client.metadata import BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.topic_partition import TopicPartition
 from odradek.security.acl import Operation, ResourceType
@@ -91,8 +92,11 @@ def _iso(ms: int) -> str | None:
 
 class RestApi:
     def __init__(self, cluster_id: str, bootstrap: str, security, node_id: int,
-                 authorizer_of: Callable[[], object | None]) -> None:
+                 authorizer_of: Callable[[], object | None], image_of: Callable[[], object],
+                 local_offsets: Callable[[TopicPartition], tuple[int, int] | None]) -> None:
         self.cluster_id = cluster_id
+        self._image_of = image_of
+        self._local_offsets = local_offsets
         self._client_factory = lambda: KafkaClient(bootstrap, client_id=f"odradek-http-{node_id}", security=security)
         self._authorizer_of = authorizer_of
         self._client: KafkaClient | None = None
@@ -183,7 +187,7 @@ class RestApi:
     # -- clusters and brokers ------------------------------------------------------------------
 
     async def _cluster_data(self, request: HttpRequest) -> dict:
-        cluster = await (await self.client()).refresh_metadata(topics=[])
+        cluster = self._metadata([])
         controller = cluster.controller_id if cluster.controller_id >= 0 else None
         return self._resource(
             request, "KafkaCluster", "", "", cluster_id=self.cluster_id,
@@ -212,13 +216,13 @@ class RestApi:
         )
 
     async def list_brokers(self, request, auth):
-        cluster = await (await self.client()).refresh_metadata(topics=[])
+        cluster = self._metadata([])
         data = [self._broker_data(request, cluster.brokers[node_id]) for node_id in sorted(cluster.brokers)]
         return self._list(request, "KafkaBrokerList", "/brokers", data)
 
     async def _broker(self, broker_id: str):
         node_id = _int(broker_id, "broker_id", 0, 2**31 - 1)
-        cluster = await (await self.client()).refresh_metadata(topics=[])
+        cluster = self._metadata([])
         broker = cluster.brokers.get(node_id)
         if broker is None:
             raise HttpError(404, f"no broker {node_id} in the cluster (brokers: {sorted(cluster.brokers)})")
@@ -331,7 +335,7 @@ class RestApi:
         describe (as Kafka answers UNKNOWN_TOPIC_OR_PARTITION rather than confirm it exists)."""
         if not auth.allows(Operation.DESCRIBE, ResourceType.TOPIC, name):
             raise HttpError(403, f"{auth.principal} is not authorized to DESCRIBE topic {name!r}")
-        cluster = await (await self.client()).refresh_metadata(topics=[name])
+        cluster = self._metadata([name])
         topic = cluster.topics.get(name)
         if topic is None or topic.error == ErrorCode.unknown_topic_or_partition:
             raise HttpError(404, f"UNKNOWN_TOPIC_OR_PARTITION: this server does not host topic {name!r}")
@@ -340,10 +344,13 @@ class RestApi:
         return topic
 
     async def list_topics(self, request, auth):
-        cluster = await (await self.client()).refresh_metadata(topics=None)
-        data = [self._topic_data(request, topic) for name, topic in sorted(cluster.topics.items())
-                if auth.allows(Operation.DESCRIBE, ResourceType.TOPIC, name)]
-        return self._list(request, "KafkaTopicList", "/topics", data)
+        def respond() -> HttpResponse:  # in a worker thread, as for partitions: the image is immutable
+            cluster = self._metadata(None)
+            data = [self._topic_data(request, topic) for name, topic in sorted(cluster.topics.items())
+                    if auth.allows(Operation.DESCRIBE, ResourceType.TOPIC, name)]
+            return self._list(request, "KafkaTopicList", "/topics", data)
+
+        return await asyncio.to_thread(respond)
 
     async def get_topic(self, request, auth, topic_name):
         return json_response(200, self._topic_data(request, await self._topic(auth, topic_name)))
@@ -381,13 +388,11 @@ class RestApi:
 
     async def _wait_for_topic(self, name: str):
         """The new topic's metadata once the broker answering knows it (a moment after creation)."""
-        client = await self.client()
-        for _ in range(50):
-            cluster = await client.refresh_metadata(topics=[name])
-            topic = cluster.topics.get(name)
-            if topic is not None and topic.error == ErrorCode.none and topic.partitions:
+        for _ in range(100):
+            topic = self._metadata([name]).topics.get(name)
+            if topic is not None and topic.partitions and all(p.leader_id >= 0 for p in topic.partitions):
                 return topic
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
         raise HttpError(504, f"topic {name!r} was created but its metadata did not arrive in time")
 
     async def update_topic(self, request, auth, topic_name):
@@ -416,11 +421,21 @@ class RestApi:
         return HttpResponse(204)
 
     async def _offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, tuple[int | None, int | None]]:
-        """(earliest, latest) per partition; (None, None) where no leader answers."""
-        client = await self.client()
-        result: dict[TopicPartition, tuple[int | None, int | None]] = {tp: (None, None) for tp in tps}
-        if not tps:
+        """(earliest, latest) per partition; (None, None) where no leader answers. Partitions led
+        here are read from the replicas themselves; the others are asked of their leaders."""
+        result: dict[TopicPartition, tuple[int | None, int | None]] = {}
+        remote = []
+        for tp in tps:
+            local = self._local_offsets(tp)
+            if local is None:
+                result[tp] = (None, None)
+                remote.append(tp)
+            else:
+                result[tp] = local
+        if not remote:
             return result
+        tps = remote
+        client = await self.client()
         try:
             earliest, latest = await asyncio.gather(list_offsets(client, {tp: EARLIEST for tp in tps}),
                                                     list_offsets(client, {tp: LATEST for tp in tps}))
@@ -429,6 +444,27 @@ class RestApi:
         for tp in tps:
             result[tp] = (earliest[tp][0], latest[tp][0])
         return result
+
+    def _metadata(self, topics: list[str] | None) -> ClusterMetadata:
+        """What a Metadata request to this broker would answer, read from its own metadata image:
+        no request, nothing to encode or decode (a topic of 10,000 partitions costs milliseconds)."""
+        image = self._image_of()
+        live = image.live_broker_ids()
+        brokers = {}
+        for node_id in live:
+            registration = image.brokers[node_id]
+            endpoint = registration.endpoints[0]
+            brokers[node_id] = BrokerMetadata(node_id, endpoint.host, endpoint.port, registration.rack)
+        names = image.topics if topics is None else [name for name in topics if name in image.topics]
+        described = {}
+        for name in names:
+            topic = image.topics[name]
+            partitions = tuple(
+                PartitionMetadata(index, p.leader, p.leader_epoch, tuple(p.replicas), tuple(p.isr),
+                                  error=ErrorCode.leader_not_available if p.leader < 0 else ErrorCode.none)
+                for index, p in enumerate(topic.partitions))
+            described[name] = TopicMetadata(name, topic.topic_id, topic.is_internal, partitions)
+        return ClusterMetadata(brokers, described, image.cluster_id, image.controller_id)
 
     async def _offsets_one_by_one(self, tps):
         result = {}
@@ -458,14 +494,18 @@ class RestApi:
         topic = await self._topic(auth, topic_name)
         page = [p for p in topic.partitions if p.partition >= start][:limit]
         offsets = await self._offsets([TopicPartition(topic_name, p.partition) for p in page])
-        data = [self._partition_data(request, topic_name, p, offsets[TopicPartition(topic_name, p.partition)])
-                for p in page]
-        path = f"/topics/{topic_name}/partitions"
-        response = {"kind": "KafkaPartitionList", "metadata": {"self": self._url(request, path), "next": None},
-                    "partitions_count": len(topic.partitions), "data": data}
-        if page and page[-1].partition < topic.partitions[-1].partition:
-            response["metadata"]["next"] = self._url(request, path) + f"?start={page[-1].partition + 1}&limit={limit}"
-        return json_response(200, response)
+
+        def respond() -> HttpResponse:  # in a worker thread: thousands of partitions are seconds of Python
+            data = [self._partition_data(request, topic_name, p, offsets[TopicPartition(topic_name, p.partition)])
+                    for p in page]
+            path = f"/topics/{topic_name}/partitions"
+            response = {"kind": "KafkaPartitionList", "metadata": {"self": self._url(request, path), "next": None},
+                        "partitions_count": len(topic.partitions), "data": data}
+            if page and page[-1].partition < topic.partitions[-1].partition:
+                response["metadata"]["next"] = self._url(request, path) + f"?start={page[-1].partition + 1}&limit={limit}"
+            return json_response(200, response)
+
+        return await asyncio.to_thread(respond)
 
     async def _partition(self, auth, topic_name, partition_id):
         topic = await self._topic(auth, topic_name)
