@@ -20,18 +20,15 @@ import ssl
 import tempfile
 import threading
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 from odradek.clock import Clock
-from odradek.cluster.cluster_controller import ClusterController
 from odradek.cluster.controller import Controller
 from odradek.cluster.acls import AclService, authorizer_enabled
 from odradek.cluster.dynamic_config import DynamicConfigs, ensure_cluster_min_insync_replicas
 from odradek.cluster.local_store import LocalMetadataStore
 from odradek.cluster.local_store import new_cluster_id as _new_cluster_id
-from odradek.cluster.membership import ClusterMembership
-from odradek.cluster.zk_store import ZkMetadataStore
-from odradek.cluster.zk_watcher import ZkMetadataWatcher
 from odradek.cluster.metadata import BrokerRegistration, Endpoint, MetadataCache
 from odradek.cluster.store import MetadataStoreError
 from odradek.config import BrokerConfig, ConfigError
@@ -47,7 +44,6 @@ from odradek.log.cleaner import LogCleaner
 from odradek.log.dir_lock import LogDirError, LogDirLock, acquire_all, release_all
 from odradek.log.log_config import LogConfig
 from odradek.log.manager import LogManager
-from odradek.replica.fetcher import FetcherConfig, ReplicaFetcherManager
 from odradek.replica.manager import ReplicaManager
 from odradek.security.client_security import inter_broker_security
 from odradek.security.mechanisms import listener_mechanisms
@@ -66,6 +62,12 @@ from odradek.security.tls import (
 from odradek.server.connection_limits import ConnectionLimits
 from odradek.server.dispatcher import Dispatcher
 from odradek.server.server import SocketServer
+
+if TYPE_CHECKING:  # cluster mode's modules (kazoo and all) are imported only by a broker that needs them
+    from odradek.cluster.membership import ClusterMembership
+    from odradek.cluster.zk_store import ZkMetadataStore
+    from odradek.cluster.zk_watcher import ZkMetadataWatcher
+    from odradek.replica.fetcher import ReplicaFetcherManager
 
 log = logging.getLogger("odradek.server")
 
@@ -154,12 +156,16 @@ class BrokerRuntime:
         replicas = ReplicaManager(log_manager, node_id, clock=self.clock)
         replicas.configure_throttles(configs.effective)
         self.replicas = replicas
-        controller_class = ClusterController if cluster_mode else Controller
-        controller = controller_class(store, replicas, configs.effective, node_id, metadata)
         if cluster_mode:
+            from odradek.cluster.cluster_controller import ClusterController
+            from odradek.cluster.zk_watcher import ZkMetadataWatcher
+
+            controller = ClusterController(store, replicas, configs.effective, node_id, metadata)
             self._watcher = ZkMetadataWatcher(store, metadata, asyncio.get_running_loop(), node_id)
             await asyncio.to_thread(self._watcher.start)
             await asyncio.wait_for(self._watcher.first_image.wait(), 30)
+        else:
+            controller = Controller(store, replicas, configs.effective, node_id, metadata)
         try:
             await asyncio.to_thread(
                 log_manager.startup,
@@ -178,6 +184,8 @@ class BrokerRuntime:
         self.transactions = transactions
         listeners = config.listeners
         if cluster_mode:
+            from odradek.replica.fetcher import FetcherConfig, ReplicaFetcherManager
+
             membership = self._cluster_membership(store, metadata, controller)
             self.fetchers = ReplicaFetcherManager(replicas, FetcherConfig(
                 node_id=node_id,
@@ -308,6 +316,8 @@ class BrokerRuntime:
         return reasons
 
     def _cluster_membership(self, store, metadata, controller) -> ClusterMembership:
+        from odradek.cluster.membership import ClusterMembership
+
         config = self.config
         self.membership = ClusterMembership(
             store, self._watcher, metadata, config.node_id,
@@ -718,6 +728,8 @@ def _open_metadata_store(log_dirs: list[Path], config: BrokerConfig) -> LocalMet
 def _open_zookeeper_store(log_dirs: list[Path], config: BrokerConfig) -> ZkMetadataStore:
     """Connect to ZooKeeper and learn (or set) the cluster id; refuse log dirs of another cluster
     (Kafka's InconsistentClusterIdException)."""
+    from odradek.cluster.zk_store import ZkMetadataStore
+
     recorded = LogManager.recorded_cluster_ids(log_dirs, config.node_id)
     connection_timeout = config["zookeeper.connection.timeout.ms"] or config["zookeeper.session.timeout.ms"]
     store = ZkMetadataStore(

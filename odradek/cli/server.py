@@ -8,6 +8,7 @@ imported only when it is about to run, so config mistakes are reported fast.
 from __future__ import annotations
 
 import argparse
+import sys
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -96,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
     for warning in warnings:
         logging.getLogger("odradek.config").warning(warning)
 
+    # kio registers strategies with hypothesis whenever hypothesis is importable, 100 ms of every
+    # start-up in an environment that has it (a test one); a broker process never uses them.
+    sys.modules.setdefault("hypothesis", None)
     try:
         from odradek.broker import run_broker
     except ModuleNotFoundError as e:

@@ -15,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from odradek.client.connection import BrokerConnection
 from odradek.client.errors import ClientError
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.topic_partition import TopicPartition
+
+if TYPE_CHECKING:
+    from odradek.client.connection import BrokerConnection
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,8 @@ class TransactionChannel:
         return True
 
     async def _connection(self, leader: Leader) -> BrokerConnection:
+        from odradek.client.connection import BrokerConnection  # only markers for other brokers need a client
+
         lock = self._connecting.setdefault(leader.node_id, asyncio.Lock())
         async with lock:
             connection = self._connections.get(leader.node_id)

@@ -706,19 +706,21 @@ def _settle_decoded(
     return _encode_runs(header, kept), len(records) - len(kept), tombstone
 
 
-# Zigzag varints of -64..8191, the deltas and lengths rebuilt records mostly need.
+# Zigzag varints of -64..8191, the deltas and lengths rebuilt records mostly need; made on first
+# use (15 ms, not to be paid at every broker start-up).
 _SMALL_VARINT_MIN = -64
 _SMALL_VARINTS: list[bytes] = []
-for _value in range(_SMALL_VARINT_MIN, 8192):
-    _encoded = bytearray()
-    write_varint(_encoded, _value)
-    _SMALL_VARINTS.append(bytes(_encoded))
-del _value, _encoded
 
 
 def _varint_bytes(value: int) -> bytes:
     if _SMALL_VARINT_MIN <= value < 8192:
+        if not _SMALL_VARINTS:
+            _SMALL_VARINTS.extend(_varint_encoding(v) for v in range(_SMALL_VARINT_MIN, 8192))
         return _SMALL_VARINTS[value - _SMALL_VARINT_MIN]
+    return _varint_encoding(value)
+
+
+def _varint_encoding(value: int) -> bytes:
     encoded = bytearray()
     write_varint(encoded, value)
     return bytes(encoded)

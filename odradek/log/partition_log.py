@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
-from crc32c import crc32c
+from odradek.protocol.checksum import crc32c
 
 from odradek.clock import Clock
 from odradek.log.leader_epoch_cache import LeaderEpochCache

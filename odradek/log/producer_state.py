@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from crc32c import crc32c
+from odradek.protocol.checksum import crc32c
 
 from odradek.log.checkpoint import write_atomically
 from odradek.protocol.errors import ErrorCode, KafkaError

@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from crc32c import crc32c
+from odradek.protocol.checksum import crc32c
 
 from odradek.protocol.errors import ErrorCode, KafkaError
 
