@@ -1,6 +1,9 @@
 """Start and stop the two brokers under test: Apache Kafka (KRaft, single node) and odradek.
 
-Both run with their default settings, on free ports, with data in a fresh temporary directory.
+Both run with their defaults plus SHARED_CONFIG (the settings by which Kafka's sample
+config/server.properties departs from Kafka's defaults on a single node), on free ports, with data in a
+fresh temporary directory. `broker_config()` reads back what a running broker reports (DescribeConfigs),
+so that a run can show the two agree.
 `start()` measures the start-up time from process start to the first acknowledged produce.
 `secure()` adds listeners (SSL, SASL_SSL) and their configs, the same Kafka config names for both.
 """
@@ -20,6 +23,7 @@ import uuid
 from pathlib import Path
 
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, ConfigResource
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HYPOTHESIS_DIR = REPO_ROOT / ".cache" / "bench" / "hypothesis"
@@ -30,6 +34,26 @@ KAFKA_JVM_OPTS = [
     "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
     "-Djava.awt.headless=true",
 ]
+
+# Given to both brokers. Kafka's sample config/server.properties sets these away from the defaults (the
+# internal topics' replication to 1, for a single node; a 3-node default would leave odradek asking
+# for three replicas and Kafka refusing to create the topics). group.initial.rebalance.delay.ms=0 is
+# what Kafka's sample set for development through 3.x (the default, 3000, holds every new group back
+# 3 s). The sample's other settings (threads, socket buffers, num.partitions=1, retention, segment
+# size) are both brokers' defaults already, except num.recovery.threads.per.data.dir (1 in the sample,
+# 2 by default in both since Kafka 4.0), which only start-up after an unclean stop would feel: both
+# keep the default.
+SHARED_CONFIG = {
+    "offsets.topic.replication.factor": "1",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "group.initial.rebalance.delay.ms": "0",
+}
+# Share groups (KIP-932) exist only in Kafka; its sample gives their state topic one replica too.
+KAFKA_ONLY_CONFIG = {
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+}
 
 LOG4J2 = """\
 rootLogger.level=INFO
@@ -210,13 +234,8 @@ class KafkaBroker(Broker):
             "listener.security.protocol.map": ",".join(
                 ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT", *(f"{n}:{n}" for n in self.secured)]),
             "log.dirs": str(self.data),
-            # a single node: internal topics with one replica, as in Kafka's own config/server.properties
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
+            **SHARED_CONFIG,
+            **KAFKA_ONLY_CONFIG,
             **self.extra_config,
         }
         self.config = self.workdir / "server.properties"
@@ -265,10 +284,20 @@ class OdradekBroker(Broker):
 
     def _command(self):
         env = self._env()
-        extra = [arg for key, value in self.extra_config.items() for arg in ("--override", f"{key}={value}")]
+        config = {**SHARED_CONFIG, **self.extra_config}
+        extra = [arg for key, value in config.items() for arg in ("--override", f"{key}={value}")]
         return ([self.python, "-m", "odradek", "server",
                  "--override", f"listeners={self._listeners()}",
                  "--override", f"log.dirs={self.data}", *extra], env)
+
+
+def broker_config(bootstrap: str) -> dict[str, str | None]:
+    """Every broker config the broker at `bootstrap` reports through DescribeConfigs, name -> value."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    broker_id = next(iter(admin.list_topics(timeout=10).brokers))
+    resource = ConfigResource(ConfigResource.Type.BROKER, str(broker_id))
+    entries = admin.describe_configs([resource])[resource].result(30)
+    return {name: entry.value for name, entry in entries.items()}
 
 
 def make_workdir() -> Path:
