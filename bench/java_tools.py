@@ -42,7 +42,8 @@ def producer_perf(libs: Path, log4j: Path, bootstrap: str, topic: str, count: in
         raise ToolFailed(_excerpt(out))
     m = lines[-1]
     sent, rate = int(m.group(1)), float(m.group(2))
-    result = {"records": sent, "records_per_s": rate, "mb_per_s": rate * size / 1e6,
+    result = {"records": sent, "bytes": sent * size, "seconds": sent / rate if rate else 0.0,
+              "records_per_s": rate, "mb_per_s": rate * size / 1e6,
               "avg_latency_ms": float(m.group(4)), "max_latency_ms": float(m.group(5))}
     if "Exception" in out:
         result["errors"] = [_excerpt(out)]
@@ -68,14 +69,17 @@ def consumer_perf(libs: Path, log4j: Path, bootstrap: str, topic: str, count: in
             row = dict(zip(header, cells))
             try:
                 n = int(row["data.consumed.in.nMsg"])
+                nbytes = round(float(row["data.consumed.in.MB"]) * 1024 * 1024)
                 fetch_mb = float(row["fetch.MB.sec"]) * 1024 * 1024 / 1e6
                 fetch_rate = float(row["fetch.nMsg.sec"])
+                fetch_s = float(row["fetch.time.ms"]) / 1000
                 rebalance_ms = float(row["rebalance.time.ms"])
             except (KeyError, ValueError):
                 continue
             if n < count:
                 raise ToolFailed(f"consumed {n} of {count} records; {_excerpt(out)}")
-            return {"records": n, "records_per_s": fetch_rate, "mb_per_s": fetch_mb, "rebalance_ms": rebalance_ms}
+            return {"records": n, "bytes": nbytes, "seconds": fetch_s, "records_per_s": fetch_rate,
+                    "mb_per_s": fetch_mb, "rebalance_ms": rebalance_ms}
     raise ToolFailed(_excerpt(out))
 
 
