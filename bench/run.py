@@ -3,19 +3,31 @@
     python bench/run.py [--quick] [--only kafka|odradek] [--kafka-version 4.x.y] [--commit REV]
 
 Fetches the newest Apache Kafka 4.x from Maven Central (cached in .cache/bench), then runs the
-workloads in three sessions; each session starts a fresh broker, Kafka first and then odradek, so
-the two alternate and never run at the same time:
+workloads in sessions; each session starts a fresh broker, Kafka first and then odradek, so the two
+alternate and never run at the same time. Both brokers run with their defaults plus the settings by
+which Kafka's sample server.properties departs from Kafka's defaults (bench/brokers.py SHARED_CONFIG);
+the configs both report through DescribeConfigs are compared in the report.
 
   1. produce throughput with librdkafka (confluent-kafka): record size x acks x partitions
   2. produce throughput with kafka-producer-perf-test (the Java client): the same matrix
-  3. consume throughput (confluent-kafka with assign(), kafka-consumer-perf-test with a group)
-     and end-to-end latency at a fixed rate
-  4. three-broker clusters (bench/cluster.py): produce with replication factor 3, acks=1 against
+  3. consume throughput of a filled topic: librdkafka with assign(), librdkafka in a consumer group
+     (subscribe()), kafka-consumer-perf-test (a group); end-to-end latency at a fixed rate
+  4. scale: 10 producer and 10 consumer processes (one group) at once on a 20-partition topic, MB/s in
+     and out; produce and consume throughput on one topic of 1,000 partitions
+  5. three-broker clusters (bench/cluster.py): produce with replication factor 3, acks=1 against
      acks=all, and the time from kill -9 of a leader to the next acknowledged record
-  5. security (bench/security.py): produce and consume throughput over PLAINTEXT, SSL and SASL_SSL
+  6. security (bench/security.py): produce and consume throughput over PLAINTEXT, SSL and SASL_SSL
      (PLAIN) listeners of one broker, the same key store and settings for both brokers
 
-Sessions 1-3 also measure start-up (process start to the first acknowledged produce), idle RSS
+How a throughput row is measured (sessions 1-4 and 6): each run is long enough to tell 10% apart
+(at least 5 s of measured work in the full plan: the librdkafka clients run until they have moved
+their record count AND that long; the Java tools get record counts sized for 5 s on the faster
+broker here), and each row runs 3 times per broker; the table shows the median run, the spread of
+the runs (± half their range, relative to the median), and the broker's CPU seconds (user+system of
+the broker process during the runs' measured client process, not topic set-up) per GB of record
+bytes in (produce rows) or out (consume rows), the median over the runs. Every run is in the details.
+
+Sessions 1-4 also measure start-up (process start to the first acknowledged produce), idle RSS
 and peak RSS (VmHWM). The table goes to stdout and to bench/results/<date>-<commit>.md.
 Benchmarks report numbers; they never fail a build on speed.
 """
@@ -52,27 +64,38 @@ REPO = BENCH.parent
 RDKAFKA_CLIENT = BENCH / "rdkafka_client.py"
 
 FULL = {
+    "repeat": 3,  # runs of every throughput row per broker: the median is shown, with the spread
+    "min_seconds": 5.0,  # a librdkafka producer or consumer runs at least this long (and its count)
     "produce": [(size, acks, parts) for size in (100, 1024) for acks in ("1", "all") for parts in (1, 6)],
+    # librdkafka: the least records per run (5 s decide here); Java: records per run, about 5 s at the
+    # faster broker's rate on 2 cores (odradek: 100 B 200,000-360,000 rec/s, 1 KiB 40,000-70,000)
     "count": {("rdkafka", 100): 2_000_000, ("rdkafka", 1024): 500_000,
-              ("java", 100): 1_000_000, ("java", 1024): 300_000},
+              ("java", 100): 2_500_000, ("java", 1024): 500_000},
     "warmup": (1_000_000, 200_000),  # 100 B and 1 KiB records produced and consumed, not timed
-    "consume": [(100, 1, 2_000_000), (1024, 6, 500_000)],
+    # record size, partitions, records filled: enough for the Java consumer's 5 s at the faster
+    # broker (1.5 M rec/s of 100 B, 330 MB/s of 1 KiB); the librdkafka consumers read in passes
+    "consume": [(100, 1, 9_000_000), (1024, 6, 2_000_000)],
     "latency": (10_000, 10.0, 1024),  # rate, seconds, record size
-    "repeat": 2,  # librdkafka runs (a few seconds each): the best of this many
+    "swarm": (10, 10, 20, 1024, 10.0),  # producers, consumers, partitions, record size, seconds
+    # partitions, record size, acks, least records per run, records to one partition before the next
+    "many_partitions": (1000, 1024, "1", 100_000, 100),
     "cluster": (300_000, 1024),  # records per produce row, record size (bench/cluster.py)
-    # records per row, record size, partitions, warm-up records, runs per row (the best counts)
-    "security": (500_000, 1024, 6, 200_000, 2),
+    # least records per row, record size, partitions, warm-up records
+    "security": (500_000, 1024, 6, 200_000),
 }
 QUICK = {
+    "repeat": 1,
+    "min_seconds": 2.0,
     "produce": [(100, "1", 1), (1024, "all", 6)],
     "count": {("rdkafka", 100): 500_000, ("rdkafka", 1024): 150_000,
               ("java", 100): 300_000, ("java", 1024): 100_000},
     "warmup": (300_000, 100_000),
     "consume": [(100, 1, 500_000)],
     "latency": (10_000, 4.0, 1024),
-    "repeat": 1,
+    "swarm": (10, 10, 20, 1024, 4.0),
+    "many_partitions": (1000, 1024, "1", 50_000, 100),
     "cluster": (100_000, 1024),
-    "security": (300_000, 1024, 6, 100_000, 2),  # rows of a second or less are mostly noise: best of 2
+    "security": (300_000, 1024, 6, 100_000),
 }
 
 
@@ -84,15 +107,21 @@ def log(msg: str) -> None:
 
 def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(30)
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(60)
     # wait until every partition has a leader in the metadata
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         md = admin.list_topics(topic, timeout=10).topics.get(topic)
         if md and md.error is None and len(md.partitions) == partitions and all(
                 p.leader >= 0 for p in md.partitions.values()):
             return
         time.sleep(0.05)
+
+
+def delete_topic(bootstrap: str, topic: str) -> None:
+    """Gigabytes a run wrote go once it is measured (both brokers remove the files a minute later)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # held: a dropped client cancels its requests
+    admin.delete_topics([topic])[topic].result(60)
 
 
 def count_records(bootstrap: str, topic: str) -> int:
@@ -119,8 +148,49 @@ def rdkafka(args: list, timeout: float = 240, client: dict | None = None) -> dic
     return json.loads(lines[-1])
 
 
+def produced(res: dict, least: int) -> dict:
+    """A librdkafka produce result, checked: every record sent acknowledged, at least `least` of them."""
+    if res["acked"] != res["records"] or res["records"] < least:
+        raise RuntimeError(f"{res['acked']} of {res['records']} records acknowledged (at least {least} wanted); "
+                           f"client errors {res['errors']}")
+    return res
+
+
+def consumed(res: dict, least: int) -> dict:
+    if res["records"] < least:
+        raise RuntimeError(f"consumed {res['records']} of {least}; client errors {res['errors']}")
+    return res
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The median of `runs` by MB/s (the lower middle one of an even number), with every run under
+    "each", their MB/s under "runs", the spread (half their range over the median, in %) and the
+    median over the runs of the broker's CPU seconds per GB (and, for a swarm, of the MB/s out,
+    with its own spread)."""
+    if len(runs) == 1:
+        return runs[0]
+    ranked = sorted(runs, key=lambda r: r["mb_per_s"])
+    median = ranked[(len(ranked) - 1) // 2]
+    summary = dict(median, each=runs, runs=[round(r["mb_per_s"], 1) for r in runs],
+                   spread_pct=100 * (ranked[-1]["mb_per_s"] - ranked[0]["mb_per_s"]) / 2 / median["mb_per_s"]
+                   if median["mb_per_s"] else float("nan"))
+    for figure in ("cpu_s_per_gb", "mb_per_s_out"):
+        values = [r[figure] for r in runs if figure in r]
+        if len(values) == len(runs):
+            summary[figure] = statistics.median(values)
+    if "mb_per_s_out" in summary:
+        outs = [r["mb_per_s_out"] for r in runs]
+        summary["spread_out_pct"] = (100 * (max(outs) - min(outs)) / 2 / summary["mb_per_s_out"]
+                                     if summary["mb_per_s_out"] else float("nan"))
+    return summary
+
+
 class Session:
-    """One broker process with per-workload broker CPU accounting."""
+    """One broker process; runs workloads on it and keeps, per workload, the median of its runs.
+
+    A run is `prepare(i)` (topic creation: not measured), `work(...)` (measured: wall time, broker
+    CPU, the client processes' CPU) and `cleanup(...)` (topic deletion: not measured).
+    """
 
     def __init__(self, broker: brokers.Broker, results: dict, errors: list):
         self.broker = broker
@@ -128,49 +198,71 @@ class Session:
         self.errors = errors
         self.dead = False
 
-    def run(self, key: tuple, fn, repeat: int = 1) -> None:
-        """Run `fn(i)` `repeat` times; keep the fastest (other work on the machine only slows a run down)."""
+    def drop_topic(self, topic: str) -> None:
+        """Delete `topic` after the rows that read it; a failure is reported, not raised."""
+        if self.dead:
+            return
+        try:
+            delete_topic(self.broker.bootstrap, topic)
+        except Exception as e:  # noqa: BLE001 - the rows stand; the leftover topic is reported
+            self.errors.append(f"{self.broker.name}: deleting {topic} failed: {str(e)[:300]}")
+
+    def run(self, key: tuple, work, repeat: int = 1, prepare=None, cleanup=None) -> None:
+        """`repeat` runs of `work(prepare(i))` (of `work(i)` without `prepare`); results[key] is the
+        median run (see median_run), or the first failed one."""
         runs = []
         for i in range(repeat):
-            self._run_once(key, lambda: fn(i) if repeat > 1 else fn())
-            runs.append(self.results[key])
-            if "error" in runs[-1]:
+            res = self._run_once(key, i, repeat, work, prepare, cleanup)
+            if "error" in res or "na" in res:
+                self.results[key] = res
                 return
+            runs.append(res)
+        self.results[key] = median_run(runs)
         if repeat > 1:
-            best = max(runs, key=lambda r: r.get("records_per_s", 0))
-            best = dict(best, runs=[round(r.get("records_per_s", 0)) for r in runs])
-            self.results[key] = best
+            r = self.results[key]
+            log(f"{self.broker.name}:   median {r['mb_per_s']:.4g} MB/s ±{r['spread_pct']:.1f}% of {r['runs']}")
 
-    def _run_once(self, key: tuple, fn) -> None:
+    def _run_once(self, key: tuple, i: int, repeat: int, work, prepare, cleanup) -> dict:
         name = self.broker.name
+        label = " ".join(map(str, key)) + (f" #{i + 1}" if repeat > 1 else "")
         if self.dead:
-            self.results[key] = {"error": "broker died earlier"}
-            return
-        log(f"{name}: {' '.join(map(str, key))}")
-        cpu0, t0 = self.broker.cpu_seconds(), time.monotonic()
-        kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return {"error": "broker died earlier"}
+        log(f"{name}: {label}")
+        context, prepared = i, prepare is None
         try:
-            res = fn()
+            if prepare is not None:
+                context = prepare(i)
+                prepared = True
+            cpu0, t0 = self.broker.cpu_seconds(), time.monotonic()
+            kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            res = work(context)
+            wall = time.monotonic() - t0
+            if self.broker.alive():
+                res["broker_cpu_s"] = self.broker.cpu_seconds() - cpu0
+                kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # the client processes, once they exited
+                res["client_cpu_s"] = (kids.ru_utime + kids.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
+                res["wall_s"] = wall
+                if res.get("bytes"):
+                    res["cpu_s_per_gb"] = res["broker_cpu_s"] / (res["bytes"] / 1e9)
         except Exception as e:  # report, go on with the next workload
             res = {"error": str(e)[:600]}
-            self.errors.append(f"{name} {' '.join(map(str, key))}: {str(e)[:600]}")
-        wall = time.monotonic() - t0
+            self.errors.append(f"{name} {label}: {str(e)[:600]}")
         if not self.broker.alive():
             self.dead = True
             tail = self.broker.log_tail(40)
-            self.errors.append(f"{name} died during {' '.join(map(str, key))}; log tail:\n{tail}")
+            self.errors.append(f"{name} died during {label}; log tail:\n{tail}")
             res.setdefault("error", "broker died")
-        else:
-            res["broker_cpu_s"] = self.broker.cpu_seconds() - cpu0
-            kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # the client processes, once they exited
-            res["client_cpu_s"] = (kids.ru_utime + kids.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
-            res["wall_s"] = wall
+        elif cleanup is not None and prepared:
+            try:
+                cleanup(context)
+            except Exception as e:  # noqa: BLE001 - the run's figures stand; the leftover topic is reported
+                self.errors.append(f"{name} {label}: cleanup failed: {str(e)[:300]}")
         if res.get("errors"):
-            self.errors.append(f"{name} {' '.join(map(str, key))}: client reported {res['errors']}")
-        self.results[key] = res
+            self.errors.append(f"{name} {label}: client reported {res['errors']}")
         summary = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                             for k, v in res.items() if k != "errors")
         log(f"{name}:   {summary}")
+        return res
 
 
 # ------------------------------------------------------------------------------------- sessions
@@ -181,63 +273,139 @@ def session_produce(s: Session, plan: dict, client: str, libs: Path, log4j: Path
         count = plan["count"][(client, size)]
         base = f"produce-{client}-{size}b-acks{acks}-p{parts}"
 
-        def work(i=0, base=base, size=size, acks=acks, parts=parts, count=count):
-            topic = f"{base}-{i}"
-            create_topic(b.bootstrap, topic, parts)
+        def prepare(i, base=base, parts=parts):
+            create_topic(b.bootstrap, f"{base}-{i}", parts)
+            return f"{base}-{i}"
+
+        def work(topic, size=size, acks=acks, count=count):
             if client == "rdkafka":
-                res = rdkafka(["produce", b.bootstrap, topic, count, size, acks])
-                if res["acked"] != count:
-                    raise RuntimeError(f"{res['acked']} of {count} records acknowledged; client errors {res['errors']}")
-                return res
+                return produced(rdkafka(["produce", b.bootstrap, topic, count, size, acks,
+                                         "--min-seconds", plan["min_seconds"]]), count)
             res = java_tools.producer_perf(libs, log4j, b.bootstrap, topic, count, size, acks)
             stored = count_records(b.bootstrap, topic)
             if stored != count:
                 raise RuntimeError(f"{stored} of {count} records stored; tool said {res}")
             return res
 
-        s.run(("produce", client, size, acks, parts), work, repeat=plan["repeat"] if client == "rdkafka" else 1)
+        s.run(("produce", client, size, acks, parts), work, repeat=plan["repeat"], prepare=prepare,
+              cleanup=lambda topic: delete_topic(b.bootstrap, topic))
 
 
 def session_consume(s: Session, plan: dict, libs: Path, log4j: Path) -> None:
     b = s.broker
+    repeat, min_seconds = plan["repeat"], plan["min_seconds"]
     for size, parts, count in plan["consume"]:
         topic = f"consume-{size}b-p{parts}"
 
-        def fill(topic=topic, size=size, parts=parts, count=count):
+        def fill(_, topic=topic, size=size, parts=parts, count=count):
             create_topic(b.bootstrap, topic, parts)
-            res = rdkafka(["produce", b.bootstrap, topic, count, size, "1"])
-            if res["acked"] != count:
-                raise RuntimeError(f"filling {topic}: {res['acked']} of {count} acknowledged")
+            produced(rdkafka(["produce", b.bootstrap, topic, count, size, "1"], timeout=600), count)
             return {"records": count}
 
         s.run(("fill", size, parts), fill)
 
-        def consume_rd(i=0, topic=topic, count=count):
-            res = rdkafka(["consume", b.bootstrap, topic, count])
-            if res["records"] != count:
-                raise RuntimeError(f"consumed {res['records']} of {count}; client errors {res['errors']}")
-            return res
+        def consume_rd(i, topic=topic, count=count):
+            return consumed(rdkafka(["consume", b.bootstrap, topic, count, "--min-seconds", min_seconds]), count)
 
-        s.run(("consume", "rdkafka", size, parts), consume_rd, repeat=plan["repeat"])
+        s.run(("consume", "rdkafka", size, parts), consume_rd, repeat=repeat)
 
-        def consume_java(topic=topic, count=count):
+        def consume_group(i, topic=topic, count=count):
+            return consumed(rdkafka(["consume", b.bootstrap, topic, count, "--min-seconds", min_seconds,
+                                     "--group", f"bench-rdkafka-{topic}-{i}"]), count)
+
+        s.run(("consume", "rdkafka-group", size, parts), consume_group, repeat=repeat)
+
+        def consume_java(i, topic=topic, count=count):
             try:
-                return java_tools.consumer_perf(libs, log4j, b.bootstrap, topic, count, f"bench-{topic}",
-                                                timeout=90)
+                return java_tools.consumer_perf(libs, log4j, b.bootstrap, topic, count, f"bench-java-{topic}-{i}",
+                                                timeout=240)
             except java_tools.ToolFailed as e:
                 if b.name == "odradek":
                     return {"na": "needs consumer groups", "detail": str(e)[:400]}
                 raise
 
-        s.run(("consume", "java", size, parts), consume_java)
+        s.run(("consume", "java", size, parts), consume_java, repeat=repeat)
+        s.drop_topic(topic)
 
     rate, seconds, size = plan["latency"]
 
-    def lat():
+    def lat(_):
         create_topic(b.bootstrap, "latency", 1)
         return rdkafka(["latency", b.bootstrap, "latency", rate, seconds, size], timeout=120)
 
     s.run(("latency",), lat)
+
+
+# Kafka here takes two major page faults per partition, about 5 ms of system time each, at its first
+# write to a partition's new index files (memory-mapped, sparse) after the kernel first wrote them
+# back: dirty pages expire after 30 s (vm.dirty_expire_centisecs), the flusher runs every 5 s. On
+# 1,000 new partitions that is 10 s of broker CPU once; the many-partitions topic is written twice,
+# this long apart, before its rows are measured.
+FIRST_WRITEBACK_S = 40
+
+
+def session_scale(s: Session, plan: dict) -> None:
+    """Many clients at once, and many partitions: 10 producer and 10 consumer processes on one topic;
+    produce to and consume from one topic of 1,000 partitions.
+
+    The many-partitions topic is written untimed first, twice (see FIRST_WRITEBACK_S; the swarm rows
+    run in between) and read once, so that one-off costs of new partitions and the JIT's first look
+    at requests of 1,000 partitions stay out of its rows."""
+    b = s.broker
+    repeat, min_seconds = plan["repeat"], plan["min_seconds"]
+    parts, size, acks, count, turn = plan["many_partitions"]
+    topic = f"partitions-{parts}"
+
+    def prime(i):
+        if i == 0:
+            create_topic(b.bootstrap, topic, parts)
+        res = produced(rdkafka(["produce", b.bootstrap, topic, parts * turn, size, acks, "--spread", turn],
+                               timeout=600), parts * turn)
+        if i == 1:
+            consumed(rdkafka(["consume", b.bootstrap, topic, 2 * parts * turn], timeout=600), 2 * parts * turn)
+        return res
+
+    s.run(("prime", size, parts, 1), prime)
+    primed = time.monotonic()
+
+    swarm_producers, swarm_consumers, swarm_parts, swarm_size, seconds = plan["swarm"]
+
+    def prepare_swarm(i):
+        create_topic(b.bootstrap, f"swarm-{i}", swarm_parts)
+        return f"swarm-{i}"
+
+    def swarm(name):
+        res = rdkafka(["swarm", b.bootstrap, name, swarm_producers, swarm_consumers, seconds, swarm_size],
+                      timeout=seconds + 400)
+        if res["consumed"] != res["records"] or not res["records"]:
+            raise RuntimeError(f"consumed {res['consumed']} of {res['records']} acknowledged records; "
+                               f"client errors {res['errors']}")
+        return res
+
+    s.run(("swarm", swarm_producers, swarm_consumers, swarm_size, swarm_parts), swarm, repeat=repeat,
+          prepare=prepare_swarm, cleanup=lambda name: delete_topic(b.bootstrap, name))
+
+    if "error" in s.results[("prime", size, parts, 1)]:
+        return
+    time.sleep(max(0.0, primed + FIRST_WRITEBACK_S - time.monotonic()))
+    s.run(("prime", size, parts, 2), lambda _: prime(1))
+    if "error" in s.results[("prime", size, parts, 2)]:
+        return
+
+    def produce(_):
+        return produced(rdkafka(["produce", b.bootstrap, topic, count, size, acks, "--spread", turn,
+                                 "--min-seconds", min_seconds], timeout=600), count)
+
+    s.run(("produce", "rdkafka-spread", size, acks, parts), produce, repeat=repeat)
+    written = s.results[("produce", "rdkafka-spread", size, acks, parts)]
+    if "error" not in written:
+        stored = 2 * parts * turn + sum(r["acked"] for r in written.get("each") or [written])
+
+        def consume(_):
+            return consumed(rdkafka(["consume", b.bootstrap, topic, stored, "--min-seconds", min_seconds]), stored)
+
+        s.run(("consume", "rdkafka", size, parts), consume, repeat=repeat)
+    s.drop_topic(topic)
 
 
 def warmup(s: Session, plan: dict) -> None:
@@ -245,13 +413,16 @@ def warmup(s: Session, plan: dict) -> None:
     b = s.broker
     n_small, n_large = plan["warmup"]
 
-    def work():
+    def work(_):
         create_topic(b.bootstrap, "warmup", 6)
         rdkafka(["produce", b.bootstrap, "warmup", n_small, 100, "1"])
         rdkafka(["produce", b.bootstrap, "warmup", n_large, 1024, "all"])
         return rdkafka(["consume", b.bootstrap, "warmup", n_small + n_large])
 
-    s.run(("warm-up",), work)
+    s.run(("warm-up",), work, cleanup=lambda _: delete_topic(b.bootstrap, "warmup"))
+
+
+SESSIONS = ("produce-rdkafka", "produce-java", "consume", "scale")
 
 
 def run_session(kind: str, broker: brokers.Broker, plan: dict, results: dict, errors: list,
@@ -269,6 +440,11 @@ def run_session(kind: str, broker: brokers.Broker, plan: dict, results: dict, er
     results.setdefault("startup_s", []).append(broker.startup_s)
     time.sleep(2.0)
     results.setdefault("idle_rss", []).append(broker.memory()["VmRSS"])
+    if "config" not in results:
+        try:
+            results["config"] = brokers.broker_config(broker.bootstrap)
+        except Exception as e:  # noqa: BLE001 - the comparison is left out of the report, the run goes on
+            errors.append(f"{broker.name}: DescribeConfigs of the broker failed: {e}")
     s = Session(broker, results, errors)
     try:
         warmup(s, plan)
@@ -276,8 +452,10 @@ def run_session(kind: str, broker: brokers.Broker, plan: dict, results: dict, er
             session_produce(s, plan, "rdkafka", libs, log4j)
         elif kind == "produce-java":
             session_produce(s, plan, "java", libs, log4j)
-        else:
+        elif kind == "consume":
             session_consume(s, plan, libs, log4j)
+        else:
+            session_scale(s, plan)
         if broker.alive():
             results.setdefault("peak_rss", []).append(broker.memory()["VmHWM"])
     finally:
@@ -288,10 +466,12 @@ def run_session(kind: str, broker: brokers.Broker, plan: dict, results: dict, er
 def session_security(broker: brokers.Broker, plan: dict, results: dict, errors: list,
                      stores: security.Stores) -> None:
     """One broker with PLAINTEXT, SSL and SASL_SSL listeners: per listener, produce 1 KiB records
-    (acks=1) and consume them back with librdkafka. Topics are created over PLAINTEXT: only the
-    timed clients use the listener under test. Start-up and RSS are not counted with the other
-    sessions' (a different configuration)."""
-    count, size, parts, n_warm, repeat = plan["security"]
+    (acks=1) and consume them back with librdkafka, `repeat` runs each of at least `min_seconds`;
+    the consume row reads the topic of the first produce run. Topics are created over PLAINTEXT:
+    only the timed clients use the listener under test. Start-up and RSS are not counted with the
+    other sessions' (a different configuration)."""
+    count, size, parts, n_warm = plan["security"]
+    repeat, min_seconds = plan["repeat"], plan["min_seconds"]
     broker.secure(list(security.LISTENERS[1:]), security.broker_config(stores))
     log(f"{broker.name}: starting for the security session")
     try:
@@ -307,7 +487,7 @@ def session_security(broker: brokers.Broker, plan: dict, results: dict, errors: 
         results["tls"] = security.negotiated(broker.address("SSL"), stores)
         log(f"{broker.name}: TLS {results['tls']}")
 
-        def warm():
+        def warm(_):
             """Every path once before the clock starts: produce over PLAINTEXT and SSL, consume over
             SASL_SSL (Kafka's TLS code, as its other code, is interpreted until the JIT compiles it)."""
             create_topic(broker.bootstrap, "security-warmup", parts)
@@ -317,27 +497,36 @@ def session_security(broker: brokers.Broker, plan: dict, results: dict, errors: 
             return rdkafka(["consume", broker.address("SASL_SSL"), "security-warmup", 2 * n_warm],
                            client=clients["SASL_SSL"])
 
-        s.run(("security", "warm-up"), warm)
+        s.run(("security", "warm-up"), warm, cleanup=lambda _: delete_topic(broker.bootstrap, "security-warmup"))
         for listener in security.LISTENERS:
             address, client = broker.address(listener), clients[listener]
             topic = f"security-{listener.lower()}"
 
-            def produce(i=0, address=address, client=client, topic=topic):
+            def prepare(i, topic=topic):
                 create_topic(broker.bootstrap, f"{topic}-{i}", parts)
-                res = rdkafka(["produce", address, f"{topic}-{i}", count, size, "1"], client=client)
-                if res["acked"] != count:
-                    raise RuntimeError(f"{res['acked']} of {count} records acknowledged; client errors {res['errors']}")
-                return res
+                return f"{topic}-{i}"
 
-            s.run(("security", listener, "produce"), produce, repeat=repeat)
+            def produce(name, address=address, client=client):
+                return produced(rdkafka(["produce", address, name, count, size, "1", "--min-seconds", min_seconds],
+                                        client=client), count)
 
-            def consume(i=0, address=address, client=client, topic=topic):
-                res = rdkafka(["consume", address, f"{topic}-0", count], client=client)
-                if res["records"] != count:
-                    raise RuntimeError(f"consumed {res['records']} of {count}; client errors {res['errors']}")
-                return res
+            def drop_all_but_first(name, topic=topic):
+                if name != f"{topic}-0":
+                    delete_topic(broker.bootstrap, name)
+
+            s.run(("security", listener, "produce"), produce, repeat=repeat, prepare=prepare,
+                  cleanup=drop_all_but_first)
+            first = results.get(("security", listener, "produce"), {})
+            first = (first.get("each") or [first])[0]
+            if "error" in first:
+                continue
+
+            def consume(_, address=address, client=client, topic=topic, stored=first["acked"]):
+                return consumed(rdkafka(["consume", address, f"{topic}-0", stored, "--min-seconds", min_seconds],
+                                        client=client), stored)
 
             s.run(("security", listener, "consume"), consume, repeat=repeat)
+            s.drop_topic(f"{topic}-0")
     finally:
         broker.stop()
         shutil.rmtree(broker.data, ignore_errors=True)
@@ -372,14 +561,29 @@ def machine_info(kafka_version: str, commit: str | None) -> dict:
     }
 
 
-def fmt_rate(r: dict | None) -> str:
+def spread(pct: float | None) -> str:
+    if pct is None or pct != pct:
+        return ""
+    return f" ±{pct:.0f}%" if pct >= 10 else f" ±{pct:.1f}%"
+
+
+def fmt_rate(r: dict | None, out: bool = False) -> str:
     if r is None:
         return "—"
     if "na" in r:
         return f"n/a ({r['na']})"
     if "error" in r:
         return "failed"
-    return f"{r['records_per_s']:,.0f} rec/s ({r['mb_per_s']:,.0f} MB/s)"
+    if out:
+        return f"{r['mb_per_s_out']:,.0f} MB/s{spread(r.get('spread_out_pct'))}"
+    return f"{r['records_per_s']:,.0f} rec/s ({r['mb_per_s']:,.0f} MB/s){spread(r.get('spread_pct'))}"
+
+
+def fmt_cpu(r: dict | None) -> str:
+    if not r or "cpu_s_per_gb" not in r:
+        return "—"
+    v = r["cpu_s_per_gb"]
+    return f"{v:.2f} s" if v < 1 else f"{v:.1f} s" if v < 10 else f"{v:.0f} s"
 
 
 def ratio(a: float | None, b: float | None) -> str:
@@ -388,111 +592,174 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}"
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("s" if n != 1 else "")
+
+
 def build_table(res: dict[str, dict], plan: dict) -> tuple[str, list[str]]:
     k, o = res.get("kafka", {}), res.get("odradek", {})
-    rows: list[tuple[str, str, str, str]] = []
+    rows: list[tuple[str, str, str, str, str]] = []
 
-    def rate_row(label, key):
+    def rate_row(label, key, out=False):
         rk, ro = k.get(key), o.get(key)
-        vk = rk.get("records_per_s") if rk and "records_per_s" in rk else None
-        vo = ro.get("records_per_s") if ro and "records_per_s" in ro else None
-        rows.append((label, fmt_rate(rk) if k else "—", fmt_rate(ro) if o else "—", ratio(vo, vk)))
+        figure = "mb_per_s_out" if out else "records_per_s"
+        vk = rk.get(figure) if rk and figure in rk else None
+        vo = ro.get(figure) if ro and figure in ro else None
+        cpu = f"{fmt_cpu(rk)} / {fmt_cpu(ro)}"
+        rows.append((label, fmt_rate(rk, out) if k else "—", fmt_rate(ro, out) if o else "—", ratio(vo, vk),
+                     "—" if cpu == "— / —" else cpu))
 
     for client, cname in (("rdkafka", "librdkafka"), ("java", "Java perf-test")):
         for size, acks, parts in plan["produce"]:
-            rate_row(f"produce, {cname}, {size} B, acks={acks}, {parts} partition{'s' if parts > 1 else ''}",
+            rate_row(f"produce, {cname}, {size} B, acks={acks}, {plural(parts, 'partition')}",
                      ("produce", client, size, acks, parts))
+    parts, size, acks, _, turn = plan["many_partitions"]
+    rate_row(f"produce, librdkafka, {size} B, acks={acks}, {plural(parts, 'partition')} ({turn} records to each "
+             "partition in turn)", ("produce", "rdkafka-spread", size, acks, parts))
     for size, parts, _ in plan["consume"]:
-        for client, cname in (("rdkafka", "librdkafka assign()"), ("java", "Java perf-test, group")):
-            rate_row(f"consume, {cname}, {size} B, {parts} partition{'s' if parts > 1 else ''}",
-                     ("consume", client, size, parts))
+        for client, cname in (("rdkafka", "librdkafka assign()"), ("rdkafka-group", "librdkafka subscribe(), group"),
+                              ("java", "Java perf-test, group")):
+            rate_row(f"consume, {cname}, {size} B, {plural(parts, 'partition')}", ("consume", client, size, parts))
+    parts, size, _, _, _ = plan["many_partitions"]
+    rate_row(f"consume, librdkafka assign(), {size} B, {plural(parts, 'partition')}", ("consume", "rdkafka", size, parts))
+    producers, consumers, parts, size, _ = plan["swarm"]
+    swarm_key = ("swarm", producers, consumers, size, parts)
+    label = f"{producers} producers and {consumers} consumers (one group) at once, {size} B, {plural(parts, 'partition')}"
+    rate_row(f"{label}: in (produced)", swarm_key)
+    rate_row(f"{label}: out (consumed), MB/s", swarm_key, out=True)
     rate, seconds, size = plan["latency"]
     lk, lo = k.get(("latency",)), o.get(("latency",))
     for q, name in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):
         def v(r):
             return r[q] if r and q in r else None
+
         def f(r):
             if r is None:
                 return "—"
             return f"{r[q]:.1f} ms" if q in r else "failed"
-        rows.append((f"end-to-end latency {name}, {rate:,} msg/s of {size} B", f(lk), f(lo), ratio(v(lo), v(lk))))
+        rows.append((f"end-to-end latency {name}, {rate:,} msg/s of {size} B", f(lk), f(lo), ratio(v(lo), v(lk)), ""))
 
     def mem_row(label, key, agg):
         vk = agg(k[key]) if k.get(key) else None
         vo = agg(o[key]) if o.get(key) else None
         f = lambda x: "—" if x is None else f"{x / 1e6:,.0f} MB"
-        rows.append((label, f(vk), f(vo), ratio(vo, vk)))
+        rows.append((label, f(vk), f(vo), ratio(vo, vk), ""))
 
     mem_row("broker RSS at idle (after start-up)", "idle_rss", statistics.median)
     mem_row("broker peak RSS under load (VmHWM)", "peak_rss", max)
     sk = statistics.median(k["startup_s"]) if k.get("startup_s") else None
     so = statistics.median(o["startup_s"]) if o.get("startup_s") else None
     f = lambda x: "—" if x is None else f"{x:.2f} s"
-    rows.append(("start-up to first acknowledged produce (median)", f(sk), f(so), ratio(so, sk)))
+    rows.append(("start-up to first acknowledged produce (median)", f(sk), f(so), ratio(so, sk), ""))
 
-    out = ["| workload | Apache Kafka | odradek | odradek/Kafka |", "| --- | ---: | ---: | ---: |"]
-    out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    out = ["| workload | Apache Kafka | odradek | odradek/Kafka | broker CPU per GB, Kafka / odradek |",
+           "| --- | ---: | ---: | ---: | ---: |"]
+    out += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
     return "\n".join(out), [r[0] for r in rows]
 
 
+# configs that name this broker, its listeners or its paths: they differ by nature
+IDENTITY_CONFIGS = {"advertised.listeners", "broker.id", "node.id", "listeners", "listener.security.protocol.map",
+                    "inter.broker.listener.name", "log.dir", "log.dirs"}
+
+
+def config_comparison(res: dict[str, dict]) -> str:
+    """A sentence on the broker configs both brokers report (DescribeConfigs) and where they differ."""
+    k, o = res.get("kafka", {}).get("config"), res.get("odradek", {}).get("config")
+    if not k or not o:
+        return "not compared in this run (one broker only, or DescribeConfigs failed)"
+    common = sorted(set(k) & set(o))
+    differ = [f"`{name}` {k[name]} / {o[name]}" for name in common
+              if k[name] != o[name] and name not in IDENTITY_CONFIGS]
+    return (f"of the {len(common)} broker configs both report through DescribeConfigs, "
+            + (f"these differ (Kafka / odradek): {', '.join(differ)}" if differ else
+               "none differs but the listeners, ids and paths"))
+
+
 def build_details(res: dict[str, dict]) -> str:
-    lines = ["| broker | workload | client-side result | wall | broker CPU | client CPU |",
-             "| --- | --- | --- | ---: | ---: | ---: |"]
+    lines = ["| broker | workload | client-side result | wall | broker CPU | client CPU | broker CPU per GB |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+    hidden = ("broker_cpu_s", "client_cpu_s", "wall_s", "errors", "detail", "cpu_s_per_gb", "each", "runs",
+              "spread_pct", "spread_out_pct")
     for name in ("kafka", "odradek"):
-        for key, r in res.get(name, {}).items():
+        for key, summary in res.get(name, {}).items():
             if not isinstance(key, tuple):
                 continue
-            shown = {kk: vv for kk, vv in r.items()
-                     if kk not in ("broker_cpu_s", "client_cpu_s", "wall_s", "errors", "detail")}
-            text = ", ".join(f"{kk}={vv:.4g}" if isinstance(vv, float) else f"{kk}={vv}" for kk, vv in shown.items())
-            wall = r.get("wall_s")
-            cpu = r.get("broker_cpu_s")
-            cpu_s = f"{cpu:.1f} s ({100 * cpu / wall:.0f}%)" if cpu is not None and wall else "—"
-            ccpu = r.get("client_cpu_s")
-            ccpu_s = f"{ccpu:.1f} s ({100 * ccpu / wall:.0f}%)" if ccpu is not None and wall else "—"
-            lines.append(f"| {name} | {' '.join(map(str, key))} | {text.replace('|', '/')} | "
-                         f"{wall:.1f} s | {cpu_s} | {ccpu_s} |" if wall else
-                         f"| {name} | {' '.join(map(str, key))} | {text.replace('|', '/')} | — | — | — |")
+            runs = summary.get("each") or [summary]
+            for i, r in enumerate(runs):
+                label = " ".join(map(str, key)) + (f" #{i + 1}" if len(runs) > 1 else "")
+                shown = {kk: vv for kk, vv in r.items() if kk not in hidden}
+                text = ", ".join(f"{kk}={vv:.4g}" if isinstance(vv, float) else f"{kk}={vv}"
+                                 for kk, vv in shown.items())
+                wall = r.get("wall_s")
+                cpu = r.get("broker_cpu_s")
+                cpu_s = f"{cpu:.1f} s ({100 * cpu / wall:.0f}%)" if cpu is not None and wall else "—"
+                ccpu = r.get("client_cpu_s")
+                ccpu_s = f"{ccpu:.1f} s ({100 * ccpu / wall:.0f}%)" if ccpu is not None and wall else "—"
+                wall_s = f"{wall:.1f} s" if wall else "—"
+                lines.append(f"| {name} | {label} | {text.replace('|', '/')} | {wall_s} | {cpu_s} | {ccpu_s} | "
+                             f"{fmt_cpu(r)} |")
     return "\n".join(lines)
 
 
 NOTES = """\
 Notes:
-- Each broker runs with its defaults: Kafka {kafka} in KRaft mode (one process, broker+controller,
-  `-Xmx1G -Xms1G` G1 as `kafka-server-start.sh`, internal topics with one replica and
-  `group.initial.rebalance.delay.ms=0` as in Kafka's own `config/server.properties`); odradek as
-  `odradek server` with only `listeners` and `log.dirs` set. One broker runs at a time; clients run on the
-  same {nproc} cores as the broker, so client CPU competes with broker CPU.
+- Settings: Kafka {kafka} in KRaft mode (one process, broker+controller, `-Xmx1G -Xms1G` G1 as
+  `kafka-server-start.sh`); odradek as `odradek server`. Both get the same settings where Kafka's sample
+  `config/server.properties` departs from Kafka's defaults (internal topics with one replica, as one node
+  needs, and `group.initial.rebalance.delay.ms=0`), and otherwise run with their defaults; checked in the
+  run: {config}. One broker runs at a time; clients run on the same {nproc} cores as the broker, so
+  client CPU competes with broker CPU.
 - Each session starts with an untimed warm-up (records of 100 B and 1 KiB produced to and consumed from a
   6-partition topic), so the JVM's JIT is warm when the clock starts.
-- Run-to-run spread on a shared 2-core machine is large (±30% seen); the librdkafka produce and consume
-  rows are the best of {repeat} runs (all runs are in the details), the Java rows a single run.
+- Every throughput row is {runs} per broker; the median run is shown, ± is half the range of the
+  runs relative to the median (all runs are in the details). Each librdkafka run moves at least its
+  record count and runs at least {min_seconds:g} s; the Java tools' record counts are sized for about 5 s
+  at the faster broker on this machine. Topics are created before and deleted after a run, unmeasured.
+- Broker CPU per GB: user+system time of the broker process while the run's client ran, over the
+  record bytes (values) produced (produce rows), consumed (consume rows) or both (the many-clients rows);
+  the median over the runs. It is the figure that says what a bigger machine would do.
 - librdkafka producer: one Python process, a tight `produce()` loop with no per-record callback,
-  `linger.ms=5`, `batch.size=1000000`, no compression; success checked from the end offsets. At 100 B
-  records the Python loop itself is a limit (see the CPU columns in the details: a broker well below
-  100% of a core is waiting for the client).
+  `linger.ms=5`, `batch.size=1000000`, no compression; success checked from the end offsets; the time
+  includes the final flush. At 100 B records the Python loop itself is a limit (see the CPU columns in the
+  details: a broker well below 100% of a core is waiting for the client).
+- {partitions:,} partitions: one topic; the producer sends {turn} records to each partition in turn (about
+  {turn_kib:,} KiB batches: librdkafka's sticky partitioner would leave most partitions unwritten in a
+  short run), the consumer reads every partition with assign(). Before these rows the topic is written
+  twice, {writeback} s apart, and read once, untimed (the "prime" rows in the details): Kafka here takes
+  two major page faults per partition (about 10 s of broker CPU for the topic) at its first write to
+  new index files after the kernel first wrote them back, a one-off kept out of the rows.
 - Java producer: `kafka-producer-perf-test` (ProducerPerformance) with the Java client's defaults
   (`batch.size=16384`, `linger.ms=5`, idempotence on) except `acks`, `--throughput -1`; the figure is the
   tool's own, over the whole run including the client JVM's warm-up. On 2 cores this client uses 1.5
   cores itself, so these rows measure the Java client far more than either broker.
-- librdkafka consumer: `assign()` to every partition from offset 0, `consume(10000)` batches,
-  `queued.min.messages=1000000` and `fetch.queue.backoff.ms=1` (librdkafka's defaults, 100000 and
-  1000 ms, make a fast consumer pause a second whenever its queue is full); timed from the first batch.
+- librdkafka consumer: `assign()` to every partition from offset 0, or `subscribe()` in a fresh consumer
+  group (auto.offset.reset=earliest), `consume(10000)` batches, `queued.min.messages=1000000` and
+  `fetch.queue.backoff.ms=1` (librdkafka's defaults, 100000 and 1000 ms, make a fast consumer pause a
+  second whenever its queue is full), timed from the first batch (the group join is left out: it is in
+  the details as first_record_s). A partition read to its end is read again from its start until the
+  run has its {min_seconds:g} s (`fetch.wait.max.ms=10`, so the turn does not wait for a parked fetch).
 - Java consumer: `kafka-consumer-perf-test` (ConsumerPerformance), which joins a consumer group; its
   fetch-time rate (`fetch.nMsg.sec`, leaving out the group join) is shown.
+- Many clients: {producers} librdkafka producer processes (acks=1, {swarm_size} B, queues of 32 MiB) and
+  {consumers} consumer processes in one group on a {swarm_partitions}-partition topic; the consumers join
+  first, then the producers run {swarm_seconds:g} s. In: acknowledged bytes over the time until the last
+  producer's flush returned; out: consumed bytes over the time until the last consumer had its last
+  record (every acknowledged record is consumed). 20 client processes share the cores with the broker.
 - Latency: a librdkafka producer (`linger.ms=5`, librdkafka's default, `acks=1`) paced at {rate:,} msg/s
   of {size} B for {seconds:g} s (after 2 s not counted), a librdkafka consumer in another process; each record carries
   its send time, so the figures have microsecond resolution (the record timestamp, in ms, agrees:
-  see the details).
+  see the details). One run.
 - RSS from /proc/<pid>/status of the broker process (the JVM for Kafka): VmRSS 2 s after start-up,
-  VmHWM at the end of each session (the maximum over the three sessions). Start-up: from process
-  start to the first produce acknowledged with `acks=all` (median over the three starts).
+  VmHWM at the end of each session (the maximum over the sessions). Start-up: from process
+  start to the first produce acknowledged with `acks=all` (median over the sessions' starts).
 """
 
 
 def render(res, plan, info, elapsed, errors, cluster_table=None, security_table=None, main_table=True) -> str:
     table, _ = build_table(res, plan)
     rate, seconds, size = plan["latency"]
+    producers, consumers, swarm_partitions, swarm_size, swarm_seconds = plan["swarm"]
     parts = [
         f"# odradek vs Apache Kafka — {info['date']}, commit {info['commit']}" + (" (quick)" if info["quick"] else ""),
         "",
@@ -503,21 +770,28 @@ def render(res, plan, info, elapsed, errors, cluster_table=None, security_table=
         "",
     ]
     if main_table:  # not when only the cluster or security sessions ran: a table of dashes
-        parts += [table, "", NOTES.format(repeat=plan["repeat"], kafka=info["kafka"], nproc=info["nproc"], rate=rate,
-                                          size=size, seconds=seconds)]
+        parts += [table, "", NOTES.format(
+            runs=plural(plan["repeat"], "run"), min_seconds=plan["min_seconds"], kafka=info["kafka"], nproc=info["nproc"],
+            config=config_comparison(res), rate=rate, size=size, seconds=seconds,
+            partitions=plan["many_partitions"][0], turn=plan["many_partitions"][4],
+            turn_kib=plan["many_partitions"][4] * plan["many_partitions"][1] // 1024, writeback=FIRST_WRITEBACK_S,
+            producers=producers, consumers=consumers,
+            swarm_partitions=swarm_partitions, swarm_size=swarm_size, swarm_seconds=swarm_seconds)]
     if security_table:
         tls = ", ".join(f"{n} {res[n]['tls']}" for n in ("kafka", "odradek") if res.get(n, {}).get("tls"))
         parts += ["Security (bench/security.py): one broker with PLAINTEXT, SSL and SASL_SSL listeners, the same "
                   "PKCS12 key store (P-256 certificate) and `sasl.enabled.mechanisms=PLAIN` for both; the librdkafka "
                   "producer (acks=1) and assign() consumer of bench/rdkafka_client.py, verifying the certificate, "
-                  "topics created over PLAINTEXT; the best of "
-                  f"{plan['security'][4]} runs; the warm-up also goes over SSL and SASL_SSL. Negotiated: {tls or '—'}. "
+                  f"topics created over PLAINTEXT; each row the median of {plural(plan['repeat'], 'run')} of at least "
+                  f"{plan['min_seconds']:g} s (± half the range); the consume rows read the first produce run's topic; "
+                  f"the warm-up also goes over SSL and SASL_SSL. Negotiated: {tls or '—'}. "
                   "Broker CPU per GB is the broker process's user+system time over the records' bytes.",
                   "", security_table, ""]
     if cluster_table:
         parts += ["Clusters (bench/cluster.py: three brokers on this machine, Kafka as three KRaft nodes in combined "
                   "mode, odradek as three brokers and Apache ZooKeeper 3.9 with zookeeper.session.timeout.ms=9000, "
-                  "KRaft's broker.session.timeout.ms; the failover row uses an idempotent acks=all producer):",
+                  "KRaft's broker.session.timeout.ms; the failover row uses an idempotent acks=all producer; one run "
+                  "per row, of a fixed record count):",
                   "", cluster_table, ""]
     if errors:
         parts += ["Problems seen in this run:", ""]
@@ -530,16 +804,19 @@ def render(res, plan, info, elapsed, errors, cluster_table=None, security_table=
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="fewer records and combinations (about 4 minutes)")
+    ap.add_argument("--quick", action="store_true", help="fewer records and combinations, one run of at least 2 s a row (about 8 minutes)")
     ap.add_argument("--only", choices=("kafka", "odradek"), help="run one broker only")
     ap.add_argument("--kafka-version", help="Apache Kafka version (default: the newest 4.x on Maven Central)")
-    ap.add_argument("--sessions", default="produce-rdkafka,produce-java,consume,cluster,security",
-                    help="comma-separated subset of produce-rdkafka,produce-java,consume,cluster,security")
+    ap.add_argument("--sessions", default="produce-rdkafka,produce-java,consume,scale,cluster,security",
+                    help="comma-separated subset of produce-rdkafka,produce-java,consume,scale,cluster,security")
     ap.add_argument("--no-write", action="store_true", help="do not write bench/results/")
     ap.add_argument("--commit", metavar="REV",
                     help="run odradek as committed at REV (git archive), not the work tree; e.g. HEAD, or an "
                          "older commit to compare before and after a change")
     args = ap.parse_args(argv)
+    unknown = [kind for kind in args.sessions.split(",") if kind not in (*SESSIONS, "cluster", "security")]
+    if unknown:
+        ap.error(f"unknown session(s) {', '.join(unknown)}: expected some of {', '.join(SESSIONS)}, cluster, security")
 
     started = time.monotonic()
     plan = QUICK if args.quick else FULL
@@ -578,7 +855,7 @@ def main(argv: list[str] | None = None) -> int:
                 broker = (brokers.KafkaBroker(bdir, libs, version) if name == "kafka"
                           else brokers.OdradekBroker(bdir, src=src))
                 session_security(broker, plan, results[name], errors, stores)
-            count, size, parts, _, _ = plan["security"]
+            count, size, parts, _ = plan["security"]
             security_table = security.table(results, count, size, parts)
             continue
         for name in names:
@@ -592,7 +869,7 @@ def main(argv: list[str] | None = None) -> int:
     info["date"] = datetime.date.today().isoformat()
     info["quick"] = args.quick
     info["command"] = "make bench" + (f" BENCH_ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else "")
-    main_table = any(k in ("produce-rdkafka", "produce-java", "consume") for k in args.sessions.split(","))
+    main_table = any(k in SESSIONS for k in args.sessions.split(","))
     report = render(results, plan, info, elapsed, errors, cluster_table, security_table, main_table)
     print(report)
     if not args.no_write:

@@ -104,8 +104,9 @@ def negotiated(address: str, stores: Stores) -> str:
 
 
 def table(results: dict[str, dict], count: int, size: int, parts: int) -> str:
-    """Rows: listener x (produce, consume). MB/s for each broker, odradek against Kafka, and each
-    broker against its own PLAINTEXT row (what TLS costs it); broker CPU per GB moved."""
+    """Rows: listener x (produce, consume). MB/s for each broker (the median run, ± half the runs'
+    range), odradek against Kafka, and each broker against its own PLAINTEXT row (what TLS costs it);
+    broker CPU per GB moved (the median over the runs)."""
     names = ("kafka", "odradek")
 
     def get(name, listener, op):
@@ -116,18 +117,22 @@ def table(results: dict[str, dict], count: int, size: int, parts: int) -> str:
         r = results.get(name, {}).get(("security", listener, op))
         if r is None:
             return "—"
-        return f"{r['mb_per_s']:,.0f} MB/s" if "mb_per_s" in r else "failed"
+        if "mb_per_s" not in r:
+            return "failed"
+        pct = r.get("spread_pct")
+        return f"{r['mb_per_s']:,.0f} MB/s" + (f" ±{pct:.0f}%" if pct is not None and pct >= 10 else
+                                               f" ±{pct:.1f}%" if pct is not None else "")
 
     def div(a, b):
         return f"{a / b:.2f}" if a is not None and b else "—"
 
     def cpu(name, listener, op):
         r = get(name, listener, op)
-        if r is None or "broker_cpu_s" not in r:
+        if r is None or "cpu_s_per_gb" not in r:
             return "—"
-        return f"{r['broker_cpu_s'] / (r['records'] * size / 1e9):.1f} s"
+        return f"{r['cpu_s_per_gb']:.1f} s"
 
-    out = [f"| {count:,} records of {size} B, {parts} partitions, librdkafka | Apache Kafka | odradek | odradek/Kafka"
+    out = [f"| at least {count:,} records of {size} B, {parts} partitions, librdkafka | Apache Kafka | odradek | odradek/Kafka"
            " | Kafka vs its PLAINTEXT | odradek vs its PLAINTEXT | broker CPU per GB, Kafka / odradek |",
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for listener in LISTENERS:
