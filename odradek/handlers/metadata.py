@@ -89,7 +89,35 @@ async def _requested_topic(response, entry, allow_auto_create: bool, ctx: Reques
     return _topic(response, topic, ctx, include_operations)
 
 
+class _TopicEntries:
+    """Built topic entries of the current image, per response version and listener: the image is
+    immutable and replaced whole on a change, so while it stands a topic's entry is the same for
+    every client (a Metadata of 10,000 partitions was mostly building them again)."""
+
+    def __init__(self) -> None:
+        self.image = None
+        self.entries: dict[tuple, object] = {}
+
+    def get(self, response, topic, ctx: RequestContext):
+        if ctx.image is not self.image:
+            self.image, self.entries = ctx.image, {}
+        key = (response, ctx.listener_name, topic.name)
+        entry = self.entries.get(key)
+        if entry is None:
+            entry = self.entries[key] = _build_topic(response, topic, ctx)
+        return entry
+
+
+_ENTRIES = _TopicEntries()
+
+
 def _topic(response, topic, ctx: RequestContext, include_operations: bool = False):
+    if include_operations or topic is not ctx.image.topics.get(topic.name):
+        return _build_topic(response, topic, ctx, include_operations)
+    return _ENTRIES.get(response, topic, ctx)
+
+
+def _build_topic(response, topic, ctx: RequestContext, include_operations: bool = False):
     """A topic's partitions as the image has them; a leader not reachable on this listener (or
     not alive) is LEADER_NOT_AVAILABLE, as Kafka answers."""
     partition_class = sibling(response, "MetadataResponsePartition")

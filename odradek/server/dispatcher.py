@@ -33,6 +33,7 @@ from odradek.protocol.schemas import request_class, response_class
 from odradek.handlers.responses import error_response
 from odradek.protocol.errors import ErrorCode
 from odradek.protocol.fetch_response import fetch_response_chunks
+from odradek.protocol.metadata_response import metadata_response_body
 from odradek.protocol.frames import FrameError, error_only_frame, parse_request_header, response_header
 from odradek.protocol.legacy_produce import rejected_produce_body
 from odradek.protocol.request_guard import guard_request
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 API_VERSIONS_KEY = 18
 PRODUCE_KEY = 0
 FETCH_KEY = 1
+METADATA_KEY = 3
 # Not charged to request quotas: authentication, and what brokers send each other.
 EXEMPT_FROM_REQUEST_QUOTA = frozenset({17, 36, 27})  # SaslHandshake, SaslAuthenticate, WriteTxnMarkers
 _SIZE = struct.Struct(">i")
@@ -219,6 +221,8 @@ def _frame_of(correlation_id: int, flexible_header: bool, response, api_key: int
     the records as read from the log between the encoded fields (written with writelines, so the
     records are never copied into an encoding buffer)."""
     head = response_header(correlation_id, flexible_header)
+    if api_key == METADATA_KEY:
+        return _frame(head, metadata_response_body(response, version))
     if api_key == FETCH_KEY:
         chunks = fetch_response_chunks(response, version)
         if chunks is not None:
