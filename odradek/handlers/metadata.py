@@ -17,6 +17,7 @@ from odradek.security.acl import CLUSTER_NAME, Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.protocol.metadata_response import forget_encoded_entries
 
 API_KEY = 3
 MIN_VERSION = 0
@@ -101,6 +102,7 @@ class _TopicEntries:
     def get(self, response, topic, ctx: RequestContext):
         if ctx.image is not self.image:
             self.image, self.entries = ctx.image, {}
+            forget_encoded_entries()
         key = (response, ctx.listener_name, topic.name)
         entry = self.entries.get(key)
         if entry is None:

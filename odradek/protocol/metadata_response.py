@@ -20,7 +20,7 @@ from odradek.protocol.frames import unsigned_varint
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
 _EMPTY_TAGS = b"\x00"
-_MAX_CACHED = 100_000
+_MAX_CACHED = 20_000  # a backstop: the handler forgets them at each new image
 
 
 @cache
@@ -51,7 +51,16 @@ class EncodedEntries:
         return data
 
 
+    def forget(self) -> None:
+        self._bytes.clear()
+
+
 _ENTRIES = EncodedEntries()
+
+
+def forget_encoded_entries() -> None:
+    """The metadata image changed: its old entries are not asked for again (the handler calls this)."""
+    _ENTRIES.forget()
 
 
 def _array_length(count: int, flexible: bool) -> bytes:
