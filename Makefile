@@ -32,7 +32,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache
 
 # `make bench`: odradek against Apache Kafka (fetched from Maven Central into .cache/bench) on this
-# machine; writes bench/results/<date>-<commit>.md. Never part of `make test`. BENCH_ARGS=--quick for ~4 min.
+# machine; writes bench/results/<date>-<commit>.md. Never part of `make test`. About 40 min; BENCH_ARGS=--quick for ~8 min.
 BENCH_ARGS ?=
 bench: $(VENV)/.installed-test
 	$(VENV_PYTHON) bench/run.py $(BENCH_ARGS)
