@@ -85,7 +85,16 @@ class LeaderFetcher:
             await connection.close()
 
     async def _run(self) -> None:
-        while self.partitions and not self._stopping:
+        """Fetch while there are partitions; idle (no connection held) while there are none. The
+        task does not end when the last partition goes: add() right then would find it still
+        closing its connection, start no other, and nothing would fetch again."""
+        while not self._stopping:
+            if not self.partitions:
+                await self._close()
+                if not self.partitions:  # none came while closing
+                    self._wake.clear()
+                    await self._wake.wait()
+                continue
             try:
                 if self._connection is None or not self._connection.connected:
                     self._connection = await BrokerConnection(
@@ -159,6 +168,7 @@ class LeaderFetcher:
             "rack_id": "",
         }
         self._wake.clear()
+        asked = {tp: leader_epoch for tp, leader_epoch, _ in wanted}
         response = await connection.request(
             FETCH, values, max_version=version, min_version=version,
             timeout_s=self.config.request_timeout_s + self.config.max_wait_ms / 1000,
@@ -171,9 +181,10 @@ class LeaderFetcher:
         for topic in response.responses:
             name = getattr(topic, "topic", None) or names.get(getattr(topic, "topic_id", None))
             for data in topic.partitions:
-                self._handle(TopicPartition(name, data.partition_index), data)
+                tp = TopicPartition(name, data.partition_index)
+                self._handle(tp, data, asked.get(tp))
 
-    def _handle(self, tp: TopicPartition, data) -> None:
+    def _handle(self, tp: TopicPartition, data, asked_epoch: int | None = None) -> None:
         partition = self.replicas.partition(tp)
         if partition is None or partition.is_leader or tp not in self.partitions:
             return
@@ -192,8 +203,8 @@ class LeaderFetcher:
             self.replicas.handle_out_of_range(partition, data.log_start_offset, data.high_watermark)
         elif error in (ErrorCode.not_leader_or_follower, ErrorCode.fenced_leader_epoch, ErrorCode.unknown_leader_epoch):
             # The leader moved on, or we are ahead of its metadata: the next image decides.
-            if error != ErrorCode.unknown_leader_epoch:
-                self.partitions.pop(tp, None)
+            if error != ErrorCode.unknown_leader_epoch and self.partitions.get(tp) == asked_epoch:
+                self.partitions.pop(tp, None)  # (not if it was followed again, at a newer epoch, meanwhile)
                 log.info("Stopped fetching %s from broker %d (%s): waiting for newer metadata", tp, self.leader_id, error.name.upper())
                 self.replicas.metadata_behind(tp)
         elif error == ErrorCode.unknown_topic_or_partition:
