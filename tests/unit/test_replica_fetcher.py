@@ -50,7 +50,7 @@ def test_a_partition_followed_again_while_the_last_one_leaves_is_fetched():
         fetcher._connection = Connection()
         try:
             fetcher.add(tp, 1)
-            for _ in range(100):
+            for _ in range(500):  # up to 5 s on a loaded machine; 0.05 s here
                 if len(replicas.asked) >= 2:
                     break
                 await asyncio.sleep(0.01)
