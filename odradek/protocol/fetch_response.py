@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import struct
+import uuid
 from functools import cache
 
 from kio.serial import entity_writer
@@ -24,6 +25,7 @@ _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
 _HEAD_V7 = struct.Struct(">ihi")  # throttle_time_ms, error_code, session_id
 _EMPTY_TAGS = b"\x00"
+_ZERO_UUID = uuid.UUID(int=0)
 
 
 
@@ -55,7 +57,7 @@ def fetch_response_chunks(response, version: int) -> list | None:
     chunks: list = []
     pending = head  # fields not yet followed by records
     for topic in response.responses:
-        pending += topic.topic_id.bytes if version >= 13 else _string(topic.topic, flexible)
+        pending += (topic.topic_id or _ZERO_UUID).bytes if version >= 13 else _string(topic.topic, flexible)  # None: zeros, as kio writes
         pending += _array_length(len(topic.partitions), flexible)
         for partition in topic.partitions:
             records = partition.records
