@@ -19,7 +19,7 @@ from functools import cache
 
 from kio.serial import entity_writer
 
-from odradek.protocol.frames import unsigned_varint
+from odradek.protocol.frames import array_length, unsigned_varint
 
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
@@ -33,9 +33,6 @@ _ZERO_UUID = uuid.UUID(int=0)
 def _writer(cls):
     return entity_writer(cls)
 
-
-def _array_length(count: int, flexible: bool) -> bytes:
-    return unsigned_varint(count + 1) if flexible else _INT32.pack(count)
 
 
 def _string(text: str, flexible: bool) -> bytes:
@@ -53,12 +50,12 @@ def fetch_response_chunks(response, version: int) -> list | None:
         head = bytearray(_HEAD_V7.pack(throttle_ms, response.error_code, response.session_id))
     else:
         head = bytearray(_INT32.pack(throttle_ms))
-    head += _array_length(len(response.responses), flexible)
+    head += array_length(len(response.responses), flexible)
     chunks: list = []
     pending = head  # fields not yet followed by records
     for topic in response.responses:
         pending += (topic.topic_id or _ZERO_UUID).bytes if version >= 13 else _string(topic.topic, flexible)  # None: zeros, as kio writes
-        pending += _array_length(len(topic.partitions), flexible)
+        pending += array_length(len(topic.partitions), flexible)
         for partition in topic.partitions:
             records = partition.records
             if records and _has_tags(partition):

@@ -37,6 +37,11 @@ def unsigned_varint(value: int) -> bytes:
     return bytes(out)
 
 
+def array_length(count: int, flexible: bool) -> bytes:
+    """An array's length as encoded: an unsigned varint of count + 1 in flexible versions, else int32."""
+    return unsigned_varint(count + 1) if flexible else struct.pack(">i", count)
+
+
 def read_unsigned_varint(buffer, offset: int) -> tuple[int, int]:
     """(value, new offset); raises FrameError past the end or beyond 5 bytes."""
     value = 0

@@ -15,7 +15,7 @@ from functools import cache
 
 from kio.serial import entity_writer
 
-from odradek.protocol.frames import unsigned_varint
+from odradek.protocol.frames import array_length, unsigned_varint
 
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
@@ -50,7 +50,6 @@ class EncodedEntries:
         self._bytes[id(entity)] = (entity, data)
         return data
 
-
     def forget(self) -> None:
         self._bytes.clear()
 
@@ -62,9 +61,6 @@ def forget_encoded_entries() -> None:
     """The metadata image changed: its old entries are not asked for again (the handler calls this)."""
     _ENTRIES.forget()
 
-
-def _array_length(count: int, flexible: bool) -> bytes:
-    return unsigned_varint(count + 1) if flexible else _INT32.pack(count)
 
 
 def _nullable_string(text: str | None, flexible: bool) -> bytes:
@@ -80,15 +76,14 @@ def metadata_response_body(response, version: int) -> bytes:
     parts = []
     if version >= 3:
         parts.append(_INT32.pack(round(response.throttle_time.total_seconds() * 1000)))
-    parts.append(_array_length(len(response.brokers), flexible))
+    parts.append(array_length(len(response.brokers), flexible))
     parts.extend(_encode(broker) for broker in response.brokers)
     if version >= 2:
         parts.append(_nullable_string(response.cluster_id, flexible))
     if version >= 1:
         parts.append(_INT32.pack(response.controller_id))
-    parts.append(_array_length(len(response.topics), flexible))
-    entries = _ENTRIES
-    parts.extend(entries.of(topic) for topic in response.topics)
+    parts.append(array_length(len(response.topics), flexible))
+    parts.extend(_ENTRIES.of(topic) for topic in response.topics)
     if 8 <= version <= 10:
         parts.append(_INT32.pack(response.cluster_authorized_operations))
     if flexible:
