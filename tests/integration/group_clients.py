@@ -307,11 +307,11 @@ def _run_kafka_python(spec: dict, member: _Member) -> None:
                     _emit("commit_failed", error=repr(error))
                 else:
                     _emit("committed", topic=tp.topic, partition=tp.partition, offset=record.offset + 1)
-        _finish_orphaned_kafka_python_join(consumer)
+        finish_orphaned_kafka_python_join(consumer)
     consumer.close()
 
 
-def _finish_orphaned_kafka_python_join(consumer) -> None:
+def finish_orphaned_kafka_python_join(consumer) -> None:
     """Work around a kafka-python 3.0.12 bug (tests/compat/FINDINGS.md, "kafka-python 3.0.12: a
     leader's rejoin is dropped"). poll() gives up waiting for a JoinGroup/SyncGroup after its
     timeout and later polls collect the result only while need_rejoin() is true. A leader that

@@ -36,7 +36,7 @@ from kio.static.primitive import i32, i64
 from conftest import BrokerProcess
 
 from .clients import Delivery, Record, create_topic, produce
-from .group_clients import SESSION_TIMEOUT_MS, GroupConsumer, describe_all, wait_for
+from .group_clients import SESSION_TIMEOUT_MS, GroupConsumer, describe_all, finish_orphaned_kafka_python_join, wait_for
 from .wire import WireClient
 
 SESSION_TIMEOUT_S = SESSION_TIMEOUT_MS / 1000
@@ -523,6 +523,7 @@ def test_seek_rewind_kafka_python(group_broker):
         while len(records) < count and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=200, max_records=count - len(records)).values():
                 records.extend(batch)
+            finish_orphaned_kafka_python_join(consumer)
         assert len(records) == count, f"consumed {len(records)} of {count}"
         return records
 

@@ -41,6 +41,7 @@ from conftest import BrokerProcess, free_port
 from odradek.protocol.errors import ErrorCode
 from tls_material import STORE_PASSWORD, make_tls_material
 
+from .group_clients import finish_orphaned_kafka_python_join
 from .wire import WireClient
 
 PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
@@ -160,13 +161,13 @@ def _round_trip(client: str, broker: SecureBroker, listener: str) -> list[bytes]
             producer.send(topic, value)
         producer.flush(30)
         producer.close()
-        consumer = kafka.KafkaConsumer(topic, group_id=group, auto_offset_reset="earliest", consumer_timeout_ms=20000,
-                                       **settings)
+        consumer = kafka.KafkaConsumer(topic, group_id=group, auto_offset_reset="earliest", **settings)
         seen = []
-        for message in consumer:
-            seen.append(message.value)
-            if len(seen) == len(values):
-                break
+        deadline = time.monotonic() + 20
+        while len(seen) < len(values) and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200, max_records=len(values) - len(seen)).values():
+                seen.extend(message.value for message in batch)
+            finish_orphaned_kafka_python_join(consumer)
         consumer.commit()
         consumer.close()
         return seen

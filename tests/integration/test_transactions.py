@@ -52,6 +52,7 @@ import kafka.errors
 import pytest
 
 from .clients import CLIENTS, ConsumeTimeout, Record, create_topic, produce
+from .group_clients import finish_orphaned_kafka_python_join
 
 # librdkafka's Producer.close() aborts an open transaction and warns when that fails, as it does
 # for the fenced and abandoned producers here.
@@ -698,6 +699,7 @@ def _transform_kafka_python(bootstrap: str, source: str, sink: str, group: str, 
                 for record in batch:
                     producer.send(sink, value=transform(record.value), partition=0)
                     done += 1
+            finish_orphaned_kafka_python_join(consumer)
         offsets = {tp: kafka.OffsetAndMetadata(consumer.position(tp), "", -1) for tp in consumer.assignment()}
         producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
         if commit:
