@@ -24,6 +24,9 @@ from odradek.protocol.frames import array_length, unsigned_varint
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
 _HEAD_V7 = struct.Struct(">ihi")  # throttle_time_ms, error_code, session_id
+_PARTITION_HEAD_V4 = struct.Struct(">ihqq")  # partition_index, error_code, high_watermark, last_stable_offset
+_PARTITION_HEAD_V5 = struct.Struct(">ihqqq")  # and log_start_offset
+_ABORTED_TRANSACTION = struct.Struct(">qq")  # producer_id, first_offset
 _EMPTY_TAGS = b"\x00"
 _ZERO_UUID = uuid.UUID(int=0)
 
@@ -58,7 +61,20 @@ def fetch_response_chunks(response, version: int) -> list | None:
         pending += array_length(len(topic.partitions), flexible)
         for partition in topic.partitions:
             records = partition.records
-            if records and _has_tags(partition):
+            if not _has_tags(partition):  # the common shape, written here without kio
+                pending += _partition_head(partition, version, flexible)
+                if records is None:
+                    pending += b"\x00" if flexible else b"\xff\xff\xff\xff"
+                else:
+                    pending += unsigned_varint(len(records) + 1) if flexible else _INT32.pack(len(records))
+                    if records:
+                        chunks.append(bytes(pending))
+                        chunks.append(records)
+                        pending = bytearray()
+                if flexible:
+                    pending += _EMPTY_TAGS
+                continue
+            if records:
                 return None  # tagged fields beside records: not a shape this covers
             buffer = io.BytesIO()
             _writer(type(partition))(buffer, _without_records(partition) if records else partition)
@@ -81,6 +97,28 @@ def fetch_response_chunks(response, version: int) -> list | None:
         pending += _EMPTY_TAGS  # the response's tagged fields
     chunks.append(bytes(pending))
     return chunks
+
+
+def _partition_head(partition, version: int, flexible: bool) -> bytes:
+    """A partition's fields before its records, as kio writes them (no tagged fields set)."""
+    if version >= 5:
+        head = _PARTITION_HEAD_V5.pack(partition.partition_index, partition.error_code, partition.high_watermark,
+                                       partition.last_stable_offset, partition.log_start_offset)
+    else:
+        head = _PARTITION_HEAD_V4.pack(partition.partition_index, partition.error_code, partition.high_watermark,
+                                       partition.last_stable_offset)
+    aborted = partition.aborted_transactions
+    if aborted is None:
+        head += b"\x00" if flexible else b"\xff\xff\xff\xff"
+    else:
+        head += array_length(len(aborted), flexible)
+        for transaction in aborted:
+            head += _ABORTED_TRANSACTION.pack(transaction.producer_id, transaction.first_offset)
+            if flexible:
+                head += _EMPTY_TAGS
+    if version >= 11:
+        head += _INT32.pack(partition.preferred_read_replica)
+    return head
 
 
 def _without_records(partition):

@@ -28,11 +28,11 @@ def _partition(cls, index: int, records: bytes, error: int, aborted: list, diver
                  last_stable_offset=900, log_start_offset=7,
                  aborted_transactions=tuple(build(aborted_class, producer_id=p, first_offset=o) for p, o in aborted)
                  if aborted is not None else None,
-                 preferred_read_replica=-1, records=records, **fields)
+                 preferred_read_replica=index % 3 - 1, records=records, **fields)
 
 
 partitions = st.lists(st.tuples(
-    st.binary(max_size=300), st.sampled_from([0, 6]),
+    st.one_of(st.none(), st.binary(max_size=300)), st.sampled_from([0, 6]),
     st.one_of(st.none(), st.lists(st.tuples(st.integers(0, 2**40), st.integers(0, 2**40)), max_size=3)),
     st.booleans()), max_size=4)
 
