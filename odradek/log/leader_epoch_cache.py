@@ -24,16 +24,21 @@ UNDEFINED_EPOCH = -1
 UNDEFINED_OFFSET = -1
 
 
+def _path_in(directory: Path) -> Path:
+    # A Path is not parsed again (Path(path) is): this runs for every partition at start-up.
+    return (directory if isinstance(directory, Path) else Path(directory)) / FILE_NAME
+
+
 class LeaderEpochCache:
     def __init__(self, directory: Path, entries: list[tuple[int, int]] | None = None) -> None:
-        self.path = Path(directory) / FILE_NAME
+        self.path = _path_in(directory)
         self._entries: list[tuple[int, int]] = list(entries or [])
 
     @classmethod
     def load(cls, directory: Path) -> "LeaderEpochCache | None":
         """The cache in `directory`, or None when it has no checkpoint file (to be rebuilt).
         ValueError for a malformed file."""
-        path = Path(directory) / FILE_NAME
+        path = _path_in(directory)
         try:
             lines = path.read_text(encoding="utf-8").split()
         except FileNotFoundError:

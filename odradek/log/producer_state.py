@@ -108,9 +108,9 @@ def snapshot_path(directory: Path, offset: int) -> Path:
 def snapshot_offsets(directory: Path) -> list[int]:
     """Offsets of the snapshot files in a partition dir, ascending."""
     offsets = []
-    for path in Path(directory).iterdir():
-        stem = path.name[: -len(SNAPSHOT_SUFFIX)]
-        if path.name.endswith(SNAPSHOT_SUFFIX) and stem.isdigit():
+    for name in os.listdir(directory):
+        stem = name[: -len(SNAPSHOT_SUFFIX)]
+        if name.endswith(SNAPSHOT_SUFFIX) and stem.isdigit():
             offsets.append(int(stem))
     return sorted(offsets)
 
