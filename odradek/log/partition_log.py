@@ -58,6 +58,7 @@ _INT64 = struct.Struct(">q")
 _INT16 = struct.Struct(">h")
 _UINT32 = struct.Struct(">I")
 _BASE_OFFSET_AND_LENGTH = struct.Struct(">qi")
+_BASE_OFFSET_AND_LAST_DELTA = struct.Struct(">q15xi")  # a batch's base offset and last offset delta
 
 
 class AppendResult(NamedTuple):
@@ -484,6 +485,7 @@ class PartitionLog:
                 if header.base_offset >= max_offset:
                     return b""
                 data = segment.read(header.position, max(max_bytes, header.size))
+                last = 0  # where the last whole batch starts
                 end = header.size
                 limit = max(max_bytes, header.size)
                 while len(data) - end >= LOG_OVERHEAD:
@@ -491,7 +493,9 @@ class PartitionLog:
                     batch_end = end + length + LOG_OVERHEAD
                     if base_offset >= max_offset or batch_end > len(data) or batch_end > limit:
                         break
-                    end = batch_end
+                    last, end = end, batch_end
+                base_offset, last_offset_delta = _BASE_OFFSET_AND_LAST_DELTA.unpack_from(data, last)
+                segment.remember_read_end(base_offset + last_offset_delta + 1, header.position + end)
                 return data if end == len(data) else memoryview(data)[:end]  # no copy of the rest
         except OSError as exc:
             raise self.io_error(exc, "reading", self.directory) from exc

@@ -35,6 +35,7 @@ SWAP_SUFFIX = ".swap"  # a finished cleaned segment about to replace old ones; c
 DELETED_SUFFIX = ".deleted"  # a segment removed from the log, awaiting file.delete.delay.ms
 SEGMENT_FILE_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)
 _RECOVERY_CHUNK_BYTES = 8 * 1024 * 1024
+_READ_ENDS_KEPT = 16  # sequential readers of one segment remembered (consumers, groups, followers)
 _INT32_MAX = 2**31 - 1
 
 
@@ -83,6 +84,7 @@ class LogSegment:
         self._rolling_timestamp: int | None = None
         self._bytes_since_index_entry = 0
         self._max_timestamp: tuple[int, int] | None = None  # (timestamp, offset), lazily from the time index
+        self._read_ends: dict[int, int] = {}  # next offset -> position, where recent reads ended
         self.closed = False
 
     @classmethod
@@ -215,12 +217,31 @@ class LogSegment:
                 return
             position += within
 
+    def remember_read_end(self, next_offset: int, position: int) -> None:
+        """A read ended at `position`, before `next_offset`: where a sequential reader (a consumer,
+        a follower) asks next, found then without the index search and the walk over headers."""
+        ends = self._read_ends
+        ends.pop(next_offset, None)
+        ends[next_offset] = position
+        if len(ends) > _READ_ENDS_KEPT:
+            del ends[next(iter(ends))]
+
     def find_batch(self, offset: int, start_position: int | None = None) -> BatchHeader | None:
         """The first batch whose last offset >= `offset`, or None if the segment ends before it.
 
-        Index lookup, then a forward walk over batch headers (preads of 61 bytes).
+        Where a recent read ended, one header read; otherwise an index lookup, then a forward walk
+        over batch headers (preads of 61 bytes).
         """
-        position = start_position if start_position is not None else self.offset_index.lookup(offset)[1]
+        if start_position is None:
+            start_position = self._read_ends.get(offset)
+            if start_position is not None:
+                header = self.header_at(start_position)
+                if header is not None and header.last_offset >= offset:
+                    return header
+                if header is None and start_position >= self.size:
+                    return None  # nothing after that read yet
+            start_position = self.offset_index.lookup(offset)[1]
+        position = start_position
         for header in self.iter_headers(position):
             if header.last_offset >= offset:
                 return header
@@ -338,6 +359,7 @@ class LogSegment:
         self.txn_index.truncate_to(expected_offset)
         self._max_timestamp = max_timestamp
         self._bytes_since_index_entry = position - last_entry_position
+        self._read_ends.clear()
         return truncated
 
     def rebuild_indexes(self) -> None:
@@ -359,6 +381,7 @@ class LogSegment:
         self.txn_index.truncate_to(header.base_offset)
         self._max_timestamp = self.time_index.max_timestamp()
         self._bytes_since_index_entry = 0
+        self._read_ends.clear()
         if self.size == 0:
             self._rolling_timestamp = None
             self.created_ms = self.clock.now_ms()

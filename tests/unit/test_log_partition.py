@@ -251,6 +251,35 @@ def test_truncate_to_removes_batches_and_later_segments(tmp_path, clock):
     assert log.log_end_offset == 0 and log.size_bytes == 0
 
 
+def test_sequential_reads_find_where_the_last_read_ended(tmp_path, clock):
+    """A consumer's next fetch starts where its last read ended: found without the index, and
+    still right after the log is truncated and written again with batches of other sizes."""
+    log = open_log(tmp_path, clock, segment_bytes=4000)
+    for count in (1, 3, 2, 5, 1, 4, 2, 3):
+        append(log, make_batch(clock, count, value_size=100))
+
+    def read_through(max_bytes):
+        offsets, offset = [], 0
+        while offset < log.log_end_offset:
+            data = log.read(offset, max_bytes, log.log_end_offset)
+            position = 0
+            while position < len(data):
+                header = read_batch_header(data, position)
+                offsets.append(header.base_offset)
+                position += header.size
+                offset = header.next_offset
+        return offsets
+
+    first = read_through(700)
+    assert first == read_through(700) == read_through(1 << 20)
+    assert log.read(log.log_end_offset, 700, log.log_end_offset) == b""
+    log.truncate_to(6)
+    for count in (2, 2, 2):
+        append(log, make_batch(clock, count, value_size=30))
+    assert read_through(700) == [offset for offset in first if offset < 6] + [6, 8, 10]
+    assert [r.offset for r in all_records(log)] == list(range(12))
+
+
 def test_flush_advances_recovery_point_and_flush_messages(tmp_path, clock):
     log = open_log(tmp_path, clock, flush_messages=5)
     append(log, make_batch(clock, 3))
