@@ -38,9 +38,11 @@ class LeaderEpochCache:
     def load(cls, directory: Path) -> "LeaderEpochCache | None":
         """The cache in `directory`, or None when it has no checkpoint file (to be rebuilt).
         ValueError for a malformed file."""
-        path = _path_in(directory)
+        cache = cls(directory)
+        path = cache.path
         try:
-            lines = path.read_text(encoding="utf-8").split()
+            with open(path, encoding="utf-8") as file:
+                lines = file.read().split()
         except FileNotFoundError:
             return None
         if len(lines) < 2 or lines[0] != str(_VERSION):
@@ -49,7 +51,8 @@ class LeaderEpochCache:
         numbers = [int(value) for value in lines[2:]]
         if len(numbers) != 2 * count:
             raise ValueError(f"{path}: {count} entries announced, {len(numbers) // 2} found")
-        return cls(directory, [(numbers[i], numbers[i + 1]) for i in range(0, len(numbers), 2)])
+        cache._entries = [(numbers[i], numbers[i + 1]) for i in range(0, len(numbers), 2)]
+        return cache
 
     @property
     def entries(self) -> list[tuple[int, int]]:

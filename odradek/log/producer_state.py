@@ -102,7 +102,8 @@ class ProducerEntry:
 
 
 def snapshot_path(directory: Path, offset: int) -> Path:
-    return Path(directory) / f"{offset:020d}{SNAPSHOT_SUFFIX}"
+    directory = directory if isinstance(directory, Path) else Path(directory)  # a Path is not parsed again
+    return directory / f"{offset:020d}{SNAPSHOT_SUFFIX}"
 
 
 def snapshot_offsets(directory: Path) -> list[int]:
