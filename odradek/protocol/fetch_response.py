@@ -1,10 +1,9 @@
 """A Fetch response as chunks: the encoded fields, with each partition's records between them as
 they came from the log, never copied into an encoding buffer (DESIGN §4, the fetch hot path).
 
-The fields around the records are written here for every version the broker serves (v4-v17); each
-partition's other fields are encoded by kio with empty records, whose encoding (an int32 or a
-varint length of zero, then in flexible versions an empty tagged-field section) is replaced by the
-real length. The joined chunks are byte for byte what kio writes for the whole response (a unit
+The fields around the records are written here with struct for every version the broker serves
+(v4-v17); a partition with tagged fields set (a diverging epoch, which comes without records) is
+written by kio. The joined chunks are byte for byte what kio writes for the whole response (a unit
 test checks every version). A response this does not cover (a partition with records and tagged
 fields, top-level tagged fields) gets None, and the caller encodes it whole.
 """
@@ -76,21 +75,9 @@ def fetch_response_chunks(response, version: int) -> list | None:
                 continue
             if records:
                 return None  # tagged fields beside records: not a shape this covers
-            buffer = io.BytesIO()
-            _writer(type(partition))(buffer, _without_records(partition) if records else partition)
-            encoded = buffer.getbuffer()
-            if not records:
-                pending += encoded
-                continue
-            if flexible:
-                pending += encoded[:-2]  # the empty records (varint 1) and the empty tagged fields
-                pending += unsigned_varint(len(records) + 1)
-            else:
-                pending += encoded[:-4]  # the empty records' int32 length
-                pending += _INT32.pack(len(records))
-            chunks.append(bytes(pending))
-            chunks.append(records)
-            pending = bytearray(_EMPTY_TAGS) if flexible else bytearray()
+            buffer = io.BytesIO()  # a diverging epoch and no records: kio writes it
+            _writer(type(partition))(buffer, partition)
+            pending += buffer.getbuffer()
         if flexible:
             pending += _EMPTY_TAGS  # the topic's tagged fields
     if flexible:
@@ -119,10 +106,6 @@ def _partition_head(partition, version: int, flexible: bool) -> bytes:
     if version >= 11:
         head += _INT32.pack(partition.preferred_read_replica)
     return head
-
-
-def _without_records(partition):
-    return dataclasses.replace(partition, records=b"")
 
 
 @cache
