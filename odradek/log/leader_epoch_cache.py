@@ -24,14 +24,9 @@ UNDEFINED_EPOCH = -1
 UNDEFINED_OFFSET = -1
 
 
-def _path_in(directory: Path) -> Path:
-    # A Path is not parsed again (Path(path) is): this runs for every partition at start-up.
-    return (directory if isinstance(directory, Path) else Path(directory)) / FILE_NAME
-
-
 class LeaderEpochCache:
     def __init__(self, directory: Path, entries: list[tuple[int, int]] | None = None) -> None:
-        self.path = _path_in(directory)
+        self.path = directory / FILE_NAME  # not Path(directory): parsing it again costs at start-up
         self._entries: list[tuple[int, int]] = list(entries or [])
 
     @classmethod

@@ -155,14 +155,14 @@ class LogManager:
             entries = sorted(item.name for item in listing if item.is_dir())
         for name in entries:
             entry = log_dir / name
-            if entry.name.endswith(DELETE_SUFFIX):
+            if name.endswith(DELETE_SUFFIX):
                 self._pending_deletes.append(entry)
                 continue
-            if entry.name.endswith(STRAY_SUFFIX):
+            if name.endswith(STRAY_SUFFIX):
                 strays += 1
                 continue
             try:
-                tp = TopicPartition.from_dir_name(entry.name)
+                tp = TopicPartition.from_dir_name(name)
             except ValueError:
                 continue
             recovered_any = recovered_any or not clean

@@ -102,8 +102,7 @@ class ProducerEntry:
 
 
 def snapshot_path(directory: Path, offset: int) -> Path:
-    directory = directory if isinstance(directory, Path) else Path(directory)  # a Path is not parsed again
-    return directory / f"{offset:020d}{SNAPSHOT_SUFFIX}"
+    return directory / f"{offset:020d}{SNAPSHOT_SUFFIX}"  # not Path(directory): parsing it again costs at start-up
 
 
 def snapshot_offsets(directory: Path) -> list[int]:

@@ -30,11 +30,9 @@ _EMPTY_TAGS = b"\x00"
 _ZERO_UUID = uuid.UUID(int=0)
 
 
-
 @cache
 def _writer(cls):
     return entity_writer(cls)
-
 
 
 def _string(text: str, flexible: bool) -> bytes:
@@ -63,7 +61,7 @@ def fetch_response_chunks(response, version: int) -> list | None:
             if not _has_tags(partition):  # the common shape, written here without kio
                 pending += _partition_head(partition, version, flexible)
                 if records is None:
-                    pending += b"\x00" if flexible else b"\xff\xff\xff\xff"
+                    pending += _null_length(flexible)
                 else:
                     pending += unsigned_varint(len(records) + 1) if flexible else _INT32.pack(len(records))
                     if records:
@@ -86,6 +84,11 @@ def fetch_response_chunks(response, version: int) -> list | None:
     return chunks
 
 
+def _null_length(flexible: bool) -> bytes:
+    """The length of a null array or null records: varint 0 in flexible versions, else int32 -1."""
+    return b"\x00" if flexible else b"\xff\xff\xff\xff"
+
+
 def _partition_head(partition, version: int, flexible: bool) -> bytes:
     """A partition's fields before its records, as kio writes them (no tagged fields set)."""
     if version >= 5:
@@ -96,7 +99,7 @@ def _partition_head(partition, version: int, flexible: bool) -> bytes:
                                        partition.last_stable_offset)
     aborted = partition.aborted_transactions
     if aborted is None:
-        head += b"\x00" if flexible else b"\xff\xff\xff\xff"
+        head += _null_length(flexible)
     else:
         head += array_length(len(aborted), flexible)
         for transaction in aborted:

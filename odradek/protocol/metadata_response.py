@@ -62,7 +62,6 @@ def forget_encoded_entries() -> None:
     _ENTRIES.forget()
 
 
-
 def _nullable_string(text: str | None, flexible: bool) -> bytes:
     if text is None:
         return b"\x00" if flexible else _INT16.pack(-1)
