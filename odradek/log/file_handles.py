@@ -9,6 +9,9 @@ reopened after eviction behaves exactly as before.
 
 Use: `with handle as fd: os.pread(fd, ...)`. The descriptor is pinned for the duration of the
 `with` block: it is never closed, and its number never reused, under a reader in another thread.
+A handle knows which file it has open (`identity`, device and inode), so a Fetch response's
+records, sent after the read (protocol/file_region.py), can tell whether the file they came from is
+the one now open under that name.
 Thread-safe; one lock for the whole set, held only for the bookkeeping around an open or a close.
 """
 
@@ -67,27 +70,38 @@ OPEN_FILES = OpenFiles()
 class FileHandle:
     """One file of a segment, opened (read-write, created if missing) when used."""
 
-    __slots__ = ("path", "fd", "pins", "files")
+    __slots__ = ("path", "fd", "pins", "files", "identity")
 
     def __init__(self, path: Path, files: OpenFiles = OPEN_FILES) -> None:
         self.path = path
         self.fd: int | None = None
         self.pins = 0
         self.files = files
+        self.identity: tuple[int, int] | None = None  # (device, inode) of the file last opened
 
     def __enter__(self) -> int:
+        return self.pin()
+
+    def __exit__(self, *exc) -> None:
+        self.unpin()
+
+    def pin(self, create: bool = True) -> int:
+        """The open descriptor, kept open until unpin(). Opening creates the file unless `create`
+        is false (FileNotFoundError then when it is gone: a reader of old data must not make it anew)."""
         files = self.files
         with files._lock:
             if self.fd is None:
                 files._make_room(1)
-                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                fd = os.open(self.path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+                status = os.fstat(fd)
+                self.fd, self.identity = fd, (status.st_dev, status.st_ino)
                 files._open[self] = None
             else:
                 files._open.move_to_end(self)
             self.pins += 1
             return self.fd
 
-    def __exit__(self, *exc) -> None:
+    def unpin(self) -> None:
         files = self.files
         with files._lock:
             self.pins -= 1

@@ -141,6 +141,11 @@ class OffsetIndex(_IndexFile):
         relative, position = self.entry(found)
         return self.base_offset + relative, position
 
+    def position_at_or_before(self, position: int) -> int:
+        """The greatest indexed batch position <= `position` (0 when none is): a batch boundary."""
+        found = self._search(position, 1)
+        return self.entry(found)[1] if found >= 0 else 0
+
     def truncate_to_position(self, position: int) -> None:
         """Drop every entry pointing at `position` or beyond."""
         keep = self._search(position - 1, 1) + 1

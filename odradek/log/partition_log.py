@@ -37,11 +37,11 @@ from odradek.log.segment import (
 )
 from odradek.log.txn_index import AbortedTxn
 from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.protocol.file_region import FileRegion
 from odradek.protocol.records import (
     ATTRIBUTES_OFFSET,
     BATCH_HEADER_SIZE,
     CRC_OFFSET,
-    LOG_OVERHEAD,
     TIMESTAMP_TYPE_FLAG,
     BatchHeader,
     decode_marker,
@@ -57,8 +57,6 @@ _MAX_TIMESTAMP_OFFSET = 35
 _INT64 = struct.Struct(">q")
 _INT16 = struct.Struct(">h")
 _UINT32 = struct.Struct(">I")
-_BASE_OFFSET_AND_LENGTH = struct.Struct(">qi")
-_BASE_OFFSET_AND_LAST_DELTA = struct.Struct(">q15xi")  # a batch's base offset and last offset delta
 
 
 class AppendResult(NamedTuple):
@@ -466,40 +464,56 @@ class PartitionLog:
     def _segment_index(base_offsets, offset: int) -> int:
         return max(bisect.bisect_right(base_offsets, offset) - 1, 0)
 
-    def read(self, offset: int, max_bytes: int, max_offset: int) -> bytes | memoryview:
-        """Whole batches from the one holding `offset`, none with base_offset >= max_offset,
-        at most max_bytes in total except that the first batch always comes whole (KIP-74).
-        Returns data from one segment only (a view when cut short of what was read, so the
-        bytes are not copied again). OFFSET_OUT_OF_RANGE outside the log."""
+    def read(self, offset: int, max_bytes: int, max_offset: int) -> bytes:
+        """The bytes of read_region's region (b"" when it is None)."""
+        found = self.read_region(offset, max_bytes, max_offset)
+        if found is None:
+            return b""
+        try:
+            return found[0].read()
+        except OSError as exc:
+            raise self.io_error(exc, "reading", self.directory) from exc
+
+    def read_region(self, offset: int, max_bytes: int, max_offset: int) -> tuple[FileRegion, int] | None:
+        """Whole batches from the one holding `offset`, none with base_offset >= max_offset, at
+        most max_bytes in total except that the first batch always comes whole (KIP-74), from one
+        segment, as a region of its file (protocol/file_region.py); with it, the offset where the
+        data after it begins (max_offset when not known: a bound for the aborted transactions a
+        read_committed consumer is told of). None when there is nothing to read;
+        OFFSET_OUT_OF_RANGE outside the log."""
         self._check_online()
         self._check_offset(offset)
         if offset >= max_offset or offset >= self.log_end_offset:
-            return b""
+            return None
         segments, base_offsets = self._view
         index = self._segment_index(base_offsets, offset)
         try:
-            for segment in segments[index:]:
+            for at in range(index, len(segments)):
+                segment = segments[at]
                 header = segment.find_batch(offset)
                 if header is None:
                     continue
                 if header.base_offset >= max_offset:
-                    return b""
-                data = segment.read(header.position, max(max_bytes, header.size))
-                last = 0  # where the last whole batch starts
-                end = header.size
-                limit = max(max_bytes, header.size)
-                while len(data) - end >= LOG_OVERHEAD:
-                    base_offset, length = _BASE_OFFSET_AND_LENGTH.unpack_from(data, end)
-                    batch_end = end + length + LOG_OVERHEAD
-                    if base_offset >= max_offset or batch_end > len(data) or batch_end > limit:
-                        break
-                    last, end = end, batch_end
-                base_offset, last_offset_delta = _BASE_OFFSET_AND_LAST_DELTA.unpack_from(data, last)
-                segment.remember_read_end(base_offset + last_offset_delta + 1, header.position + end)
-                return data if end == len(data) else memoryview(data)[:end]  # no copy of the rest
+                    return None
+                last = at + 1 == len(segments)
+                end_offset = self.log_end_offset if last else base_offsets[at + 1]  # above every batch here
+                if max_offset >= end_offset:
+                    bound, after = segment.size, end_offset if last else None
+                else:  # the bound lies in this segment: a lagging high watermark, an open transaction
+                    stop = segment.find_batch(max_offset)
+                    if stop is None:
+                        bound, after = segment.size, None
+                    elif stop.base_offset >= max_offset:
+                        bound, after = stop.position, stop.base_offset
+                    else:  # max_offset inside a batch: the batch is read whole
+                        bound, after = stop.position + stop.size, None
+                region, after = segment.region(header, max_bytes, bound, after)
+                if after is not None:
+                    segment.remember_read_end(after, region.position + region.length)
+                return region, max_offset if after is None else after
         except OSError as exc:
             raise self.io_error(exc, "reading", self.directory) from exc
-        return b""
+        return None
 
     def iter_batch_headers(self, from_offset: int = 0) -> Iterator[BatchHeader]:
         """Headers of every batch from the one holding `from_offset` to the end; positions are

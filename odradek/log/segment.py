@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from pathlib import Path
 from typing import Iterator
 
@@ -17,6 +18,7 @@ from odradek.log.log_config import LogConfig
 from odradek.log.offset_index import OffsetIndex
 from odradek.log.time_index import TimeIndex
 from odradek.log.txn_index import TXN_INDEX_SUFFIX, TransactionIndex
+from odradek.protocol.file_region import FileRegion
 from odradek.protocol.records import (
     BATCH_HEADER_SIZE,
     LOG_OVERHEAD,
@@ -37,6 +39,9 @@ SEGMENT_FILE_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_
 _RECOVERY_CHUNK_BYTES = 8 * 1024 * 1024
 _READ_ENDS_KEPT = 16  # sequential readers of one segment remembered (consumers, groups, followers)
 _INT32_MAX = 2**31 - 1
+_HEADER_WINDOW_BYTES = 16 * 1024  # read at once when looking for the last batch that fits a read
+_WALK_BYTES = 64 * 1024  # further than this, the offset index gets the walk closer first
+_BASE_OFFSET_AND_LENGTH = struct.Struct(">qi")
 
 
 def segment_file_name(base_offset: int, suffix: str) -> str:
@@ -164,6 +169,38 @@ class LogSegment:
             return b""
         with self._log as fd:
             return os.pread(fd, length, position)
+
+    def region(self, first: BatchHeader, max_bytes: int, bound: int, after: int | None) -> tuple[FileRegion, int | None]:
+        """Whole batches from `first` that end by `bound` (a batch boundary): `first` always, then
+        as many as fit in `max_bytes`, as a region of the `.log` sent without being read here.
+        Returns it with the base offset of the batch that follows it (`after` when it ends at
+        `bound`; None when not known). Reads only the headers it must, not the records."""
+        start = first.position
+        limit = start + max(max_bytes, first.size)
+        if limit < bound:
+            bound, after = self._last_batch_end(start + first.size, limit)
+        with self._log:
+            identity = self._log.identity
+        return FileRegion(self._log, start, bound - start, identity), after
+
+    def _last_batch_end(self, position: int, limit: int) -> tuple[int, int | None]:
+        """Where the last whole batch ending by `limit` ends, walking from the batch boundary
+        `position` (the offset index first gets the walk within an index interval of `limit`),
+        and the base offset of the batch there. The log holds whole batches past `limit`."""
+        if limit - position > _WALK_BYTES:
+            position = max(position, self.offset_index.position_at_or_before(limit))
+        while True:
+            with self._log as fd:
+                window = os.pread(fd, min(_HEADER_WINDOW_BYTES, self.size - position), position)
+            within = 0
+            while within + _BASE_OFFSET_AND_LENGTH.size <= len(window):
+                base_offset, length = _BASE_OFFSET_AND_LENGTH.unpack_from(window, within)
+                if position + within + LOG_OVERHEAD + length > limit:
+                    return position + within, base_offset
+                within += LOG_OVERHEAD + length
+            if within == 0:  # no header here: the data ends (never expected), so the region does
+                return position, None
+            position += within
 
     def header_at(self, position: int) -> BatchHeader | None:
         """The batch header at `position`, or None at the end of the data."""

@@ -1,5 +1,6 @@
 """A Fetch response as chunks: the encoded fields, with each partition's records between them as
-they came from the log, never copied into an encoding buffer (DESIGN §4, the fetch hot path).
+they came from the log (a FileRegion, file_region.py, or bytes), never copied into an encoding
+buffer (DESIGN §4, the fetch hot path).
 
 The fields around the records are written here with struct for every version the broker serves
 (v4-v17); a partition with tagged fields set (a diverging epoch, which comes without records) is
@@ -18,6 +19,7 @@ from functools import cache
 
 from kio.serial import entity_writer
 
+from odradek.protocol.file_region import FileRegion
 from odradek.protocol.frames import array_length, unsigned_varint
 
 _INT16 = struct.Struct(">h")
@@ -82,6 +84,16 @@ def fetch_response_chunks(response, version: int) -> list | None:
         pending += _EMPTY_TAGS  # the response's tagged fields
     chunks.append(bytes(pending))
     return chunks
+
+
+def with_records_read(response):
+    """The response with each partition's records as bytes (a FileRegion read now): for encoding
+    it whole, when fetch_response_chunks does not cover it."""
+    def topic_read(topic):
+        partitions = tuple(dataclasses.replace(partition, records=partition.records.read())
+                           if type(partition.records) is FileRegion else partition for partition in topic.partitions)
+        return dataclasses.replace(topic, partitions=partitions)
+    return dataclasses.replace(response, responses=tuple(topic_read(topic) for topic in response.responses))
 
 
 def _null_length(flexible: bool) -> bytes:

@@ -167,7 +167,7 @@ class ReplicaManager:
             return
         offset = partition.log_start_offset
         while offset < partition.log_end_offset:
-            data = partition.read_for_follower(offset, chunk_bytes)
+            data = partition.log.read(offset, chunk_bytes, partition.log_end_offset)
             if not data:
                 return
             position = 0

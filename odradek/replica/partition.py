@@ -20,13 +20,8 @@ from typing import NamedTuple
 
 from odradek.log.producer_state import ProducerStateManager
 from odradek.protocol.errors import ErrorCode, KafkaError
-from odradek.protocol.records import (
-    LOG_OVERHEAD,
-    decode_records,
-    encode_marker_batch,
-    read_batch_header,
-    validate_batches,
-)
+from odradek.protocol.file_region import FileRegion
+from odradek.protocol.records import decode_records, encode_marker_batch, validate_batches
 from odradek.protocol.topic_partition import TopicPartition
 
 
@@ -339,37 +334,31 @@ class Partition:
             self.log.advance_log_start_offset(offset)
         return self.log.log_start_offset
 
-    def read(self, offset: int, max_bytes: int) -> bytes:
-        """What a consumer may see: whole batches below the high watermark."""
-        return self.log.read(offset, max_bytes, self.high_watermark)
+    # The reads below answer Fetch requests: the records come as a region of a segment file, sent
+    # to the socket from the page cache (protocol/file_region.py), or b"" when there are none.
 
-    def read_committed(self, offset: int, max_bytes: int) -> tuple[bytes, list]:
+    def read(self, offset: int, max_bytes: int) -> FileRegion | bytes:
+        """What a consumer may see: whole batches below the high watermark."""
+        found = self.log.read_region(offset, max_bytes, self.high_watermark)
+        return found[0] if found is not None else b""
+
+    def read_committed(self, offset: int, max_bytes: int) -> tuple[FileRegion | bytes, list]:
         """What a read_committed consumer may see: whole batches below the last stable offset, and
         the aborted transactions among them ((producer id, first offset) pairs) so it drops them."""
         stable = self.last_stable_offset
-        data = self.log.read(offset, max_bytes, stable)
-        if not data:
-            return data, []
+        found = self.log.read_region(offset, max_bytes, stable)
+        if found is None:
+            return b"", []
+        region, upper = found
         aborted = self.log.aborted_transactions(offset, stable)
         if aborted:
-            upper = _next_offset_after(data)
             aborted = [(txn.producer_id, txn.first_offset) for txn in aborted if txn.first_offset < upper]
-        return data, aborted
+        return region, aborted
 
-    def read_for_follower(self, offset: int, max_bytes: int) -> bytes:
+    def read_for_follower(self, offset: int, max_bytes: int) -> FileRegion | bytes:
         """What a follower copies: whole batches up to the log end."""
-        return self.log.read(offset, max_bytes, self.log.log_end_offset)
-
-
-def _next_offset_after(data) -> int:
-    """The offset after the last whole batch in `data` (a walk over batch headers only)."""
-    position = 0
-    next_offset = -1
-    while len(data) - position >= LOG_OVERHEAD:
-        header = read_batch_header(data, position)
-        next_offset = header.next_offset
-        position += header.size
-    return next_offset
+        found = self.log.read_region(offset, max_bytes, self.log.log_end_offset)
+        return found[0] if found is not None else b""
 
 
 class _Span(NamedTuple):

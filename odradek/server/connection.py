@@ -20,9 +20,11 @@ import asyncio
 import logging
 import time
 
+from odradek.protocol.file_region import RegionGone
 from odradek.protocol.frames import FrameError
 from odradek.security.sasl import SaslAuthenticationFailed
 from odradek.security.session import Session
+from odradek.server.region_writer import RegionWriter, read_regions
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,10 @@ class Connection:
         self.receive_timeout_s = receive_timeout_s
         transport = writer.transport
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER_BYTES)
+        # A Fetch's records go from the page cache to a plain socket with sendfile; TLS encrypts them
+        # in this process, so there they are read and written through the transport.
+        self.sends_regions = writer.get_extra_info("sslcontext") is None and writer.get_extra_info("socket") is not None
+        self.region_writer: RegionWriter | None = None
 
     async def serve(self) -> None:
         try:
@@ -77,8 +83,8 @@ class Connection:
                     else:
                         response = await self.dispatcher.dispatch(frame, self.peer, session)
                     if response is not None:
-                        if isinstance(response, list):
-                            self.writer.writelines(response)  # a Fetch: fields and records, in order
+                        if isinstance(response, list):  # a Fetch: fields and records, in order
+                            await self._write_chunks(response)
                         else:
                             self.writer.write(response)
                         if session.close_after_response or \
@@ -92,7 +98,7 @@ class Connection:
                 if session.throttle_ms > 0:  # over a client quota: its channel stays muted, as Kafka's does
                     await asyncio.sleep(session.throttle_ms / 1000)
                     session.throttle_ms = 0
-        except FrameError as error:
+        except (FrameError, RegionGone) as error:
             log.warning("Closing connection from %s: %s", self.peer, error)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
@@ -100,6 +106,16 @@ class Connection:
             log.exception("Closing connection from %s after an unexpected error", self.peer)
         finally:
             self.writer.close()
+            if self.region_writer is not None:
+                self.region_writer.close()
+
+    async def _write_chunks(self, chunks: list) -> None:
+        if not self.sends_regions:
+            self.writer.writelines(read_regions(chunks))
+            return
+        if self.region_writer is None:
+            self.region_writer = RegionWriter(self.writer.transport)
+        await self.region_writer.write(chunks)
 
     def _raw_sasl_token(self, token: bytes) -> bytes:
         """A SASL token after SaslHandshake v0: the answer is the server's token, size-prefixed;

@@ -32,7 +32,7 @@ from odradek.handlers.registry import HANDLERS
 from odradek.protocol.schemas import request_class, response_class
 from odradek.handlers.responses import error_response
 from odradek.protocol.errors import ErrorCode
-from odradek.protocol.fetch_response import fetch_response_chunks
+from odradek.protocol.fetch_response import fetch_response_chunks, with_records_read
 from odradek.protocol.metadata_response import metadata_response_body
 from odradek.protocol.frames import FrameError, error_only_frame, parse_request_header, response_header
 from odradek.protocol.legacy_produce import rejected_produce_body
@@ -218,8 +218,8 @@ def _from_consumer(request) -> bool:
 
 def _frame_of(correlation_id: int, flexible_header: bool, response, api_key: int, version: int):
     """The response frame, size prefix included: one buffer, or for a Fetch a list of chunks with
-    the records as read from the log between the encoded fields (written with writelines, so the
-    records are never copied into an encoding buffer)."""
+    the records between the encoded fields as regions of the log's files (which the connection
+    sends from the page cache), never copied into an encoding buffer."""
     head = response_header(correlation_id, flexible_header)
     if api_key == METADATA_KEY:
         return _frame(head, metadata_response_body(response, version))
@@ -229,6 +229,7 @@ def _frame_of(correlation_id: int, flexible_header: bool, response, api_key: int
             size = len(head) + sum(map(len, chunks))
             chunks[0] = _SIZE.pack(size) + head + chunks[0]
             return chunks
+        response = with_records_read(response)
     buffer = io.BytesIO()
     buffer.write(b"\0\0\0\0")
     buffer.write(head)

@@ -23,6 +23,7 @@ from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode
 from odradek.protocol.records import Record, encode_batch
 from odradek.server.dispatcher import Dispatcher
+from odradek.server.region_writer import read_regions
 
 TOPIC = "versions"
 
@@ -314,5 +315,5 @@ def test_error_response_is_well_formed_for_every_version(api_key: int, version: 
 
 
 def _joined(answer) -> bytes:
-    """A frame from dispatch(): one buffer, or a Fetch's chunks."""
-    return b"".join(bytes(chunk) for chunk in answer) if isinstance(answer, list) else bytes(answer)
+    """A frame from dispatch(): one buffer, or a Fetch's chunks (records as regions of log files)."""
+    return b"".join(bytes(chunk) for chunk in read_regions(answer)) if isinstance(answer, list) else bytes(answer)

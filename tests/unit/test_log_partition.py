@@ -280,6 +280,42 @@ def test_sequential_reads_find_where_the_last_read_ended(tmp_path, clock):
     assert [r.offset for r in all_records(log)] == list(range(12))
 
 
+def _batch_ends(data) -> list[int]:
+    ends, position = [], 0
+    while position < len(data):
+        position += read_batch_header(data, position).size
+        ends.append(position)
+    return ends
+
+
+@pytest.mark.parametrize("max_bytes", [150, 5_000, 100_000, 300_000])
+def test_a_read_cut_by_max_bytes_ends_after_the_last_batch_that_fits(tmp_path, clock, max_bytes):
+    """A consumer behind on a log of small batches gets as many whole batches as fit, never part of
+    one: the end is found from the offset index and a few headers, not by reading the records."""
+    log = open_log(tmp_path, clock)
+    sizes = []
+    for index in range(3000):
+        batch = make_batch(clock, 1 + index % 3, value_size=20 + index % 50)
+        sizes.append(len(batch))
+        append(log, batch)
+    offset = 0
+    while offset < log.log_end_offset:
+        data = log.read(offset, max_bytes, log.log_end_offset)
+        ends = _batch_ends(data)
+        assert ends[-1] == len(data), "whole batches only"
+        first = read_batch_header(data, 0)
+        assert len(data) <= max(max_bytes, first.size)
+        following = log.read(read_batch_header(data, ends[-2] if len(ends) > 1 else 0).next_offset, 1, log.log_end_offset)
+        if following:
+            assert len(data) + read_batch_header(following, 0).size > max_bytes, "the next batch would have fitted"
+        offset = read_batch_header(data, ends[-2] if len(ends) > 1 else 0).next_offset
+    stable = 4000  # a bound inside the log (a high watermark, a last stable offset): a read stops there
+    data = log.read(3900, 1 << 20, stable)
+    headers = [read_batch_header(data, position) for position in [0] + _batch_ends(data)[:-1]]
+    assert all(header.base_offset < stable for header in headers)
+    assert read_batch_header(log.read(headers[-1].next_offset, 1, log.log_end_offset)).base_offset >= stable
+
+
 def test_flush_advances_recovery_point_and_flush_messages(tmp_path, clock):
     log = open_log(tmp_path, clock, flush_messages=5)
     append(log, make_batch(clock, 3))

@@ -87,7 +87,7 @@ def test_follower_refuses_producers_and_appends_the_leaders_batches(tmp_path, cl
     with pytest.raises(KafkaError) as error:
         follower.append_records(batch())
     assert error.value.code == ErrorCode.not_leader_or_follower
-    data = leader.read_for_follower(0, 1 << 20)
+    data = leader.read_for_follower(0, 1 << 20).read()  # a region of the leader's segment
     assert follower.append_as_follower(data) == 3
     assert read_batch_header(follower.log.read(0, 1 << 20, 3)).partition_leader_epoch == 5
     follower.set_high_watermark_from_leader(3)

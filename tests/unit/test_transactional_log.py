@@ -47,7 +47,8 @@ def test_open_transaction_holds_the_last_stable_offset_until_its_commit(tmp_path
     p.append_records(txn_batch(7, 0))
     p.append_records(plain_batch(1))
     assert (p.high_watermark, p.last_stable_offset) == (5, 2)
-    data, aborted = p.read_committed(0, 1 << 20)
+    region, aborted = p.read_committed(0, 1 << 20)
+    data = region.read()
     assert read_batch_header(data, 0).next_offset == 2 and len(data) == read_batch_header(data, 0).size
     assert aborted == []
     p.append_marker(7, 0, True, 0, clock.now_ms())

@@ -1,0 +1,96 @@
+"""A Fetch response written straight to a plain TCP socket: its fields with writev, its records
+from the page cache with sendfile (protocol/file_region.py), so the broker copies none of them.
+
+The transport (uvloop's) stays the connection's writer for everything else. This writes only when
+the transport has nothing waiting, so the bytes leave in order; through a duplicate of the
+socket's descriptor, its own to wait on for room and to close, never one that a closed transport
+could hand to another connection. When the transport has data waiting, or the connection is TLS
+(Connection never makes a RegionWriter then), regions are read with one pread each and written
+through the transport instead.
+
+Small regions are read and gathered with the fields around them into one writev: below
+SENDFILE_MIN_BYTES, two system calls per partition cost more than the copy they save.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from odradek.protocol.file_region import FileRegion
+
+SENDFILE_MIN_BYTES = 16 * 1024
+_IOV_MAX = 1024  # buffers one writev takes (Linux's IOV_MAX)
+
+
+def read_regions(chunks: list) -> list:
+    """The chunks with every region read into bytes: for a writer that cannot send regions."""
+    return [chunk.read() if type(chunk) is FileRegion else chunk for chunk in chunks]
+
+
+class RegionWriter:
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._fd = os.dup(transport.get_extra_info("socket").fileno())
+        self._loop = asyncio.get_running_loop()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    async def write(self, chunks: list) -> None:
+        """Send the chunks (bytes-like and FileRegions) in order; RegionGone or a ConnectionError
+        when the response cannot be completed (the caller then closes the connection)."""
+        if self._transport.get_write_buffer_size() or self._transport.is_closing():
+            self._transport.writelines(read_regions(chunks))
+            return
+        gathered: list = []
+        for chunk in chunks:
+            if type(chunk) is not FileRegion:
+                gathered.append(chunk)
+            elif chunk.length < SENDFILE_MIN_BYTES:
+                gathered.append(chunk.read())
+            else:
+                if gathered:
+                    await self._writev(gathered)
+                    gathered = []
+                await self._sendfile(chunk)
+        if gathered:
+            await self._writev(gathered)
+
+    async def _sendfile(self, region: FileRegion) -> None:
+        sent = 0
+        while sent < region.length:
+            try:
+                sent += region.send(self._fd, sent)
+            except BlockingIOError:
+                await self._room()
+
+    async def _writev(self, buffers: list) -> None:
+        first = 0  # buffers before this one are sent
+        while first < len(buffers):
+            try:
+                count = os.writev(self._fd, buffers[first : first + _IOV_MAX])
+            except BlockingIOError:
+                await self._room()
+                continue
+            while first < len(buffers) and count >= len(buffers[first]):
+                count -= len(buffers[first])
+                first += 1
+            if count:
+                buffers[first] = memoryview(buffers[first])[count:]
+
+    async def _room(self) -> None:
+        """Wait until the socket takes more (a consumer reading slower than we send)."""
+        waiter = self._loop.create_future()
+        self._loop.add_writer(self._fd, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            self._loop.remove_writer(self._fd)
+
+
+def _wake(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
