@@ -125,6 +125,8 @@ class BrokerRuntime:
                 on_stopping=self._release_parked_requests,
                 ssl_context=self._listener_context(config, listener.name, protocol) if protocol.endswith("SSL") else None,
                 listener_name=listener.name, limits=limits,
+                send_buffer_bytes=config["socket.send.buffer.bytes"],
+                receive_buffer_bytes=config["socket.receive.buffer.bytes"],
             )
             self.servers.append(server)
             await server.bind()

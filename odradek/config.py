@@ -417,9 +417,10 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
        "When above 0, an authenticated SASL session lasts at most this long (KIP-368): the client "
        "must re-authenticate on the same connection, or is disconnected.", AtLeast(0)),
     _b("socket.send.buffer.bytes", "int", 102400,
-       "SO_SNDBUF of client sockets; -1 uses the OS default."),
+       "SO_SNDBUF of accepted client sockets; -1 leaves the kernel's autotuning.", AtLeast(-1)),
     _b("socket.receive.buffer.bytes", "int", 102400,
-       "SO_RCVBUF of client sockets; -1 uses the OS default."),
+       "SO_RCVBUF of the listening sockets, which accepted ones inherit; -1 leaves the kernel's autotuning.",
+       AtLeast(-1)),
     _b("num.network.threads", "int", 3,
        "Accepted for compatibility; odradek serves all connections on one event loop.", AtLeast(1)),
     _b("num.io.threads", "int", 8,

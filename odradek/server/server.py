@@ -6,6 +6,11 @@ without having read or written anything); start() begins accepting once the brok
 Shutdown order (uvicorn's): stop accepting, ask connections to stop after their current
 request, release parked fetches, wait up to a grace period, then cancel what is left.
 
+Accepted sockets get `socket.send.buffer.bytes` as SO_SNDBUF and the listening socket
+`socket.receive.buffer.bytes` as SO_RCVBUF (which accepted sockets inherit), as Kafka sets them; -1
+leaves the kernel's autotuning. A bounded send buffer also paces a large Fetch: the consumer reads
+and parses while the rest is sent, rather than after several megabytes arrive at once.
+
 A connection that has sent no request for `connections.max.idle.ms` is closed, as Kafka does, and
 one trickling a request slower than `socket.request.receive.timeout.ms` allows (a slowloris); a
 sweep a few times per period finds them, so the request path pays nothing for it.
@@ -99,8 +104,11 @@ class SocketServer:
                  receive_timeout_ms: int = 30_000,
                  on_stopping=None, ssl_context: ssl.SSLContext | None = None,
                  session_factory: Callable[[asyncio.StreamWriter], Session] | None = None,
-                 listener_name: str = "PLAINTEXT", limits: ConnectionLimits | None = None) -> None:
+                 listener_name: str = "PLAINTEXT", limits: ConnectionLimits | None = None,
+                 send_buffer_bytes: int = -1, receive_buffer_bytes: int = -1) -> None:
         self.dispatcher = dispatcher
+        self.send_buffer_bytes = send_buffer_bytes
+        self.receive_buffer_bytes = receive_buffer_bytes
         self.listener_name = listener_name
         self.limits = limits
         self.ssl_context = ssl_context
@@ -130,6 +138,9 @@ class SocketServer:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise OSError(exc.errno, f"cannot listen on {where}: {reason}") from None
         sockets = self._server.sockets
+        if self.receive_buffer_bytes != -1:
+            for listening in sockets:
+                listening.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer_bytes)
         if self.port == 0 and sockets:
             self.port = sockets[0].getsockname()[1]
 
@@ -203,6 +214,10 @@ class SocketServer:
             if not admitted:
                 writer.transport.abort()
                 return
+        if self.send_buffer_bytes != -1:
+            accepted = writer.get_extra_info("socket")
+            if accepted is not None:
+                accepted.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer_bytes)
         try:
             session = self.session_factory(writer) if self.session_factory is not None else None
             connection = Connection(reader, writer, self.dispatcher, self.max_request_bytes, session,

@@ -98,3 +98,25 @@ def _api_versions_frame() -> bytes:
     from .wire import encode_request
 
     return encode_request(ApiVersionsRequest(client_software_name="t", client_software_version="1"), 1, version=3)
+
+
+def test_socket_buffer_sizes_are_set_as_configured(start_broker):
+    """socket.send.buffer.bytes and socket.receive.buffer.bytes size the buffers of a client's
+    connection, as `ss -tm` shows them (Linux doubles the value asked for its own bookkeeping)."""
+    import subprocess
+
+    from kio.schema.api_versions.v3.request import ApiVersionsRequest
+
+    from .wire import WireClient
+
+    broker = start_broker(**{"socket.send.buffer.bytes": "65536", "socket.receive.buffer.bytes": "131072"})
+    port = int(broker.bootstrap_servers.rsplit(":", 1)[1])
+    with WireClient(broker.bootstrap_servers) as client:
+        ask = ApiVersionsRequest(client_software_name="buffers", client_software_version="1")
+        assert client.request(18, 3, ask).error_code == 0
+        shown = subprocess.run(["ss", "-tmnH", "state", "established", "sport", "=", f":{port}"],
+                               capture_output=True, text=True, check=True).stdout
+    memory = shown[shown.index("skmem:(") + 7 : shown.index(")", shown.index("skmem:("))].split(",")
+    fields = {item.rstrip("0123456789"): int(item.lstrip("abcdefghijklmnopqrstuvwxyz_")) for item in memory}
+    assert fields["tb"] == 2 * 65536, shown
+    assert fields["rb"] == 2 * 131072, shown
