@@ -179,9 +179,9 @@ class LogSegment:
         limit = start + max(max_bytes, first.size)
         if limit < bound:
             bound, after = self._last_batch_end(start + first.size, limit)
-        with self._log:
-            identity = self._log.identity
-        return FileRegion(self._log, start, bound - start, identity), after
+        # the file the headers above were read from (a handle's identity changes only if it is
+        # reopened, and then only if the file under its name was replaced)
+        return FileRegion(self._log, start, bound - start, self._log.identity), after
 
     def _last_batch_end(self, position: int, limit: int) -> tuple[int, int | None]:
         """Where the last whole batch ending by `limit` ends, walking from the batch boundary
@@ -277,7 +277,7 @@ class LogSegment:
                     return header
                 if header is None and start_position >= self.size:
                     return None  # nothing after that read yet
-            start_position = self.offset_index.lookup(offset)[1]
+            start_position = 0 if offset <= self.base_offset else self.offset_index.lookup(offset)[1]
         position = start_position
         for header in self.iter_headers(position):
             if header.last_offset >= offset:

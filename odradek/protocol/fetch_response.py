@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import operator
 import struct
 import uuid
 from functools import cache
@@ -124,10 +125,16 @@ def _partition_head(partition, version: int, flexible: bool) -> bytes:
 
 
 @cache
-def _tagged_defaults(cls) -> tuple[tuple[str, object], ...]:
-    """The tagged fields of a PartitionData class and their defaults (none before v12)."""
-    return tuple((f.name, f.default) for f in dataclasses.fields(cls) if f.metadata.get("tag") is not None)
+def _tag_check(cls):
+    """For a PartitionData class: whether an instance has a tagged field set (none before v12),
+    tested with one attrgetter call rather than a loop over the fields."""
+    fields = [f for f in dataclasses.fields(cls) if f.metadata.get("tag") is not None]
+    if not fields:
+        return lambda partition: False
+    getter = operator.attrgetter(*(f.name for f in fields))
+    defaults = fields[0].default if len(fields) == 1 else tuple(f.default for f in fields)
+    return lambda partition: getter(partition) != defaults
 
 
 def _has_tags(partition) -> bool:
-    return any(getattr(partition, name) != default for name, default in _tagged_defaults(type(partition)))
+    return _tag_check(type(partition))(partition)
