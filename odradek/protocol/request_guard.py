@@ -44,7 +44,21 @@ def _fixed(size: int, name: str) -> Step:
         _need(buffer, offset, size, name)
         return offset + size
 
+    step.fixed_size = size  # consecutive fixed fields are checked as one (entity_step)
+    step.field_names = name
     return step
+
+
+def _merge_fixed(steps: list[Step]) -> list[Step]:
+    """Runs of fixed-size fields become one step: a partition of a Fetch is one length check, not six."""
+    merged: list[Step] = []
+    for step in steps:
+        previous = merged[-1] if merged else None
+        if hasattr(step, "fixed_size") and previous is not None and hasattr(previous, "fixed_size"):
+            merged[-1] = _fixed(previous.fixed_size + step.fixed_size, f"{previous.field_names}, {step.field_names}")
+        else:
+            merged.append(step)
+    return merged
 
 
 def _null(name: str) -> FrameError:
@@ -79,6 +93,8 @@ def _length_prefixed(flexible: bool, kafka_type: str, name: str, nullable: bool 
 
 
 def _array(flexible: bool, element: Step, name: str, nullable: bool = True) -> Step:
+    fixed_size = getattr(element, "fixed_size", None)
+
     def step(buffer, offset, unknown):
         if flexible:
             count, offset = read_unsigned_varint(buffer, offset)
@@ -93,6 +109,9 @@ def _array(flexible: bool, element: Step, name: str, nullable: bool = True) -> S
             raise _null(name)
         if count > len(buffer) - offset:
             raise FrameError(f"array {name} declares {count} elements but only {len(buffer) - offset} bytes remain")
+        if fixed_size is not None and count > 0:
+            _need(buffer, offset, count * fixed_size, f"{count} elements of array {name}")
+            return offset + count * fixed_size
         for _ in range(count):
             offset = element(buffer, offset, unknown)
         return offset
@@ -157,12 +176,17 @@ def entity_step(cls: type) -> Step:
             steps.append(_field_step(field, flexible, False))
         else:
             tagged[int(tag)] = _field_step(field, flexible, True)
+    steps = _merge_fixed(steps)
+    if not flexible and len(steps) == 1 and hasattr(steps[0], "fixed_size"):
+        return steps[0]  # a fixed-size entity: an array of them is checked in one step
 
     def step(buffer, offset, unknown):
         for field_step in steps:
             offset = field_step(buffer, offset, unknown)
         if not flexible:
             return offset
+        if offset < len(buffer) and buffer[offset] == 0:
+            return offset + 1  # no tagged fields, the common case
         section_start = offset
         count, offset = read_unsigned_varint(buffer, offset)
         count_end = offset

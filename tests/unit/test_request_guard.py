@@ -75,3 +75,26 @@ def test_null_for_a_non_nullable_array_or_string_is_refused() -> None:
         guard_request(null_name, cls)
     empty = b"\xff\xff" + b"\xff\xff" + b"\x00\x00\x13\x88" + b"\x00\x00\x00\x00"
     assert guard_request(empty, cls) == empty
+
+
+def test_an_array_of_fixed_size_elements_is_checked_whole() -> None:
+    """Fetch v11's partitions are 28 bytes each, checked as one length: ten partitions declared as
+    a hundred are refused, although a hundred bytes remain."""
+    import struct
+    import sys
+    from datetime import timedelta
+
+    fetch_v11 = request_class(1, 11)
+    schema = sys.modules[fetch_v11.__module__]
+    partitions = tuple(schema.FetchPartition(partition=i, current_leader_epoch=0, fetch_offset=0, log_start_offset=-1,
+                                             partition_max_bytes=1 << 20) for i in range(10))
+    request = fetch_v11(replica_id=-1, max_wait=timedelta(milliseconds=500), min_bytes=1, max_bytes=1 << 20,
+                        isolation_level=0, session_id=0, session_epoch=-1,
+                        topics=(schema.FetchTopic(topic="t", partitions=partitions),), forgotten_topics_data=(), rack_id="")
+    body = _body(request)
+    assert guard_request(body, fetch_v11) is body
+    count_at = body.index(struct.pack(">h", 1) + b"t") + 3
+    assert struct.unpack_from(">i", body, count_at)[0] == 10
+    lying = body[:count_at] + struct.pack(">i", 100) + body[count_at + 4 :]
+    with pytest.raises(FrameError, match="100 elements of array partitions"):
+        guard_request(lying, fetch_v11)
