@@ -211,9 +211,10 @@ def _read_all(ctx: RequestContext, wanted, max_bytes: int, replica_id: int, clie
                 budget = 0
             last_fetched_epoch = getattr(partition, "last_fetched_epoch", -1)
             aborted = ()
+            first = total == 0  # only the first partition with data may exceed the limits (KIP-74)
             if replica_id >= 0:
                 state, records, diverging = replicas.fetch_for_follower(
-                    tp, replica_id, partition.fetch_offset, max(budget, 1), leader_epoch, last_fetched_epoch
+                    tp, replica_id, partition.fetch_offset, max(budget, 1), leader_epoch, last_fetched_epoch, first
                 )
             else:
                 state = replicas.readable_partition(tp, leader_epoch, allow_follower=ctx.api_version >= 11)
@@ -225,11 +226,9 @@ def _read_all(ctx: RequestContext, wanted, max_bytes: int, replica_id: int, clie
                     continue
                 if diverging is None and (budget > 0 or total == 0):
                     if read_committed:
-                        records, aborted = state.read_committed(partition.fetch_offset, max(budget, 1))
+                        records, aborted = state.read_committed(partition.fetch_offset, max(budget, 1), first)
                     else:
-                        records = state.read(partition.fetch_offset, max(budget, 1))
-            if total > 0 and len(records) > budget:
-                records, aborted = b"", ()  # only the first partition with data may exceed the limits
+                        records = state.read(partition.fetch_offset, max(budget, 1), first)
             total += len(records)
             results.append((key, index, state, None, records, diverging, -1, aborted))
         except KafkaError as failure:

@@ -474,13 +474,15 @@ class PartitionLog:
         except OSError as exc:
             raise self.io_error(exc, "reading", self.directory) from exc
 
-    def read_region(self, offset: int, max_bytes: int, max_offset: int) -> tuple[FileRegion, int] | None:
+    def read_region(self, offset: int, max_bytes: int, max_offset: int,
+                    min_one_batch: bool = True) -> tuple[FileRegion, int] | None:
         """Whole batches from the one holding `offset`, none with base_offset >= max_offset, at
-        most max_bytes in total except that the first batch always comes whole (KIP-74), from one
-        segment, as a region of its file (protocol/file_region.py); with it, the offset where the
-        data after it begins (max_offset when not known: a bound for the aborted transactions a
-        read_committed consumer is told of). None when there is nothing to read;
-        OFFSET_OUT_OF_RANGE outside the log."""
+        most max_bytes in total except that the first batch always comes whole (KIP-74) unless
+        not `min_one_batch` (a later partition of a Fetch, which gets nothing rather than more than
+        is left of the response's max_bytes); from one segment, as a region of its file
+        (protocol/file_region.py); with it, the offset where the data after it begins (max_offset
+        when not known: a bound for the aborted transactions a read_committed consumer is told
+        of). None when there is nothing to read; OFFSET_OUT_OF_RANGE outside the log."""
         self._check_online()
         self._check_offset(offset)
         if offset >= max_offset or offset >= self.log_end_offset:
@@ -493,7 +495,7 @@ class PartitionLog:
                 header = segment.find_batch(offset)
                 if header is None:
                     continue
-                if header.base_offset >= max_offset:
+                if header.base_offset >= max_offset or (header.size > max_bytes and not min_one_batch):
                     return None
                 last = at + 1 == len(segments)
                 end_offset = self.log_end_offset if last else base_offsets[at + 1]  # above every batch here

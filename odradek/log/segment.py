@@ -210,7 +210,7 @@ class LogSegment:
             data = os.pread(fd, BATCH_HEADER_SIZE, position)
         if len(data) < BATCH_HEADER_SIZE:
             return None
-        header = read_batch_header(data, 0)._replace(position=position)
+        header = read_batch_header(data, 0, position)
         if header.batch_length < BATCH_HEADER_SIZE - LOG_OVERHEAD or position + header.size > self.size:
             return None
         return header

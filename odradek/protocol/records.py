@@ -89,9 +89,10 @@ class BatchHeader(NamedTuple):
         return (self.base_sequence + self.last_offset_delta) % (1 << 31)
 
 
-def read_batch_header(buffer, position: int = 0) -> BatchHeader:
-    """The header at `position`; the caller guarantees BATCH_HEADER_SIZE bytes are there."""
-    return BatchHeader(position, *_HEADER.unpack_from(buffer, position))
+def read_batch_header(buffer, position: int = 0, file_position: int | None = None) -> BatchHeader:
+    """The header at `position`; the caller guarantees BATCH_HEADER_SIZE bytes are there. Its
+    `position` is `file_position` when given (a header read on its own from a file)."""
+    return BatchHeader(position if file_position is None else file_position, *_HEADER.unpack_from(buffer, position))
 
 
 def read_batch_size(buffer, position: int) -> int | None:

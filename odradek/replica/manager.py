@@ -195,7 +195,8 @@ class ReplicaManager:
             listener(tp, producer_id, committed)
 
     def fetch_for_follower(self, tp: TopicPartition, replica_id: int, fetch_offset: int, max_bytes: int,
-                           current_leader_epoch: int = -1, last_fetched_epoch: int = -1) -> tuple[Partition, bytes, tuple[int, int] | None]:
+                           current_leader_epoch: int = -1, last_fetched_epoch: int = -1,
+                           min_one_batch: bool = True) -> tuple[Partition, bytes, tuple[int, int] | None]:
         """A follower's fetch: (partition, records, diverging epoch). A follower whose log left
         ours (last_fetched_epoch) is told where (and nothing is recorded of it); otherwise its
         position is recorded (which may move the high watermark and wake acks=all produces, or
@@ -211,7 +212,7 @@ class ReplicaManager:
             self._change_isr(partition, partition.isr | {replica_id}, f"broker {replica_id} caught up")
         if partition.leader_throttled and replica_id not in partition.isr and self.leader_quota.is_exceeded():
             return partition, b"", None  # a throttled replica waits for the rate to come down
-        records = partition.read_for_follower(fetch_offset, max_bytes)
+        records = partition.read_for_follower(fetch_offset, max_bytes, min_one_batch)
         if partition.leader_throttled:
             self.leader_quota.record(len(records))
         return partition, records, None

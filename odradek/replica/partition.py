@@ -337,16 +337,16 @@ class Partition:
     # The reads below answer Fetch requests: the records come as a region of a segment file, sent
     # to the socket from the page cache (protocol/file_region.py), or b"" when there are none.
 
-    def read(self, offset: int, max_bytes: int) -> FileRegion | bytes:
+    def read(self, offset: int, max_bytes: int, min_one_batch: bool = True) -> FileRegion | bytes:
         """What a consumer may see: whole batches below the high watermark."""
-        found = self.log.read_region(offset, max_bytes, self.high_watermark)
+        found = self.log.read_region(offset, max_bytes, self.high_watermark, min_one_batch)
         return found[0] if found is not None else b""
 
-    def read_committed(self, offset: int, max_bytes: int) -> tuple[FileRegion | bytes, list]:
+    def read_committed(self, offset: int, max_bytes: int, min_one_batch: bool = True) -> tuple[FileRegion | bytes, list]:
         """What a read_committed consumer may see: whole batches below the last stable offset, and
         the aborted transactions among them ((producer id, first offset) pairs) so it drops them."""
         stable = self.last_stable_offset
-        found = self.log.read_region(offset, max_bytes, stable)
+        found = self.log.read_region(offset, max_bytes, stable, min_one_batch)
         if found is None:
             return b"", []
         region, upper = found
@@ -355,9 +355,9 @@ class Partition:
             aborted = [(txn.producer_id, txn.first_offset) for txn in aborted if txn.first_offset < upper]
         return region, aborted
 
-    def read_for_follower(self, offset: int, max_bytes: int) -> FileRegion | bytes:
+    def read_for_follower(self, offset: int, max_bytes: int, min_one_batch: bool = True) -> FileRegion | bytes:
         """What a follower copies: whole batches up to the log end."""
-        found = self.log.read_region(offset, max_bytes, self.log.log_end_offset)
+        found = self.log.read_region(offset, max_bytes, self.log.log_end_offset, min_one_batch)
         return found[0] if found is not None else b""
 
 
