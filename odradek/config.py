@@ -418,9 +418,10 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
        "must re-authenticate on the same connection, or is disconnected.", AtLeast(0)),
     _b("socket.send.buffer.bytes", "int", 102400,
        "SO_SNDBUF of accepted client sockets; -1 leaves the kernel's autotuning.", AtLeast(-1)),
-    _b("socket.receive.buffer.bytes", "int", 102400,
-       "SO_RCVBUF of the listening sockets, which accepted ones inherit; -1 leaves the kernel's autotuning.",
-       AtLeast(-1)),
+    _b("socket.receive.buffer.bytes", "int", -1,
+       "SO_RCVBUF of the listening sockets, which accepted ones inherit; -1 (odradek's default; Kafka's is "
+       "102400) leaves the kernel's autotuning, because one event loop reads every connection: a fixed "
+       "window stalls a producer while the loop works on other requests.", AtLeast(-1)),
     _b("num.network.threads", "int", 3,
        "Accepted for compatibility; odradek serves all connections on one event loop.", AtLeast(1)),
     _b("num.io.threads", "int", 8,
