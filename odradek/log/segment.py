@@ -89,7 +89,8 @@ class LogSegment:
         self._rolling_timestamp: int | None = None
         self._bytes_since_index_entry = 0
         self._max_timestamp: tuple[int, int] | None = None  # (timestamp, offset), lazily from the time index
-        self._read_ends: dict[int, int] = {}  # next offset -> position, where recent reads ended
+        # next offset -> where recent reads ended: the position, or once read, the header of the batch there
+        self._read_ends: dict[int, int | BatchHeader] = {}
         self.closed = False
 
     @classmethod
@@ -266,14 +267,20 @@ class LogSegment:
     def find_batch(self, offset: int, start_position: int | None = None) -> BatchHeader | None:
         """The first batch whose last offset >= `offset`, or None if the segment ends before it.
 
-        Where a recent read ended, one header read; otherwise an index lookup, then a forward walk
-        over batch headers (preads of 61 bytes).
+        Where a recent read ended, one header read, kept for the next reader asking there (a batch
+        once written does not change until a truncation, which forgets the read ends): a consumer
+        that asks again where it could not fit gets the header without a read. Otherwise an index
+        lookup, then a forward walk over batch headers (preads of 61 bytes).
         """
         if start_position is None:
-            start_position = self._read_ends.get(offset)
+            ends = self._read_ends
+            start_position = ends.get(offset)
             if start_position is not None:
+                if type(start_position) is BatchHeader:
+                    return start_position
                 header = self.header_at(start_position)
                 if header is not None and header.last_offset >= offset:
+                    ends[offset] = header
                     return header
                 if header is None and start_position >= self.size:
                     return None  # nothing after that read yet

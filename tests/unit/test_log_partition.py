@@ -272,6 +272,11 @@ def test_sequential_reads_find_where_the_last_read_ended(tmp_path, clock):
 
     first = read_through(700)
     assert first == read_through(700) == read_through(1 << 20)
+    # where a read ended, a later reader without room for the batch there gets nothing, then the
+    # batch once it has room
+    second = first[1]
+    assert log.read_region(second, 10, log.log_end_offset, min_one_batch=False) is None
+    assert read_batch_header(log.read(second, 10, log.log_end_offset), 0).base_offset == second
     assert log.read(log.log_end_offset, 700, log.log_end_offset) == b""
     log.truncate_to(6)
     for count in (2, 2, 2):
