@@ -29,13 +29,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from datetime import timedelta
 
 from odradek.security.acl import CLUSTER_NAME, Operation, ResourceType
 from odradek.handlers.context import RequestContext
 from odradek.security.quotas import CONSUMER_BYTE_RATE, user_of
-from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.protocol.fetch_response import FetchAnswer, FetchedPartition
 from odradek.protocol.topic_partition import TopicPartition
 from odradek.replica.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, CachedPartition, next_epoch
 
@@ -47,7 +46,6 @@ log = logging.getLogger(__name__)
 
 
 async def handle(ctx: RequestContext, request):
-    response = ctx.response_class
     session_id = getattr(request, "session_id", 0)
     session_epoch = getattr(request, "session_epoch", FINAL_EPOCH)
     replicas = ctx.services.replicas
@@ -62,11 +60,11 @@ async def handle(ctx: RequestContext, request):
     else:
         session = sessions.get(session_id)
         if session is None:
-            return _session_error(response, ErrorCode.fetch_session_id_not_found)
+            return _session_error(ErrorCode.fetch_session_id_not_found)
         if session.epoch != session_epoch:
-            return _session_error(response, ErrorCode.invalid_fetch_session_epoch)
+            return _session_error(ErrorCode.invalid_fetch_session_epoch)
         if session.uses_topic_ids != by_id:
-            return _session_error(response, ErrorCode.fetch_session_topic_id_error)
+            return _session_error(ErrorCode.fetch_session_topic_id_error)
         session.update(named, _forgotten_partitions(request, by_id))
         if session.partitions:
             sessions.touch(session)
@@ -118,12 +116,14 @@ async def handle(ctx: RequestContext, request):
         changed = await replicas.wait_for_append([entry[0] for entry in wanted if entry[0] is not None], remaining)
 
     stats = replicas.topic_stats
-    for (tp, *_), (_key, _index, state, error, records, *_) in zip(wanted, results):
+    follower = replica_id >= 0
+    for entry, result in zip(wanted, results):
+        tp = entry[0]
         if tp is not None:
-            if records:
-                stats.fetched(tp.topic, len(records), follower=replica_id >= 0)
-            if error is not None:
-                stats.fetch_failed(tp.topic if state is not None else None)  # None: not hosted here
+            if result[4]:
+                stats.fetched(tp.topic, len(result[4]), follower=follower)
+            if result[3] is not None:
+                stats.fetch_failed(tp.topic if result[2] is not None else None)  # None: not hosted here
     if session is not None:
         results = [entry for entry in results if session.must_answer(
             (entry[0], entry[1]), *_reported_offsets(entry[2]), has_records=len(entry[4]) > 0,
@@ -135,7 +135,7 @@ async def handle(ctx: RequestContext, request):
         answered_session = sessions.create(replica_id >= 0, by_id, cached)
     else:
         answered_session = 0
-    return _response(response, results, by_id, read_committed, answered_session)
+    return _response(results, read_committed, answered_session)
 
 
 def replica_id_of(request) -> int:
@@ -253,48 +253,22 @@ def _closer_replica(ctx: RequestContext, state, client_rack: str) -> int:
 
 
 
-def _response(response, results, by_id: bool, read_committed: bool = False, session_id: int = 0):
-    partition_class = sibling(response, "PartitionData")
-    topic_class = sibling(response, "FetchableTopicResponse")
-    aborted_class = sibling(response, "AbortedTransaction")
+def _response(results, read_committed: bool = False, session_id: int = 0) -> FetchAnswer:
     topics: dict = {}
-    epoch_end_class = sibling(response, "EpochEndOffset")
     for key, index, state, error, records, diverging, preferred, aborted in results:
-        high_watermark = state.high_watermark if state is not None else -1
-        last_stable_offset = state.last_stable_offset if state is not None else -1
-        log_start_offset = state.log_start_offset if state is not None else -1
-        fields = {}
-        if diverging is not None and epoch_end_class is not None:
-            fields["diverging_epoch"] = build(epoch_end_class, epoch=diverging[0], end_offset=diverging[1])
-        topics.setdefault(key, []).append(
-            build(
-                partition_class,
-                partition_index=index,
-                error_code=error if error is not None else ErrorCode.none,
-                high_watermark=high_watermark,
-                last_stable_offset=last_stable_offset,
-                log_start_offset=log_start_offset,
-                aborted_transactions=tuple(
-                    build(aborted_class, producer_id=producer_id, first_offset=first_offset)
-                    for producer_id, first_offset in aborted
-                ) if read_committed else None,
-                preferred_read_replica=preferred,
-                records=records,
-                **fields,
-            )
-        )
-    responses = tuple(
-        build(topic_class, topic_id=key, topic=key, partitions=tuple(partitions))
-        for key, partitions in topics.items()
-    )
-    return build(
-        response,
-        throttle_time=timedelta(0),
-        error_code=ErrorCode.none,
-        session_id=session_id,
-        responses=responses,
-    )
+        if state is not None:
+            high_watermark, last_stable_offset = state.high_watermark, state.last_stable_offset
+            log_start_offset = state.log_start_offset
+        else:
+            high_watermark = last_stable_offset = log_start_offset = -1
+        partitions = topics.get(key)
+        if partitions is None:
+            partitions = topics[key] = []
+        partitions.append(FetchedPartition(
+            index, error if error is not None else ErrorCode.none, high_watermark, last_stable_offset,
+            log_start_offset, aborted if read_committed else None, preferred, records, diverging))
+    return FetchAnswer(0, ErrorCode.none, session_id, list(topics.items()))
 
 
-def _session_error(response, code: ErrorCode):
-    return build(response, throttle_time=timedelta(0), error_code=code, session_id=0, responses=())
+def _session_error(code: ErrorCode) -> FetchAnswer:
+    return FetchAnswer(0, code, 0, [])

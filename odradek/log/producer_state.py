@@ -272,6 +272,8 @@ class ProducerStateManager:
         """The first offset of the oldest transaction still open, or ended by a marker at or above
         `high_watermark` (not yet on every in-sync replica); None when there is none."""
         unreplicated = self._unreplicated
+        if not unreplicated and not self._ongoing:
+            return None  # no transaction in this log (checked for every partition of every Fetch)
         while unreplicated and unreplicated[0].last_offset < high_watermark:
             unreplicated.popleft()
         first = min(self._ongoing.values(), default=None)

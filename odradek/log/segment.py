@@ -270,17 +270,19 @@ class LogSegment:
         Where a recent read ended, one header read, kept for the next reader asking there (a batch
         once written does not change until a truncation, which forgets the read ends): a consumer
         that asks again where it could not fit gets the header without a read. Otherwise an index
-        lookup, then a forward walk over batch headers (preads of 61 bytes).
+        lookup, then a forward walk over batch headers (preads of 61 bytes). A read from the
+        segment's start (a consumer from the beginning) is one where the first batch is.
         """
         if start_position is None:
             ends = self._read_ends
-            start_position = ends.get(offset)
+            key = offset if offset > self.base_offset else self.base_offset
+            start_position = ends.get(key, 0 if key == self.base_offset else None)
             if start_position is not None:
                 if type(start_position) is BatchHeader:
                     return start_position
                 header = self.header_at(start_position)
                 if header is not None and header.last_offset >= offset:
-                    ends[offset] = header
+                    ends[key] = header
                     return header
                 if header is None and start_position >= self.size:
                     return None  # nothing after that read yet

@@ -1,24 +1,18 @@
-"""A Fetch response as chunks: the encoded fields, with each partition's records between them as
-they came from the log (a FileRegion, file_region.py, or bytes), never copied into an encoding
-buffer (DESIGN §4, the fetch hot path).
+"""A Fetch response as the handler answers it (FetchAnswer), written as chunks: the encoded fields,
+with each partition's records between them as they came from the log (a FileRegion,
+file_region.py, or bytes), never copied into an encoding buffer (DESIGN §4, the fetch hot path).
 
-The fields around the records are written here with struct for every version the broker serves
-(v4-v17); a partition with tagged fields set (a diverging epoch, which comes without records) is
-written by kio. The joined chunks are byte for byte what kio writes for the whole response (a unit
-test checks every version). A response this does not cover (a partition with records and tagged
-fields, top-level tagged fields) gets None, and the caller encodes it whole.
+The answer is plain tuples, not kio entities: a Fetch of 1,000 partitions would otherwise build
+and then walk 1,000 kio PartitionData objects. The fields are written here with struct for every
+version the broker serves (v4-v17); the joined chunks are byte for byte what kio writes for the
+same response (a unit test checks every version).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import io
-import operator
 import struct
 import uuid
-from functools import cache
-
-from kio.serial import entity_writer
+from typing import NamedTuple
 
 from odradek.protocol.file_region import FileRegion
 from odradek.protocol.frames import array_length, unsigned_varint
@@ -29,13 +23,82 @@ _HEAD_V7 = struct.Struct(">ihi")  # throttle_time_ms, error_code, session_id
 _PARTITION_HEAD_V4 = struct.Struct(">ihqq")  # partition_index, error_code, high_watermark, last_stable_offset
 _PARTITION_HEAD_V5 = struct.Struct(">ihqqq")  # and log_start_offset
 _ABORTED_TRANSACTION = struct.Struct(">qq")  # producer_id, first_offset
+# v12+: the partition's tagged fields holding only diverging_epoch (tag 0, 13 bytes: epoch,
+# end_offset, its own empty tagged fields)
+_DIVERGING_EPOCH_TAG = struct.Struct(">BBBiqB")
 _EMPTY_TAGS = b"\x00"
 _ZERO_UUID = uuid.UUID(int=0)
 
 
-@cache
-def _writer(cls):
-    return entity_writer(cls)
+class FetchedPartition(NamedTuple):
+    """One partition of a Fetch response."""
+
+    index: int
+    error_code: int
+    high_watermark: int
+    last_stable_offset: int
+    log_start_offset: int
+    aborted: list[tuple[int, int]] | None  # (producer id, first offset); None unless read_committed
+    preferred_read_replica: int  # -1: read here
+    records: FileRegion | bytes
+    diverging_epoch: tuple[int, int] | None  # (epoch, end offset) where the fetcher's log leaves ours
+
+
+class FetchAnswer(NamedTuple):
+    """A Fetch response: `topics` is (topic name, or topic id from v13, its partitions) in order."""
+
+    throttle_ms: int
+    error_code: int
+    session_id: int
+    topics: list[tuple[str | uuid.UUID, list[FetchedPartition]]]
+
+    def chunks(self, version: int) -> list:
+        """The response body as a list of bytes-like chunks; records are chunks of their own."""
+        flexible = version >= 12
+        by_id = version >= 13
+        if version >= 7:
+            pending = bytearray(_HEAD_V7.pack(self.throttle_ms, self.error_code, self.session_id))
+        else:
+            pending = bytearray(_INT32.pack(self.throttle_ms))
+        pending += array_length(len(self.topics), flexible)
+        chunks: list = []
+        head = _PARTITION_HEAD_V5 if version >= 5 else None
+        for key, partitions in self.topics:
+            pending += (key or _ZERO_UUID).bytes if by_id else _string(key, flexible)  # None: zeros, as kio writes
+            pending += array_length(len(partitions), flexible)
+            for (index, error_code, high_watermark, last_stable_offset, log_start_offset, aborted, preferred,
+                 records, diverging) in partitions:
+                if head is not None:
+                    pending += head.pack(index, error_code, high_watermark, last_stable_offset, log_start_offset)
+                else:
+                    pending += _PARTITION_HEAD_V4.pack(index, error_code, high_watermark, last_stable_offset)
+                if aborted is None:
+                    pending += _null_length(flexible)
+                else:
+                    pending += array_length(len(aborted), flexible)
+                    for producer_id, first_offset in aborted:
+                        pending += _ABORTED_TRANSACTION.pack(producer_id, first_offset)
+                        if flexible:
+                            pending += _EMPTY_TAGS
+                if version >= 11:
+                    pending += _INT32.pack(preferred)
+                size = len(records)
+                pending += unsigned_varint(size + 1) if flexible else _INT32.pack(size)
+                if size:
+                    chunks.append(bytes(pending))
+                    chunks.append(records)
+                    pending = bytearray()
+                if flexible:
+                    if diverging is None:
+                        pending += _EMPTY_TAGS
+                    else:
+                        pending += _DIVERGING_EPOCH_TAG.pack(1, 0, 13, diverging[0], diverging[1], 0)
+            if flexible:
+                pending += _EMPTY_TAGS  # the topic's tagged fields
+        if flexible:
+            pending += _EMPTY_TAGS  # the response's tagged fields
+        chunks.append(bytes(pending))
+        return chunks
 
 
 def _string(text: str, flexible: bool) -> bytes:
@@ -43,98 +106,6 @@ def _string(text: str, flexible: bool) -> bytes:
     return (unsigned_varint(len(data) + 1) if flexible else _INT16.pack(len(data))) + data
 
 
-def fetch_response_chunks(response, version: int) -> list | None:
-    """The response body as a list of bytes-like chunks, or None when it must be encoded whole."""
-    flexible = version >= 12
-    if flexible and getattr(response, "node_endpoints", ()):
-        return None
-    throttle_ms = round(response.throttle_time.total_seconds() * 1000)  # as kio rounds it
-    if version >= 7:
-        head = bytearray(_HEAD_V7.pack(throttle_ms, response.error_code, response.session_id))
-    else:
-        head = bytearray(_INT32.pack(throttle_ms))
-    head += array_length(len(response.responses), flexible)
-    chunks: list = []
-    pending = head  # fields not yet followed by records
-    for topic in response.responses:
-        pending += (topic.topic_id or _ZERO_UUID).bytes if version >= 13 else _string(topic.topic, flexible)  # None: zeros, as kio writes
-        pending += array_length(len(topic.partitions), flexible)
-        for partition in topic.partitions:
-            records = partition.records
-            if not _has_tags(partition):  # the common shape, written here without kio
-                pending += _partition_head(partition, version, flexible)
-                if records is None:
-                    pending += _null_length(flexible)
-                else:
-                    pending += unsigned_varint(len(records) + 1) if flexible else _INT32.pack(len(records))
-                    if records:
-                        chunks.append(bytes(pending))
-                        chunks.append(records)
-                        pending = bytearray()
-                if flexible:
-                    pending += _EMPTY_TAGS
-                continue
-            if records:
-                return None  # tagged fields beside records: not a shape this covers
-            buffer = io.BytesIO()  # a diverging epoch and no records: kio writes it
-            _writer(type(partition))(buffer, partition)
-            pending += buffer.getbuffer()
-        if flexible:
-            pending += _EMPTY_TAGS  # the topic's tagged fields
-    if flexible:
-        pending += _EMPTY_TAGS  # the response's tagged fields
-    chunks.append(bytes(pending))
-    return chunks
-
-
-def with_records_read(response):
-    """The response with each partition's records as bytes (a FileRegion read now): for encoding
-    it whole, when fetch_response_chunks does not cover it."""
-    def topic_read(topic):
-        partitions = tuple(dataclasses.replace(partition, records=partition.records.read())
-                           if type(partition.records) is FileRegion else partition for partition in topic.partitions)
-        return dataclasses.replace(topic, partitions=partitions)
-    return dataclasses.replace(response, responses=tuple(topic_read(topic) for topic in response.responses))
-
-
 def _null_length(flexible: bool) -> bytes:
-    """The length of a null array or null records: varint 0 in flexible versions, else int32 -1."""
+    """The length of a null array: varint 0 in flexible versions, else int32 -1."""
     return b"\x00" if flexible else b"\xff\xff\xff\xff"
-
-
-def _partition_head(partition, version: int, flexible: bool) -> bytes:
-    """A partition's fields before its records, as kio writes them (no tagged fields set)."""
-    if version >= 5:
-        head = _PARTITION_HEAD_V5.pack(partition.partition_index, partition.error_code, partition.high_watermark,
-                                       partition.last_stable_offset, partition.log_start_offset)
-    else:
-        head = _PARTITION_HEAD_V4.pack(partition.partition_index, partition.error_code, partition.high_watermark,
-                                       partition.last_stable_offset)
-    aborted = partition.aborted_transactions
-    if aborted is None:
-        head += _null_length(flexible)
-    else:
-        head += array_length(len(aborted), flexible)
-        for transaction in aborted:
-            head += _ABORTED_TRANSACTION.pack(transaction.producer_id, transaction.first_offset)
-            if flexible:
-                head += _EMPTY_TAGS
-    if version >= 11:
-        head += _INT32.pack(partition.preferred_read_replica)
-    return head
-
-
-@cache
-def _tag_check(cls):
-    """For a PartitionData class: whether an instance has a tagged field set (none before v12),
-    tested with one attrgetter call rather than a loop over the fields."""
-    fields = [f for f in dataclasses.fields(cls) if f.metadata.get("tag") is not None]
-    if not fields:
-        return lambda partition: False
-    getter = operator.attrgetter(*(f.name for f in fields))
-    defaults = fields[0].default if len(fields) == 1 else tuple(f.default for f in fields)
-    return lambda partition: getter(partition) != defaults
-
-
-def _has_tags(partition) -> bool:
-    return _tag_check(type(partition))(partition)

@@ -32,7 +32,7 @@ from odradek.handlers.registry import HANDLERS
 from odradek.protocol.schemas import request_class, response_class
 from odradek.handlers.responses import error_response
 from odradek.protocol.errors import ErrorCode
-from odradek.protocol.fetch_response import fetch_response_chunks, with_records_read
+from odradek.protocol.fetch_response import FetchAnswer
 from odradek.protocol.metadata_response import metadata_response_body
 from odradek.protocol.frames import FrameError, error_only_frame, parse_request_header, response_header
 from odradek.protocol.legacy_produce import rejected_produce_body
@@ -173,12 +173,14 @@ class Dispatcher:
         session.throttle_ms = throttle_ms
         if throttle_ms == 0 or response is None:
             return None
-        if consumed:
-            # answered empty and without its session (as Kafka answers a throttled full fetch): the
-            # client starts a new session with a full fetch after the throttle time
-            quotas.unrecord(CONSUMER_BYTE_RATE, user, client_id, consumed)
-            self.services.fetch_sessions.remove(response.session_id)
-            response = dataclasses.replace(response, responses=(), session_id=0)
+        if type(response) is FetchAnswer:
+            if consumed:
+                # answered empty and without its session (as Kafka answers a throttled full fetch):
+                # the client starts a new session with a full fetch after the throttle time
+                quotas.unrecord(CONSUMER_BYTE_RATE, user, client_id, consumed)
+                self.services.fetch_sessions.remove(response.session_id)
+                response = response._replace(topics=[], session_id=0)
+            return response._replace(throttle_ms=throttle_ms)
         if "throttle_time" in response.__dataclass_fields__:
             response = dataclasses.replace(response, throttle_time=timedelta(milliseconds=throttle_ms))
         return response
@@ -223,13 +225,11 @@ def _frame_of(correlation_id: int, flexible_header: bool, response, api_key: int
     head = response_header(correlation_id, flexible_header)
     if api_key == METADATA_KEY:
         return _frame(head, metadata_response_body(response, version))
-    if api_key == FETCH_KEY:
-        chunks = fetch_response_chunks(response, version)
-        if chunks is not None:
-            size = len(head) + sum(map(len, chunks))
-            chunks[0] = _SIZE.pack(size) + head + chunks[0]
-            return chunks
-        response = with_records_read(response)
+    if type(response) is FetchAnswer:
+        chunks = response.chunks(version)
+        size = len(head) + sum(map(len, chunks))
+        chunks[0] = _SIZE.pack(size) + head + chunks[0]
+        return chunks
     buffer = io.BytesIO()
     buffer.write(b"\0\0\0\0")
     buffer.write(head)

@@ -1,5 +1,5 @@
-"""Fetch responses written as chunks (records not copied) are byte for byte what kio writes, in
-every version the broker serves."""
+"""Fetch answers written as chunks (records not copied) are byte for byte what kio writes for the
+same response, in every version the broker serves."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from kio.serial import entity_writer
 
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode
-from odradek.protocol.fetch_response import fetch_response_chunks
+from odradek.protocol.fetch_response import FetchAnswer, FetchedPartition
 from odradek.protocol.schemas import response_class
 
 
@@ -32,7 +32,7 @@ def _partition(cls, index: int, records: bytes, error: int, aborted: list, diver
 
 
 partitions = st.lists(st.tuples(
-    st.one_of(st.none(), st.binary(max_size=300)), st.sampled_from([0, 6]),
+    st.binary(max_size=300), st.sampled_from([0, 6]),
     st.one_of(st.none(), st.lists(st.tuples(st.integers(0, 2**40), st.integers(0, 2**40)), max_size=3)),
     st.booleans()), max_size=4)
 
@@ -43,15 +43,21 @@ partitions = st.lists(st.tuples(
 def test_chunks_join_to_kios_encoding(version, topics, throttle, session):
     cls = response_class(1, version)
     topic_class = sibling(cls, "FetchableTopicResponse")
+    by_id = version >= 13
+    keys = [uuid.UUID(int=t + 1) if by_id else f"topic-{t}" for t in range(len(topics))]
     responses = tuple(
-        build(topic_class, topic=f"topic-{t}", topic_id=uuid.UUID(int=t + 1), partitions=tuple(
+        build(topic_class, topic=key, topic_id=key, partitions=tuple(
             _partition(cls, i, records, error, aborted, diverging and not records)
             for i, (records, error, aborted, diverging) in enumerate(parts)))
-        for t, parts in enumerate(topics))
+        for key, parts in zip(keys, topics))
     response = build(cls, throttle_time=timedelta(milliseconds=throttle), error_code=ErrorCode.none, session_id=session,
                      responses=responses)
     expected = io.BytesIO()
     entity_writer(cls)(expected, response)
-    chunks = fetch_response_chunks(response, version)
-    assert chunks is not None
+    answer = FetchAnswer(throttle, ErrorCode.none, session, [
+        (key, [FetchedPartition(i, ErrorCode(error), 1000 + i, 900, 7, aborted, i % 3 - 1, records or b"",
+                                (3, 257) if diverging and not records and version >= 12 else None)
+               for i, (records, error, aborted, diverging) in enumerate(parts)])
+        for key, parts in zip(keys, topics)])
+    chunks = answer.chunks(version)
     assert b"".join(bytes(chunk) for chunk in chunks) == expected.getvalue()
