@@ -8,7 +8,10 @@
 The produce loop is a plain `for` loop around `Producer.produce()` with no per-message delivery
 callback (a Python callback per record would halve the rate); success is checked afterwards from
 the partitions' end offsets. At 100 B records this loop, not the broker, can be the limit.
-`--min-seconds`: produce at least COUNT records and for at least that long (the clock is read
+`--full-batches BYTES`: batches of BYTES, closed when full (linger.ms=1000), so that the batches
+are the same whichever broker takes them: with linger.ms=5 their size follows the broker's pace,
+and a consumer's rate follows the batch size (how many whole batches fit in its 1 MiB per
+partition per Fetch). `--min-seconds`: produce at least COUNT records and for at least that long (the clock is read
 every 10,000 records). `--spread N`: records go to the partitions in turn, N to one partition
 before the next (1: as records with many keys would), instead of librdkafka's sticky partitioner,
 which fills one partition's batch at a time and leaves many partitions of a large topic unwritten
@@ -147,9 +150,12 @@ def _wait_for_room(p: Producer, produce_one) -> None:
 
 
 def produce(bootstrap: str, topic: str, count: int, size: int, acks: str, min_seconds: float = 0.0,
-            spread: int = 0) -> dict:
+            spread: int = 0, full_batches: int = 0) -> dict:
     errors = Errors()
-    p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "error_cb": errors, **PRODUCER_CONFIG})
+    config = {"bootstrap.servers": bootstrap, "acks": acks, "error_cb": errors, **PRODUCER_CONFIG}
+    if full_batches:
+        config.update({"batch.size": full_batches, "linger.ms": 1000})  # a batch closes when full, not on time
+    p = Producer(config)
     before = settled_end(bootstrap, topic)
     md = p.list_topics(topic, timeout=10)  # metadata and connection before the clock starts
     partitions = sorted(md.topics[topic].partitions)
@@ -501,6 +507,8 @@ def main(argv: list[str]) -> None:
             cmd.add_argument("acks")
             cmd.add_argument("--spread", type=int, default=0, metavar="N",
                              help="records to the partitions in turn, N to each")
+            cmd.add_argument("--full-batches", type=int, default=0, metavar="BYTES",
+                             help="batches of BYTES each, whatever the broker's pace (the same data on every broker)")
         elif name == "consume":
             cmd.add_argument("count", type=int)
             cmd.add_argument("--group", help="subscribe() in this consumer group instead of assign()")
@@ -517,7 +525,7 @@ def main(argv: list[str]) -> None:
             cmd.add_argument("--min-seconds", type=float, default=0.0, help="and run at least this long")
     a = ap.parse_args(argv)
     if a.cmd == "produce":
-        result = produce(a.bootstrap, a.topic, a.count, a.size, a.acks, a.min_seconds, a.spread)
+        result = produce(a.bootstrap, a.topic, a.count, a.size, a.acks, a.min_seconds, a.spread, a.full_batches)
     elif a.cmd == "consume":
         result = consume(a.bootstrap, a.topic, a.count, a.min_seconds, a.group)
     elif a.cmd == "latency":

@@ -75,6 +75,8 @@ FULL = {
     # record size, partitions, records filled: enough for the Java consumer's 5 s at the faster
     # broker (1.5 M rec/s of 100 B, 330 MB/s of 1 KiB); the librdkafka consumers read in passes
     "consume": [(100, 1, 9_000_000), (1024, 6, 2_000_000)],
+    # the consume rows' topics are written in batches of this size on both brokers: the same data
+    "fill_batch_bytes": 262_144,
     "latency": (10_000, 10.0, 1024),  # rate, seconds, record size
     "swarm": (10, 10, 20, 1024, 10.0),  # producers, consumers, partitions, record size, seconds
     # partitions, record size, acks, least records per run, records to one partition before the next
@@ -91,6 +93,7 @@ QUICK = {
               ("java", 100): 300_000, ("java", 1024): 100_000},
     "warmup": (300_000, 100_000),
     "consume": [(100, 1, 500_000)],
+    "fill_batch_bytes": 262_144,
     "latency": (10_000, 4.0, 1024),
     "swarm": (10, 10, 20, 1024, 4.0),
     "many_partitions": (1000, 1024, "1", 50_000, 100),
@@ -299,7 +302,8 @@ def session_consume(s: Session, plan: dict, libs: Path, log4j: Path) -> None:
 
         def fill(_, topic=topic, size=size, parts=parts, count=count):
             create_topic(b.bootstrap, topic, parts)
-            produced(rdkafka(["produce", b.bootstrap, topic, count, size, "1"], timeout=600), count)
+            produced(rdkafka(["produce", b.bootstrap, topic, count, size, "1",
+                              "--full-batches", plan["fill_batch_bytes"]], timeout=600), count)
             return {"records": count}
 
         s.run(("fill", size, parts), fill)
@@ -733,6 +737,11 @@ Notes:
   (`batch.size=16384`, `linger.ms=5`, idempotence on) except `acks`, `--throughput -1`; the figure is the
   tool's own, over the whole run including the client JVM's warm-up. On 2 cores this client uses 1.5
   cores itself, so these rows measure the Java client far more than either broker.
+- The consume rows read a topic written before them, on each broker, in full batches of {fill_kib:,} KiB
+  (`batch.size` with `linger.ms=1000`): the same batches on both brokers. With the producer's
+  `linger.ms=5` the batch size follows the broker's pace, and a consumer's rate follows the batch size
+  (how many whole batches fit in its 1 MiB per partition per Fetch). One fill of 100 B records gave
+  414 KB batches on Kafka and 515 KB on odradek, the one batch per Fetch where Kafka's fetch held two.
 - librdkafka consumer: `assign()` to every partition from offset 0, or `subscribe()` in a fresh consumer
   group (auto.offset.reset=earliest), `consume(10000)` batches, `queued.min.messages=1000000` and
   `fetch.queue.backoff.ms=1` (librdkafka's defaults, 100000 and 1000 ms, make a fast consumer pause a
@@ -775,6 +784,7 @@ def render(res, plan, info, elapsed, errors, cluster_table=None, security_table=
             config=config_comparison(res), rate=rate, size=size, seconds=seconds,
             partitions=plan["many_partitions"][0], turn=plan["many_partitions"][4],
             turn_kib=plan["many_partitions"][4] * plan["many_partitions"][1] // 1024, writeback=FIRST_WRITEBACK_S,
+            fill_kib=plan["fill_batch_bytes"] // 1024,
             producers=producers, consumers=consumers,
             swarm_partitions=swarm_partitions, swarm_size=swarm_size, swarm_seconds=swarm_seconds)]
     if security_table:
