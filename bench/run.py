@@ -888,6 +888,8 @@ def main(argv: list[str] | None = None) -> int:
         suffix = "-quick" if args.quick else ""
         suffix += f"-{args.only}" if args.only else ""
         suffix += "-dirty" if "uncommitted" in info["commit"] else ""
+        if args.sessions != ap.get_default("sessions"):  # a partial run does not overwrite a full one
+            suffix += "-" + args.sessions.replace(",", "-")
         path = out_dir / f"{info['date']}-{info['commit'].split()[0]}{suffix}.md"
         path.write_text(report)
         log(f"wrote {path.relative_to(REPO)}")
