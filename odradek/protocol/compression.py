@@ -10,6 +10,7 @@ LZ4 is the lz4 frame format (KIP-57), with independent blocks as Kafka's Java cl
 from __future__ import annotations
 
 import struct
+import threading
 
 import cramjam
 
@@ -39,12 +40,40 @@ def decompress(codec: int, data) -> bytes:
         if codec == SNAPPY:
             return _snappy_decompress(bytes(data))
         if codec == LZ4:
-            return bytes(cramjam.lz4.decompress(bytes(data)))
+            return _lz4_decompress(data)
         if codec == ZSTD:
             return bytes(cramjam.zstd.decompress(bytes(data)))
     except cramjam.DecompressionError as exc:
         raise KafkaError(ErrorCode.corrupt_message, f"{CODEC_NAMES[codec]} data does not decode: {exc}") from exc
     raise KafkaError(ErrorCode.unsupported_compression_type, f"compression codec {codec} is not one of 0..4")
+
+
+# Per thread (the event loop, the cleaner's worker): the buffer LZ4 decompresses into, grown to the
+# largest batch seen, up to 8 MiB (a larger one is decompressed the allocating way). cramjam's
+# allocating lz4.decompress takes about twice as long as decompress_into a ready buffer plus the
+# copy out (47 against 23 us for a 27 KB batch).
+_scratch = threading.local()
+_SCRATCH_MAX_BYTES = 8 << 20
+
+
+def _lz4_decompress(data) -> bytes:
+    wanted = max(1 << 16, 4 * len(data))
+    if wanted > _SCRATCH_MAX_BYTES:
+        return bytes(cramjam.lz4.decompress(bytes(data)))
+    out = getattr(_scratch, "lz4", None)
+    if out is None or len(out) < wanted:
+        out = _scratch.lz4 = bytearray(wanted)
+    try:
+        size = cramjam.lz4.decompress_into(data, out)
+    except cramjam.DecompressionError:
+        # too small a buffer or corrupt data (cramjam says the same for both): the allocating
+        # call tells them apart, and the buffer grows for the next batch as large
+        result = bytes(cramjam.lz4.decompress(bytes(data)))
+        if len(out) < len(result) <= _SCRATCH_MAX_BYTES:
+            _scratch.lz4 = bytearray(len(result))
+        return result
+    with memoryview(out) as view:
+        return bytes(view[:size])
 
 
 def compress(codec: int, data) -> bytes:

@@ -58,6 +58,19 @@ def test_decompress_garbage_is_corrupt_message():
         compression.decompress(compression.ZSTD, b"not zstd at all")
 
 
+def test_lz4_batches_of_any_ratio_and_size_decompress_whole():
+    """LZ4 decompresses into a reused buffer: a batch that compresses 1,000-fold (more than the
+    buffer was sized for), one past the buffer's 8 MiB cap, a small one after them, and corrupt
+    data all get the right answer."""
+    for data in (b"a" * 5_000_000, bytes(range(256)) * 40_000, b"x" * 10_000_000, b"small batch" * 30):
+        framed = compression.compress(compression.LZ4, data)
+        assert compression.decompress(compression.LZ4, memoryview(framed)) == data
+    corrupt = bytearray(compression.compress(compression.LZ4, b"records " * 5000))
+    corrupt[20:40] = b"x" * 20
+    with pytest.raises(KafkaError, match="lz4 data does not decode"):
+        compression.decompress(compression.LZ4, bytes(corrupt))
+
+
 def test_log_append_time_records_take_the_batch_max_timestamp():
     batch = encode_batch([(5, b"k", b"v"), (9, None, b"w")], timestamp_type=1)
     header = read_batch_header(batch, 0)
