@@ -11,8 +11,8 @@ the partitions' end offsets. At 100 B records this loop, not the broker, can be 
 `--full-batches BYTES`: batches of BYTES, closed when full (linger.ms=1000), so that the batches
 are the same whichever broker takes them: with linger.ms=5 their size follows the broker's pace,
 and a consumer's rate follows the batch size (how many whole batches fit in its 1 MiB per
-partition per Fetch). `--min-seconds`: produce at least COUNT records and for at least that long (the clock is read
-every 10,000 records). `--spread N`: records go to the partitions in turn, N to one partition
+partition per Fetch). `--min-seconds`: produce at least COUNT records and for at least that long
+(the clock is read every 10,000 records). `--spread N`: records go to the partitions in turn, N to one partition
 before the next (1: as records with many keys would), instead of librdkafka's sticky partitioner,
 which fills one partition's batch at a time and leaves many partitions of a large topic unwritten
 in a short run.

@@ -117,13 +117,13 @@ async def handle(ctx: RequestContext, request):
 
     stats = replicas.topic_stats
     follower = replica_id >= 0
-    for entry, result in zip(wanted, results):
-        tp = entry[0]
+    for (tp, _topic, _partition, _error), (_key, _index, state, error, records, _diverging, _preferred, _aborted) \
+            in zip(wanted, results):
         if tp is not None:
-            if result[4]:
-                stats.fetched(tp.topic, len(result[4]), follower=follower)
-            if result[3] is not None:
-                stats.fetch_failed(tp.topic if result[2] is not None else None)  # None: not hosted here
+            if records:
+                stats.fetched(tp.topic, len(records), follower=follower)
+            if error is not None:
+                stats.fetch_failed(tp.topic if state is not None else None)  # None: not hosted here
     if session is not None:
         results = [entry for entry in results if session.must_answer(
             (entry[0], entry[1]), *_reported_offsets(entry[2]), has_records=len(entry[4]) > 0,

@@ -275,7 +275,7 @@ class LogSegment:
         """
         if start_position is None:
             ends = self._read_ends
-            key = offset if offset > self.base_offset else self.base_offset
+            key = max(offset, self.base_offset)
             start_position = ends.get(key, 0 if key == self.base_offset else None)
             if start_position is not None:
                 if type(start_position) is BatchHeader:

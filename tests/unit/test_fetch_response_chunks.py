@@ -55,7 +55,7 @@ def test_chunks_join_to_kios_encoding(version, topics, throttle, session):
     expected = io.BytesIO()
     entity_writer(cls)(expected, response)
     answer = FetchAnswer(throttle, ErrorCode.none, session, [
-        (key, [FetchedPartition(i, ErrorCode(error), 1000 + i, 900, 7, aborted, i % 3 - 1, records or b"",
+        (key, [FetchedPartition(i, ErrorCode(error), 1000 + i, 900, 7, aborted, i % 3 - 1, records,
                                 (3, 257) if diverging and not records and version >= 12 else None)
                for i, (records, error, aborted, diverging) in enumerate(parts)])
         for key, parts in zip(keys, topics)])
