@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Mapping
 
@@ -20,8 +21,12 @@ _VERSION = 0
 
 
 def write_atomically(path: Path, content: str | bytes) -> None:
-    """Write `content` to a temp file, fsync it, rename it over `path`, fsync the directory."""
-    temp = path.with_name(path.name + ".tmp")
+    """Write `content` to a temp file, fsync it, rename it over `path`, fsync the directory.
+
+    The temp file is the writing thread's own: two worker threads (retention, the cleaner, a
+    flush) may write one checkpoint at once, and with a shared temp name one renamed the other's
+    file away, whose rename then failed and took the log dir offline."""
+    temp = path.with_name(f"{path.name}.{threading.get_ident()}.tmp")
     data = content.encode("utf-8") if isinstance(content, str) else content
     with open(temp, "wb") as f:
         f.write(data)
