@@ -82,6 +82,8 @@ class Connection:
                         response = self._raw_sasl_token(frame)
                     else:
                         response = await self.dispatcher.dispatch(frame, self.peer, session)
+                    if response is not None and self.writer.transport.is_closing():
+                        break  # the client left while its request was served (a parked Fetch): no one to answer
                     if response is not None:
                         if isinstance(response, list):  # a Fetch: fields and records, in order
                             await self._write_chunks(response)

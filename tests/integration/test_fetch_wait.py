@@ -124,3 +124,33 @@ def test_sigterm_is_not_held_up_by_a_parked_fetch(broker):
     finally:
         consumer.close()
     assert stop_s < 2.0, f"shutdown took {stop_s:.1f} s with one parked fetch"
+
+
+def test_a_client_gone_while_its_fetch_was_parked_is_forgotten_quietly(broker):
+    """Found by the --workers cluster test: a follower killed while its Fetch was parked; the
+    answer then went to a closed connection and the broker logged a traceback."""
+    import socket
+    import struct
+    from datetime import timedelta
+
+    from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
+
+    from .wire import WireClient, encode_request
+
+    create_topic(broker.bootstrap_servers, "parked")
+    request = FetchRequest(
+        cluster_id=None, replica_id=-1, max_wait=timedelta(seconds=1), min_bytes=1 << 20, max_bytes=1 << 20,
+        isolation_level=0, session_id=0, session_epoch=-1, rack_id="", forgotten_topics_data=(),
+        topics=(FetchTopic(topic="parked", partitions=(FetchPartition(
+            partition=0, current_leader_epoch=-1, fetch_offset=0, last_fetched_epoch=-1, log_start_offset=-1,
+            partition_max_bytes=1 << 20),)),),
+    )
+    client = WireClient(broker.bootstrap_servers)
+    client.send_raw(encode_request(request, client.next_correlation_id(), version=12))
+    time.sleep(0.3)  # parked: nothing to read, a megabyte wanted
+    client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.sock.close()  # a reset, as when the process dies
+    time.sleep(1.5)  # the wait ends and the answer finds no one
+    produce("confluent", broker.bootstrap_servers, "parked", [Record(key=b"k", value=b"still serving", partition=0)])
+    assert "Traceback" not in broker.output()
+    assert "unexpected error" not in broker.output()
