@@ -19,7 +19,7 @@ import signal
 import ssl
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 from pathlib import Path
 
@@ -76,6 +76,34 @@ TRANSACTION_STATE_TOPIC = "__transaction_state"
 
 RECOVERY_CHECKPOINT_INTERVAL_S = 60.0
 FLUSH_CHECK_INTERVAL_MS = 1000
+
+
+RELOAD_RETRY_S = 2.0
+
+
+def _reload_on_change(what: str, reload: Callable[[], Awaitable[object]]) -> Callable[[], None]:
+    """A ZooKeeper watch's callback (run on kazoo's thread) that re-reads `what` on the event
+    loop. A read that fails (ZooKeeper away, or this broker stopping under it) is one line and is
+    tried again, since the change would otherwise wait for the next one to be seen."""
+    loop = asyncio.get_running_loop()
+    running: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
+
+    async def read() -> None:
+        while True:
+            try:
+                await reload()
+                return
+            except Exception as error:  # noqa: BLE001 - kazoo's, the store's: all mean "not now"
+                log.warning("Could not read the changed %s from ZooKeeper (%s); trying again in %.0f s",
+                            what, str(error) or type(error).__name__, RELOAD_RETRY_S)
+                await asyncio.sleep(RELOAD_RETRY_S)
+
+    def start() -> None:
+        task = loop.create_task(read())
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    return lambda: loop.call_soon_threadsafe(start)
 
 
 class BrokerRuntime:
@@ -343,14 +371,12 @@ class BrokerRuntime:
     def _watch_acls(self, store, acls: AclService) -> None:
         """ACLs changed by any broker (or Kafka's tools) reach this one through ZooKeeper's
         /kafka-acl-changes notifications."""
-        loop = asyncio.get_running_loop()
-        store.watch_acl_changes(lambda: loop.call_soon_threadsafe(lambda: loop.create_task(asyncio.to_thread(acls.reload))))
+        store.watch_acl_changes(_reload_on_change("ACLs", lambda: asyncio.to_thread(acls.reload)))
 
     def _watch_broker_configs(self, store, configs, controller, quotas: ClientQuotas) -> None:
         """Dynamic broker configs and client quotas changed by any broker (kafka-configs
         --entity-default, --entity-type users) reach this one through ZooKeeper's /config/changes
         notifications."""
-        loop = asyncio.get_running_loop()
 
         async def reload() -> None:
             changed = await asyncio.to_thread(configs.reload)
@@ -359,7 +385,7 @@ class BrokerRuntime:
                 controller.reconfigure(configs.effective)
                 log.info("Dynamic broker configs changed; applied")
 
-        store.watch_config_changes(lambda: loop.call_soon_threadsafe(lambda: loop.create_task(reload())))
+        store.watch_config_changes(_reload_on_change("configs", reload))
 
     async def _shrink_isrs(self, lag_time_max_ms: int) -> None:
         """Leaders drop followers that fell behind, checked every half replica.lag.time.max.ms."""
