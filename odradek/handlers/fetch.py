@@ -97,45 +97,44 @@ async def handle(ctx: RequestContext, request):
             results, total = _read_all(ctx, wanted, max_bytes, replica_id, client_rack, read_committed)
         else:
             again = [index for index, entry in enumerate(wanted) if entry[0] in changed]
-            kept = total - sum(len(results[index][4]) for index in again)
+            kept = total - sum(len(results[index][1].records) for index in again)
             fresh, _ = _read_all(ctx, [wanted[index] for index in again], max_bytes, replica_id, client_rack,
                                  read_committed, already=kept)
             for index, entry in zip(again, fresh):
                 results[index] = entry
-            total = sum(len(entry[4]) for entry in results)
+            total = sum(len(fetched.records) for _key, fetched in results)
         remaining = deadline - asyncio.get_running_loop().time()
         if (
             total >= min_bytes
             or not wanted  # nothing asked for, nothing to wait for (Kafka answers at once too)
             or remaining <= 0
             or replicas.waiters.closed
-            or any(error is not None or diverging is not None or preferred >= 0
-                   for _key, _index, _state, error, _records, diverging, preferred, _aborted in results)
+            or any(_has_news_besides_records(fetched) for _key, fetched in results)
         ):
             break
         changed = await replicas.wait_for_append([entry[0] for entry in wanted if entry[0] is not None], remaining)
 
     stats = replicas.topic_stats
     follower = replica_id >= 0
-    for (tp, _topic, _partition, _error), (_key, _index, state, error, records, _diverging, _preferred, _aborted) \
-            in zip(wanted, results):
+    for (tp, _topic, _partition, _error), (_key, fetched) in zip(wanted, results):
         if tp is not None:
-            if records:
-                stats.fetched(tp.topic, len(records), follower=follower)
-            if error is not None:
-                stats.fetch_failed(tp.topic if state is not None else None)  # None: not hosted here
+            if fetched.records:
+                stats.fetched(tp.topic, len(fetched.records), follower=follower)
+            if fetched.error_code:  # a partition not hosted here has no log start offset
+                stats.fetch_failed(tp.topic if fetched.log_start_offset >= 0 else None)
     if session is not None:
-        results = [entry for entry in results if session.must_answer(
-            (entry[0], entry[1]), *_reported_offsets(entry[2]), has_records=len(entry[4]) > 0,
-            other_news=entry[3] is not None or entry[5] is not None or entry[6] >= 0)]
+        results = [(key, fetched) for key, fetched in results if session.must_answer(
+            (key, fetched.index), fetched.high_watermark, fetched.log_start_offset,
+            has_records=len(fetched.records) > 0, other_news=_has_news_besides_records(fetched))]
         answered_session = session.id
     elif session_epoch == INITIAL_EPOCH and ctx.api_version >= 7:
-        cached = OrderedDict(((key, partition.partition), CachedPartition(partition, *_reported_offsets(state)))
-                             for (key, partition), (_, _, state, *_rest) in zip(named, results))
+        cached = OrderedDict(((key, partition.partition),
+                              CachedPartition(partition, fetched.high_watermark, fetched.log_start_offset))
+                             for (key, partition), (_key, fetched) in zip(named, results))
         answered_session = sessions.create(replica_id >= 0, by_id, cached)
     else:
         answered_session = 0
-    return _response(results, read_committed, answered_session)
+    return _response(results, answered_session)
 
 
 def replica_id_of(request) -> int:
@@ -144,9 +143,10 @@ def replica_id_of(request) -> int:
     return state.replica_id if state is not None else getattr(request, "replica_id", -1)
 
 
-def _reported_offsets(state) -> tuple[int, int]:
-    """The high watermark and log start offset an answer gives for a partition (-1 without one)."""
-    return (state.high_watermark, state.log_start_offset) if state is not None else (-1, -1)
+def _has_news_besides_records(fetched: FetchedPartition) -> bool:
+    """An error, a diverging epoch or another replica to read from: answered at once, and in an
+    incremental answer even without records."""
+    return bool(fetched.error_code) or fetched.diverging_epoch is not None or fetched.preferred_read_replica >= 0
 
 
 def _named_partitions(request, by_id: bool) -> list[tuple[object, object]]:
@@ -194,15 +194,16 @@ def _wanted_partitions(ctx: RequestContext, named, by_id: bool, replica_id: int 
 def _read_all(ctx: RequestContext, wanted, max_bytes: int, replica_id: int, client_rack: str = "",
               read_committed: bool = False, already: int = 0):
     """One pass over the requested partitions (`already` bytes of the answer read before);
-    returns ([(key, partition_index, state, error, records, diverging, preferred read replica,
-    aborted transactions)], bytes)."""
+    returns ([(topic key, FetchedPartition)], bytes). A partition's offsets are the ones it had
+    when read, as in Kafka's answer; -1 where it is not hosted here."""
     replicas = ctx.services.replicas
+    no_aborted = () if read_committed else None  # None: the field is null for read_uncommitted
     results = []
     total = already
     for tp, key, partition, error in wanted:
         index = partition.partition
         if error is not None:
-            results.append((key, index, None, error, b"", None, -1, ()))
+            results.append((key, FetchedPartition(index, error, -1, -1, -1, no_aborted, -1, b"", None)))
             continue
         try:
             leader_epoch = getattr(partition, "current_leader_epoch", -1)
@@ -210,32 +211,40 @@ def _read_all(ctx: RequestContext, wanted, max_bytes: int, replica_id: int, clie
             if budget <= 0 and total > 0:
                 budget = 0
             last_fetched_epoch = getattr(partition, "last_fetched_epoch", -1)
-            aborted = ()
+            aborted = no_aborted
+            preferred = -1
             first = total == 0  # only the first partition with data may exceed the limits (KIP-74)
             if replica_id >= 0:
+                # First: the follower's fetch offset may move the high watermark.
                 state, records, diverging = replicas.fetch_for_follower(
                     tp, replica_id, partition.fetch_offset, max(budget, 1), leader_epoch, last_fetched_epoch, first
                 )
+                stable = state.last_stable_offset
             else:
                 state = replicas.readable_partition(tp, leader_epoch, allow_follower=ctx.api_version >= 11)
+                stable = state.last_stable_offset
                 records = b""
                 diverging = state.diverging_epoch(last_fetched_epoch, partition.fetch_offset)
                 preferred = _closer_replica(ctx, state, client_rack) if client_rack and state.is_leader else -1
-                if preferred >= 0:
-                    results.append((key, index, state, None, b"", None, preferred, ()))
-                    continue
-                if diverging is None and (budget > 0 or total == 0):
+                if preferred >= 0:  # it reads there, so nothing else is said here
+                    diverging = None
+                elif diverging is None and (budget > 0 or total == 0):
                     if read_committed:
-                        records, aborted = state.read_committed(partition.fetch_offset, max(budget, 1), first)
+                        records, aborted = state.read_committed(partition.fetch_offset, max(budget, 1), first, stable)
                     else:
                         records = state.read(partition.fetch_offset, max(budget, 1), first)
             total += len(records)
-            results.append((key, index, state, None, records, diverging, -1, aborted))
+            results.append((key, FetchedPartition(index, ErrorCode.none, state.high_watermark, stable,
+                                                  state.log_start_offset, aborted, preferred, records, diverging)))
         except KafkaError as failure:
-            results.append((key, index, replicas.partition(tp), failure.code, b"", None, -1, ()))
+            state = replicas.partition(tp)
+            offsets = (state.high_watermark, state.last_stable_offset, state.log_start_offset) if state is not None \
+                else (-1, -1, -1)
+            results.append((key, FetchedPartition(index, failure.code, *offsets, no_aborted, -1, b"", None)))
         except Exception:
             log.exception("unexpected error reading %s", tp)
-            results.append((key, index, None, ErrorCode.unknown_server_error, b"", None, -1, ()))
+            results.append((key, FetchedPartition(index, ErrorCode.unknown_server_error, -1, -1, -1, no_aborted, -1,
+                                                  b"", None)))
     return results, total
 
 
@@ -253,20 +262,13 @@ def _closer_replica(ctx: RequestContext, state, client_rack: str) -> int:
 
 
 
-def _response(results, read_committed: bool = False, session_id: int = 0) -> FetchAnswer:
+def _response(results, session_id: int = 0) -> FetchAnswer:
     topics: dict = {}
-    for key, index, state, error, records, diverging, preferred, aborted in results:
-        if state is not None:
-            high_watermark, last_stable_offset = state.high_watermark, state.last_stable_offset
-            log_start_offset = state.log_start_offset
-        else:
-            high_watermark = last_stable_offset = log_start_offset = -1
+    for key, fetched in results:
         partitions = topics.get(key)
         if partitions is None:
             partitions = topics[key] = []
-        partitions.append(FetchedPartition(
-            index, error if error is not None else ErrorCode.none, high_watermark, last_stable_offset,
-            log_start_offset, aborted if read_committed else None, preferred, records, diverging))
+        partitions.append(fetched)
     return FetchAnswer(0, ErrorCode.none, session_id, list(topics.items()))
 
 

@@ -342,10 +342,13 @@ class Partition:
         found = self.log.read_region(offset, max_bytes, self.high_watermark, min_one_batch)
         return found[0] if found is not None else b""
 
-    def read_committed(self, offset: int, max_bytes: int, min_one_batch: bool = True) -> tuple[FileRegion | bytes, list]:
-        """What a read_committed consumer may see: whole batches below the last stable offset, and
-        the aborted transactions among them ((producer id, first offset) pairs) so it drops them."""
-        stable = self.last_stable_offset
+    def read_committed(self, offset: int, max_bytes: int, min_one_batch: bool = True,
+                       stable: int | None = None) -> tuple[FileRegion | bytes, list]:
+        """What a read_committed consumer may see: whole batches below the last stable offset
+        (`stable`, when the caller has it already), and the aborted transactions among them
+        ((producer id, first offset) pairs) so it drops them."""
+        if stable is None:
+            stable = self.last_stable_offset
         found = self.log.read_region(offset, max_bytes, stable, min_one_batch)
         if found is None:
             return b"", []
