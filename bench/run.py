@@ -761,7 +761,8 @@ Notes:
   see the details). One run.
 - RSS from /proc/<pid>/status of the broker process (the JVM for Kafka): VmRSS 2 s after start-up,
   VmHWM at the end of each session (the maximum over the sessions). Start-up: from process
-  start to the first produce acknowledged with `acks=all` (median over the sessions' starts).
+  start to the first produce acknowledged with `acks=all` (median over the sessions' starts), odradek
+  from its compiled bytecode (`compileall` before the start, as `pip install` does).
 """
 
 

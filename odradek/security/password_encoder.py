@@ -12,14 +12,12 @@ from __future__ import annotations
 import base64
 import os
 
-from cryptography.hazmat.primitives import hashes, padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+# cryptography is imported when a secret is encoded or decoded: most brokers never do, and the
+# import would cost every start-up about 10 ms.
 
 CIPHER = "AES/CBC/PKCS5Padding"
 KEY_FACTORY = "PBKDF2WithHmacSHA512"
-_HASHES = {"PBKDF2WithHmacSHA512": hashes.SHA512, "PBKDF2WithHmacSHA256": hashes.SHA256,
-           "PBKDF2WithHmacSHA1": hashes.SHA1}
+_HASHES = {"PBKDF2WithHmacSHA512": "SHA512", "PBKDF2WithHmacSHA256": "SHA256", "PBKDF2WithHmacSHA1": "SHA1"}
 
 
 class PasswordDecodeError(ValueError):
@@ -27,13 +25,19 @@ class PasswordDecodeError(ValueError):
 
 
 def _key(secret: str, salt: bytes, iterations: int, key_length: int, factory: str) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
     algorithm = _HASHES.get(factory)
     if algorithm is None:
         raise PasswordDecodeError(f"unknown key factory algorithm {factory}")
-    return PBKDF2HMAC(algorithm(), key_length // 8, salt, iterations).derive(secret.encode())
+    return PBKDF2HMAC(getattr(hashes, algorithm)(), key_length // 8, salt, iterations).derive(secret.encode())
 
 
 def encode(secret: str, password: str, *, iterations: int = 4096, key_length: int = 128) -> str:
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
     salt, iv = os.urandom(256), os.urandom(16)
     padder = padding.PKCS7(128).padder()
     plain = padder.update(password.encode()) + padder.finalize()
@@ -49,6 +53,9 @@ def encode(secret: str, password: str, *, iterations: int = 4096, key_length: in
 
 
 def decode(secret: str, stored: str) -> str:
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
     try:
         fields = dict(part.split(":", 1) for part in stored.split(","))
         if fields["cipherAlgorithm"] != CIPHER:
