@@ -20,13 +20,29 @@ LOG_START_OFFSET_CHECKPOINT = "log-start-offset-checkpoint"
 _VERSION = 0
 
 
-def write_atomically(path: Path, content: str | bytes) -> None:
-    """Write `content` to a temp file, fsync it, rename it over `path`, fsync the directory.
+TEMP_SUFFIX = ".tmp"  # a file being written before its rename; removed at start-up
 
-    The temp file is the writing thread's own: two worker threads (retention, the cleaner, a
-    flush) may write one checkpoint at once, and with a shared temp name one renamed the other's
-    file away, whose rename then failed and took the log dir offline."""
-    temp = path.with_name(f"{path.name}.{threading.get_ident()}.tmp")
+
+def temp_path(path: Path) -> Path:
+    """Where the calling thread writes `path` before renaming it there. The temp file is the
+    thread's own: two worker threads (retention, the cleaner, a flush) may write one file at once,
+    and with a shared temp name one renamed the other's file away, whose rename then failed and
+    took the log dir offline."""
+    return path.with_name(f"{path.name}.{threading.get_ident()}{TEMP_SUFFIX}")
+
+
+def remove_temp_files(directory: Path) -> None:
+    """At start-up: what a crash left between a write and its rename (the file it was replacing
+    is still whole)."""
+    for name in os.listdir(directory):
+        if name.endswith(TEMP_SUFFIX):
+            logger.info("removing leftover %s", directory / name)
+            (directory / name).unlink(missing_ok=True)
+
+
+def write_atomically(path: Path, content: str | bytes) -> None:
+    """Write `content` to a temp file, fsync it, rename it over `path`, fsync the directory."""
+    temp = temp_path(path)
     data = content.encode("utf-8") if isinstance(content, str) else content
     with open(temp, "wb") as f:
         f.write(data)

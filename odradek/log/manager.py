@@ -22,6 +22,7 @@ from odradek.log.checkpoint import (
     LOG_START_OFFSET_CHECKPOINT,
     RECOVERY_POINT_CHECKPOINT,
     OffsetCheckpointFile,
+    remove_temp_files,
     write_atomically,
 )
 from odradek.log.dir_lock import LogDirError
@@ -145,6 +146,7 @@ class LogManager:
         strays = 0
         log_dir.mkdir(parents=True, exist_ok=True)
         self._check_meta_properties(log_dir)
+        remove_temp_files(log_dir)
         recovery_points = OffsetCheckpointFile(log_dir / RECOVERY_POINT_CHECKPOINT).read()
         log_start_offsets = OffsetCheckpointFile(log_dir / LOG_START_OFFSET_CHECKPOINT).read()
         marker = log_dir / CLEAN_SHUTDOWN_MARKER

@@ -21,6 +21,7 @@ from typing import Callable, Iterator, NamedTuple
 from odradek.protocol.checksum import crc32c
 
 from odradek.clock import Clock
+from odradek.log.checkpoint import TEMP_SUFFIX
 from odradek.log.leader_epoch_cache import LeaderEpochCache
 from odradek.log.log_config import LogConfig
 from odradek.log.producer_state import CompletedTxn, Marker, ProducerStateManager
@@ -847,7 +848,7 @@ def _rename_files(directory: Path, base_offset: int, from_suffix: str, to_suffix
 
 
 def _complete_swaps_and_remove_leftovers(directory: Path) -> set[int]:
-    """At open: delete `*.cleaned` and `*.deleted` files, and complete any interrupted swap.
+    """At open: delete `*.cleaned`, `*.deleted` and `*.tmp` files, and complete any interrupted swap.
 
     A `<base>.log.swap` was fully written and fsynced before it was renamed from `.cleaned`,
     so it wins: every segment whose base offset lies in [base, the swap's next offset) is
@@ -856,7 +857,7 @@ def _complete_swaps_and_remove_leftovers(directory: Path) -> set[int]:
     swapped: set[int] = set()
     names = os.listdir(directory)
     for name in names:
-        if name.endswith(CLEANED_SUFFIX) or name.endswith(DELETED_SUFFIX):
+        if name.endswith(CLEANED_SUFFIX) or name.endswith(DELETED_SUFFIX) or name.endswith(TEMP_SUFFIX):
             path = directory / name
             logger.info("removing leftover %s", path)
             path.unlink(missing_ok=True)

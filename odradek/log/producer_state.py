@@ -46,7 +46,7 @@ from typing import NamedTuple
 
 from odradek.protocol.checksum import crc32c
 
-from odradek.log.checkpoint import write_atomically
+from odradek.log.checkpoint import temp_path, write_atomically
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.records import BatchHeader
 
@@ -325,7 +325,7 @@ class ProducerStateManager:
         if durable:
             write_atomically(path, data)
         else:
-            temporary = path.with_name(path.name + ".tmp")
+            temporary = temp_path(path)
             temporary.write_bytes(data)
             os.replace(temporary, path)
 

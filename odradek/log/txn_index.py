@@ -19,6 +19,8 @@ import struct
 from pathlib import Path
 from typing import NamedTuple
 
+from odradek.log.checkpoint import temp_path
+
 TXN_INDEX_SUFFIX = ".txnindex"
 _ENTRY = struct.Struct(">hqqqq")
 ENTRY_SIZE = _ENTRY.size
@@ -94,7 +96,7 @@ class TransactionIndex:
         if not entries:
             self.path.unlink(missing_ok=True)
         else:
-            temporary = self.path.with_name(self.path.name + ".tmp")
+            temporary = temp_path(self.path)
             temporary.write_bytes(b"".join(_ENTRY.pack(_VERSION, *entry) for entry in entries))
             os.replace(temporary, self.path)
         self._entries = entries

@@ -206,3 +206,24 @@ def test_segment_files_beyond_the_open_file_bound_are_closed_and_reopened(tmp_pa
         reopened.shutdown()
     finally:
         OPEN_FILES.set_limit(previous)
+
+
+def test_a_crash_between_a_write_and_its_rename_leaves_nothing_after_the_next_start(tmp_path):
+    clock = FakeClock()
+    manager = make_manager([tmp_path], clock)
+    manager.startup(lambda tp: LogConfig())
+    tp = TopicPartition("t", 0)
+    log = manager.create_log(tp, LogConfig())
+    append(log, clock, 3)
+    manager.shutdown()
+    # What writers killed before their rename leave: a checkpoint's, a snapshot's, an index's.
+    leftovers = [tmp_path / "recovery-point-offset-checkpoint.140211.tmp",
+                 tmp_path / "t-0" / "00000000000000000003.snapshot.140212.tmp",
+                 tmp_path / "t-0" / "00000000000000000000.txnindex.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"half")
+    manager = make_manager([tmp_path], clock)
+    logs = manager.startup(lambda tp: LogConfig())
+    assert logs[tp].log_end_offset == 3
+    assert [path for path in leftovers if path.exists()] == []
+    assert not [p for p in tmp_path.rglob("*.tmp")]
