@@ -1,4 +1,5 @@
-"""`odradek server [server.properties] [--override key=value ...]`: run one broker.
+"""`odradek server [server.properties] [--override key=value ...] [--workers N]`: run one broker
+(or, with --workers, N brokers of one cluster under a supervisor: cli/workers.py).
 
 Owns turning a properties file plus overrides into a BrokerConfig, setting up logging,
 and refusing modes that are not supported yet. The broker itself (`odradek.broker`) is
@@ -40,6 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="set a config, taking precedence over the file (repeatable)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run N brokers of the cluster from this config, one per core, and supervise them "
+        "(cluster mode: needs zookeeper.connect); worker i gets broker.id+i, every port+i and "
+        "log dir subdirectories broker-<id>",
     )
     parser.set_defaults(func=run)
 
@@ -96,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
     configure_logging()
     for warning in warnings:
         logging.getLogger("odradek.config").warning(warning)
+    if args.workers is not None:
+        from odradek.cli.workers import supervise
+
+        return supervise(config, args.config_file, args.override, args.workers)
 
     # kio registers strategies with hypothesis whenever hypothesis is importable, 100 ms of every
     # start-up in an environment that has it (a test one); a broker process never uses them.

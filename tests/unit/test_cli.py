@@ -129,3 +129,51 @@ def test_main_runs_the_broker_with_the_built_config(monkeypatch, tmp_path):
     assert main(["server", str(REPO / "config" / "server.properties"), "--override", "node.id=7"]) == 0
     assert seen["config"].node_id == 7
     assert seen["config"]["num.partitions"] == 1
+
+
+def test_server_workers_without_zookeeper_is_one_line(tmp_path):
+    result = odradek_cli("server", "--workers", "2", "--override", f"log.dirs={tmp_path}")
+    assert_one_line_usage_error(result, "--workers needs cluster mode: set zookeeper.connect")
+
+
+def test_server_workers_must_be_at_least_one(tmp_path):
+    result = odradek_cli("server", "--workers", "0", "--override", "zookeeper.connect=127.0.0.1:1")
+    assert_one_line_usage_error(result, "--workers must be between 1 and 256, not 0")
+
+
+def test_server_workers_whose_ports_would_collide_is_one_line(tmp_path):
+    # Worker 1's PLAINTEXT port (9092 + 1) is worker 0's SSL port.
+    result = odradek_cli("server", "--workers", "2", "--override", "zookeeper.connect=127.0.0.1:1",
+                         "--override", "listeners=PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093")
+    assert_one_line_usage_error(result, "port 9093 would be taken twice: by listener SSL of worker 0 and by "
+                                        "listener PLAINTEXT of worker 1", "at least 2 apart")
+    result = odradek_cli("server", "--workers", "3", "--override", "zookeeper.connect=127.0.0.1:1",
+                         "--override", "listeners=PLAINTEXT://127.0.0.1:9092",
+                         "--override", "metrics.listener=http://127.0.0.1:9090")
+    assert_one_line_usage_error(result, "port 9092 would be taken twice: by listener PLAINTEXT of worker 0 and by "
+                                        "metrics.listener of worker 2")
+
+
+def test_each_worker_gets_its_own_id_ports_log_dirs_and_the_host_as_rack(tmp_path):
+    import socket
+
+    from odradek.cli.workers import worker_overrides
+
+    config, _ = load_config(None, [
+        "broker.id=7000", "zookeeper.connect=zk:2181",
+        "listeners=PLAINTEXT://0.0.0.0:9092,INTERNAL://:19092,EXTRA://127.0.0.1:0",
+        "advertised.listeners=PLAINTEXT://h7.example.net:9092,INTERNAL://h7:19092,EXTRA://127.0.0.1:0",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,EXTRA:PLAINTEXT",
+        "inter.broker.listener.name=INTERNAL",
+        f"log.dirs={tmp_path / 'a'},{tmp_path / 'b'}", "metrics.listener=http://127.0.0.1:9644",
+    ])
+    third = worker_overrides(config, 2)
+    assert third["broker.id"] == third["node.id"] == "7002"
+    assert third["listeners"] == "PLAINTEXT://0.0.0.0:9094,INTERNAL://0.0.0.0:19094,EXTRA://127.0.0.1:0"
+    assert third["advertised.listeners"] == "PLAINTEXT://h7.example.net:9094,INTERNAL://h7:19094,EXTRA://127.0.0.1:0"
+    assert third["log.dirs"] == f"{tmp_path / 'a' / 'broker-7002'},{tmp_path / 'b' / 'broker-7002'}"
+    assert third["metrics.listener"] == "http://127.0.0.1:9646"
+    assert third["broker.rack"] == socket.gethostname()
+    racked, _ = load_config(None, ["zookeeper.connect=zk:2181", "broker.rack=zone-a"])
+    assert "broker.rack" not in worker_overrides(racked, 1)
+    assert worker_overrides(racked, 1)["broker.id"] == "1"  # no id set: the single node's 0, plus 1

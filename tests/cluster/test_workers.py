@@ -1,0 +1,186 @@
+"""`odradek server --workers 2`: two brokers of one cluster from one config, as an operator of a
+bigger host runs them (docs/scaling.md). A real ZooKeeper, real worker processes, real clients."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from kazoo.client import KazooClient
+
+from conftest import REPO_ROOT
+from .conftest import CLUSTER_DEFAULTS
+from .load import wait_for
+
+
+def _free_port_pair() -> int:
+    """A port p with p + 1 free too (worker 1 listens on p + 1)."""
+    for _ in range(100):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+        return port
+    raise RuntimeError("no two consecutive free ports")
+
+
+def _workers_of(supervisor: int) -> dict[int, int]:
+    """broker id -> pid of the supervisor's running workers."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) != supervisor or stat.rsplit(")", 1)[1].split()[0] == "Z":
+            continue
+        for arg in cmdline:
+            if arg.startswith(b"broker.id="):
+                found[int(arg.partition(b"=")[2])] = int(entry.name)
+    return found
+
+
+def _registrations(connect: str) -> dict[int, dict]:
+    client = KazooClient(hosts=connect, timeout=10)
+    client.start(timeout=10)
+    try:
+        if not client.exists("/brokers/ids"):
+            return {}
+        return {int(i): json.loads(client.get(f"/brokers/ids/{i}")[0]) for i in client.get_children("/brokers/ids")}
+    finally:
+        client.stop()
+        client.close()
+
+
+def test_two_workers_serve_as_two_brokers_and_a_killed_one_comes_back(zookeeper, tmp_path):
+    port = _free_port_pair()
+    connect = f"{zookeeper.connect}/odradek-test-{uuid.uuid4().hex[:8]}"
+    settings = {**CLUSTER_DEFAULTS, "zookeeper.connect": connect, "broker.id": 1,
+                "listeners": f"PLAINTEXT://127.0.0.1:{port}", "log.dirs": tmp_path / "data",
+                "offsets.topic.replication.factor": 2}
+    command = [sys.executable, "-m", "odradek", "server", "--workers", "2"]
+    for key, value in settings.items():
+        command += ["--override", f"{key}={value}"]
+    output_path = tmp_path / "supervisor.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    with open(output_path, "wb") as output:
+        supervisor = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def log() -> str:
+        return output_path.read_text(errors="replace")[-8000:]
+
+    try:
+        # Both register: ids 1 and 2, ports p and p + 1, this host as their rack.
+        wait_for(lambda: set(_registrations(connect)) == {1, 2}, 60, "both workers registered", log)
+        registered = _registrations(connect)
+        assert {i: (r["port"], r["rack"]) for i, r in registered.items()} == {
+            1: (port, socket.gethostname()), 2: (port + 1, socket.gethostname())}
+        assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["broker-1", "broker-2"]
+
+        bootstrap = f"127.0.0.1:{port}"
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        wait_for(lambda: set(admin.list_topics(timeout=5).brokers) == {1, 2}, 30, "Metadata lists both", log)
+        admin.create_topics([NewTopic("spread", 4, 2)])["spread"].result(30)
+        producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+        for i in range(1000):
+            producer.produce("spread", str(i).encode(), key=str(i).encode())
+        assert producer.flush(30) == 0
+        leaders = {p.leader for p in admin.list_topics("spread", timeout=5).topics["spread"].partitions.values()}
+        assert leaders == {1, 2}  # the controller spreads leaders over the workers
+
+        # kill -9 a worker: the supervisor starts it again and it catches up with the other.
+        before = _workers_of(supervisor.pid)
+        assert set(before) == {1, 2}
+        os.kill(before[2], signal.SIGKILL)
+
+        def back_in_sync() -> bool:
+            now = _workers_of(supervisor.pid)
+            if now.get(2) in (None, before[2]):
+                return False
+            partitions = admin.list_topics("spread", timeout=5).topics["spread"].partitions.values()
+            return all(sorted(p.isrs) == [1, 2] for p in partitions)
+
+        wait_for(back_in_sync, 90, "worker 2 started again and back in every ISR", log)
+        assert "broker 2 exited with signal SIGKILL; starting it again" in log()
+
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "g", "enable.auto.commit": False})
+        consumer.assign([TopicPartition("spread", p, 0) for p in range(4)])
+        values = set()
+        deadline = time.monotonic() + 60
+        while len(values) < 1000 and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                values.add(int(message.value()))
+        consumer.close()
+        assert values == set(range(1000))
+    finally:
+        if supervisor.poll() is None:
+            supervisor.send_signal(signal.SIGTERM)
+        try:
+            code = supervisor.wait(120)
+        except subprocess.TimeoutExpired:
+            os.killpg(supervisor.pid, signal.SIGKILL)
+            raise AssertionError(f"the supervisor did not stop within 120 s\n{log()}")
+    text = output_path.read_text(errors="replace")
+    assert code == 0, text[-8000:]
+    # One at a time, the last first, each with its own prefixed output.
+    assert text.index("stopping broker 2") < text.index("stopping broker 1"), text[-8000:]
+    assert "[broker 1] " in text and "[broker 2] " in text
+    assert "Traceback" not in text
+    assert _workers_of(supervisor.pid) == {}
+
+
+def test_workers_shut_down_cleanly_when_their_supervisor_is_killed(zookeeper, tmp_path):
+    port = _free_port_pair()
+    connect = f"{zookeeper.connect}/odradek-test-{uuid.uuid4().hex[:8]}"
+    command = [sys.executable, "-m", "odradek", "server", "--workers", "2"]
+    for key, value in {**CLUSTER_DEFAULTS, "zookeeper.connect": connect, "listeners": f"PLAINTEXT://127.0.0.1:{port}",
+                       "log.dirs": tmp_path / "data"}.items():
+        command += ["--override", f"{key}={value}"]
+    output_path = tmp_path / "supervisor.log"
+    with open(output_path, "wb") as output:
+        supervisor = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
+                                      env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, start_new_session=True)
+    workers: dict[int, int] = {}
+    try:
+        wait_for(lambda: set(_registrations(connect)) == {0, 1}, 60, "both workers registered",
+                 lambda: output_path.read_text(errors="replace")[-8000:])
+        workers = _workers_of(supervisor.pid)
+        assert set(workers) == {0, 1}  # no broker.id set: the single node's 0, then 1
+        supervisor.kill()
+        supervisor.wait()
+
+        def gone(pid: int) -> bool:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+        wait_for(lambda: all(gone(pid) for pid in workers.values()), 60, "both workers stopped")
+        # A clean shutdown: each wrote its clean-shutdown marker (no recovery at the next start).
+        for broker_id in (0, 1):
+            assert (tmp_path / "data" / f"broker-{broker_id}" / ".kafka_cleanshutdown").exists()
+        assert _registrations(connect) == {}
+    finally:
+        for pid in workers.values():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
