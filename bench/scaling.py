@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/scaling.py [--layouts 1x1,2x1] [--runs 3] [--seconds 6] [--out FILE]
 
-One odradek process runs one event loop on one core. The way to use more cores today, with no
-code change, is several brokers per host in cluster mode: each with its own broker.id, log dir and
-port, all registered in one Apache ZooKeeper, all with broker.rack set to the host. This measures
-that on this machine.
+One odradek process runs one event loop on one core. The way to use more cores is several brokers
+per host in cluster mode, which `odradek server --workers N` runs from one config: each worker
+with its own broker.id, log dir and port, all registered in one Apache ZooKeeper, all with
+broker.rack set to the host. This measures that on this machine.
 
 A layout `NxR` is N brokers and a topic of --partitions partitions with replication factor R
 (placed by the controller, so leaders spread over the brokers). Each run of a layout starts
@@ -62,7 +62,6 @@ from cluster import wait_port  # noqa: E402
 from odradek.cli.zookeeper import ZOOKEEPER_VERSION, ensure_installed, server_command, write_config  # noqa: E402
 
 TOPIC = "scaling"
-HOST_RACK = socket.gethostname() or "host-1"
 RECORDS_PER_TURN = 256  # records a producer sends to one partition before going on to the next
 
 
@@ -74,16 +73,18 @@ def log(message: str) -> None:
 
 
 class HostCluster:
-    """Apache ZooKeeper and `brokers` odradek brokers on this host, as an operator would run
-    several brokers per machine: broker.id 1..N, a port and a log dir each, broker.rack = the host."""
+    """Apache ZooKeeper and `odradek server --workers N` on this host, as an operator runs several
+    brokers per machine: broker.id 1..N on consecutive ports, a log dir each, broker.rack = the host
+    (what --workers gives each worker)."""
 
     def __init__(self, work: Path, count: int, src: Path) -> None:
         self.work = work
         self.count = count
         self.src = src  # the directory holding the odradek package to run
-        self.ports = [brokers.free_port() for _ in range(count)]
+        self.ports = consecutive_free_ports(count)
         self.zookeeper: subprocess.Popen | None = None
-        self.brokers: dict[int, subprocess.Popen] = {}
+        self.supervisor: subprocess.Popen | None = None
+        self.brokers: dict[int, int] = {}  # broker id -> pid of its worker process
 
     @property
     def bootstrap(self) -> str:
@@ -98,23 +99,23 @@ class HostCluster:
                                               stderr=subprocess.STDOUT, start_new_session=True)
         wait_port(zk_port, self.zookeeper, "ZooKeeper", self.work / "zookeeper.log")
         env = dict(os.environ, PYTHONPATH=str(self.src), HYPOTHESIS_STORAGE_DIRECTORY=str(brokers.HYPOTHESIS_DIR))
-        for broker_id, port in enumerate(self.ports, start=1):
-            command = [sys.executable, "-m", "odradek", "server",
-                       "--override", f"broker.id={broker_id}",
-                       "--override", f"broker.rack={HOST_RACK}",
-                       "--override", f"zookeeper.connect=127.0.0.1:{zk_port}",
-                       "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
-                       "--override", f"log.dirs={self.work / f'broker-{broker_id}'}",
-                       *(arg for key, value in brokers.SHARED_CONFIG.items() for arg in ("--override", f"{key}={value}"))]
-            with open(self.work / f"broker-{broker_id}.log", "ab") as out:
-                self.brokers[broker_id] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                                           cwd=self.work, start_new_session=True)
-        for broker_id, port in enumerate(self.ports, start=1):
-            wait_port(port, self.brokers[broker_id], f"broker {broker_id}", self.work / f"broker-{broker_id}.log")
+        command = [sys.executable, "-m", "odradek", "server", "--workers", str(self.count),
+                   "--override", "broker.id=1",
+                   "--override", f"zookeeper.connect=127.0.0.1:{zk_port}",
+                   "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.ports[0]}",
+                   "--override", f"log.dirs={self.work / 'data'}",
+                   *(arg for key, value in brokers.SHARED_CONFIG.items() for arg in ("--override", f"{key}={value}"))]
+        with open(self.work / "supervisor.log", "ab") as out:
+            self.supervisor = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.work,
+                                               start_new_session=True)
+        for port in self.ports:
+            wait_port(port, self.supervisor, "odradek server --workers", self.work / "supervisor.log")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
                 if len(AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(timeout=5).brokers) == self.count:
+                    self.brokers = workers_of(self.supervisor.pid)
+                    assert sorted(self.brokers) == list(range(1, self.count + 1)), self.brokers
                     return
             except Exception:  # noqa: BLE001 - not registered yet
                 pass
@@ -122,30 +123,62 @@ class HostCluster:
         raise RuntimeError(f"the {self.count} brokers did not all register in ZooKeeper")
 
     def stop(self) -> None:
-        """The brokers first (controlled shutdown needs ZooKeeper), then ZooKeeper."""
-        for process in self.brokers.values():
-            if process.poll() is None:
+        """The supervisor first (it stops its workers one at a time, each with a controlled
+        shutdown, which needs ZooKeeper), then ZooKeeper."""
+        for process in (self.supervisor, self.zookeeper):
+            if process is not None and process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
-        for process in self.brokers.values():
-            _wait_or_kill(process)
-        if self.zookeeper is not None and self.zookeeper.poll() is None:
-            os.killpg(self.zookeeper.pid, signal.SIGTERM)
-            _wait_or_kill(self.zookeeper)
+                _wait_or_kill(process, timeout_s=300)
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU seconds (user + system, every thread) so far: 'broker-<id>' for each broker, and 'zookeeper'."""
-        out = {f"broker-{broker_id}": brokers.proc_cpu_seconds(p.pid) for broker_id, p in self.brokers.items()}
-        assert self.zookeeper is not None
+        """CPU seconds (user + system, every thread) so far: 'broker-<id>' for each broker, 'zookeeper',
+        and 'supervisor' (it forwards the workers' log lines; counted with the machine's other work)."""
+        out = {f"broker-{broker_id}": brokers.proc_cpu_seconds(pid) for broker_id, pid in self.brokers.items()}
+        assert self.zookeeper is not None and self.supervisor is not None
         out["zookeeper"] = brokers.proc_cpu_seconds(self.zookeeper.pid)
+        out["supervisor"] = brokers.proc_cpu_seconds(self.supervisor.pid)
         return out
 
     def memory(self) -> dict[str, dict[str, int]]:
-        return {f"broker-{broker_id}": brokers.proc_status(p.pid) for broker_id, p in self.brokers.items()}
+        return {f"broker-{broker_id}": brokers.proc_status(pid) for broker_id, pid in self.brokers.items()}
 
 
-def _wait_or_kill(process: subprocess.Popen) -> None:
+def consecutive_free_ports(count: int) -> list[int]:
+    """`count` consecutive free ports: --workers gives worker i the first port + i."""
+    for _ in range(100):
+        first = brokers.free_port()
+        ports = list(range(first, first + count))
+        try:
+            for port in ports[1:]:
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return ports
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def workers_of(supervisor: int) -> dict[int, int]:
+    """broker id -> pid of each worker process of the supervisor `supervisor`."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) != supervisor:
+                continue
+            arguments = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for argument in arguments:
+            if argument.startswith(b"broker.id="):
+                found[int(argument.partition(b"=")[2])] = int(entry.name)
+    return found
+
+
+def _wait_or_kill(process: subprocess.Popen, timeout_s: float = 60) -> None:
     try:
-        process.wait(60)
+        process.wait(timeout_s)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
@@ -552,7 +585,7 @@ def report(runs: list[Run], args: argparse.Namespace, command: str, load: tuple[
         "",
         f"{environment(args.commit)}. Load average before the runs {load[0]:.2f}, after {load[1]:.2f}.",
         "",
-        f"Each run: Apache ZooKeeper and N odradek brokers in cluster mode on this host (broker.rack = the host), "
+        f"Each run: Apache ZooKeeper and `odradek server --workers N` in cluster mode on this host (broker.rack = the host), "
         f"a topic of {args.partitions} partitions with the layout's replication factor, {args.warmup:g} s untimed "
         f"warm-up, then {args.producers} librdkafka producer processes (acks=1, {args.size} B records, "
         f"linger.ms=5) for {args.seconds:g} s, then {args.consumers} consumer processes (assign(), a block of "
