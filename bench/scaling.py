@@ -170,9 +170,9 @@ def workers_of(supervisor: int) -> dict[int, int]:
             arguments = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        for argument in arguments:
-            if argument.startswith(b"broker.id="):
-                found[int(argument.partition(b"=")[2])] = int(entry.name)
+        ids = [int(argument.partition(b"=")[2]) for argument in arguments if argument.startswith(b"broker.id=")]
+        if ids:
+            found[ids[-1]] = int(entry.name)  # the last --override wins: the worker's own id
     return found
 
 
