@@ -29,6 +29,7 @@ from collections.abc import Callable
 from odradek.security.session import Session
 from odradek.server.connection import Connection, peer_name
 from odradek.server.connection_limits import ConnectionLimits
+from odradek.server.tls_transport import accept_tls
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,9 @@ TLS_HANDSHAKE_TIMEOUT_S = 10.0  # a client that opens TLS and never finishes is 
 
 class _TlsServer:
     """The part of asyncio's Server a TLS listener needs, accepting by hand so that each
-    connection's handshake is awaited: a failure (garbage instead of a TLS hello, an untrusted or
-    missing client certificate, a client that never finishes) is one log line and a closed socket.
-    asyncio's own server-side TLS drops those silently."""
+    connection's handshake is awaited (server/tls_transport.py): a failure (garbage instead of a
+    TLS hello, an untrusted or missing client certificate, a client that never finishes) is one log
+    line, OpenSSL's alert to the client, and a closed socket."""
 
     def __init__(self, host: str, port: int, context: ssl.SSLContext, on_connection) -> None:
         family = socket.AF_INET6 if ":" in (host or "") else socket.AF_INET
@@ -85,15 +86,13 @@ class _TlsServer:
         protocol = asyncio.StreamReaderProtocol(reader)
         peer = peer_name(address)
         try:
-            transport, _ = await loop.connect_accepted_socket(
-                lambda: protocol, connection, ssl=self.context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S)
+            transport = await accept_tls(loop, connection, self.context, protocol, TLS_HANDSHAKE_TIMEOUT_S)
         except asyncio.CancelledError:
             connection.close()
             raise
-        except Exception as error:  # noqa: BLE001 - whatever the client did, it gets a closed socket
+        except Exception as error:  # noqa: BLE001 - whatever the client did, it gets the alert and a closed socket
             reason = getattr(error, "reason", None) or str(error) or error.__class__.__name__
             log.info("Failed authentication with %s (SSL handshake failed: %s)", peer, reason)
-            connection.close()
             return
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         await self._on_connection(reader, writer)

@@ -355,10 +355,6 @@ def test_console_tools_over_mutual_tls(secure_broker, certificates, java_tools, 
     assert [(m.key, m.value) for m in stored] == _key_values(KEYED_LINES)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "asyncio's (and uvloop's) server-side TLS drops a failed handshake without sending OpenSSL's alert, so the "
-    "Java client sees a closed connection and retries until its timeout instead of failing at once with "
-    "SslAuthenticationException (tests/compat/FINDINGS.md)"))
 def test_mutual_tls_refuses_a_client_without_certificate(secure_broker, certificates, java_tools, tmp_path):
     """Without a client certificate the TLS handshake fails: Kafka's broker sends the TLS alert
     (certificate_required under TLS 1.3), so the Java client reports an SslAuthenticationException

@@ -246,6 +246,19 @@ def test_a_client_without_a_certificate_is_refused_on_a_mutual_tls_listener(secu
     assert "Failed authentication with 127.0.0.1" in secure.process.output()
 
 
+def test_a_client_without_a_certificate_is_told_so_by_the_tls_alert(secure):
+    """Kafka's broker sends the alert (certificate_required under TLS 1.3), so a client knows the
+    refusal is final: the Java client stops at once with SslAuthenticationException where a bare
+    closed socket makes it retry until its timeout."""
+    context = ssl.create_default_context(cafile=str(secure.tls.ca_pem))
+    context.check_hostname = False
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    with socket.create_connection(("127.0.0.1", secure.ports["SSL"]), timeout=15) as raw:
+        with context.wrap_socket(raw) as tls:  # TLS 1.3: the server checks the client's certificate after this
+            with pytest.raises(ssl.SSLError, match="CERTIFICATE_REQUIRED"):
+                tls.recv(1)
+
+
 def test_garbage_instead_of_a_tls_hello_is_closed_with_a_log_line(secure):
     with socket.create_connection(("127.0.0.1", secure.ports["SSL"]), timeout=15) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: broker\r\n\r\n")
