@@ -9,6 +9,7 @@ every stored topic; directories of topics not stored are set aside as stray, nev
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import uuid
@@ -48,6 +49,8 @@ class Controller:
         self.node_id = node_id
         self.metadata = metadata if metadata is not None else MetadataCache()
         self._defaults = topic_config_defaults(config)
+        self._changing = asyncio.Lock()
+        self._uncreated: list[TopicRecord] | None = None  # topics a change in run() stored: partitions to create
         self._publish_stored_topics()
 
     # -- the image (single node) -------------------------------------------------------------
@@ -76,10 +79,19 @@ class Controller:
         self.metadata.publish(self.metadata.image.with_broker(registration))
 
     def _stored(self, record: TopicRecord, *, created: bool) -> None:
-        """Write a topic (conditional on the version we know), publish it, create its partitions."""
+        """Write a topic (conditional on the version we know), publish it, create its partitions
+        (inside run(), once the change has returned: see run)."""
         self.store.put_topic(record, expected_version=-1 if created else self.store.topic_version(record.name))
         self.metadata.publish(self.metadata.image.with_topic(self._topic_image(record)))
-        self.replicas.create_partitions(record, self.topic_config_values(record.name))
+        if self._uncreated is not None:
+            self._uncreated.append(record)
+        else:
+            self.replicas.create_partitions(record, self._config_values_of(record))
+
+    def _config_values_of(self, record: TopicRecord) -> dict[str, object]:
+        values = dict(self._defaults)
+        values.update(validate_topic_configs(record.configs))
+        return values
 
     def _removed(self, record: TopicRecord) -> None:
         self.store.remove_topic(record.name, expected_version=self.store.topic_version(record.name))
@@ -141,10 +153,20 @@ class Controller:
 
     async def run(self, change, *args, **kwargs):
         """Run a change that writes the metadata store (the methods below, a producer-id block).
-        Here the store is a local file and the change also applies to this broker's partitions
-        at once, so it runs on the event loop; ClusterController runs it in a worker thread,
-        because ZooKeeper may be slow or away and the broker must keep serving meanwhile."""
-        return change(*args, **kwargs)
+        Here the store is a local file and the change runs on the event loop, one at a time. The
+        partitions of the topics it writes get their files in a worker thread afterwards (10,000
+        of them are many seconds of file creation, and every client must keep being served
+        meanwhile; one asking for a partition not created yet gets a retriable error, as from a
+        Kafka broker that has not yet heard of it). ClusterController runs the change in a worker
+        thread, because ZooKeeper may be slow or away."""
+        async with self._changing:
+            self._uncreated = []
+            try:
+                return change(*args, **kwargs)
+            finally:
+                uncreated, self._uncreated = self._uncreated, None
+                for record in uncreated:
+                    await self.replicas.create_partitions_off_loop(record, self._config_values_of(record))
 
     def create_topic(
         self,

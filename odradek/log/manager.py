@@ -14,6 +14,7 @@ import resource
 import shutil
 import threading
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -104,6 +105,7 @@ class LogManager:
         self.node_id = node_id
         self.logs: dict[TopicPartition, PartitionLog] = {}
         self._dir_of: dict[TopicPartition, Path] = {}
+        self._count_in: Counter[Path] = Counter()  # partitions per log dir, where create_log puts the next
         self._pending_deletes: list[Path] = []
         self.offline_dirs: set[Path] = set()
         self._offline_lock = threading.Lock()
@@ -189,7 +191,14 @@ class LogManager:
     def _register(self, tp: TopicPartition, partition_log: PartitionLog, log_dir: Path) -> None:
         partition_log.on_storage_failure = lambda exc, log_dir=log_dir: self._mark_offline(log_dir, exc)
         self.logs[tp] = partition_log
+        self._forget_dir(tp)
         self._dir_of[tp] = log_dir
+        self._count_in[log_dir] += 1
+
+    def _forget_dir(self, tp: TopicPartition) -> None:
+        log_dir = self._dir_of.pop(tp, None)
+        if log_dir is not None:
+            self._count_in[log_dir] -= 1
 
     def _mark_offline(self, log_dir: Path, exc: BaseException) -> None:
         """Take `log_dir` offline: every log in it refuses appends and reads from now on."""
@@ -261,19 +270,39 @@ class LogManager:
         existing = self.logs.get(tp)
         if existing is not None:
             return existing
+        [(_, log_dir)] = self.place([tp])
+        return self.adopt(tp, self.open_new_log(tp, log_dir, config), log_dir)
+
+    def place(self, tps: list[TopicPartition]) -> list[tuple[TopicPartition, Path]]:
+        """The log dir for each new partition: the online dir holding the fewest, counting these."""
         online = [d for d in self.log_dirs if d not in self.offline_dirs]
         if not online:
-            raise KafkaError(ErrorCode.kafka_storage_error, f"cannot create {tp}: every log dir is offline")
-        counts = {log_dir: 0 for log_dir in self.log_dirs}
-        for log_dir in list(self._dir_of.values()):
-            counts[log_dir] = counts.get(log_dir, 0) + 1
-        log_dir = min(online, key=lambda d: counts[d])
+            what = str(tps[0]) if len(tps) == 1 else f"{len(tps)} partitions"
+            raise KafkaError(ErrorCode.kafka_storage_error, f"cannot create {what}: every log dir is offline")
+        counts = Counter({log_dir: self._count_in[log_dir] for log_dir in online})
+        placed = []
+        for tp in tps:
+            log_dir = min(online, key=counts.__getitem__)
+            counts[log_dir] += 1
+            placed.append((tp, log_dir))
+        return placed
+
+    def open_new_log(self, tp: TopicPartition, log_dir: Path, config: LogConfig) -> PartitionLog:
+        """Create (or open) the files of `tp`'s log in `log_dir`; safe in a worker thread, as it
+        changes nothing the manager holds until adopt()."""
         try:
-            partition_log = PartitionLog.open(log_dir / tp.dir_name, config, self.clock, clean_shutdown=True)
+            return PartitionLog.open(log_dir / tp.dir_name, config, self.clock, clean_shutdown=True)
         except KafkaError as exc:
             if exc.code == ErrorCode.kafka_storage_error:
                 self._mark_offline(log_dir, exc)
             raise
+
+    def adopt(self, tp: TopicPartition, partition_log: PartitionLog, log_dir: Path) -> PartitionLog:
+        """Make a log open_new_log created one of the manager's (on the event loop)."""
+        existing = self.logs.get(tp)
+        if existing is not None:
+            partition_log.close()
+            return existing
         self._register(tp, partition_log, log_dir)
         return partition_log
 
@@ -281,7 +310,7 @@ class LogManager:
         """Close the log and rename its dir `<topic>-<partition>.<uuid>-delete`; remove_deleted()
         removes it (call that in a worker thread)."""
         partition_log = self.logs.pop(tp, None)
-        self._dir_of.pop(tp, None)
+        self._forget_dir(tp)
         if partition_log is None:
             return
         partition_log.close()
@@ -298,7 +327,7 @@ class LogManager:
         """Close a log the metadata does not know and rename its dir `<topic>-<partition>.<uuid>-stray`
         (Kafka's name): kept on disk, never loaded or deleted. Returns the new path."""
         partition_log = self.logs.pop(tp, None)
-        self._dir_of.pop(tp, None)
+        self._forget_dir(tp)
         if partition_log is None:
             return None
         partition_log.close()

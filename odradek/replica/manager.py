@@ -496,6 +496,35 @@ class ReplicaManager:
             if tp not in self._partitions:
                 self._add(tp, self.log_manager.create_log(tp, config), config_values)
 
+    async def create_partitions_off_loop(self, record, config_values: dict) -> None:
+        """create_partitions with the logs' files made in a worker thread: 10,000 new partitions
+        are many seconds of directories and files, and the broker keeps serving meanwhile."""
+        config = LogConfig.from_topic_config(config_values)
+        new = [tp for tp in (TopicPartition(record.name, index) for index in range(record.partitions))
+               if tp not in self._partitions]
+        if not new:
+            return
+        log_manager = self.log_manager
+        placed = log_manager.place(new)
+
+        def open_all():
+            opened = []
+            try:
+                for tp, log_dir in placed:
+                    opened.append((tp, log_dir, log_manager.open_new_log(tp, log_dir, config)))
+            except KafkaError as error:
+                return opened, error
+            return opened, None
+
+        opened, error = await asyncio.to_thread(open_all)
+        for tp, log_dir, partition_log in opened:
+            if tp in self._partitions:
+                partition_log.close()
+            else:
+                self._add(tp, log_manager.adopt(tp, partition_log, log_dir), config_values)
+        if error is not None:
+            raise error
+
     def update_configs(self, record, config_values: dict) -> None:
         """Apply a topic's new effective configs to its live partitions."""
         config = LogConfig.from_topic_config(config_values)

@@ -95,3 +95,23 @@ def test_deleting_an_unknown_topic_fails_with_unknown_topic(broker):
     with pytest.raises(KafkaException) as raised:
         futures["never-created"].result(timeout=30)
     assert raised.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def test_other_clients_are_served_while_a_topic_of_thousands_of_partitions_is_created(broker):
+    """Creating 5,000 partitions is seconds of directories and files; a producer on another topic
+    has its records acknowledged meanwhile instead of waiting for all of them."""
+    from confluent_kafka import Producer
+
+    create_topic(broker.bootstrap_servers, "small", 1)
+    client = admin(broker.bootstrap_servers)
+    big = client.create_topics([NewTopic("thousands", num_partitions=5000, replication_factor=1)],
+                               request_timeout=120, operation_timeout=120)["thousands"]
+    time.sleep(0.2)  # the request is being served
+    producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "acks": "all"})
+    delivered = []
+    producer.produce("small", b"while the big one is created", on_delivery=lambda err, msg: delivered.append(err))
+    producer.flush(60)
+    assert delivered == [None]
+    assert not big.done(), "the producer waited for the 5,000 partitions"
+    assert big.result(timeout=120) is None
+    assert len(client.list_topics(timeout=30).topics["thousands"].partitions) == 5000
