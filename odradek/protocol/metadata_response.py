@@ -9,29 +9,15 @@ are those kio writes for the whole response (a unit test checks every version).
 
 from __future__ import annotations
 
-import io
 import struct
-from functools import cache
-
-from kio.serial import entity_writer
 
 from odradek.protocol.frames import array_length, unsigned_varint
+from odradek.protocol.schemas import encoded
 
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
 _EMPTY_TAGS = b"\x00"
 _MAX_CACHED = 20_000  # a backstop: the handler forgets them at each new image
-
-
-@cache
-def _writer(cls):
-    return entity_writer(cls)
-
-
-def _encode(entity) -> bytes:
-    buffer = io.BytesIO()
-    _writer(type(entity))(buffer, entity)
-    return buffer.getvalue()
 
 
 class EncodedEntries:
@@ -46,7 +32,7 @@ class EncodedEntries:
             return cached[1]
         if len(self._bytes) >= _MAX_CACHED:
             self._bytes.clear()
-        data = _encode(entity)
+        data = encoded(entity)
         self._bytes[id(entity)] = (entity, data)
         return data
 
@@ -76,7 +62,7 @@ def metadata_response_body(response, version: int) -> bytes:
     if version >= 3:
         parts.append(_INT32.pack(round(response.throttle_time.total_seconds() * 1000)))
     parts.append(array_length(len(response.brokers), flexible))
-    parts.extend(_encode(broker) for broker in response.brokers)
+    parts.extend(encoded(broker) for broker in response.brokers)
     if version >= 2:
         parts.append(_nullable_string(response.cluster_id, flexible))
     if version >= 1:

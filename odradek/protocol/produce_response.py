@@ -9,13 +9,10 @@ endpoints (KIP-951). A unit test checks every version against kio.
 
 from __future__ import annotations
 
-import io
 import struct
-from functools import cache
-
-from kio.serial import entity_writer
 
 from odradek.protocol.frames import array_length, unsigned_varint
+from odradek.protocol.schemas import encoded
 
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
@@ -25,17 +22,6 @@ _PARTITION_V5 = struct.Struct(">ihqqq")
 _PARTITION_V2 = struct.Struct(">ihqq")
 _PARTITION_V0 = struct.Struct(">ihq")
 _NO_LEADER = (-1, -1)  # LeaderIdAndEpoch's default: the tagged field is then left out
-
-
-@cache
-def _writer(cls):
-    return entity_writer(cls)
-
-
-def _kio_bytes(entity) -> bytes:
-    buffer = io.BytesIO()
-    _writer(type(entity))(buffer, entity)
-    return buffer.getvalue()
 
 
 def _string(text: str, flexible: bool) -> bytes:
@@ -51,10 +37,10 @@ def _partition(entry, version: int) -> bytes:
     if version >= 10:
         leader = entry.current_leader
         if (leader.leader_id, leader.leader_epoch) != _NO_LEADER:
-            return _kio_bytes(entry)
+            return encoded(entry)
     if version >= 8:
         if entry.record_errors or entry.error_message is not None:
-            return _kio_bytes(entry)
+            return encoded(entry)
         fixed = _PARTITION_V5.pack(entry.index, entry.error_code, entry.base_offset,
                                    _append_time_ms(entry.log_append_time), entry.log_start_offset)
         # no record errors (an empty array), a null error message, and (flexible) no tagged fields
@@ -70,7 +56,7 @@ def _partition(entry, version: int) -> bytes:
 def produce_response_body(response, version: int) -> bytes:
     """The response body (without header) of a kio ProduceResponse of `version`."""
     if version >= 13 or (version >= 10 and response.node_endpoints):
-        return _kio_bytes(response)
+        return encoded(response)
     flexible = version >= 9
     parts = [array_length(len(response.responses), flexible)]
     for topic in response.responses:

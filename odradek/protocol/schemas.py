@@ -3,10 +3,12 @@ client both look them up here), and a few constants the protocol gives meaning t
 
 from __future__ import annotations
 
+import io
 import uuid
 from functools import cache
 
 from kio.index import load_payload_module
+from kio.serial import entity_writer
 from kio.static.constants import EntityType
 
 # "Not asked for": the authorized-operations fields when the request did not include them.
@@ -31,3 +33,10 @@ def request_class(api_key: int, version: int) -> type:
 @cache
 def response_class(api_key: int, version: int) -> type:
     return _payload_entity(api_key, version, EntityType.response)
+
+
+def encoded(entity) -> bytes:
+    """The bytes kio writes for an entity (kio caches a writer per class)."""
+    buffer = io.BytesIO()
+    entity_writer(type(entity))(buffer, entity)
+    return buffer.getvalue()
