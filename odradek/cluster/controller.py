@@ -89,6 +89,7 @@ class Controller:
             self.replicas.create_partitions(record, self._config_values_of(record))
 
     def _config_values_of(self, record: TopicRecord) -> dict[str, object]:
+        """Typed effective configs of a stored topic (overrides over broker defaults)."""
         values = dict(self._defaults)
         values.update(validate_topic_configs(record.configs))
         return values
@@ -135,9 +136,7 @@ class Controller:
 
     def effective_topic_configs(self, record: TopicRecord) -> dict[str, str]:
         """Every topic config with its value, as strings (overrides over broker defaults)."""
-        values = dict(self._defaults)
-        values.update(validate_topic_configs(record.configs))
-        return {name: _config_string(value) for name, value in values.items()}
+        return {name: _config_string(value) for name, value in self._config_values_of(record).items()}
 
     def topic_config_values(self, name: str) -> dict[str, object]:
         """Typed effective configs of a topic; broker defaults for an unknown one."""

@@ -66,12 +66,10 @@ class TlsLayer(asyncio.Protocol):
                 self.flush()
                 return
             except Exception as error:  # noqa: BLE001 - any failure ends the connection, after the alert
-                self._handshaking = False
                 self._failed = True
                 self.flush()
                 self.tcp.close()  # after the buffered bytes (the alert) are sent
-                if not self._handshake_done.done():
-                    self._handshake_done.set_exception(error)
+                self._fail_handshake(error)
                 return
             self._handshaking = False
             self.flush()  # the server's last handshake records, and TLS 1.3 session tickets
@@ -121,6 +119,7 @@ class TlsLayer(asyncio.Protocol):
     def _read_plaintext(self) -> None:
         chunks = []
         peer_closed = False
+        error: ssl.SSLError | None = None
         try:
             while True:
                 chunk = self.ssl_object.read(READ_BYTES)
@@ -132,20 +131,18 @@ class TlsLayer(asyncio.Protocol):
             pass
         except ssl.SSLZeroReturnError:
             peer_closed = True
-        except ssl.SSLError as error:  # a corrupt or forged record: nothing more can be read
-            for chunk in chunks:
-                self.app_protocol.data_received(chunk)
+        except ssl.SSLError as corrupt:  # a corrupt or forged record: nothing more can be read
+            error = corrupt
+        for chunk in chunks:
+            self.app_protocol.data_received(chunk)
+        self.flush()  # reading can write too (a KeyUpdate's answer, or the alert of a bad record)
+        if error is not None:
             self._failed = True
-            self.flush()  # OpenSSL's alert
             self.tcp.close()
             if self._app_connected:
                 self._app_connected = False
                 self.app_protocol.connection_lost(error)
-            return
-        for chunk in chunks:
-            self.app_protocol.data_received(chunk)
-        self.flush()  # reading can write too (a KeyUpdate's answer)
-        if peer_closed and self._app_connected:
+        elif peer_closed and self._app_connected:
             self.app_protocol.eof_received()
             self.app_transport.close()
 
