@@ -15,7 +15,12 @@ moves bytes between the BIOs and the socket, as asyncio's does.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
+
+from odradek.server.connection import peer_name
+
+log = logging.getLogger(__name__)
 
 READ_BYTES = 256 * 1024  # plaintext taken from OpenSSL per read call
 
@@ -138,10 +143,14 @@ class TlsLayer(asyncio.Protocol):
         self.flush()  # reading can write too (a KeyUpdate's answer, or the alert of a bad record)
         if error is not None:
             self._failed = True
+            peer = peer_name(self.tcp.get_extra_info("peername"))
             self.tcp.close()
+            reason = error.reason or str(error)
+            log.info("Closing TLS connection from %s: a record it sent was rejected (%s)", peer, reason)
             if self._app_connected:
                 self._app_connected = False
-                self.app_protocol.connection_lost(error)
+                # for the connection, a peer that broke the session is one that went away
+                self.app_protocol.connection_lost(ConnectionAbortedError(f"TLS record rejected: {reason}"))
         elif peer_closed and self._app_connected:
             self.app_protocol.eof_received()
             self.app_transport.close()

@@ -10,6 +10,7 @@ TLS hello get Kafka's answer and a closed connection, with one log line and no s
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 import time
@@ -266,6 +267,26 @@ def test_garbage_instead_of_a_tls_hello_is_closed_with_a_log_line(secure):
     time.sleep(0.2)
     assert "SSL handshake failed" in secure.process.output()
     assert secure.process.running
+
+
+def test_a_forged_record_after_the_handshake_closes_only_that_connection(secure):
+    """Bytes that are not a record of the session (a forged or corrupted TLS record) end that
+    connection with one alert; the broker logs no traceback and serves the next client."""
+    context = ssl.create_default_context(cafile=str(secure.tls.ca_pem))
+    context.check_hostname = False
+    with socket.create_connection(("127.0.0.1", secure.ports["SASL_SSL"]), timeout=15) as raw:
+        with context.wrap_socket(raw) as tls:
+            with socket.socket(fileno=os.dup(tls.fileno())) as under:
+                under.sendall(b"\x17\x03\x03\x00\x20" + os.urandom(32))  # application data no key wrote
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                if tls.recv(1) == b"":
+                    raise ConnectionResetError("closed")
+    time.sleep(0.2)
+    assert secure.process.running
+    output = secure.process.output()
+    assert "Traceback" not in output
+    assert "Closing TLS connection from 127.0.0.1" in output and "a record it sent was rejected" in output
+    assert sorted(_round_trip("confluent", secure, "SASL_SSL")) == sorted(f"confluent-SASL_SSL-{i}".encode() for i in range(20))
 
 
 def _handshake(broker: SecureBroker, mechanism: str) -> tuple[WireClient, object]:
