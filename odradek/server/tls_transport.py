@@ -227,7 +227,9 @@ class TlsTransport(asyncio.Transport):
         return self._layer.tcp.get_write_buffer_limits()
 
     def set_write_buffer_limits(self, high=None, low=None) -> None:
-        self._layer.tcp.set_write_buffer_limits(high, low)
+        # a client may leave between the handshake and this call; uvloop raises on a closed handle
+        if not self._layer.tcp.is_closing():
+            self._layer.tcp.set_write_buffer_limits(high, low)
 
     def pause_reading(self) -> None:
         if not self._layer.tcp.is_closing():
