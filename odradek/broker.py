@@ -709,6 +709,7 @@ class BrokerRuntime:
                 log.warning("ZooKeeper did not confirm the end of our session; stopping anyway")
             self._zk_store = None
         if self.log_manager is not None:
+            await self.replicas.stop_creating()
             await asyncio.to_thread(self.replicas.checkpoint_high_watermarks)
             await asyncio.to_thread(self.log_manager.shutdown)
             self.log_manager = None

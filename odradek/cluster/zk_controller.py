@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import uuid
 from collections.abc import Callable
 
 from kazoo.exceptions import NodeExistsError, NoNodeError
@@ -38,6 +39,10 @@ from odradek.protocol.errors import ErrorCode
 from odradek.protocol.topic_partition import TopicPartition
 
 log = logging.getLogger(__name__)
+
+# partitions logged one by one when a controller pass creates or changes many; a line counts the rest
+_NEW_PARTITIONS_LOGGED = 20
+_CHANGES_LOGGED = 50
 
 CONTROLLED_SHUTDOWN = "/admin/controlled_shutdown"
 
@@ -69,6 +74,9 @@ class ActiveController:
         self._preferred_wanted: set[TopicPartition] | None = None
         self._unclean_wanted: set[TopicPartition] = set()
         self._shutting_down: set[int] = set()
+        # (topic id, partition) of states this controller created that the watches have not
+        # brought back yet: a pass meanwhile must not create them again
+        self._created: set[tuple[uuid.UUID, int]] = set()
         self._active = True
         self._loop = asyncio.get_running_loop()
 
@@ -166,12 +174,18 @@ class ActiveController:
         live = alive - shutting_down  # a broker shutting down keeps nothing it can hand over
         for topic in image.topics.values():
             unclean: bool | None = None
+            new: dict[int, PartitionState] = {}
+            writes: dict[int, tuple[PartitionState, PartitionState]] = {}
             for index, registration in enumerate(topic.partitions):
                 replicas = registration.replicas
                 state = self.state_of(topic.name, index)
                 if state is None:
-                    changed |= self._initialize(topic.name, index, replicas, live or alive)
+                    initial = self._initial_state(replicas, live or alive)
+                    if initial is not None and (topic.topic_id, index) not in self._created:
+                        new[index] = initial
                     continue
+                if self._created:
+                    self._created.discard((topic.topic_id, index))
                 wanted = self._wanted_state(topic.name, index, replicas, state, live)
                 if wanted is not None and wanted.leader == NO_LEADER and state.leader in alive:
                     wanted = None  # only a shutting-down leader is left: it keeps leading until it stops
@@ -183,21 +197,27 @@ class ActiveController:
                 if wanted is None and preferred is not None and TopicPartition(topic.name, index) in preferred:
                     wanted = self._preferred_state(replicas, state, live)
                 if wanted is not None:
-                    changed |= self._write(topic.name, index, state, wanted)
+                    writes[index] = (state, wanted)
+            if writes:
+                changed |= self._write_all(topic.name, writes)
+            if new:
+                changed |= self._initialize(topic, new)
         return changed
 
-    def _initialize(self, topic: str, partition: int, replicas: tuple[int, ...], live: set[int]) -> bool:
+    def _initial_state(self, replicas: tuple[int, ...], live: set[int]) -> PartitionState | None:
+        """A new partition's first leader and ISR: its live replicas, the first leading."""
         alive = [replica for replica in replicas if replica in live]
-        if not alive:
-            return False
-        state = PartitionState(alive[0], 0, tuple(alive), self.epoch)
-        try:
-            created = self.store.create_partition_state(topic, partition, state)
-        except NodeExistsError:
-            return False
-        if created:
-            log.info("Partition %s-%d: leader %d, ISR %s (new)", topic, partition, alive[0], list(alive))
-        return created
+        return PartitionState(alive[0], 0, tuple(alive), self.epoch) if alive else None
+
+    def _initialize(self, topic, states: dict[int, PartitionState]) -> bool:
+        created = self.store.create_partition_states(topic.name, states)
+        self._created.update((topic.topic_id, partition) for partition in created)
+        for partition in created[:_NEW_PARTITIONS_LOGGED]:
+            state = states[partition]
+            log.info("Partition %s-%d: leader %d, ISR %s (new)", topic.name, partition, state.leader, list(state.isr))
+        if len(created) > _NEW_PARTITIONS_LOGGED:
+            log.info("... and %d more new partitions of %s", len(created) - _NEW_PARTITIONS_LOGGED, topic.name)
+        return bool(created)
 
     def _wanted_state(self, topic: str, partition: int, replicas, state: PartitionState, live: set[int]) -> PartitionState | None:
         """The state the partition should have given which brokers are alive, or None if it is right."""
@@ -230,6 +250,24 @@ class ActiveController:
         if preferred == state.leader or preferred not in live or preferred not in state.isr:
             return None
         return PartitionState(preferred, state.leader_epoch + 1, state.isr, self.epoch)
+
+    def _write_all(self, topic: str, writes: dict[int, tuple[PartitionState, PartitionState]]) -> bool:
+        """_write for many partitions of a topic (a broker that leads thousands stopped), a few
+        hundred to a ZooKeeper transaction."""
+        versions = self.store.update_partition_states(
+            topic, {partition: (wanted, state.version) for partition, (state, wanted) in writes.items()})
+        logged = 0
+        for partition, (state, wanted) in writes.items():
+            if versions.get(partition) is None:
+                log.info("Partition %s-%d changed while the controller decided; deciding again", topic, partition)
+            elif logged < _CHANGES_LOGGED:
+                logged += 1
+                log.info("Partition %s-%d: leader %d epoch %d, ISR %s (was leader %d, ISR %s)", topic, partition,
+                         wanted.leader, wanted.leader_epoch, list(wanted.isr), state.leader, list(state.isr))
+        unlogged = sum(1 for version in versions.values() if version is not None) - logged
+        if unlogged:
+            log.info("... and %d more partitions of %s changed leader or ISR", unlogged, topic)
+        return True
 
     def _write(self, topic: str, partition: int, state: PartitionState, wanted: PartitionState) -> bool:
         version = self.store.update_partition_state(topic, partition, wanted, state.version, as_controller=True)

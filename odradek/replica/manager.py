@@ -6,10 +6,12 @@ checkpoints them (`replication-offset-checkpoint` in each log dir), answers foll
 and wakes parked fetches and acks=all produces when a log grows or a high watermark moves.
 
 In cluster mode `apply_image` follows every new metadata image: it creates the logs of partitions
-assigned here, makes each partition leader or follower at the image's leader epoch (never going
-back to an older one), points the fetchers at the leaders, and deletes the logs of partitions no
-longer assigned here. As leader it shrinks and expands ISRs through `isr_writer` (a conditional
-write of the partition state; the result comes back in the next image).
+assigned here (after start-up in a worker thread, then applies the image to them: a topic of
+thousands of partitions is seconds of files), makes each partition leader or follower at the
+image's leader epoch (never going back to an older one), points the fetchers at the leaders, and
+deletes the logs of partitions no longer assigned here. A topic whose TopicImage is the one it
+applied last (and brokers unchanged) is skipped. As leader it shrinks and expands ISRs through
+`isr_writer` (a conditional write of the partition state; the result comes back in the next image).
 """
 
 from __future__ import annotations
@@ -57,8 +59,13 @@ class ReplicaManager:
         self._state_reader = None  # reads one partition's state again from the metadata store
         self._state_reads_in_flight: set[TopicPartition] = set()
         self._applied_once = False
+        self._creating: set[TopicPartition] = set()  # new replicas whose files a worker thread makes
+        self._creations: set[asyncio.Task] = set()
+        self._stopping = False  # stop_creating() was called: no new log is made or adopted
         self._changes: dict[str, list] = {"leading": [], "following": []}  # of the image being applied
         self._topic_configs: dict[str, dict] = {}  # the overrides last applied, per topic
+        # per topic: the TopicImage applied in full and the partitions it assigns here
+        self._applied: dict[str, tuple[object, set[TopicPartition]]] = {}
         self.last_peer_contact = time.monotonic()  # a follower fetched from us, or we from a leader
         self.leader_quota = ReplicationQuota()
         self.follower_quota = ReplicationQuota()
@@ -382,26 +389,52 @@ class ReplicaManager:
     def apply_image(self, image) -> None:
         """Follow a new metadata image (see the module docstring). The first one, at start-up,
         sets aside logs of unknown topics as strays; later ones delete what the cluster deleted."""
+        same_brokers = self.image is not None and self.image.brokers == image.brokers
         self.image = image
         first = not self._applied_once
         self._applied_once = True
         self._changes = {"leading": [], "following": []}
         assigned: set[TopicPartition] = set()
+        uncreated: list[TopicPartition] = []
         for topic in image.topics.values():
+            applied = self._applied.get(topic.name)
+            if same_brokers and applied is not None and applied[0] is topic:
+                assigned |= applied[1]  # an image shares the TopicImage of a topic that did not change
+                continue
             if self._topic_configs.get(topic.name, topic.configs) != topic.configs:
                 self._reconfigure_topic(topic.name)
             self._topic_configs[topic.name] = dict(topic.configs)
+            here: set[TopicPartition] = set()
+            complete = True
             for index, registration in enumerate(topic.partitions):
                 if self.node_id not in registration.replicas:
                     continue
                 tp = TopicPartition(topic.name, index)
-                assigned.add(tp)
+                here.add(tp)
+                if not first and tp not in self._partitions and self.log_manager.get_log(tp) is None:
+                    uncreated.append(tp)
+                    complete = False
+                    continue
                 try:
                     self._apply_partition(tp, registration, image)
                 except Exception:
+                    complete = False
                     log.exception("Applying the metadata of %s failed", tp)
+            assigned |= here
+            if complete:
+                self._applied[topic.name] = (topic, here)
+            else:
+                self._applied.pop(topic.name, None)
+        for name in [name for name in self._applied if name not in image.topics]:
+            del self._applied[name]
         for tp in [tp for tp in self._partitions if tp not in assigned]:
             self._drop(tp)
+        uncreated = [tp for tp in uncreated if tp not in self._creating]
+        if uncreated:
+            self._creating.update(uncreated)
+            task = asyncio.get_running_loop().create_task(self._create_replicas(uncreated))
+            self._creations.add(task)
+            task.add_done_callback(self._creations.discard)
         for name in [name for name in self._topic_configs if name not in image.topics]:
             del self._topic_configs[name]
         for role, changed in self._changes.items():
@@ -465,6 +498,69 @@ class ReplicaManager:
             partition.isr = frozenset(registration.isr)
             partition.partition_epoch = registration.partition_epoch
 
+    async def _create_replicas(self, tps: list[TopicPartition]) -> None:
+        """Make the logs of new replicas in a worker thread, then apply the latest image to them.
+        A log whose partition the image no longer assigns here (its topic was deleted meanwhile)
+        is deleted again."""
+        opened, error = [], None
+        try:
+            configs = {topic: LogConfig.from_topic_config(self._config_values_for(topic))
+                       for topic in {tp.topic for tp in tps}}
+            opened, error = await self._open_new_logs(tps, lambda tp: configs[tp.topic])
+        except KafkaError as exc:  # every log dir offline
+            error = exc
+        except Exception:
+            log.exception("Creating the logs of %d new partition(s) failed", len(tps))
+        finally:
+            self._creating.difference_update(tps)
+        adopted = [tp for tp, _ in opened]
+        if error is not None:
+            log.error("Could not create the logs of %d new partition(s): %s", len(tps) - len(adopted), error)
+        if self._stopping:
+            return
+        unassigned = [tp for tp in adopted if not self._assigned_here(tp)]
+        for tp in unassigned:
+            self.log_manager.delete_log(tp)
+        if unassigned:
+            self._remove_deleted_in_background()
+        if len(adopted) > len(unassigned):
+            self.apply_image(self.image)
+
+    async def stop_creating(self) -> None:
+        """Before the log manager shuts down: the worker threads stop making new logs (the next
+        start makes the rest, as empty logs) and nothing more is adopted."""
+        self._stopping = True
+        if self._creations:
+            await asyncio.wait(set(self._creations))
+
+    def _assigned_here(self, tp: TopicPartition) -> bool:
+        registration = self.image.partition(tp) if self.image is not None else None
+        return registration is not None and self.node_id in registration.replicas
+
+    async def _open_new_logs(self, tps: list[TopicPartition], config_of: Callable[[TopicPartition], LogConfig]):
+        """The logs of new partitions, their files made in a worker thread and adopted by the log
+        manager on the loop: [(tp, log)] for those made, and the error that stopped the rest."""
+        log_manager = self.log_manager
+        placed = log_manager.place(tps)
+
+        def open_all():
+            opened = []
+            try:
+                for tp, log_dir in placed:
+                    if self._stopping:
+                        break
+                    opened.append((tp, log_dir, log_manager.open_new_log(tp, log_dir, config_of(tp))))
+            except KafkaError as error:
+                return opened, error
+            return opened, None
+
+        opened, error = await asyncio.to_thread(open_all)
+        if self._stopping:
+            for _, _, partition_log in opened:
+                partition_log.close()
+            return [], None
+        return [(tp, log_manager.adopt(tp, partition_log, log_dir)) for tp, log_dir, partition_log in opened], error
+
     def _reconfigure_topic(self, topic: str) -> None:
         """A topic's configs changed (AlterConfigs on any broker): apply them to its partitions here."""
         config_values = self._config_values_for(topic)
@@ -504,24 +600,10 @@ class ReplicaManager:
                if tp not in self._partitions]
         if not new:
             return
-        log_manager = self.log_manager
-        placed = log_manager.place(new)
-
-        def open_all():
-            opened = []
-            try:
-                for tp, log_dir in placed:
-                    opened.append((tp, log_dir, log_manager.open_new_log(tp, log_dir, config)))
-            except KafkaError as error:
-                return opened, error
-            return opened, None
-
-        opened, error = await asyncio.to_thread(open_all)
-        for tp, log_dir, partition_log in opened:
-            if tp in self._partitions:
-                partition_log.close()
-            else:
-                self._add(tp, log_manager.adopt(tp, partition_log, log_dir), config_values)
+        opened, error = await self._open_new_logs(new, lambda tp: config)
+        for tp, partition_log in opened:
+            if tp not in self._partitions:
+                self._add(tp, partition_log, config_values)
         if error is not None:
             raise error
 

@@ -1,11 +1,12 @@
 """Operating a 3-broker cluster under load: controlled shutdown, rolling restarts, adding a broker
-and moving partitions onto it, preferred leader election, and consumer groups whose coordinator
-dies. A producer (idempotent, acks=all, retries as librdkafka does) runs throughout; what a user
+and moving partitions onto it, preferred leader election, consumer groups whose coordinator
+dies, and a topic of thousands of partitions created and deleted. A producer (idempotent, acks=all, retries as librdkafka does) runs throughout; what a user
 checks: no delivery fails, no acknowledged record is lost or written twice.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 import confluent_kafka
@@ -206,3 +207,48 @@ def test_topic_configs_changed_on_one_broker_apply_on_every_broker(cluster):
                          on_delivery=lambda error, message: errors.append(error))
     producer.flush(30)
     assert len(errors) == 3 and all(e is not None and e.code() == confluent_kafka.KafkaError.MSG_SIZE_TOO_LARGE for e in errors), errors
+
+
+def test_brokers_serve_clients_while_they_make_the_files_of_thousands_of_new_partitions(cluster):
+    """Each broker makes 2,000 new replicas' files, seconds of directories on a slow disk. A producer
+    to another topic has its records acknowledged meanwhile (by both replicas: acks=all), the big
+    topic is usable once its files exist, and deleting it while they are being made leaves none."""
+    brokers = cluster(2)
+    create_replicated_topic(brokers.bootstrap_servers, "small", 2, replication_factor=2)
+    partitions = 2000
+    data_dirs = [broker.log_dir for broker in brokers.brokers.values()]
+
+    def made() -> list[int]:
+        return [sum(1 for name in os.listdir(d) if name.startswith("thousands-") and name[10:].isdigit())
+                for d in data_dirs]
+
+    admin = AdminClient({"bootstrap.servers": brokers.bootstrap_servers})
+    created = admin.create_topics([NewTopic("thousands", num_partitions=partitions, replication_factor=2)],
+                                  request_timeout=60, operation_timeout=60)["thousands"]
+    brokers.wait_for(lambda: all(made()), 60, "both brokers making the new partitions' files")
+    producer = confluent_kafka.Producer({"bootstrap.servers": brokers.bootstrap_servers, "acks": "all",
+                                         "linger.ms": 0})
+    delivered = []
+    for partition in range(2):
+        producer.produce("small", b"while thousands are made", partition=partition,
+                         on_delivery=lambda error, message: delivered.append((error, made())))
+    producer.flush(120)
+    assert [error for error, _ in delivered] == [None, None]
+    assert any(count < partitions for _, counts in delivered for count in counts), (
+        f"the records waited for every file: {delivered}")
+    assert created.result(timeout=60) is None
+
+    brokers.wait_for(lambda: made() == [partitions, partitions], 120, "every replica's files made")
+    producer.produce("thousands", b"last partition", partition=partitions - 1,
+                     on_delivery=lambda error, message: delivered.append((error, None)))
+    producer.flush(60)
+    assert delivered[-1][0] is None
+    assert sum(len(isr) == 2 for _, _, isr in describe(brokers.bootstrap_servers, "thousands").values()) == partitions
+
+    admin.create_topics([NewTopic("again", num_partitions=partitions, replication_factor=2)],
+                        request_timeout=60, operation_timeout=60)["again"].result(timeout=60)
+    admin.delete_topics(["again"], request_timeout=60, operation_timeout=60)["again"].result(timeout=60)
+    brokers.wait_for(
+        lambda: not any(name.startswith("again-") for d in data_dirs for name in os.listdir(d)),
+        120, "no file of the deleted topic left",
+    )
