@@ -397,7 +397,9 @@ class ZkMetadataWatcher:
             with self._lock:
                 self.fenced = fenced
                 self._changed_topics.update(self._topics)  # our leaderships show or hide
-            self._publish(at_once=True)
+                started = self._started
+            if started:
+                self._publish(at_once=True)
 
     def _topic_image(self, record: TopicRecord) -> TopicImage:
         """Caller holds the lock. A partition without a state node yet has no leader."""
