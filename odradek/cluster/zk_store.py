@@ -414,56 +414,42 @@ class ZkMetadataStore:
             return None
         return PartitionState.decode(data, stat.version)
 
-    def create_partition_state(self, topic: str, partition: int, state: PartitionState) -> bool:
-        """The controller's first election of a new partition; False if it exists already."""
-        transaction = self.client.transaction()
-        transaction.check(CONTROLLER_EPOCH, self.controller_epoch_version)
-        path = partition_state_path(topic, partition)
-        if not self.client.exists(topic_path(topic)):
-            return False  # deleted meanwhile: ensure_path must not bring it back
-        self.client.ensure_path(path.rsplit("/", 1)[0])
-        transaction.create(path, state.encode())
-        return _committed(transaction.commit())
-
     def create_partition_states(self, topic: str, states: dict[int, PartitionState]) -> list[int]:
-        """create_partition_state for many partitions of a topic, a few hundred to a transaction:
-        ZooKeeper syncs its log once per write, and one write per partition made a topic of 2,000
-        partitions wait 40 s for its leaders. Returns the partitions created."""
-        parent = f"{BROKER_TOPICS}/{topic}/partitions"
-        try:
-            present = set(self.client.get_children(parent))
-        except NoNodeError:
-            present = None
+        """The controller's first election of new partitions of a topic, a few hundred to a
+        transaction: ZooKeeper syncs its log once per write, and one write per partition made a
+        topic of 2,000 partitions wait 40 s for its leaders. Each transaction holds only while
+        this broker is the controller and the topic still exists (a pass deciding on an image from
+        before its deletion must not bring its node back). Returns the partitions created; where a
+        transaction fails, its partitions are tried one at a time (one state may exist already)."""
         created = []
         ordered = sorted(states.items())
         for start in range(0, len(ordered), STATES_PER_TRANSACTION):
             chunk = ordered[start : start + STATES_PER_TRANSACTION]
-            transaction = self.client.transaction()
-            transaction.check(CONTROLLER_EPOCH, self.controller_epoch_version)
-            # The topic must still exist: a pass deciding on an image from before its deletion
-            # must not bring its node back.
-            transaction.check(topic_path(topic), -1)
-            if present is None:
-                transaction.create(parent)
-                present = set()
-            for partition, state in chunk:
-                if str(partition) not in present:
-                    transaction.create(f"{parent}/{partition}")
-                transaction.create(partition_state_path(topic, partition), state.encode())
-            if _committed(transaction.commit()):
+            if self._create_states(topic, chunk):
                 created += [partition for partition, _ in chunk]
                 continue
-            # One exists already (a state another controller made), the topic is gone, or we are
-            # no longer the controller: one at a time, as before.
-            if not self.client.exists(topic_path(topic)):
-                break
-            for partition, state in chunk:
-                try:
-                    if self.create_partition_state(topic, partition, state):
-                        created.append(partition)
-                except NodeExistsError:
-                    pass
+            if len(chunk) == 1 or not self.client.exists(topic_path(topic)):
+                continue
+            created += [partition for partition, state in chunk if self._create_states(topic, [(partition, state)])]
         return created
+
+    def _create_states(self, topic: str, states: list[tuple[int, PartitionState]]) -> bool:
+        """One transaction creating these partitions' state nodes (and their parents)."""
+        parent = f"{topic_path(topic)}/partitions"
+        try:
+            present = set(self.client.get_children(parent))
+        except NoNodeError:
+            present = None
+        transaction = self.client.transaction()
+        transaction.check(CONTROLLER_EPOCH, self.controller_epoch_version)
+        transaction.check(topic_path(topic), -1)
+        if present is None:
+            transaction.create(parent)
+        for partition, state in states:
+            if str(partition) not in (present or ()):
+                transaction.create(f"{parent}/{partition}")
+            transaction.create(partition_state_path(topic, partition), state.encode())
+        return _committed(transaction.commit())
 
     def update_partition_states(self, topic: str, updates: dict[int, tuple[PartitionState, int]]) -> dict[int, int | None]:
         """update_partition_state(as_controller=True) for many partitions of a topic, a few hundred
