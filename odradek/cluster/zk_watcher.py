@@ -10,7 +10,8 @@ Partition states, thousands of nodes, are read without waiting (`get_async`): th
 topic share a few round trips, where kazoo's DataWatch reads one node at a time on kazoo's one
 callback thread (2,000 took 10 s on a busy broker, and every other watch waited behind them). A
 burst of changes becomes one image per PUBLISH_INTERVAL_S, and an image rebuilds only the topics
-that changed: the others keep their TopicImage objects, which the replica manager skips.
+that changed: the others keep their TopicImage objects, which the replica manager skips. Rare
+changes that a client acts on right away (a topic's configs, the controller) skip that wait.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class ZkMetadataWatcher:
         self._topic_images: dict[str, TopicImage] = {}  # as last published
         self._changed_topics: set[str] = set()  # since then (all of them when fencing changes)
         self._publish_pending = False
+        self._publish_timer: asyncio.TimerHandle | None = None  # the throttled publish, when one waits
         self._last_published = 0.0
         # Nothing is published before start() has read everything: the first image decides which
         # logs on disk belong to the cluster (the others are set aside as strays).
@@ -303,7 +305,7 @@ class ZkMetadataWatcher:
                         record.name, record.topic_id, record.partitions, record.replication_factor,
                         self._configs[name], record.assignment,
                     )
-            self._schedule_publish()
+            self._schedule_publish(urgent=True)  # AlterConfigs has answered: leaders enforce it now
             return True
 
         return changed
@@ -319,28 +321,40 @@ class ZkMetadataWatcher:
                 pass
         with self._lock:
             self._controller_id = controller
-        self._schedule_publish()
+        self._schedule_publish(urgent=True)
         return True
 
     # --- publishing (the event loop) ------------------------------------------------------------
 
-    def _schedule_publish(self) -> None:
+    def _schedule_publish(self, urgent: bool = False) -> None:
         with self._lock:
-            self._schedule_publish_locked()
+            self._schedule_publish_locked(urgent)
 
-    def _schedule_publish_locked(self) -> None:
-        if self._publish_pending or self._stopped or not self._started:
+    def _schedule_publish_locked(self, urgent: bool = False) -> None:
+        if self._stopped or not self._started or (self._publish_pending and not urgent):
             return
         self._publish_pending = True
         try:
-            self.loop.call_soon_threadsafe(self._publish)
+            self.loop.call_soon_threadsafe(self._publish_now if urgent else self._publish)
         except RuntimeError:  # the loop is closed: the broker is gone
             self._publish_pending = False
 
+    def _publish_now(self) -> None:
+        if self._publish_timer is not None:
+            self._publish_timer.cancel()
+            self._publish_timer = None
+        self._publish(at_once=True)
+
+    def _publish_later(self) -> None:
+        self._publish_timer = None
+        self._publish()
+
     def _publish(self, at_once: bool = False) -> None:
+        if not at_once and (self._publish_timer is not None or not self._publish_pending):
+            return  # a timer will publish, or an urgent publish already has
         wait = self._last_published + PUBLISH_INTERVAL_S - time.monotonic()
         if wait > 0 and not at_once:
-            self.loop.call_later(wait, self._publish)  # still pending: the watches add to this one
+            self._publish_timer = self.loop.call_later(wait, self._publish_later)  # watches add to it
             return
         with self._lock:
             self._publish_pending = False
@@ -399,7 +413,7 @@ class ZkMetadataWatcher:
                 self._changed_topics.update(self._topics)  # our leaderships show or hide
                 started = self._started
             if started:
-                self._publish(at_once=True)
+                self._publish_now()
 
     def _topic_image(self, record: TopicRecord) -> TopicImage:
         """Caller holds the lock. A partition without a state node yet has no leader."""

@@ -6,6 +6,7 @@ checks: no delivery fails, no acknowledged record is lost or written twice.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -17,6 +18,8 @@ from kafka import KafkaAdminClient
 from kafka import TopicPartition as KafkaTopicPartition
 
 from integration.clients import consume
+from odradek.client import KafkaClient
+from odradek.client.admin import DESCRIBE_CONFIGS
 from integration.group_clients import GroupConsumer, describe_all
 
 from .load import LoadProducer
@@ -199,6 +202,18 @@ def test_topic_configs_changed_on_one_broker_apply_on_every_broker(cluster):
     resource = ConfigResource(ConfigResource.Type.TOPIC, "configured", incremental_configs=[
         ConfigEntry("max.message.bytes", "2000", incremental_operation=AlterConfigOpType.SET)])
     admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+
+    async def described_by_every_broker() -> list[str]:  # each answers from its own view of ZooKeeper
+        async with KafkaClient(brokers.bootstrap_servers) as client:
+            values = []
+            for node_id in (1, 2, 3):
+                response = await client.request(DESCRIBE_CONFIGS, {"resources": [{
+                    "resource_type": 2, "resource_name": "configured", "configuration_keys": ["max.message.bytes"]}]},
+                    node_id=node_id)
+                values.extend(c.value for c in response.results[0].configs)
+            return values
+
+    brokers.wait_for(lambda: asyncio.run(described_by_every_broker()) == ["2000"] * 3, 10, "every broker describing the new max.message.bytes")
     producer = confluent_kafka.Producer({"bootstrap.servers": brokers.bootstrap_servers, "message.timeout.ms": 10000,
                                          "compression.type": "none", "linger.ms": 0})
     errors = []
