@@ -188,8 +188,21 @@ def test_while_zookeeper_is_away_admin_requests_time_out_and_records_keep_flowin
         finally:
             zookeeper.start()
         load.wait_for_more(300, "records after ZooKeeper is back")
-    create_replicated_topic(brokers.bootstrap_servers, "made-after", 3)
-    assert describe(brokers.bootstrap_servers, "made-after")
+    # The controller's ZooKeeper client may reconnect a few seconds after ZooKeeper answers again
+    # (one attempt can wait out its connect timeout during ZooKeeper's start-up); until then the
+    # answer is the retriable REQUEST_TIMED_OUT, and a user retries, as here.
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            create_replicated_topic(brokers.bootstrap_servers, "made-after", 3)
+            break
+        except confluent_kafka.KafkaException as error:
+            if error.args[0].code() == confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
+                break  # an attempt that timed out reached ZooKeeper after all
+            if error.args[0].code() != confluent_kafka.KafkaError.REQUEST_TIMED_OUT or time.monotonic() > deadline:
+                raise
+    brokers.wait_for(lambda: all(leader >= 0 for leader, _, _ in describe(brokers.bootstrap_servers, "made-after").values()),
+                     30, "leaders for the topic made after ZooKeeper came back")
     assert_all_acknowledged_readable(brokers.bootstrap_servers, load)
 
 

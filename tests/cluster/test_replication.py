@@ -26,6 +26,11 @@ def create_replicated_topic(bootstrap: str, topic: str, partitions: int, replica
         operation_timeout=30, request_timeout=30,
     )
     futures[topic].result(timeout=30)
+    # CreateTopics answers once the controller has elected the leaders; each other broker learns
+    # them from its ZooKeeper watches a moment later. Tests act on any broker's Metadata at once.
+    wait_for(lambda: all(len(view) == partitions and all(leader >= 0 for leader, _, _ in view.values())
+                         for view in (describe(server, topic) for server in bootstrap.split(","))),
+             30, f"every broker knowing the leaders of {topic}")
 
 
 def describe(bootstrap: str, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
