@@ -47,8 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         metavar="N",
         help="run N brokers of the cluster from this config, one per core, and supervise them "
-        "(cluster mode: needs zookeeper.connect); worker i gets broker.id+i, every port+i and "
-        "log dir subdirectories broker-<id>",
+        "(cluster mode: needs zookeeper.connect); worker i gets broker.id+i, every listener port+i and "
+        "log dir subdirectories broker-<id>; metrics.listener serves the host's merged /metrics and "
+        "/ready, and worker i its own on that port+1+i",
     )
     parser.set_defaults(func=run)
 

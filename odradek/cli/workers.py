@@ -5,7 +5,9 @@ An odradek broker does its request work on one core; a host with more cores runs
 server` processes and stays as their supervisor. Worker i (0..N-1) is the config with:
 
 - `broker.id` (and `node.id`) = the config's id + i, so ids stay the same across restarts;
-- every port of `listeners`, `advertised.listeners` and `metrics.listener` + i (port 0 stays 0);
+- every port of `listeners` and `advertised.listeners` + i, and of `metrics.listener` + 1 + i (port 0
+  stays 0): the supervisor serves the host's merged /metrics and /ready on the configured one
+  (odradek.web.host_view);
 - each log dir's subdirectory `broker-<id>` (a log dir holds one broker's data);
 - `broker.rack` = this host's name when the config sets none, so the rack-aware placement never
   puts two replicas of a partition on one host.
@@ -36,6 +38,8 @@ from pathlib import Path
 
 from odradek.cli import UsageError
 from odradek.config import BrokerConfig, ConfigError, Listener, parse_listeners
+from odradek.web.host_view import HostEndpoints
+from odradek.web.endpoints import parse_listener
 
 __all__ = ["supervise", "worker_overrides"]
 
@@ -65,7 +69,7 @@ def worker_overrides(config: BrokerConfig, index: int) -> dict[str, str]:
         if match is None:
             raise UsageError(f"config 'metrics.listener' ({metrics}) has no port to give each worker its own")
         port = int(match.group(2))
-        overrides["metrics.listener"] = f"{match.group(1)}:{port + index if port else 0}{match.group(3)}"
+        overrides["metrics.listener"] = f"{match.group(1)}:{port + 1 + index if port else 0}{match.group(3)}"
     if config["broker.rack"] is None:
         overrides["broker.rack"] = socket.gethostname()
     return overrides
@@ -89,6 +93,9 @@ def _check(config: BrokerConfig, workers: int) -> list[dict[str, str]]:
         raise UsageError(str(error)) from None
     ports += [(index, "metrics.listener", int(_METRICS_PORT.match(o["metrics.listener"]).group(2)))  # type: ignore[union-attr]
               for index, o in enumerate(overrides) if "metrics.listener" in o]
+    host_view = host_view_address(config)
+    if host_view is not None:
+        ports.append((-1, "metrics.listener", host_view[1]))
     taken: dict[int, tuple[int, str]] = {}
     for index, what, port in ports:
         if port == 0:
@@ -96,11 +103,29 @@ def _check(config: BrokerConfig, workers: int) -> list[dict[str, str]]:
         other = taken.setdefault(port, (index, what))
         if other != (index, what):
             raise UsageError(
-                f"port {port} would be taken twice: by {other[1]} of worker {other[0]} and by {what} of worker "
-                f"{index} (each worker adds its number to every port, so space the ports at least {workers} apart)")
+                f"port {port} would be taken twice: by {other[1]} of {_owner(other[0])} and by {what} of "
+                f"{_owner(index)} (each worker adds its number to every port, and one more to the metrics.listener's, "
+                f"so space the ports at least {workers + 1} apart)")
     if any(int(o["broker.id"]) > 0x7FFFFFFF for o in overrides):
         raise UsageError(f"broker.id {config.node_id} + {workers - 1} workers passes the largest broker id")
     return overrides
+
+
+def _owner(index: int) -> str:
+    return "the supervisor" if index == -1 else f"worker {index}"
+
+
+def host_view_address(config: BrokerConfig) -> tuple[str, int] | None:
+    """Where the supervisor serves the host's /metrics and /ready: metrics.listener, unless it is
+    unset or its port is 0 (then the workers' ports are not known in advance)."""
+    listener = config["metrics.listener"]
+    if not listener:
+        return None
+    try:
+        host, port = parse_listener(listener)  # type: ignore[arg-type]
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    return (host, port) if port else None
 
 
 def _die_with_parent() -> None:
@@ -254,6 +279,15 @@ def supervise(config: BrokerConfig, config_file: str | None, overrides: Sequence
             command += ["--override", f"{key}={value}"]
         commands.append((int(worker["broker.id"]), command))
     supervisor = _Supervisor(commands)
+    address = host_view_address(config)
+    host_view = None
+    if address is not None:
+        workers_http = [(int(w["broker.id"]), *parse_listener(w["metrics.listener"])) for w in per_worker]
+        host_view = HostEndpoints(address[0], address[1], workers_http)
+        try:
+            host_view.start()
+        except OSError as error:
+            raise UsageError(str(error)) from None
 
     def stop(signum: int, _frame: object) -> None:
         if supervisor.stopping:
@@ -263,4 +297,8 @@ def supervise(config: BrokerConfig, config_file: str | None, overrides: Sequence
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    return supervisor.run()
+    try:
+        return supervisor.run()
+    finally:
+        if host_view is not None:
+            host_view.stop()

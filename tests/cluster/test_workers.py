@@ -3,6 +3,7 @@ bigger host runs them (docs/scaling.md). A real ZooKeeper, real worker processes
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -16,25 +17,41 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kazoo.client import KazooClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import REPO_ROOT
 from .conftest import CLUSTER_DEFAULTS
 from .load import wait_for
 
 
-def _free_port_pair() -> int:
-    """A port p with p + 1 free too (worker 1 listens on p + 1)."""
+def _free_ports(count: int) -> int:
+    """A port p with p + 1 .. p + count - 1 free too (worker i listens on p + i)."""
     for _ in range(100):
         with socket.socket() as first:
             first.bind(("127.0.0.1", 0))
             port = first.getsockname()[1]
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
+            others = [socket.socket() for _ in range(count - 1)]
+            try:
+                for offset, other in enumerate(others, 1):
+                    other.bind(("127.0.0.1", port + offset))
+            except OSError:
+                continue
+            finally:
+                for other in others:
+                    other.close()
         return port
-    raise RuntimeError("no two consecutive free ports")
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def _get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, body) of a GET, without following redirects."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
 
 
 def _workers_of(supervisor: int) -> dict[int, int]:
@@ -69,11 +86,12 @@ def _registrations(connect: str) -> dict[int, dict]:
 
 
 def test_two_workers_serve_as_two_brokers_and_a_killed_one_comes_back(zookeeper, tmp_path):
-    port = _free_port_pair()
+    port = _free_ports(2)
+    http_port = _free_ports(3)  # the host's /metrics and /ready, then each worker's own
     connect = f"{zookeeper.connect}/odradek-test-{uuid.uuid4().hex[:8]}"
     settings = {**CLUSTER_DEFAULTS, "zookeeper.connect": connect, "broker.id": 1,
                 "listeners": f"PLAINTEXT://127.0.0.1:{port}", "log.dirs": tmp_path / "data",
-                "offsets.topic.replication.factor": 2}
+                "offsets.topic.replication.factor": 2, "metrics.listener": f"http://127.0.0.1:{http_port}"}
     command = [sys.executable, "-m", "odradek", "server", "--workers", "2"]
     for key, value in settings.items():
         command += ["--override", f"{key}={value}"]
@@ -104,6 +122,19 @@ def test_two_workers_serve_as_two_brokers_and_a_killed_one_comes_back(zookeeper,
         leaders = {p.leader for p in admin.list_topics("spread", timeout=5).topics["spread"].partitions.values()}
         assert leaders == {1, 2}  # the controller spreads leaders over the workers
 
+        # One address for the host: ready when both are, every worker's metrics labelled with its id.
+        wait_for(lambda: _get(http_port, "/ready")[0] == 200, 30, "the host ready", log)
+        assert set(json.loads(_get(http_port, "/ready")[2])["workers"]) == {"1", "2"}
+        status, headers, body = _get(http_port, "/metrics")
+        assert status == 200 and headers["Content-Type"].startswith("text/plain")
+        samples = [s for family in text_string_to_metric_families(body.decode()) for s in family.samples]
+        assert {s.labels["broker_id"]: s.value for s in samples if s.name == "odradek_worker_up"} == {"1": 1.0, "2": 1.0}
+        sizes = {(s.labels["broker_id"], s.labels["partition"]) for s in samples if s.name == "kafka_log_log_size"
+                 and s.labels.get("topic") == "spread"}
+        assert sizes == {(b, str(p)) for b in ("1", "2") for p in range(4)}  # 4 partitions, 2 replicas each
+        status, headers, _ = _get(http_port, "/ui")
+        assert (status, headers["Location"]) == (307, f"http://127.0.0.1:{http_port + 1}/ui")  # the console of worker 0
+
         # kill -9 a worker: the supervisor starts it again and it catches up with the other.
         before = _workers_of(supervisor.pid)
         assert set(before) == {1, 2} and before[1] != before[2]
@@ -118,6 +149,7 @@ def test_two_workers_serve_as_two_brokers_and_a_killed_one_comes_back(zookeeper,
 
         wait_for(back_in_sync, 90, "worker 2 started again and back in every ISR", log)
         assert "broker 2 exited with signal SIGKILL; starting it again" in log()
+        wait_for(lambda: _get(http_port, "/ready")[0] == 200, 30, "the host ready again", log)
 
         consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "g", "enable.auto.commit": False})
         consumer.assign([TopicPartition("spread", p, 0) for p in range(4)])
@@ -147,7 +179,7 @@ def test_two_workers_serve_as_two_brokers_and_a_killed_one_comes_back(zookeeper,
 
 
 def test_workers_shut_down_cleanly_when_their_supervisor_is_killed(zookeeper, tmp_path):
-    port = _free_port_pair()
+    port = _free_ports(2)
     connect = f"{zookeeper.connect}/odradek-test-{uuid.uuid4().hex[:8]}"
     command = [sys.executable, "-m", "odradek", "server", "--workers", "2"]
     for key, value in {**CLUSTER_DEFAULTS, "zookeeper.connect": connect, "listeners": f"PLAINTEXT://127.0.0.1:{port}",

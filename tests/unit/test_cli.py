@@ -146,12 +146,18 @@ def test_server_workers_whose_ports_would_collide_is_one_line(tmp_path):
     result = odradek_cli("server", "--workers", "2", "--override", "zookeeper.connect=127.0.0.1:1",
                          "--override", "listeners=PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093")
     assert_one_line_usage_error(result, "port 9093 would be taken twice: by listener SSL of worker 0 and by "
-                                        "listener PLAINTEXT of worker 1", "at least 2 apart")
+                                        "listener PLAINTEXT of worker 1", "at least 3 apart")
     result = odradek_cli("server", "--workers", "3", "--override", "zookeeper.connect=127.0.0.1:1",
                          "--override", "listeners=PLAINTEXT://127.0.0.1:9092",
                          "--override", "metrics.listener=http://127.0.0.1:9090")
     assert_one_line_usage_error(result, "port 9092 would be taken twice: by listener PLAINTEXT of worker 0 and by "
-                                        "metrics.listener of worker 2")
+                                        "metrics.listener of worker 1")
+    # The supervisor's own metrics.listener (the host's /metrics and /ready) is the configured port.
+    result = odradek_cli("server", "--workers", "2", "--override", "zookeeper.connect=127.0.0.1:1",
+                         "--override", "listeners=PLAINTEXT://127.0.0.1:9092",
+                         "--override", "metrics.listener=http://127.0.0.1:9093")
+    assert_one_line_usage_error(result, "port 9093 would be taken twice: by listener PLAINTEXT of worker 1 and by "
+                                        "metrics.listener of the supervisor")
 
 
 def test_each_worker_gets_its_own_id_ports_log_dirs_and_the_host_as_rack(tmp_path):
@@ -172,7 +178,7 @@ def test_each_worker_gets_its_own_id_ports_log_dirs_and_the_host_as_rack(tmp_pat
     assert third["listeners"] == "PLAINTEXT://0.0.0.0:9094,INTERNAL://0.0.0.0:19094,EXTRA://127.0.0.1:0"
     assert third["advertised.listeners"] == "PLAINTEXT://h7.example.net:9094,INTERNAL://h7:19094,EXTRA://127.0.0.1:0"
     assert third["log.dirs"] == f"{tmp_path / 'a' / 'broker-7002'},{tmp_path / 'b' / 'broker-7002'}"
-    assert third["metrics.listener"] == "http://127.0.0.1:9646"
+    assert third["metrics.listener"] == "http://127.0.0.1:9647"  # 9644 is the supervisor's
     assert third["broker.rack"] == socket.gethostname()
     racked, _ = load_config(None, ["zookeeper.connect=zk:2181", "broker.rack=zone-a"])
     assert "broker.rack" not in worker_overrides(racked, 1)

@@ -30,7 +30,8 @@ ALLOWED = {
     "handlers": {"protocol", "replica", "coordinator", "cluster", "config", "clock", "security"},
     "server": {"protocol", "handlers", "config", "clock", "security"},
     "web": {"protocol", "handlers", "server", "replica", "coordinator", "cluster", "client", "config", "clock", "security"},
-    "cli": {"client", "config", "protocol", "broker", "clock", "security"},
+    "cli": {"client", "config", "protocol", "broker", "clock", "security",
+            "web"},  # the --workers supervisor serves the host's merged /metrics and /ready
     # top-level modules
     "broker": {"protocol", "clock", "config", "log", "replica", "coordinator", "cluster", "handlers", "server",
                "security", "web"},
