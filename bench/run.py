@@ -172,6 +172,14 @@ def median_run(runs: list[dict]) -> dict:
     with its own spread)."""
     if len(runs) == 1:
         return runs[0]
+    if "mb_per_s" not in runs[0]:  # latency runs: the median of each percentile, with its spread
+        summary = dict(runs[0], each=runs)
+        for figure in [key for key in runs[0] if key.endswith("_ms") and not key.startswith("ts_")]:
+            values = [r[figure] for r in runs]
+            middle = statistics.median(values)
+            summary[figure] = middle
+            summary[f"{figure}_spread_pct"] = 100 * (max(values) - min(values)) / 2 / middle if middle else float("nan")
+        return summary
     ranked = sorted(runs, key=lambda r: r["mb_per_s"])
     median = ranked[(len(ranked) - 1) // 2]
     summary = dict(median, each=runs, runs=[round(r["mb_per_s"], 1) for r in runs],
@@ -221,7 +229,7 @@ class Session:
                 return
             runs.append(res)
         self.results[key] = median_run(runs)
-        if repeat > 1:
+        if repeat > 1 and "mb_per_s" in self.results[key]:
             r = self.results[key]
             log(f"{self.broker.name}:   median {r['mb_per_s']:.4g} MB/s ±{r['spread_pct']:.1f}% of {r['runs']}")
 
@@ -333,11 +341,11 @@ def session_consume(s: Session, plan: dict, libs: Path, log4j: Path) -> None:
 
     rate, seconds, size = plan["latency"]
 
-    def lat(_):
-        create_topic(b.bootstrap, "latency", 1)
-        return rdkafka(["latency", b.bootstrap, "latency", rate, seconds, size], timeout=120)
+    def lat(i):
+        create_topic(b.bootstrap, f"latency-{i}", 1)
+        return rdkafka(["latency", b.bootstrap, f"latency-{i}", rate, seconds, size], timeout=120)
 
-    s.run(("latency",), lat)
+    s.run(("latency",), lat, repeat=repeat)
 
 
 # Kafka here takes two major page faults per partition, about 5 ms of system time each, at its first
@@ -640,7 +648,7 @@ def build_table(res: dict[str, dict], plan: dict) -> tuple[str, list[str]]:
         def f(r):
             if r is None:
                 return "—"
-            return f"{r[q]:.1f} ms" if q in r else "failed"
+            return f"{r[q]:.1f} ms{spread(r.get(q + '_spread_pct'))}" if q in r else "failed"
         rows.append((f"end-to-end latency {name}, {rate:,} msg/s of {size} B", f(lk), f(lo), ratio(v(lo), v(lk)), ""))
 
     def mem_row(label, key, agg):
@@ -684,7 +692,8 @@ def build_details(res: dict[str, dict]) -> str:
     lines = ["| broker | workload | client-side result | wall | broker CPU | client CPU | broker CPU per GB |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
     hidden = ("broker_cpu_s", "client_cpu_s", "wall_s", "errors", "detail", "cpu_s_per_gb", "each", "runs",
-              "spread_pct", "spread_out_pct")
+              "spread_pct", "spread_out_pct", "p50_ms_spread_pct", "p99_ms_spread_pct", "p999_ms_spread_pct",
+              "max_ms_spread_pct")
     for name in ("kafka", "odradek"):
         for key, summary in res.get(name, {}).items():
             if not isinstance(key, tuple):
@@ -758,7 +767,7 @@ Notes:
 - Latency: a librdkafka producer (`linger.ms=5`, librdkafka's default, `acks=1`) paced at {rate:,} msg/s
   of {size} B for {seconds:g} s (after 2 s not counted), a librdkafka consumer in another process; each record carries
   its send time, so the figures have microsecond resolution (the record timestamp, in ms, agrees:
-  see the details). One run.
+  see the details). Each percentile is the median of {runs}, ± half their range.
 - RSS from /proc/<pid>/status of the broker process (the JVM for Kafka): VmRSS 2 s after start-up,
   VmHWM at the end of each session (the maximum over the sessions). Start-up: from process
   start to the first produce acknowledged with `acks=all` (median over the sessions' starts), odradek
