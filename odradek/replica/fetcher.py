@@ -240,6 +240,10 @@ class ReplicaFetcherManager:
         for fetcher in self._fetchers.values():
             fetcher.remove(tp)
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
     def following(self, tp: TopicPartition) -> int | None:
         for leader_id, fetcher in self._fetchers.items():
             if tp in fetcher.partitions:

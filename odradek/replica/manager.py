@@ -482,7 +482,9 @@ class ReplicaManager:
         was_leader = partition.is_leader
         leader_broker = image.brokers.get(registration.leader)
         endpoint = leader_broker.endpoint(self.listener_name) if leader_broker is not None else None
-        if newer or was_leader or self.fetchers.following(tp) != (registration.leader if endpoint else None):
+        # Stopped fetchers (a controlled shutdown) follow nothing: that is no reason to follow again.
+        refollow = not self.fetchers.stopped and self.fetchers.following(tp) != (registration.leader if endpoint else None)
+        if newer or was_leader or refollow:
             partition.make_follower(registration.leader, registration.leader_epoch, registration.replicas,
                                     registration.isr, partition_epoch=registration.partition_epoch)
             self._changes["following"].append((tp, registration.leader_epoch))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 
 import confluent_kafka
@@ -49,6 +50,11 @@ def test_sigterm_of_a_leader_is_a_controlled_shutdown(cluster):
         brokers.broker(leader).start()
     print(f"controlled shutdown of the leader took {took:.2f} s")
     assert took < 10
+    # While it shut down, its fetchers were stopped: it followed each new leader once, not again at
+    # every ISR change the controller made meanwhile.
+    stopping = brokers.broker(leader).output().split("Shutting down", 1)[1].split("--- start #2", 1)[0]
+    followed = re.findall(r"(\S+) \(epoch (\d+)\)", "".join(re.findall(r"Now following .*", stopping)))
+    assert len(followed) == len(set(followed)), stopping[-3000:]
     assert_all_acknowledged_readable(brokers.bootstrap_servers, load)
 
 
