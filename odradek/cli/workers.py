@@ -38,8 +38,8 @@ from pathlib import Path
 
 from odradek.cli import UsageError
 from odradek.config import BrokerConfig, ConfigError, Listener, parse_listeners
-from odradek.web.host_view import HostEndpoints
 from odradek.web.endpoints import parse_listener
+from odradek.web.host_view import HostEndpoints
 
 __all__ = ["supervise", "worker_overrides"]
 
