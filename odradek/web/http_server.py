@@ -28,11 +28,11 @@ WRITE_TIMEOUT_S = 30.0
 DISCARD_TIMEOUT_S = 2.0
 DISCARD_MAX_BYTES = 16 * 1024 * 1024
 MAX_CONNECTIONS = 64
-REASONS = {200: "OK", 201: "Created", 204: "No Content", 302: "Found", 307: "Temporary Redirect", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-           404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 411: "Length Required",
-           413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content",
-           431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented",
-           502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+REASONS = {200: "OK", 201: "Created", 204: "No Content", 302: "Found", 307: "Temporary Redirect", 400: "Bad Request",
+           401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+           409: "Conflict", 411: "Length Required", 413: "Content Too Large", 415: "Unsupported Media Type",
+           422: "Unprocessable Content", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+           501: "Not Implemented", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
 @dataclass(frozen=True)
