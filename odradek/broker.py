@@ -119,6 +119,7 @@ class BrokerRuntime:
         self.replicas: ReplicaManager | None = None
         self.groups: GroupCoordinator | None = None
         self.transactions: TransactionCoordinator | None = None
+        self.cleaner: LogCleaner | None = None  # when log.cleaner.enable
         # cluster mode
         self._zk_store: ZkMetadataStore | None = None
         self._watcher: ZkMetadataWatcher | None = None
@@ -282,8 +283,8 @@ class BrokerRuntime:
             config["transaction.remove.expired.transaction.cleanup.interval.ms"], transactions.expire_transactional_ids)))
         self._timers.append(asyncio.create_task(self._enforce_retention(config["log.retention.check.interval.ms"])))
         if config["log.cleaner.enable"]:
-            cleaner = LogCleaner(self.log_manager, self.clock, uncleanable_offset_of=self._uncleanable_offset)
-            self._timers.append(asyncio.create_task(self._clean_logs(cleaner, config["log.cleaner.backoff.ms"])))
+            self.cleaner = LogCleaner(self.log_manager, self.clock, uncleanable_offset_of=self._uncleanable_offset)
+            self._timers.append(asyncio.create_task(self._clean_logs(self.cleaner, config["log.cleaner.backoff.ms"])))
         self._timers.append(asyncio.create_task(self._flush_periodically(config.flush_interval_ms)))
         log.info(
             "odradek started: node %d listening on %s, data in %s, cluster id %s",
@@ -306,6 +307,7 @@ class BrokerRuntime:
             connections=lambda: {server.listener_name: server.connection_count for server in self.servers},
             in_flight=lambda: sum(server.busy_count for server in self.servers),
             is_controller=lambda: self.membership is None or self.membership.controller is not None,
+            uncleanable=lambda: self.cleaner.uncleanable() if self.cleaner is not None else {},
         )
         config = self.config
         authenticator = HttpAuthenticator(config["http.authentication.method"], self._stored_credential,

@@ -48,6 +48,7 @@ _LONG_MAX = 9223372036854775807
 _WRITE_BUFFER_BYTES = 1 << 20
 _READ_CHUNK_BYTES = 8 << 20
 _DIGEST_BYTES = 16
+_UNCLEANABLE = "not cleaning it again until the broker restarts or the partition is created anew (marked uncleanable)"
 _blake2b = hashlib.blake2b
 
 
@@ -81,6 +82,7 @@ class _Plan:
     next_bases: list[int]  # base offset of the segment after each cleanable one
     clean_count: int  # cleanable[:clean_count] were cleaned before (below the first dirty offset)
     dirty_ratio: float
+    dirty_bytes: int
 
 
 class LogCleaner:
@@ -142,6 +144,20 @@ class LogCleaner:
         # The log object each checkpoint entry was made for: a topic deleted and created again
         # under the same name is a new log whose first dirty offset starts over.
         self._cleaned_log: dict[TopicPartition, PartitionLog] = {}
+        # Logs a pass could not clean (corrupt records, or a fault of the cleaner's own), with
+        # their dirty bytes then: skipped until the broker restarts or the log is replaced (the
+        # topic deleted and created again, the replica moved), as Kafka marks such a partition
+        # uncleanable (KIP-346) instead of failing on it again every pass.
+        self._uncleanable: dict[TopicPartition, tuple[PartitionLog, int]] = {}
+
+    def uncleanable(self) -> dict[Path, tuple[int, int]]:
+        """Per log directory, (partitions marked uncleanable, their dirty bytes when marked): Kafka's
+        uncleanable-partitions-count and uncleanable-bytes."""
+        by_dir: dict[Path, tuple[int, int]] = {}
+        for log, dirty_bytes in list(self._uncleanable.values()):
+            count, total = by_dir.get(log.directory.parent, (0, 0))
+            by_dir[log.directory.parent] = (count + 1, total + dirty_bytes)
+        return by_dir
 
     # --- checkpoint ---------------------------------------------------------------------------
 
@@ -188,8 +204,10 @@ class LogCleaner:
         if self._first_dirty is None:
             self._first_dirty = self._load_checkpoints()
         plans = []
-        for tp, log in list(self.log_manager.logs.items()):
-            if not log.config.compacts or log.offline or log.closed:
+        logs = dict(self.log_manager.logs)
+        self._uncleanable = {tp: entry for tp, entry in self._uncleanable.items() if logs.get(tp) is entry[0]}
+        for tp, log in logs.items():
+            if not log.config.compacts or log.offline or log.closed or tp in self._uncleanable:
                 continue
             try:
                 plan = self._plan(tp, log, now_ms)
@@ -201,17 +219,24 @@ class LogCleaner:
         plans.sort(key=lambda plan: plan.dirty_ratio, reverse=True)
         cleaned = 0
         for plan in plans:
+            tp = plan.topic_partition
             try:
                 if self._clean(plan, now_ms):
                     cleaned += 1
-            except Exception:  # noqa: BLE001 - one bad log must not stop the cleaner
-                # Not taking the dir offline here: an OSError is usually a race with retention or
-                # topic deletion renaming the files; a real disk failure shows on the loop's I/O.
-                if plan.log.closed:
-                    logger.info("stopped cleaning %s: the log was closed", plan.topic_partition)
-                else:
-                    logger.exception("cleaning %s failed; it is retried next pass", plan.topic_partition)
+            except Exception as exc:  # noqa: BLE001 - one bad log must not stop the cleaner
                 self._remove_cleaned_files(plan.log.directory)
+                if plan.log.closed:
+                    logger.info("stopped cleaning %s: the log was closed", tp)
+                elif isinstance(exc, OSError):
+                    # Not taking the dir offline here: an OSError is usually a race with retention
+                    # or topic deletion renaming the files; a real disk failure shows on the loop's I/O.
+                    logger.warning("cleaning %s failed: %s; it is retried next pass", tp, exc)
+                else:
+                    if isinstance(exc, KafkaError):  # the log's own bytes: one line says it all
+                        logger.error("cannot clean %s: %s; %s", tp, exc, _UNCLEANABLE)
+                    else:
+                        logger.exception("cleaning %s failed; %s", tp, _UNCLEANABLE)
+                    self._uncleanable[tp] = (plan.log, plan.dirty_bytes)
         if plans:
             self._write_checkpoints()
         return cleaned
@@ -257,7 +282,7 @@ class LogCleaner:
             return None
         if dirty_ratio < config.min_cleanable_dirty_ratio and not overdue and not tombstones_due:
             return None
-        return _Plan(tp, log, cleanable, next_bases, clean_count, dirty_ratio)
+        return _Plan(tp, log, cleanable, next_bases, clean_count, dirty_ratio, dirty_bytes)
 
     def _clean(self, plan: _Plan, now_ms: int) -> bool:
         started = time.monotonic()

@@ -7,10 +7,14 @@ LogCleaner.clean_once every log.cleaner.backoff.ms in a worker thread; the tests
 from __future__ import annotations
 
 import time
+import urllib.request
 
 import confluent_kafka
 import pytest
 from confluent_kafka import TopicPartition as KafkaTopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import free_port
 
 from .clients import CLIENTS, DeliveryFailed, Record, consume, create_topic, produce
 
@@ -232,3 +236,41 @@ def test_compacted_topic_rejects_records_without_key(start_broker):
     assert failed.value.errors == [(0, "INVALID_RECORD")]
     produce("confluent", broker.bootstrap_servers, topic, [Record(key=b"k", value=b"keyed")], acks="all")
     assert watermarks(broker.bootstrap_servers, topic) == (0, 1)
+
+
+def test_a_corrupt_record_stops_cleaning_of_its_partition_only_with_one_line_and_a_metric(start_broker):
+    """A bit flip on disk in a compacted topic: the cleaner says so once (Kafka's KIP-346 marks the
+    partition uncleanable), keeps cleaning the others, and the operator's alert has a gauge to fire on."""
+    port = free_port()
+    broker = start_broker(**{"log.cleaner.enable": "false", "log.cleaner.backoff.ms": 200,
+                             "metrics.listener": f"http://127.0.0.1:{port}"})
+    config = {"cleanup.policy": "compact", "segment.bytes": "4096", "min.cleanable.dirty.ratio": "0.01"}
+    for topic in ("damaged", "healthy"):
+        create_topic(broker.bootstrap_servers, topic, config=config)
+        records = [Record(key=f"k-{i % 10}".encode(), value=b"v" * 20) for i in range(1000)]
+        produce("confluent", broker.bootstrap_servers, topic, records, acks="all", extra=SMALL_BATCHES)
+    assert broker.stop() == 0
+
+    # The first record of the first batch claims a key of 60 bytes, more than the record holds.
+    segment = broker.log_dir / "damaged-0" / "00000000000000000000.log"
+    data = bytearray(segment.read_bytes())
+    first_record = 61  # after the batch header
+    assert data[first_record] < 0x80 and data[first_record] >> 1 < 60  # a one-byte length, and short
+    data[first_record + 4] = 2 * 60  # the key length, after length, attributes, timestamp and offset deltas
+    segment.write_bytes(bytes(data))
+    broker.overrides["log.cleaner.enable"] = "true"
+    broker.start()
+
+    wait_until(lambda: len(read_all(broker.bootstrap_servers, "healthy")) < 500, "the healthy topic is cleaned")
+    wait_until(lambda: "cannot clean damaged-0" in broker.output(), "the cleaner reports the damaged partition")
+    time.sleep(1.0)  # five more passes of the cleaner
+    output = broker.output()
+    assert output.count("cannot clean damaged-0") == 1 and "runs past" in output
+    assert "Traceback" not in output
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    gauges = {(s.name, s.labels.get("logdirectory")): s.value
+              for family in text_string_to_metric_families(text) for s in family.samples}
+    assert gauges[("kafka_log_logcleanermanager_uncleanable_partitions_count", str(broker.log_dir))] == 1
+    assert gauges[("kafka_log_logcleanermanager_uncleanable_bytes", str(broker.log_dir))] > 0
+    # The damaged partition is left as it was, and still served from its first offset.
+    assert watermarks(broker.bootstrap_servers, "damaged") == (0, 1000)

@@ -513,7 +513,7 @@ def test_batch_with_offset_deltas_not_0_to_n_is_settled_by_its_decoded_offsets(t
     assert [(r.offset, r.key) for r in records(log)][:3] == [(0, b"x"), (1, b"z"), (3, b"y")]
 
 
-def test_record_whose_key_runs_past_it_fails_the_pass_and_changes_nothing(tmp_path, clock, caplog):
+def test_corrupt_record_marks_the_partition_uncleanable_and_changes_nothing(tmp_path, clock, caplog):
     manager, log, cleaner = setup(tmp_path, clock)
     good = encode_batch([(clock.now_ms(), b"k", b"value"), (clock.now_ms(), b"k", b"value")])
     body = bytearray(good[61:])
@@ -527,9 +527,27 @@ def test_record_whose_key_runs_past_it_fails_the_pass_and_changes_nothing(tmp_pa
     before = log.read(0, 1 << 20, log.log_end_offset)
     with caplog.at_level(logging.ERROR):
         assert cleaner.clean_once(clock.now_ms()) == 0
-    assert "cleaning compacted-0 failed" in caplog.text and "runs past" in caplog.text
+    assert "cannot clean compacted-0" in caplog.text and "runs past" in caplog.text
+    assert "not cleaning it again" in caplog.text and "Traceback" not in caplog.text  # one line, as for bad input
     assert log.read(0, 1 << 20, log.log_end_offset) == before
     assert not any(path.name.endswith(".cleaned") for path in log.directory.iterdir())
+    assert cleaner.uncleanable() == {log.directory.parent: (1, log.size_bytes - log.segments[-1].size)}
+
+    # Marked uncleanable (Kafka's KIP-346): later passes skip it quietly instead of failing again.
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert cleaner.clean_once(clock.now_ms()) == 0
+    assert caplog.text == ""
+
+    # Deleted and created again, the partition is a new log, cleaned as any other.
+    manager.delete_log(TP)
+    log = manager.create_log(TP, compact_config())
+    produce(log, clock, [(b"k", b"old")])
+    produce(log, clock, [(b"k", b"new")])
+    fill_closed_segments(log, clock)
+    assert cleaner.clean_once(clock.now_ms()) == 1
+    assert cleaner.uncleanable() == {}
+    assert latest_view(log)[b"k"] != b"old"
 
 
 @pytest.mark.parametrize("seed", range(6))
