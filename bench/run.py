@@ -3,8 +3,10 @@
     python bench/run.py [--quick] [--only kafka|odradek] [--kafka-version 4.x.y] [--commit REV]
 
 Fetches the newest Apache Kafka 4.x from Maven Central (cached in .cache/bench), then runs the
-workloads in sessions; each session starts a fresh broker, Kafka first and then odradek, so the two
-alternate and never run at the same time. Both brokers run with their defaults plus the settings by
+workloads in sessions; each session starts a fresh broker of each kind, Kafka first and then odradek,
+and the runs of each row take turns (Kafka, odradek, Kafka, odradek, ...): one broker works while the
+other sits idle, and a drift in the machine's load during a row falls on both alike instead of on
+whichever broker ran later. Both brokers run with their defaults plus the settings by
 which Kafka's sample server.properties departs from Kafka's defaults (bench/brokers.py SHARED_CONFIG);
 the configs both report through DescribeConfigs are compared in the report.
 
@@ -199,8 +201,9 @@ def median_run(runs: list[dict]) -> dict:
 class Session:
     """One broker process; runs workloads on it and keeps, per workload, the median of its runs.
 
-    A run is `prepare(i)` (topic creation: not measured), `work(...)` (measured: wall time, broker
-    CPU, the client processes' CPU) and `cleanup(...)` (topic deletion: not measured).
+    A run is `prepare(broker, i)` (topic creation: not measured), `work(broker, context)` (measured:
+    wall time, broker CPU, the client processes' CPU) and `cleanup(broker, context)` (topic deletion:
+    not measured); `context` is what prepare returned, else the run's index.
     """
 
     def __init__(self, broker: brokers.Broker, results: dict, errors: list):
@@ -219,21 +222,17 @@ class Session:
             self.errors.append(f"{self.broker.name}: deleting {topic} failed: {str(e)[:300]}")
 
     def run(self, key: tuple, work, repeat: int = 1, prepare=None, cleanup=None) -> None:
-        """`repeat` runs of `work(prepare(i))` (of `work(i)` without `prepare`); results[key] is the
-        median run (see median_run), or the first failed one."""
-        runs = []
-        for i in range(repeat):
-            res = self._run_once(key, i, repeat, work, prepare, cleanup)
-            if "error" in res or "na" in res:
-                self.results[key] = res
-                return
-            runs.append(res)
+        """`repeat` runs of a workload on this broker alone (see alternate)."""
+        alternate([self], key, work, repeat, prepare, cleanup)
+
+    def keep(self, key: tuple, runs: list[dict]) -> None:
+        """results[key] is the median of the runs (see median_run)."""
         self.results[key] = median_run(runs)
-        if repeat > 1 and "mb_per_s" in self.results[key]:
+        if len(runs) > 1 and "mb_per_s" in self.results[key]:
             r = self.results[key]
             log(f"{self.broker.name}:   median {r['mb_per_s']:.4g} MB/s ±{r['spread_pct']:.1f}% of {r['runs']}")
 
-    def _run_once(self, key: tuple, i: int, repeat: int, work, prepare, cleanup) -> dict:
+    def run_once(self, key: tuple, i: int, repeat: int, work, prepare, cleanup) -> dict:
         name = self.broker.name
         label = " ".join(map(str, key)) + (f" #{i + 1}" if repeat > 1 else "")
         if self.dead:
@@ -242,11 +241,11 @@ class Session:
         context, prepared = i, prepare is None
         try:
             if prepare is not None:
-                context = prepare(i)
+                context = prepare(self.broker, i)
                 prepared = True
             cpu0, t0 = self.broker.cpu_seconds(), time.monotonic()
             kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            res = work(context)
+            res = work(self.broker, context)
             wall = time.monotonic() - t0
             if self.broker.alive():
                 res["broker_cpu_s"] = self.broker.cpu_seconds() - cpu0
@@ -265,7 +264,7 @@ class Session:
             res.setdefault("error", "broker died")
         elif cleanup is not None and prepared:
             try:
-                cleanup(context)
+                cleanup(self.broker, context)
             except Exception as e:  # noqa: BLE001 - the run's figures stand; the leftover topic is reported
                 self.errors.append(f"{name} {label}: cleanup failed: {str(e)[:300]}")
         if res.get("errors"):
@@ -276,19 +275,37 @@ class Session:
         return res
 
 
+def alternate(sessions: list[Session], key: tuple, work, repeat: int = 1, prepare=None, cleanup=None) -> None:
+    """`repeat` runs of one workload on each session's broker, taking turns (Kafka, odradek, Kafka,
+    odradek, ...), so that a drift in the machine's load over the minutes of a row falls on both
+    brokers alike instead of on whichever ran later. Each session's results[key] is the median of its
+    runs, or its first failed run (after which that broker runs no more of the row)."""
+    runs: dict[int, list[dict]] = {id(s): [] for s in sessions}
+    going = list(sessions)
+    for i in range(repeat):
+        for s in list(going):
+            res = s.run_once(key, i, repeat, work, prepare, cleanup)
+            if "error" in res or "na" in res:
+                s.results[key] = res
+                going.remove(s)
+            else:
+                runs[id(s)].append(res)
+    for s in going:
+        s.keep(key, runs[id(s)])
+
+
 # ------------------------------------------------------------------------------------- sessions
 
-def session_produce(s: Session, plan: dict, client: str, libs: Path, log4j: Path) -> None:
-    b = s.broker
+def session_produce(sessions: list[Session], plan: dict, client: str, libs: Path, log4j: Path) -> None:
     for size, acks, parts in plan["produce"]:
         count = plan["count"][(client, size)]
         base = f"produce-{client}-{size}b-acks{acks}-p{parts}"
 
-        def prepare(i, base=base, parts=parts):
+        def prepare(b, i, base=base, parts=parts):
             create_topic(b.bootstrap, f"{base}-{i}", parts)
             return f"{base}-{i}"
 
-        def work(topic, size=size, acks=acks, count=count):
+        def work(b, topic, size=size, acks=acks, count=count):
             if client == "rdkafka":
                 return produced(rdkafka(["produce", b.bootstrap, topic, count, size, acks,
                                          "--min-seconds", plan["min_seconds"]]), count)
@@ -298,36 +315,36 @@ def session_produce(s: Session, plan: dict, client: str, libs: Path, log4j: Path
                 raise RuntimeError(f"{stored} of {count} records stored; tool said {res}")
             return res
 
-        s.run(("produce", client, size, acks, parts), work, repeat=plan["repeat"], prepare=prepare,
-              cleanup=lambda topic: delete_topic(b.bootstrap, topic))
+        alternate(sessions, ("produce", client, size, acks, parts), work, plan["repeat"], prepare,
+                  cleanup=lambda b, topic: delete_topic(b.bootstrap, topic))
 
 
-def session_consume(s: Session, plan: dict, libs: Path, log4j: Path) -> None:
-    b = s.broker
+def session_consume(sessions: list[Session], plan: dict, libs: Path, log4j: Path) -> None:
     repeat, min_seconds = plan["repeat"], plan["min_seconds"]
     for size, parts, count in plan["consume"]:
         topic = f"consume-{size}b-p{parts}"
 
-        def fill(_, topic=topic, size=size, parts=parts, count=count):
+        def fill(b, _, topic=topic, size=size, parts=parts, count=count):
             create_topic(b.bootstrap, topic, parts)
             produced(rdkafka(["produce", b.bootstrap, topic, count, size, "1",
                               "--full-batches", plan["fill_batch_bytes"]], timeout=600), count)
             return {"records": count}
 
-        s.run(("fill", size, parts), fill)
+        for s in sessions:
+            s.run(("fill", size, parts), fill)
 
-        def consume_rd(i, topic=topic, count=count):
+        def consume_rd(b, i, topic=topic, count=count):
             return consumed(rdkafka(["consume", b.bootstrap, topic, count, "--min-seconds", min_seconds]), count)
 
-        s.run(("consume", "rdkafka", size, parts), consume_rd, repeat=repeat)
+        alternate(sessions, ("consume", "rdkafka", size, parts), consume_rd, repeat)
 
-        def consume_group(i, topic=topic, count=count):
+        def consume_group(b, i, topic=topic, count=count):
             return consumed(rdkafka(["consume", b.bootstrap, topic, count, "--min-seconds", min_seconds,
                                      "--group", f"bench-rdkafka-{topic}-{i}"]), count)
 
-        s.run(("consume", "rdkafka-group", size, parts), consume_group, repeat=repeat)
+        alternate(sessions, ("consume", "rdkafka-group", size, parts), consume_group, repeat)
 
-        def consume_java(i, topic=topic, count=count):
+        def consume_java(b, i, topic=topic, count=count):
             try:
                 return java_tools.consumer_perf(libs, log4j, b.bootstrap, topic, count, f"bench-java-{topic}-{i}",
                                                 timeout=240)
@@ -336,16 +353,17 @@ def session_consume(s: Session, plan: dict, libs: Path, log4j: Path) -> None:
                     return {"na": "needs consumer groups", "detail": str(e)[:400]}
                 raise
 
-        s.run(("consume", "java", size, parts), consume_java, repeat=repeat)
-        s.drop_topic(topic)
+        alternate(sessions, ("consume", "java", size, parts), consume_java, repeat)
+        for s in sessions:
+            s.drop_topic(topic)
 
     rate, seconds, size = plan["latency"]
 
-    def lat(i):
+    def lat(b, i):
         create_topic(b.bootstrap, f"latency-{i}", 1)
         return rdkafka(["latency", b.bootstrap, f"latency-{i}", rate, seconds, size], timeout=120)
 
-    s.run(("latency",), lat, repeat=repeat)
+    alternate(sessions, ("latency",), lat, repeat)
 
 
 # Kafka here takes two major page faults per partition, about 5 ms of system time each, at its first
@@ -356,19 +374,18 @@ def session_consume(s: Session, plan: dict, libs: Path, log4j: Path) -> None:
 FIRST_WRITEBACK_S = 40
 
 
-def session_scale(s: Session, plan: dict) -> None:
+def session_scale(sessions: list[Session], plan: dict) -> None:
     """Many clients at once, and many partitions: 10 producer and 10 consumer processes on one topic;
     produce to and consume from one topic of 1,000 partitions.
 
     The many-partitions topic is written untimed first, twice (see FIRST_WRITEBACK_S; the swarm rows
     run in between) and read once, so that one-off costs of new partitions and the JIT's first look
     at requests of 1,000 partitions stay out of its rows."""
-    b = s.broker
     repeat, min_seconds = plan["repeat"], plan["min_seconds"]
     parts, size, acks, count, turn = plan["many_partitions"]
     topic = f"partitions-{parts}"
 
-    def prime(i):
+    def prime(b, i):
         if i == 0:
             create_topic(b.bootstrap, topic, parts)
         res = produced(rdkafka(["produce", b.bootstrap, topic, parts * turn, size, acks, "--spread", turn],
@@ -377,16 +394,17 @@ def session_scale(s: Session, plan: dict) -> None:
             consumed(rdkafka(["consume", b.bootstrap, topic, 2 * parts * turn], timeout=600), 2 * parts * turn)
         return res
 
-    s.run(("prime", size, parts, 1), prime)
+    for s in sessions:
+        s.run(("prime", size, parts, 1), prime)
     primed = time.monotonic()
 
     swarm_producers, swarm_consumers, swarm_parts, swarm_size, seconds = plan["swarm"]
 
-    def prepare_swarm(i):
+    def prepare_swarm(b, i):
         create_topic(b.bootstrap, f"swarm-{i}", swarm_parts)
         return f"swarm-{i}"
 
-    def swarm(name):
+    def swarm(b, name):
         res = rdkafka(["swarm", b.bootstrap, name, swarm_producers, swarm_consumers, seconds, swarm_size],
                       timeout=seconds + 400)
         if res["consumed"] != res["records"] or not res["records"]:
@@ -394,85 +412,96 @@ def session_scale(s: Session, plan: dict) -> None:
                                f"client errors {res['errors']}")
         return res
 
-    s.run(("swarm", swarm_producers, swarm_consumers, swarm_size, swarm_parts), swarm, repeat=repeat,
-          prepare=prepare_swarm, cleanup=lambda name: delete_topic(b.bootstrap, name))
+    alternate(sessions, ("swarm", swarm_producers, swarm_consumers, swarm_size, swarm_parts), swarm, repeat,
+              prepare_swarm, cleanup=lambda b, name: delete_topic(b.bootstrap, name))
 
-    if "error" in s.results[("prime", size, parts, 1)]:
-        return
+    sessions = [s for s in sessions if "error" not in s.results[("prime", size, parts, 1)]]
     time.sleep(max(0.0, primed + FIRST_WRITEBACK_S - time.monotonic()))
-    s.run(("prime", size, parts, 2), lambda _: prime(1))
-    if "error" in s.results[("prime", size, parts, 2)]:
-        return
+    for s in sessions:
+        s.run(("prime", size, parts, 2), lambda b, _: prime(b, 1))
+    sessions = [s for s in sessions if "error" not in s.results[("prime", size, parts, 2)]]
 
-    def produce(_):
+    def produce(b, _):
         return produced(rdkafka(["produce", b.bootstrap, topic, count, size, acks, "--spread", turn,
                                  "--min-seconds", min_seconds], timeout=600), count)
 
-    s.run(("produce", "rdkafka-spread", size, acks, parts), produce, repeat=repeat)
-    written = s.results[("produce", "rdkafka-spread", size, acks, parts)]
-    if "error" not in written:
-        stored = 2 * parts * turn + sum(r["acked"] for r in written.get("each") or [written])
+    produce_key = ("produce", "rdkafka-spread", size, acks, parts)
+    alternate(sessions, produce_key, produce, repeat)
+    stored = {}  # broker name -> records in the topic
+    for s in sessions:
+        written = s.results[produce_key]
+        if "error" not in written:
+            stored[s.broker.name] = 2 * parts * turn + sum(r["acked"] for r in written.get("each") or [written])
 
-        def consume(_):
-            return consumed(rdkafka(["consume", b.bootstrap, topic, stored, "--min-seconds", min_seconds]), stored)
+    def consume(b, _):
+        return consumed(rdkafka(["consume", b.bootstrap, topic, stored[b.name], "--min-seconds", min_seconds]),
+                        stored[b.name])
 
-        s.run(("consume", "rdkafka", size, parts), consume, repeat=repeat)
-    s.drop_topic(topic)
+    alternate([s for s in sessions if s.broker.name in stored], ("consume", "rdkafka", size, parts), consume, repeat)
+    for s in sessions:
+        s.drop_topic(topic)
 
 
 def warmup(s: Session, plan: dict) -> None:
     """Produce and consume some records first: the JVM's JIT (and odradek's caches) start warm."""
-    b = s.broker
     n_small, n_large = plan["warmup"]
 
-    def work(_):
+    def work(b, _):
         create_topic(b.bootstrap, "warmup", 6)
         rdkafka(["produce", b.bootstrap, "warmup", n_small, 100, "1"])
         rdkafka(["produce", b.bootstrap, "warmup", n_large, 1024, "all"])
         return rdkafka(["consume", b.bootstrap, "warmup", n_small + n_large])
 
-    s.run(("warm-up",), work, cleanup=lambda _: delete_topic(b.bootstrap, "warmup"))
+    s.run(("warm-up",), work, cleanup=lambda b, _: delete_topic(b.bootstrap, "warmup"))
 
 
 SESSIONS = ("produce-rdkafka", "produce-java", "consume", "scale")
 
 
-def run_session(kind: str, broker: brokers.Broker, plan: dict, results: dict, errors: list,
+def run_session(kind: str, pairs: list[tuple[brokers.Broker, dict]], plan: dict, errors: list,
                 libs: Path, log4j: Path) -> None:
-    log(f"{broker.name}: starting for the {kind} session")
+    """One session of `kind` on fresh brokers, all running at once (each (broker, its results)),
+    started in order; their rows alternate (see alternate). A broker idle meanwhile costs the other
+    next to nothing (both sit in poll/epoll waits)."""
+    sessions = []
     try:
-        broker.start()
-    except Exception as e:
-        errors.append(f"{broker.name} failed to start ({kind}): {e}\n{broker.log_tail(30)}")
-        log(f"{broker.name}: failed to start: {e}")
-        broker.stop()
-        return
-    log(f"{broker.name}: port open after {broker.port_open_s:.2f} s, first produce acknowledged after "
-        f"{broker.startup_s:.2f} s")
-    results.setdefault("startup_s", []).append(broker.startup_s)
-    time.sleep(2.0)
-    results.setdefault("idle_rss", []).append(broker.memory()["VmRSS"])
-    if "config" not in results:
-        try:
-            results["config"] = brokers.broker_config(broker.bootstrap)
-        except Exception as e:  # noqa: BLE001 - the comparison is left out of the report, the run goes on
-            errors.append(f"{broker.name}: DescribeConfigs of the broker failed: {e}")
-    s = Session(broker, results, errors)
-    try:
-        warmup(s, plan)
+        for broker, results in pairs:
+            log(f"{broker.name}: starting for the {kind} session")
+            try:
+                broker.start()
+            except Exception as e:
+                errors.append(f"{broker.name} failed to start ({kind}): {e}\n{broker.log_tail(30)}")
+                log(f"{broker.name}: failed to start: {e}")
+                broker.stop()
+                continue
+            log(f"{broker.name}: port open after {broker.port_open_s:.2f} s, first produce acknowledged after "
+                f"{broker.startup_s:.2f} s")
+            results.setdefault("startup_s", []).append(broker.startup_s)
+            time.sleep(2.0)
+            results.setdefault("idle_rss", []).append(broker.memory()["VmRSS"])
+            if "config" not in results:
+                try:
+                    results["config"] = brokers.broker_config(broker.bootstrap)
+                except Exception as e:  # noqa: BLE001 - the comparison is left out of the report, the run goes on
+                    errors.append(f"{broker.name}: DescribeConfigs of the broker failed: {e}")
+            sessions.append(Session(broker, results, errors))
+        for s in sessions:
+            warmup(s, plan)
         if kind == "produce-rdkafka":
-            session_produce(s, plan, "rdkafka", libs, log4j)
+            session_produce(sessions, plan, "rdkafka", libs, log4j)
         elif kind == "produce-java":
-            session_produce(s, plan, "java", libs, log4j)
+            session_produce(sessions, plan, "java", libs, log4j)
         elif kind == "consume":
-            session_consume(s, plan, libs, log4j)
+            session_consume(sessions, plan, libs, log4j)
         else:
-            session_scale(s, plan)
-        if broker.alive():
-            results.setdefault("peak_rss", []).append(broker.memory()["VmHWM"])
+            session_scale(sessions, plan)
+        for s in sessions:
+            if s.broker.alive():
+                s.results.setdefault("peak_rss", []).append(s.broker.memory()["VmHWM"])
     finally:
-        broker.stop()
-        shutil.rmtree(broker.data, ignore_errors=True)  # keep the logs, not gigabytes of records
+        for broker, _ in pairs:
+            broker.stop()
+            shutil.rmtree(broker.data, ignore_errors=True)  # keep the logs, not gigabytes of records
 
 
 def session_security(broker: brokers.Broker, plan: dict, results: dict, errors: list,
@@ -499,7 +528,7 @@ def session_security(broker: brokers.Broker, plan: dict, results: dict, errors: 
         results["tls"] = security.negotiated(broker.address("SSL"), stores)
         log(f"{broker.name}: TLS {results['tls']}")
 
-        def warm(_):
+        def warm(_broker, _):
             """Every path once before the clock starts: produce over PLAINTEXT and SSL, consume over
             SASL_SSL (Kafka's TLS code, as its other code, is interpreted until the JIT compiles it)."""
             create_topic(broker.bootstrap, "security-warmup", parts)
@@ -509,20 +538,20 @@ def session_security(broker: brokers.Broker, plan: dict, results: dict, errors: 
             return rdkafka(["consume", broker.address("SASL_SSL"), "security-warmup", 2 * n_warm],
                            client=clients["SASL_SSL"])
 
-        s.run(("security", "warm-up"), warm, cleanup=lambda _: delete_topic(broker.bootstrap, "security-warmup"))
+        s.run(("security", "warm-up"), warm, cleanup=lambda _broker, _: delete_topic(broker.bootstrap, "security-warmup"))
         for listener in security.LISTENERS:
             address, client = broker.address(listener), clients[listener]
             topic = f"security-{listener.lower()}"
 
-            def prepare(i, topic=topic):
+            def prepare(_broker, i, topic=topic):
                 create_topic(broker.bootstrap, f"{topic}-{i}", parts)
                 return f"{topic}-{i}"
 
-            def produce(name, address=address, client=client):
+            def produce(_broker, name, address=address, client=client):
                 return produced(rdkafka(["produce", address, name, count, size, "1", "--min-seconds", min_seconds],
                                         client=client), count)
 
-            def drop_all_but_first(name, topic=topic):
+            def drop_all_but_first(_broker, name, topic=topic):
                 if name != f"{topic}-0":
                     delete_topic(broker.bootstrap, name)
 
@@ -533,7 +562,7 @@ def session_security(broker: brokers.Broker, plan: dict, results: dict, errors: 
             if "error" in first:
                 continue
 
-            def consume(_, address=address, client=client, topic=topic, stored=first["acked"]):
+            def consume(_broker, _, address=address, client=client, topic=topic, stored=first["acked"]):
                 return consumed(rdkafka(["consume", address, f"{topic}-0", stored, "--min-seconds", min_seconds],
                                         client=client), stored)
 
@@ -721,8 +750,9 @@ Notes:
   `kafka-server-start.sh`); odradek as `odradek server`. Both get the same settings where Kafka's sample
   `config/server.properties` departs from Kafka's defaults (internal topics with one replica, as one node
   needs, and `group.initial.rebalance.delay.ms=0`), and otherwise run with their defaults; checked in the
-  run: {config}. One broker runs at a time; clients run on the same {nproc} cores as the broker, so
-  client CPU competes with broker CPU.
+  run: {config}. Both brokers of a session run at once, and the runs of each row take turns (Kafka,
+  odradek, Kafka, ...), so that a drift in the machine's load falls on both; the broker not measured
+  sits idle. Clients run on the same {nproc} cores as the brokers, so client CPU competes with broker CPU.
 - Each session starts with an untimed warm-up (records of 100 B and 1 KiB produced to and consumed from a
   6-partition topic), so the JVM's JIT is warm when the clock starts.
 - Every throughput row is {runs} per broker; the median run is shown, ± is half the range of the
@@ -878,11 +908,13 @@ def main(argv: list[str] | None = None) -> int:
             count, size, parts, _ = plan["security"]
             security_table = security.table(results, count, size, parts)
             continue
+        pairs = []
         for name in names:
             bdir = workdir / f"{name}-{kind}"
             bdir.mkdir()
             broker = (brokers.KafkaBroker(bdir, libs, version) if name == "kafka" else brokers.OdradekBroker(bdir, src=src))
-            run_session(kind, broker, plan, results[name], errors, libs, tool_log4j)
+            pairs.append((broker, results[name]))
+        run_session(kind, pairs, plan, errors, libs, tool_log4j)
 
     elapsed = time.monotonic() - started
     info["load"] += f", at the end {Path('/proc/loadavg').read_text().split()[0]}"
