@@ -177,7 +177,9 @@ class BrokerRuntime:
         configs = DynamicConfigs(config, store, node_id)
         configs.check_broker = self._check_listener_stores
         self._apply_dynamic_stores(configs.effective)
-        quotas = ClientQuotas(config["quota.window.num"], config["quota.window.size.seconds"])
+        quotas = ClientQuotas(config["quota.window.num"], config["quota.window.size.seconds"],
+                              mutation_window_num=config["controller.quota.window.num"],
+                              mutation_window_size_s=config["controller.quota.window.size.seconds"])
         quotas.configure(configs.client_quotas())
         limits.ip_quotas = quotas
         acls = await asyncio.to_thread(AclService, store, config)

@@ -493,6 +493,11 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
        "request_percentage) is measured.", AtLeast(1)),
     _b("quota.window.size.seconds", "int", 1,
        "Length of one client quota sample.", AtLeast(1)),
+    _b("controller.quota.window.num", "int", 11,
+       "With controller.quota.window.size.seconds, how many seconds of a client's controller_mutation_rate "
+       "its token bucket holds: the partitions it may create or delete at once (KIP-599).", AtLeast(1)),
+    _b("controller.quota.window.size.seconds", "int", 1,
+       "Length of one controller mutation quota sample.", AtLeast(1)),
     # --- broker: coordinators ---
     _b("offsets.commit.timeout.ms", "int", 5000,
        "How long a group coordinator's write to __consumer_offsets may wait for the in-sync "

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from odradek.replica.fetch_sessions import FetchSessionCache
-from odradek.security.quotas import ClientQuotas
+from odradek.security.quotas import ClientQuotas, MutationQuota, user_of
 
 if TYPE_CHECKING:
     from odradek.clock import Clock
@@ -61,6 +62,21 @@ class RequestContext:
     principal: str = ANONYMOUS
     image: MetadataImage | None = None
     session: Session | None = None  # the connection's authentication state (SaslHandshake, SaslAuthenticate)
+
+    def mutation_quota(self, strict_since: int) -> MutationQuota | None:
+        """The client's controller_mutation_rate for this request, strict from version
+        `strict_since` on (see security/quotas.py); None when no such quota applies to it."""
+        quotas = self.services.quotas
+        if not quotas.mutation_enabled:
+            return None
+        return quotas.mutation_quota(user_of(self.principal), self.client_id or "", self.api_version >= strict_since)
+
+    def mutation_throttle(self, quota: MutationQuota | None) -> timedelta:
+        """The answer's throttle time for `quota`; the connection then reads nothing more until it passes."""
+        throttle_ms = quota.throttle_ms if quota is not None else 0
+        if throttle_ms and self.session is not None:
+            self.session.throttle_ms = max(self.session.throttle_ms, throttle_ms)
+        return timedelta(milliseconds=throttle_ms)
 
     @property
     def client_host(self) -> str:

@@ -1,9 +1,9 @@
-"""CreatePartitions (key 37), v0-v3: grow a topic; manual assignments must name this broker."""
+"""CreatePartitions (key 37), v0-v3: grow a topic; manual assignments must name this broker.
+A client's controller_mutation_rate counts the partitions added (strict from v3: THROTTLING_QUOTA_EXCEEDED)."""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from odradek.security.acl import Operation, ResourceType
 from odradek.handlers.context import RequestContext
@@ -21,6 +21,7 @@ async def handle(ctx: RequestContext, request):
     response = ctx.response_class
     result_class = sibling(response, "CreatePartitionsTopicResult")
     names = [topic.name for topic in request.topics]
+    quota = None if request.validate_only else ctx.mutation_quota(strict_since=3)
     results = []
     for topic in request.topics:
         error: KafkaError | None = None
@@ -31,6 +32,10 @@ async def handle(ctx: RequestContext, request):
                 raise KafkaError(ErrorCode.topic_authorization_failed, "not authorized to alter this topic")
             assignments = None if topic.assignments is None else [tuple(a.broker_ids) for a in topic.assignments]
             controller = ctx.services.controller
+            if quota is not None:  # a request that would be refused anyway is not counted
+                current = await controller.run(controller.create_partitions, topic.name, topic.count, assignments,
+                                               validate_only=True)
+                quota.record(topic.count - current.partitions)
             await controller.run(controller.create_partitions, topic.name, topic.count, assignments,
                                  validate_only=request.validate_only)
         except KafkaError as failure:
@@ -46,4 +51,4 @@ async def handle(ctx: RequestContext, request):
                 error_message=(error.message or None) if error else None,
             )
         )
-    return build(response, throttle_time=timedelta(0), results=tuple(results))
+    return build(response, throttle_time=ctx.mutation_throttle(quota), results=tuple(results))

@@ -3,13 +3,13 @@
 Each topic is validated (name, partition count, replication factor, manual assignment,
 configs) and created, or only validated with `validate_only`. -1 partitions or replication
 factor mean the broker defaults. Every topic gets its own error code and message.
-From v5 the answer carries the effective configs; from v7 the topic id.
+From v5 the answer carries the effective configs; from v7 the topic id. A client's
+controller_mutation_rate counts the partitions created (strict from v6: THROTTLING_QUOTA_EXCEEDED).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from odradek.protocol.schemas import ZERO_UUID
 from odradek.security.acl import CLUSTER_NAME, Operation, ResourceType
@@ -34,6 +34,8 @@ async def handle(ctx: RequestContext, request):
     controller = ctx.services.controller
     names = [topic.name for topic in request.topics]
     may_create_any = ctx.allowed(Operation.CREATE, ResourceType.CLUSTER, CLUSTER_NAME)
+    validate_only = getattr(request, "validate_only", False)
+    quota = None if validate_only else ctx.mutation_quota(strict_since=6)
     results = []
     for topic in request.topics:
         try:
@@ -43,15 +45,11 @@ async def handle(ctx: RequestContext, request):
                 raise KafkaError(ErrorCode.topic_authorization_failed, "not authorized to create this topic")
             assignments = {a.partition_index: tuple(a.broker_ids) for a in topic.assignments}
             configs = {c.name: c.value for c in topic.configs}
-            record = await controller.run(
-                controller.create_topic,
-                topic.name,
-                topic.num_partitions,
-                topic.replication_factor,
-                configs,
-                assignments=assignments or None,
-                validate_only=getattr(request, "validate_only", False),
-            )
+            create = (controller.create_topic, topic.name, topic.num_partitions, topic.replication_factor, configs)
+            if quota is not None:  # a topic that would be refused anyway is not counted
+                planned = await controller.run(*create, assignments=assignments or None, validate_only=True)
+                quota.record(planned.partitions)
+            record = await controller.run(*create, assignments=assignments or None, validate_only=validate_only)
         except KafkaError as error:
             results.append(_error(result_class, topic.name, error))
             continue
@@ -59,7 +57,7 @@ async def handle(ctx: RequestContext, request):
             log.exception("unexpected error creating topic %r", topic.name)
             results.append(_error(result_class, topic.name, KafkaError(ErrorCode.unknown_server_error, "see the broker log")))
             continue
-        if not getattr(request, "validate_only", False):
+        if not validate_only:
             # Kafka answers once the new partitions have leaders (ZooKeeper mode: the controller
             # elects them a moment later), within the request's timeout.
             await controller.wait_for_leaders(record.name, request.timeout.total_seconds())
@@ -89,7 +87,7 @@ async def handle(ctx: RequestContext, request):
                 ),
             )
         )
-    return build(response, throttle_time=timedelta(0), topics=tuple(results))
+    return build(response, throttle_time=ctx.mutation_throttle(quota), topics=tuple(results))
 
 
 def _error(result_class, name: str, error: KafkaError):

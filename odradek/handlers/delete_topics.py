@@ -1,13 +1,13 @@
 """DeleteTopics (key 20), v1-v6: by name, or (v6) by name or id.
 
 The topic leaves the metadata at once and its partition directories are renamed to
-`-delete` and removed in the background.
+`-delete` and removed in the background. A client's controller_mutation_rate counts the
+partitions deleted (strict from v5: THROTTLING_QUOTA_EXCEEDED).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from odradek.protocol.schemas import ZERO_UUID
 from odradek.security.acl import Operation, ResourceType
@@ -30,6 +30,7 @@ async def handle(ctx: RequestContext, request):
         wanted = [(state.name, state.topic_id) for state in request.topics]
     else:
         wanted = [(name, None) for name in request.topic_names]
+    quota = ctx.mutation_quota(strict_since=5)
     results = []
     for name, topic_id in wanted:
         try:
@@ -42,6 +43,9 @@ async def handle(ctx: RequestContext, request):
                 if name is not None and not ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, name) and topic_id:
                     name = None  # Kafka does not say which name an id it will not describe has
                 raise KafkaError(ErrorCode.topic_authorization_failed, "not authorized to delete this topic")
+            existing = ctx.image.topics.get(name) if quota is not None else None
+            if existing is not None:
+                quota.record(existing.partition_count)
             record = await controller.run(controller.delete_topic, name)
             results.append(build(result_class, name=name, topic_id=record.topic_id, error_code=ErrorCode.none, error_message=None))
         except KafkaError as error:
@@ -53,4 +57,4 @@ async def handle(ctx: RequestContext, request):
             results.append(
                 build(result_class, name=name, topic_id=topic_id or ZERO_UUID, error_code=ErrorCode.unknown_server_error, error_message="see the broker log")
             )
-    return build(response, throttle_time=timedelta(0), responses=tuple(results))
+    return build(response, throttle_time=ctx.mutation_throttle(quota), responses=tuple(results))

@@ -17,6 +17,9 @@ time the client must wait (`throttle_time_ms`, KIP-219: `(rate - bound) / bound 
 its connection reads nothing more until then. `request_percentage` counts the time the event loop
 spent on the client's requests: 100 is the whole loop.
 
+`controller_mutation_rate` (KIP-599) is partitions created or deleted a second, by CreateTopics,
+CreatePartitions and DeleteTopics, measured with Kafka's token bucket (see MutationQuota).
+
 Used on the event loop; not thread-safe.
 """
 
@@ -28,7 +31,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 
-from odradek.protocol.errors import ErrorCode
+from odradek.protocol.errors import ErrorCode, KafkaError
 
 USER, CLIENT_ID, IP = "user", "client-id", "ip"
 ENTITY_TYPES = (USER, CLIENT_ID, IP)
@@ -47,6 +50,8 @@ _TYPE_MAX = {"int": 2**31 - 1, "long": 2**63 - 1}
 
 # An entity: (type, name) pairs sorted by type; a None name is that type's default.
 Entity = tuple[tuple[str, str | None], ...]
+
+_INT32_MAX = 2**31 - 1  # throttle_time_ms is an int32
 
 SENSOR_EXPIRY_MS = 3_600_000  # a client's usage is forgotten after an hour without requests, as Kafka does
 
@@ -184,13 +189,79 @@ class Rate:
         return sum(total for _, total in self._windows) * 1000.0 / window
 
 
+class TokenBucket:
+    """Kafka's TokenBucket: up to `burst` tokens, refilled at `rate` a second; it starts full, and
+    what is taken may leave it below zero."""
+
+    __slots__ = ("tokens", "last_ms", "last_record_ms")
+
+    def __init__(self) -> None:
+        self.tokens = math.inf
+        self.last_ms = 0.0
+        self.last_record_ms = 0.0
+
+    def level(self, rate: float, burst: float, now_ms: float) -> float:
+        self.tokens = min(burst, self.tokens + rate * max(now_ms - self.last_ms, 0.0) / 1000.0)
+        self.last_ms = now_ms
+        return self.tokens
+
+
+class MutationQuota:
+    """A client's `controller_mutation_rate` for one CreateTopics, CreatePartitions or DeleteTopics
+    request, as Kafka's ControllerMutationQuota counts it: each topic's partitions, created or
+    deleted, are taken from a token bucket of `rate * controller.quota.window.num *
+    controller.quota.window.size.seconds` tokens refilled at `rate` a second.
+
+    Strict (the request versions that know THROTTLING_QUOTA_EXCEEDED: CreateTopics v6+,
+    CreatePartitions v3+, DeleteTopics v5+): a topic is refused with that error once the bucket is
+    below zero, and the answer says how long until it is not; a topic that finds tokens left goes
+    through even if it takes the bucket below zero. Permissive (older versions): every topic goes
+    through, and the answer tells the client to wait while the bucket is below zero. Either way the
+    connection reads nothing more until that wait is over."""
+
+    def __init__(self, bucket: TokenBucket, rate: float, burst: float, strict: bool,
+                 now_ms: Callable[[], float]) -> None:
+        self._bucket = bucket
+        self._rate = rate
+        self._burst = burst
+        self._strict = strict
+        self._now_ms = now_ms
+        self._throttle_ms = 0.0
+        self._throttled_at = 0.0
+
+    def record(self, partitions: int) -> None:
+        """Count a topic's `partitions`; KafkaError(THROTTLING_QUOTA_EXCEEDED) when strict and the
+        bucket is already below zero (nothing is counted then)."""
+        now = self._now_ms()
+        bucket = self._bucket
+        level = bucket.level(self._rate, self._burst, now)
+        if self._strict and level < 0:
+            self._throttle(level, now)
+            raise KafkaError(ErrorCode.throttling_quota_exceeded, "The throttling quota has been exceeded.")
+        bucket.tokens = min(self._burst, level - partitions)
+        bucket.last_record_ms = now
+        if not self._strict and bucket.tokens < 0:
+            self._throttle(bucket.tokens, now)
+
+    def _throttle(self, level: float, now: float) -> None:
+        self._throttle_ms = min(-level / self._rate * 1000.0, _INT32_MAX)
+        self._throttled_at = now
+
+    @property
+    def throttle_ms(self) -> int:
+        """How long the client must wait, counted from now (the request may have waited since)."""
+        return max(0, int(round(self._throttle_ms - (self._now_ms() - self._throttled_at)))) if self._throttle_ms else 0
+
+
 class ClientQuotas:
     """Every client quota of the broker and the usage measured against them."""
 
     def __init__(self, window_num: int = 11, window_size_s: int = 1,
-                 now_ms: Callable[[], float] = lambda: time.monotonic() * 1000) -> None:
+                 now_ms: Callable[[], float] = lambda: time.monotonic() * 1000,
+                 mutation_window_num: int = 11, mutation_window_size_s: int = 1) -> None:
         self.window_num = max(window_num, 1)
         self.window_ms = max(window_size_s, 1) * 1000.0
+        self.mutation_window_s = max(mutation_window_num, 1) * max(mutation_window_size_s, 1)
         self._now_ms = now_ms
         # per key: (user part, client part) -> bound; a part is None when the entity lacks that
         # type, DEFAULT for the type's default, else the name
@@ -199,10 +270,11 @@ class ClientQuotas:
         self._usage: dict[tuple[str, str, str], Rate] = {}
         self._next_sweep_ms = 0.0
         self.throttled: Counter = Counter()  # quota key -> responses that told a client to wait
-        self.produce_enabled = self.fetch_enabled = self.request_enabled = False
+        self.produce_enabled = self.fetch_enabled = self.request_enabled = self.mutation_enabled = False
 
     @property
     def enabled(self) -> bool:
+        """Whether the dispatcher charges requests (controller mutations are charged by their handlers)."""
         return self.produce_enabled or self.fetch_enabled or self.request_enabled
 
     def configure(self, entries: Mapping[Entity, Mapping[str, float]]) -> None:
@@ -223,6 +295,7 @@ class ClientQuotas:
         self.produce_enabled = bool(bounds[PRODUCER_BYTE_RATE])
         self.fetch_enabled = bool(bounds[CONSUMER_BYTE_RATE])
         self.request_enabled = bool(bounds[REQUEST_PERCENTAGE])
+        self.mutation_enabled = bool(bounds[CONTROLLER_MUTATION_RATE])
 
     # -- enforcement -------------------------------------------------------------------------
 
@@ -302,7 +375,17 @@ class ClientQuotas:
         usage.record(-1.0, now)
         return int(round(throttle))
 
-    def _usage_of(self, key: str, user_tag: str, client_tag: str, now: float) -> Rate:
+    def mutation_quota(self, user: str, client_id: str, strict: bool) -> MutationQuota | None:
+        """The client's controller_mutation_rate for one request; None when it has none."""
+        found = self.bound(CONTROLLER_MUTATION_RATE, user, client_id)
+        if found is None:
+            return None
+        (user_tag, client_tag), rate = found
+        rate = max(rate, 1e-9)  # AlterClientQuotas takes only rates above 0
+        bucket = self._usage_of(CONTROLLER_MUTATION_RATE, user_tag, client_tag, self._now_ms(), TokenBucket)
+        return MutationQuota(bucket, rate, rate * self.mutation_window_s, strict, self._now_ms)
+
+    def _usage_of(self, key: str, user_tag: str, client_tag: str, now: float, kind: type = Rate):
         if now >= self._next_sweep_ms:
             self._next_sweep_ms = now + 60_000
             for name in [name for name, rate in self._usage.items() if now - rate.last_record_ms > SENSOR_EXPIRY_MS]:
@@ -310,7 +393,7 @@ class ClientQuotas:
         name = (key, user_tag, client_tag)
         usage = self._usage.get(name)
         if usage is None:
-            usage = self._usage[name] = Rate(self.window_num, self.window_ms)
+            usage = self._usage[name] = Rate(self.window_num, self.window_ms) if kind is Rate else kind()
         return usage
 
 

@@ -170,7 +170,7 @@ class Dispatcher:
         if quotas.request_enabled and from_consumer and api_key not in EXEMPT_FROM_REQUEST_QUOTA \
                 and not (api_key == PRODUCE_KEY and request.acks == 0):
             requested = quotas.request_time(user, client_id, seconds)
-        throttle_ms = max(bandwidth, requested, 0)
+        throttle_ms = max(bandwidth, requested, session.throttle_ms)  # the handler's own: a controller mutation quota
         session.throttle_ms = throttle_ms
         if throttle_ms == 0 or response is None:
             return None

@@ -8,6 +8,9 @@
   INVALID_REQUEST message in the tool's error; an unknown quota name by the tool itself, before it
   asks the broker anything (ConfigCommand checks names client side, so the broker's "Invalid
   configuration key" cannot be reached through it; tests/integration/test_quotas.py covers it).
+- kafka-topics with a client id limited to controller_mutation_rate=5 (KIP-599): a topic past the
+  quota is refused with Kafka's "The throttling quota has been exceeded." and a wait, after which
+  the same command succeeds.
 - kafka-producer-perf-test (ProducerPerformance) with a client id limited to 512 KiB/s is slowed
   to about that rate, sees the broker's throttle time in its producer metrics, and still sends every
   record; a client id without a quota is never throttled.
@@ -19,6 +22,7 @@ HashMap of entities, not the broker's answer, so those listings are compared sor
 from __future__ import annotations
 
 import re
+import time
 
 import confluent_kafka
 
@@ -26,6 +30,7 @@ from .conftest import create_topic
 
 CONFIG_COMMAND = "org.apache.kafka.tools.ConfigCommand"
 PRODUCER_PERFORMANCE = "org.apache.kafka.tools.ProducerPerformance"  # kafka-producer-perf-test.sh
+TOPIC_COMMAND = "org.apache.kafka.tools.TopicCommand"  # kafka-topics.sh
 
 ALICE = ("--entity-type", "users", "--entity-name", "alice")
 DEFAULT_USER = ("--entity-type", "users", "--entity-default")
@@ -208,3 +213,33 @@ def test_producer_perf_test_is_slowed_to_its_client_ids_produce_quota(start_brok
     assert metrics["producer-metrics:record-error-total:{client-id=perf-free}"] == "0.000", output
 
     assert _end_offset(bootstrap, topic) == 2 * records
+
+
+def test_kafka_topics_past_its_controller_mutation_rate_is_refused_until_the_bucket_refills(start_broker, java_tools,
+                                                                                            tmp_path):
+    """kafka-configs gives client id 'provisioner' controller_mutation_rate=5, with a token bucket of
+    2 s (10 partitions). kafka-topics creates a 30-partition topic at once (the bucket had tokens),
+    leaving it 20 short: the next create is refused with Kafka's message (TopicCommand turns off the
+    admin client's own retry on this error, so that the operator sees it) and the client is told to
+    wait. Once the bucket has refilled, the same command succeeds."""
+    broker = start_broker(**{"controller.quota.window.num": 2, "controller.quota.window.size.seconds": 1})
+    bootstrap = broker.bootstrap_servers
+    assert _add(java_tools, bootstrap, ("--entity-type", "clients", "--entity-name", "provisioner"),
+                "controller_mutation_rate=5") == ["Completed updating config for client provisioner."]
+    config = tmp_path / "admin.properties"
+    config.write_text("client.id=provisioner\n")
+
+    def create(topic: str, partitions: int, **kwargs):
+        return java_tools.run(TOPIC_COMMAND, "--bootstrap-server", bootstrap, "--command-config", config,
+                              "--create", "--topic", topic, "--partitions", partitions, timeout_s=60.0, **kwargs)
+
+    started = time.monotonic()
+    assert _lines(create("bulk", 30).stdout) == ["Created topic bulk."]
+    refused = create("late", 5, check=False)
+    assert refused.returncode == 1
+    assert _lines(refused.stdout) == ["Error while executing topic command : The throttling quota has been exceeded."]
+    assert re.search(r"Connection to node 0 is throttled for \d+ ms", refused.stderr), refused.stderr
+    time.sleep(max(0.0, started + 4.5 - time.monotonic()))  # 20 tokens at 5 a second
+    assert _lines(create("late", 5).stdout) == ["Created topic late."]
+    listed = java_tools.run(TOPIC_COMMAND, "--bootstrap-server", bootstrap, "--describe", "--topic", "bulk,late")
+    assert "PartitionCount: 30" in listed.stdout and "PartitionCount: 5" in listed.stdout

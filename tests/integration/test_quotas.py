@@ -5,8 +5,10 @@ and read back with DescribeClientQuotas; they survive a restart. A producer or c
 byte rate is slowed to it: librdkafka reports the broker's throttle time, and every message still
 arrives, in order. A client whose requests take more than its `request_percentage` of the broker's
 time is throttled, and its connection is not read until the throttle time has passed. An address
-over its `connection_creation_rate` has new connections closed. Bad quota requests get Kafka's
-INVALID_REQUEST with Kafka's message.
+over its `connection_creation_rate` has new connections closed. A client over its
+`controller_mutation_rate` (partitions created or deleted a second) gets THROTTLING_QUOTA_EXCEEDED
+for the topics past it from the request versions that know that error, and is only told to wait by
+older ones (librdkafka's). Bad quota requests get Kafka's INVALID_REQUEST with Kafka's message.
 
 The brokers here measure over `quota.window.num=2` one-second windows, so that a client's
 allowed first burst (all but one window's worth) is one second of its quota.
@@ -17,13 +19,18 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import timedelta
 
 import confluent_kafka
+from confluent_kafka.admin import AdminClient, NewTopic
 from kio.schema.alter_client_quotas.v1.request import AlterClientQuotasRequest
 from kio.schema.alter_client_quotas.v1.request import EntityData, EntryData, OpData
 from kio.schema.describe_client_quotas.v1.request import ComponentData, DescribeClientQuotasRequest
+from kio.schema.create_partitions.v3 import request as create_partitions_v3
+from kio.schema.create_topics.v7 import request as create_topics_v7
+from kio.schema.delete_topics.v6 import request as delete_topics_v6
 from kio.schema.metadata.v12.request import MetadataRequest
-from kio.static.primitive import f64, i8
+from kio.static.primitive import f64, i8, i16, i32
 
 from odradek.protocol.errors import ErrorCode
 
@@ -321,3 +328,75 @@ def test_connections_over_an_addresss_creation_rate_are_closed(start_broker):
         assert all(client.request(3, 12, metadata).brokers for client in clients)
         for client in clients:
             client.close()
+
+
+MUTATION_WINDOW = {"controller.quota.window.num": "2", "controller.quota.window.size.seconds": "1"}
+
+
+def _create_v7(wire: WireClient, topics: dict[str, int]):
+    """CreateTopics v7 (the Java admin client's): (results by name, throttle ms)."""
+    answer = wire.request(19, 7, create_topics_v7.CreateTopicsRequest(
+        topics=tuple(create_topics_v7.CreatableTopic(name=name, num_partitions=i32(count), replication_factor=i16(-1),
+                                                     assignments=(), configs=()) for name, count in topics.items()),
+        timeout=timedelta(seconds=10)))
+    return {t.name: (t.error_code, t.error_message) for t in answer.topics}, answer.throttle_time.total_seconds() * 1000
+
+
+def _delete_v6(wire: WireClient, name: str):
+    answer = wire.request(20, 6, delete_topics_v6.DeleteTopicsRequest(
+        topics=(delete_topics_v6.DeleteTopicState(name=name, topic_id=None),), timeout=timedelta(seconds=10)))
+    return answer.responses[0].error_code, answer.throttle_time.total_seconds() * 1000
+
+
+def test_a_client_over_its_controller_mutation_rate_gets_throttling_quota_exceeded(start_broker):
+    """controller_mutation_rate=5 with a bucket of 2 s: 10 partitions at once. Of three 6-partition
+    topics the first two go through (the second finds 4 tokens left), the third is refused with
+    how long to wait; the connection is then muted that long, and afterwards the topic is created."""
+    broker = start_broker(**MUTATION_WINDOW)
+    exceeded = (ErrorCode.throttling_quota_exceeded, "The throttling quota has been exceeded.")
+    with WireClient(broker.bootstrap_servers) as wire:
+        assert alter(wire, {"client-id": "odradek-wire"}, {"controller_mutation_rate": 5}) == (ErrorCode.none, None)
+        results, throttle_ms = _create_v7(wire, {"m1": 6, "m2": 6, "m3": 6})
+        assert results == {"m1": (ErrorCode.none, None), "m2": (ErrorCode.none, None), "m3": exceeded}
+        assert 300 <= throttle_ms <= 400  # 2 tokens short at 5 a second
+        started = time.monotonic()
+        results, _ = _create_v7(wire, {"m3": 6})  # answered only after the wait: then there are tokens
+        assert time.monotonic() - started >= throttle_ms / 1000 - 0.05
+        assert results == {"m3": (ErrorCode.none, None)}
+
+        # Adding partitions counts too: 6 partitions short now, so it is refused and changes nothing.
+        grow = wire.request(37, 3, create_partitions_v3.CreatePartitionsRequest(
+            topics=(create_partitions_v3.CreatePartitionsTopic(name="m2", count=i32(8), assignments=None),),
+            timeout=timedelta(seconds=10), validate_only=False))
+        assert (grow.results[0].error_code, grow.results[0].error_message) == exceeded
+        assert 1100 <= grow.throttle_time.total_seconds() * 1000 <= 1200
+        # So does deleting: answered after the wait, with the bucket back at 0, m1 goes and takes
+        # it 6 below again; at once, m2 may not go.
+        started = time.monotonic()
+        assert _delete_v6(wire, "m1") == (ErrorCode.none, 0)
+        assert time.monotonic() - started >= 1.05
+        assert _delete_v6(wire, "m2")[0] == ErrorCode.throttling_quota_exceeded
+        topics = wire.request(3, 12, MetadataRequest(
+            topics=None, allow_auto_topic_creation=False, include_topic_authorized_operations=False)).topics
+        assert {t.name: len(t.partitions) for t in topics if t.name.startswith("m")} == {"m2": 6, "m3": 6}
+
+        # Other clients are not held back.
+        assert alter(wire, {"client-id": "odradek-wire"}, {"controller_mutation_rate": None}) == (ErrorCode.none, None)
+        results, throttle_ms = _create_v7(wire, {"free": 50})
+        assert results == {"free": (ErrorCode.none, None)} and throttle_ms == 0
+
+
+def test_librdkafkas_admin_client_over_its_controller_mutation_rate_is_slowed_not_refused(start_broker):
+    """librdkafka sends CreateTopics v4, before THROTTLING_QUOTA_EXCEEDED existed: every topic is
+    created, and the client is told to wait, its connection muted meanwhile (Kafka's permissive
+    quota)."""
+    broker = start_broker(**MUTATION_WINDOW)
+    with WireClient(broker.bootstrap_servers) as wire:
+        assert alter(wire, {"client-id": "provisioner"}, {"controller_mutation_rate": 5}) == (ErrorCode.none, None)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers, "client.id": "provisioner"})
+    admin.create_topics([NewTopic("p1", 10, 1)])["p1"].result(10)  # the whole bucket
+    admin.create_topics([NewTopic("p2", 10, 1)])["p2"].result(10)  # 10 short: 2 s to wait
+    started = time.monotonic()
+    admin.create_topics([NewTopic("p3", 1, 1)])["p3"].result(10)
+    assert time.monotonic() - started >= 1.5
+    assert {"p1", "p2", "p3"} <= set(admin.list_topics(timeout=10).topics)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.security.quotas import (
     CONSUMER_BYTE_RATE,
     PRODUCER_BYTE_RATE,
@@ -138,3 +139,51 @@ def test_stored_values_and_filters():
     assert matches(pair, {"user": "alice", "client-id": None}, (), strict=True)
     assert matches(pair, {}, {"client-id"}, strict=False)
     assert not matches(pair, {"client-id": "app"}, (), strict=False)
+
+
+def mutation_quotas(rate: float) -> tuple[ClientQuotas, FakeClock]:
+    """controller_mutation_rate for client id "admin", Kafka's windows: a bucket of 11 seconds' worth."""
+    clock = FakeClock()
+    q = ClientQuotas(11, 1, now_ms=clock, mutation_window_num=11, mutation_window_size_s=1)
+    q.configure({entity_of((("client-id", "admin"),)): {"controller_mutation_rate": rate}})
+    return q, clock
+
+
+def test_strict_mutation_quota_refuses_once_the_bucket_is_below_zero_and_says_for_how_long():
+    q, clock = mutation_quotas(10)  # 110 tokens
+    assert q.mutation_enabled and q.mutation_quota("alice", "other", strict=True) is None
+    quota = q.mutation_quota("alice", "admin", strict=True)
+    quota.record(100)  # 10 left
+    quota.record(90)  # accepted: tokens were left; now -80
+    assert quota.throttle_ms == 0
+    with pytest.raises(KafkaError) as refused:
+        quota.record(1)
+    assert refused.value.code == ErrorCode.throttling_quota_exceeded
+    assert quota.throttle_ms == 8000  # 80 tokens at 10 a second
+    clock.ms += 3000
+    assert quota.throttle_ms == 5000  # counted from now
+    # A new request of the same client shares the bucket: still 50 tokens short.
+    again = q.mutation_quota("bob", "admin", strict=True)
+    with pytest.raises(KafkaError):
+        again.record(1)
+    assert again.throttle_ms == 5000
+    clock.ms += 5000
+    again = q.mutation_quota("bob", "admin", strict=True)
+    again.record(200)  # the bucket is back at 0: accepted
+    assert again.throttle_ms == 0
+
+
+def test_permissive_mutation_quota_takes_everything_and_throttles_while_below_zero():
+    q, clock = mutation_quotas(5)  # 55 tokens
+    quota = q.mutation_quota("", "admin", strict=False)
+    quota.record(50)
+    assert quota.throttle_ms == 0
+    quota.record(15)  # -10
+    quota.record(10)  # -20: never refused
+    assert quota.throttle_ms == 4000
+    clock.ms += 60_000  # refilled, but never beyond the bucket
+    quota = q.mutation_quota("", "admin", strict=False)
+    quota.record(55)
+    assert quota.throttle_ms == 0
+    quota.record(1)
+    assert quota.throttle_ms == 200
