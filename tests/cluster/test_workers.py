@@ -216,3 +216,93 @@ def test_workers_shut_down_cleanly_when_their_supervisor_is_killed(zookeeper, tm
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def _start_host(tmp_path: Path, connect: str, rack: str, first_id: int) -> tuple[subprocess.Popen, int, Path]:
+    """A supervisor of two workers, standing for one host (its rack): (process, first port, log)."""
+    port = _free_ports(2)
+    command = [sys.executable, "-m", "odradek", "server", "--workers", "2"]
+    settings = {**CLUSTER_DEFAULTS, "zookeeper.connect": connect, "broker.id": first_id, "broker.rack": rack,
+                "listeners": f"PLAINTEXT://127.0.0.1:{port}", "log.dirs": tmp_path / rack,
+                "offsets.topic.replication.factor": 2}
+    for key, value in settings.items():
+        command += ["--override", f"{key}={value}"]
+    output_path = tmp_path / f"{rack}.log"
+    with open(output_path, "wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, start_new_session=True)
+    return process, port, output_path
+
+
+def test_losing_a_whole_host_of_workers_leaves_every_partition_a_replica_on_the_other(zookeeper, tmp_path):
+    """Two "hosts" of two workers each, their hosts as racks (docs/scaling.md): the rack-aware
+    placement puts the two replicas of every partition on different hosts, so when one host goes
+    at once (both workers and their supervisor killed with SIGKILL), every partition gets a leader
+    on the other and every acknowledged record is still there."""
+    connect = f"{zookeeper.connect}/odradek-test-{uuid.uuid4().hex[:8]}"
+    hosts = {rack: _start_host(tmp_path, connect, rack, first_id) for rack, first_id in (("host-a", 1), ("host-b", 3))}
+
+    def log() -> str:
+        return "\n".join(f"--- {rack}\n{path.read_text(errors='replace')[-6000:]}" for rack, (_, _, path) in hosts.items())
+
+    try:
+        wait_for(lambda: set(_registrations(connect)) == {1, 2, 3, 4}, 90, "all four workers registered", log)
+        assert {i: r["rack"] for i, r in _registrations(connect).items()} == {
+            1: "host-a", 2: "host-a", 3: "host-b", 4: "host-b"}
+        bootstrap = ",".join(f"127.0.0.1:{port}" for _, port, _ in hosts.values())
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        wait_for(lambda: set(admin.list_topics(timeout=5).brokers) == {1, 2, 3, 4}, 30, "Metadata lists all", log)
+        admin.create_topics([NewTopic("racked", 8, 2)])["racked"].result(30)
+
+        def partitions():
+            return admin.list_topics("racked", timeout=5).topics["racked"].partitions.values()
+
+        wait_for(lambda: all(p.leader > 0 and len(p.isrs) == 2 for p in partitions()), 30, "leaders and full ISRs", log)
+        assert all({r <= 2 for r in p.replicas} == {True, False} for p in partitions())  # one replica on each host
+        producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+        for i in range(2000):
+            producer.produce("racked", str(i).encode(), key=str(i).encode())
+        assert producer.flush(30) == 0
+
+        # host-a goes at once: its supervisor stopped first (so it restarts nothing), its workers
+        # and then itself killed.
+        supervisor_a = hosts["host-a"][0]
+        workers_a = _workers_of(supervisor_a.pid)
+        assert set(workers_a) == {1, 2}
+        os.kill(supervisor_a.pid, signal.SIGSTOP)
+        for pid in workers_a.values():
+            os.kill(pid, signal.SIGKILL)
+        os.kill(supervisor_a.pid, signal.SIGKILL)
+        supervisor_a.wait(30)
+
+        surviving = AdminClient({"bootstrap.servers": f"127.0.0.1:{hosts['host-b'][1]}"})
+
+        def led_by_host_b() -> bool:
+            found = surviving.list_topics("racked", timeout=5).topics["racked"].partitions.values()
+            return len(found) == 8 and all(p.leader in (3, 4) for p in found)
+
+        wait_for(led_by_host_b, 90, "every partition led by a worker of host-b", log)
+        consumer = Consumer({"bootstrap.servers": f"127.0.0.1:{hosts['host-b'][1]}", "group.id": "racked",
+                             "enable.auto.commit": False})
+        consumer.assign([TopicPartition("racked", p, 0) for p in range(8)])
+        values = set()
+        deadline = time.monotonic() + 60
+        while len(values) < 2000 and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                values.add(int(message.value()))
+        consumer.close()
+        assert values == set(range(2000))
+    finally:
+        for process, _, _ in hosts.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process, _, _ in hosts.values():
+            try:
+                process.wait(120)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        for rack in hosts:
+            for pid in _workers_of(hosts[rack][0].pid).values():
+                os.kill(pid, signal.SIGKILL)
+    assert hosts["host-b"][0].returncode == 0, log()
