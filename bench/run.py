@@ -458,6 +458,19 @@ def warmup(s: Session, plan: dict) -> None:
 SESSIONS = ("produce-rdkafka", "produce-java", "consume", "scale")
 
 
+def start_broker(broker: brokers.Broker, kind: str, errors: list) -> bool:
+    """Start `broker` for a session of `kind`; False, reported in `errors`, when it does not start."""
+    log(f"{broker.name}: starting for the {kind} session")
+    try:
+        broker.start()
+    except Exception as e:
+        errors.append(f"{broker.name} failed to start ({kind}): {e}\n{broker.log_tail(30)}")
+        log(f"{broker.name}: failed to start: {e}")
+        broker.stop()
+        return False
+    return True
+
+
 def run_session(kind: str, pairs: list[tuple[brokers.Broker, dict]], plan: dict, errors: list,
                 libs: Path, log4j: Path) -> None:
     """One session of `kind` on fresh brokers, all running at once (each (broker, its results)),
@@ -466,13 +479,7 @@ def run_session(kind: str, pairs: list[tuple[brokers.Broker, dict]], plan: dict,
     sessions = []
     try:
         for broker, results in pairs:
-            log(f"{broker.name}: starting for the {kind} session")
-            try:
-                broker.start()
-            except Exception as e:
-                errors.append(f"{broker.name} failed to start ({kind}): {e}\n{broker.log_tail(30)}")
-                log(f"{broker.name}: failed to start: {e}")
-                broker.stop()
+            if not start_broker(broker, kind, errors):
                 continue
             log(f"{broker.name}: port open after {broker.port_open_s:.2f} s, first produce acknowledged after "
                 f"{broker.startup_s:.2f} s")
@@ -514,13 +521,7 @@ def session_security(broker: brokers.Broker, plan: dict, results: dict, errors: 
     count, size, parts, n_warm = plan["security"]
     repeat, min_seconds = plan["repeat"], plan["min_seconds"]
     broker.secure(list(security.LISTENERS[1:]), security.broker_config(stores))
-    log(f"{broker.name}: starting for the security session")
-    try:
-        broker.start()
-    except Exception as e:
-        errors.append(f"{broker.name} failed to start (security): {e}\n{broker.log_tail(30)}")
-        log(f"{broker.name}: failed to start: {e}")
-        broker.stop()
+    if not start_broker(broker, "security", errors):
         return
     s = Session(broker, results, errors)
     clients = {listener: security.client_config(listener, stores) for listener in security.LISTENERS}
