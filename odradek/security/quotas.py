@@ -51,8 +51,6 @@ _TYPE_MAX = {"int": 2**31 - 1, "long": 2**63 - 1}
 # An entity: (type, name) pairs sorted by type; a None name is that type's default.
 Entity = tuple[tuple[str, str | None], ...]
 
-_INT32_MAX = 2**31 - 1  # throttle_time_ms is an int32
-
 SENSOR_EXPIRY_MS = 3_600_000  # a client's usage is forgotten after an hour without requests, as Kafka does
 
 
@@ -244,7 +242,7 @@ class MutationQuota:
             self._throttle(bucket.tokens, now)
 
     def _throttle(self, level: float, now: float) -> None:
-        self._throttle_ms = min(-level / self._rate * 1000.0, _INT32_MAX)
+        self._throttle_ms = min(-level / self._rate * 1000.0, _TYPE_MAX["int"])  # throttle_time_ms is an int32
         self._throttled_at = now
 
     @property

@@ -73,6 +73,21 @@ def _workers_of(supervisor: int) -> dict[int, int]:
     return found
 
 
+def _read_values(bootstrap: str, topic: str, partitions: int, count: int) -> set[int]:
+    """The integer values of `topic`, read from the start of every partition until `count` are in
+    (or 60 s passed)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{topic}", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    values = set()
+    deadline = time.monotonic() + 60
+    while len(values) < count and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None and message.error() is None:
+            values.add(int(message.value()))
+    consumer.close()
+    return values
+
+
 def _registrations(connect: str) -> dict[int, dict]:
     client = KazooClient(hosts=connect, timeout=10)
     client.start(timeout=10)
@@ -151,16 +166,7 @@ def test_two_workers_serve_as_two_brokers_and_a_killed_one_comes_back(zookeeper,
         assert "broker 2 exited with signal SIGKILL; starting it again" in log()
         wait_for(lambda: _get(http_port, "/ready")[0] == 200, 30, "the host ready again", log)
 
-        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "g", "enable.auto.commit": False})
-        consumer.assign([TopicPartition("spread", p, 0) for p in range(4)])
-        values = set()
-        deadline = time.monotonic() + 60
-        while len(values) < 1000 and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                values.add(int(message.value()))
-        consumer.close()
-        assert values == set(range(1000))
+        assert _read_values(bootstrap, "spread", 4, 1000) == set(range(1000))
     finally:
         if supervisor.poll() is None:
             supervisor.send_signal(signal.SIGTERM)
@@ -282,17 +288,7 @@ def test_losing_a_whole_host_of_workers_leaves_every_partition_a_replica_on_the_
             return len(found) == 8 and all(p.leader in (3, 4) for p in found)
 
         wait_for(led_by_host_b, 90, "every partition led by a worker of host-b", log)
-        consumer = Consumer({"bootstrap.servers": f"127.0.0.1:{hosts['host-b'][1]}", "group.id": "racked",
-                             "enable.auto.commit": False})
-        consumer.assign([TopicPartition("racked", p, 0) for p in range(8)])
-        values = set()
-        deadline = time.monotonic() + 60
-        while len(values) < 2000 and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                values.add(int(message.value()))
-        consumer.close()
-        assert values == set(range(2000))
+        assert _read_values(f"127.0.0.1:{hosts['host-b'][1]}", "racked", 8, 2000) == set(range(2000))
     finally:
         for process, _, _ in hosts.values():
             if process.poll() is None:
@@ -302,7 +298,4 @@ def test_losing_a_whole_host_of_workers_leaves_every_partition_a_replica_on_the_
                 process.wait(120)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-        for rack in hosts:
-            for pid in _workers_of(hosts[rack][0].pid).values():
-                os.kill(pid, signal.SIGKILL)
     assert hosts["host-b"][0].returncode == 0, log()
