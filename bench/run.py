@@ -67,6 +67,9 @@ RDKAFKA_CLIENT = BENCH / "rdkafka_client.py"
 
 FULL = {
     "repeat": 3,  # runs of every throughput row per broker: the median is shown, with the spread
+    # the consume rows: short (5-15 s) and client-bound, so the spread of 3 runs was as wide as the
+    # differences they are read for
+    "consume_repeat": 5,
     "min_seconds": 5.0,  # a librdkafka producer or consumer runs at least this long (and its count)
     "produce": [(size, acks, parts) for size in (100, 1024) for acks in ("1", "all") for parts in (1, 6)],
     # librdkafka: the least records per run (5 s decide here); Java: records per run, about 5 s at the
@@ -89,6 +92,7 @@ FULL = {
 }
 QUICK = {
     "repeat": 1,
+    "consume_repeat": 1,
     "min_seconds": 2.0,
     "produce": [(100, "1", 1), (1024, "all", 6)],
     "count": {("rdkafka", 100): 500_000, ("rdkafka", 1024): 150_000,
@@ -320,7 +324,7 @@ def session_produce(sessions: list[Session], plan: dict, client: str, libs: Path
 
 
 def session_consume(sessions: list[Session], plan: dict, libs: Path, log4j: Path) -> None:
-    repeat, min_seconds = plan["repeat"], plan["min_seconds"]
+    repeat, min_seconds = plan["consume_repeat"], plan["min_seconds"]
     for size, parts, count in plan["consume"]:
         topic = f"consume-{size}b-p{parts}"
 
@@ -363,7 +367,7 @@ def session_consume(sessions: list[Session], plan: dict, libs: Path, log4j: Path
         create_topic(b.bootstrap, f"latency-{i}", 1)
         return rdkafka(["latency", b.bootstrap, f"latency-{i}", rate, seconds, size], timeout=120)
 
-    alternate(sessions, ("latency",), lat, repeat)
+    alternate(sessions, ("latency",), lat, plan["repeat"])
 
 
 # Kafka here takes two major page faults per partition, about 5 ms of system time each, at its first
@@ -437,7 +441,8 @@ def session_scale(sessions: list[Session], plan: dict) -> None:
         return consumed(rdkafka(["consume", b.bootstrap, topic, stored[b.name], "--min-seconds", min_seconds]),
                         stored[b.name])
 
-    alternate([s for s in sessions if s.broker.name in stored], ("consume", "rdkafka", size, parts), consume, repeat)
+    alternate([s for s in sessions if s.broker.name in stored], ("consume", "rdkafka", size, parts), consume,
+              plan["consume_repeat"])
     for s in sessions:
         s.drop_topic(topic)
 
@@ -575,6 +580,12 @@ def session_security(broker: brokers.Broker, plan: dict, results: dict, errors: 
 
 
 # ---------------------------------------------------------------------------------------- report
+
+def cpu_times() -> list[int]:
+    """The machine's CPU time so far (/proc/stat's first line): user, nice, system, idle, iowait, irq,
+    softirq, steal, in ticks."""
+    return [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
 
 def machine_info(kafka_version: str, commit: str | None) -> dict:
     cpu = "?"
@@ -756,7 +767,8 @@ Notes:
   sits idle. Clients run on the same {nproc} cores as the brokers, so client CPU competes with broker CPU.
 - Each session starts with an untimed warm-up (records of 100 B and 1 KiB produced to and consumed from a
   6-partition topic), so the JVM's JIT is warm when the clock starts.
-- Every throughput row is {runs} per broker; the median run is shown, ± is half the range of the
+- Every throughput row is {runs} per broker ({consume_runs} for the consume rows, which are short and
+  bound by the client); the median run is shown, ± is half the range of the
   runs relative to the median (all runs are in the details). Each librdkafka run moves at least its
   record count and runs at least {min_seconds:g} s; the Java tools' record counts are sized for about 5 s
   at the faster broker on this machine. Topics are created before and deleted after a run, unmeasured.
@@ -816,12 +828,13 @@ def render(res, plan, info, elapsed, errors, cluster_table=None, security_table=
         f"Machine: {info['nproc']} cores ({info['cpu']}), {info['memory']} RAM, {info['os']}; "
         f"Python {info['python']}; {info['java']}; Apache Kafka {info['kafka']}; confluent-kafka {info['confluent-kafka']}.",
         f"Command: `{info['command']}`, {elapsed / 60:.1f} minutes.",
-        f"Other work on the machine: {info['load']} (the broker and clients alone make about 2).",
+        f"Other work on the machine: {info['load']} (the broker and clients alone make about 2); CPU time "
+        f"the virtual machine's host took for others (steal) over the run: {info['steal']}.",
         "",
     ]
     if main_table:  # not when only the cluster or security sessions ran: a table of dashes
         parts += [table, "", NOTES.format(
-            runs=plural(plan["repeat"], "run"), min_seconds=plan["min_seconds"], kafka=info["kafka"], nproc=info["nproc"],
+            runs=plural(plan["repeat"], "run"), consume_runs=plan["consume_repeat"], min_seconds=plan["min_seconds"], kafka=info["kafka"], nproc=info["nproc"],
             config=config_comparison(res), rate=rate, size=size, seconds=seconds,
             partitions=plan["many_partitions"][0], turn=plan["many_partitions"][4],
             turn_kib=plan["many_partitions"][4] * plan["many_partitions"][1] // 1024, writeback=FIRST_WRITEBACK_S,
@@ -880,6 +893,7 @@ def main(argv: list[str] | None = None) -> int:
 
     info = machine_info(version, commit=args.commit)  # the commit as it is when the run starts
     info["load"] = f"1-min load average at the start {Path('/proc/loadavg').read_text().split()[0]}"
+    cpu_before = cpu_times()
     src = None
     if args.commit:
         src = workdir / "src"
@@ -919,6 +933,10 @@ def main(argv: list[str] | None = None) -> int:
 
     elapsed = time.monotonic() - started
     info["load"] += f", at the end {Path('/proc/loadavg').read_text().split()[0]}"
+    spent = [after - before for before, after in zip(cpu_before, cpu_times())]
+    # time the virtual machine's host gave to others while this one had work: it slows both brokers
+    # and their clients unevenly, and is what widens a row's spread
+    info["steal"] = f"{spent[7] / max(sum(spent), 1):.0%}"
     info["date"] = datetime.date.today().isoformat()
     info["quick"] = args.quick
     info["command"] = "make bench" + (f" BENCH_ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else "")

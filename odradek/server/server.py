@@ -7,9 +7,9 @@ Shutdown order (uvicorn's): stop accepting, ask connections to stop after their 
 request, release parked fetches, wait up to a grace period, then cancel what is left.
 
 Accepted sockets get `socket.send.buffer.bytes` as SO_SNDBUF and the listening socket
-`socket.receive.buffer.bytes` as SO_RCVBUF (which accepted sockets inherit), as Kafka sets them; -1
-leaves the kernel's autotuning. A bounded send buffer also paces a large Fetch: the consumer reads
-and parses while the rest is sent, rather than after several megabytes arrive at once.
+`socket.receive.buffer.bytes` as SO_RCVBUF (which accepted sockets inherit), as Kafka sets them; -1,
+the default of both here (not Kafka's), leaves the kernel's autotuning: a fixed window makes the one
+event loop come back for every few hundred KiB of a large Fetch or a producer's request.
 
 A connection that has sent no request for `connections.max.idle.ms` is closed, as Kafka does, and
 one trickling a request slower than `socket.request.receive.timeout.ms` allows (a slowloris); a
