@@ -24,7 +24,7 @@ the configs both report through DescribeConfigs are compared in the report.
 How a throughput row is measured (sessions 1-4 and 6): each run is long enough to tell 10% apart
 (at least 5 s of measured work in the full plan: the librdkafka clients run until they have moved
 their record count AND that long; the Java tools get record counts sized for 5 s on the faster
-broker here), and each row runs 3 times per broker; the table shows the median run, the spread of
+broker here), and each row runs 3 times per broker (the consume rows 5); the table shows the median run, the spread of
 the runs (± half their range, relative to the median), and the broker's CPU seconds (user+system of
 the broker process during the runs' measured client process, not topic set-up) per GB of record
 bytes in (produce rows) or out (consume rows), the median over the runs. Every run is in the details.
