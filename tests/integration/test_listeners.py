@@ -100,11 +100,20 @@ def _api_versions_frame() -> bytes:
     return encode_request(ApiVersionsRequest(client_software_name="t", client_software_version="1"), 1, version=3)
 
 
+def _socket_memory(port: int) -> tuple[dict[str, int], str]:
+    """The skmem fields of the broker's side of the established connection on `port`, as `ss -tm`
+    shows them, and ss's line."""
+    import subprocess
+
+    shown = subprocess.run(["ss", "-tmnH", "state", "established", "sport", "=", f":{port}"],
+                           capture_output=True, text=True, check=True).stdout
+    memory = shown[shown.index("skmem:(") + 7 : shown.index(")", shown.index("skmem:("))].split(",")
+    return {item.rstrip("0123456789"): int(item.lstrip("abcdefghijklmnopqrstuvwxyz_")) for item in memory}, shown
+
+
 def test_socket_buffer_sizes_are_set_as_configured(start_broker):
     """socket.send.buffer.bytes and socket.receive.buffer.bytes size the buffers of a client's
     connection, as `ss -tm` shows them (Linux doubles the value asked for its own bookkeeping)."""
-    import subprocess
-
     from kio.schema.api_versions.v3.request import ApiVersionsRequest
 
     from .wire import WireClient
@@ -114,9 +123,27 @@ def test_socket_buffer_sizes_are_set_as_configured(start_broker):
     with WireClient(broker.bootstrap_servers) as client:
         ask = ApiVersionsRequest(client_software_name="buffers", client_software_version="1")
         assert client.request(18, 3, ask).error_code == 0
-        shown = subprocess.run(["ss", "-tmnH", "state", "established", "sport", "=", f":{port}"],
-                               capture_output=True, text=True, check=True).stdout
-    memory = shown[shown.index("skmem:(") + 7 : shown.index(")", shown.index("skmem:("))].split(",")
-    fields = {item.rstrip("0123456789"): int(item.lstrip("abcdefghijklmnopqrstuvwxyz_")) for item in memory}
+        fields, shown = _socket_memory(port)
     assert fields["tb"] == 2 * 65536, shown
     assert fields["rb"] == 2 * 131072, shown
+
+
+def test_by_default_the_kernel_sizes_the_send_buffer_of_a_consumers_connection(start_broker):
+    """With the defaults (-1, unlike Kafka's 102400) a consumer's connection is not pinned at Kafka's
+    100 KiB: after reading 8 MiB its send buffer has grown past the 2 x 102400 a fixed size gives."""
+    broker = start_broker()
+    port = int(broker.bootstrap_servers.rsplit(":", 1)[1])
+    create_topic(broker.bootstrap_servers, "wide", partitions=1)
+    produce("confluent", broker.bootstrap_servers, "wide", [Record(None, bytes(1024), partition=0)] * 8192)
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": "wide"})
+    try:
+        consumer.assign([confluent_kafka.TopicPartition("wide", 0, 0)])
+        read = 0
+        deadline = time.monotonic() + 30
+        while read < 8192 and time.monotonic() < deadline:
+            read += sum(1 for m in consumer.consume(1000, 1) if m.error() is None)
+        assert read == 8192
+        fields, shown = _socket_memory(port)
+    finally:
+        consumer.close()
+    assert fields["tb"] > 2 * 102400, shown
