@@ -57,7 +57,10 @@ async def handle(ctx: RequestContext, request):
 
 
 def _pairs(entry) -> tuple[tuple[str, str | None], ...]:
-    return tuple(sorted((component.entity_type, component.entity_name) for component in entry.entity))
+    """The entry's (type, name) components in one order, whatever order they came in; a default
+    (None) name sorts before the named ones of its type (a type given twice is refused by entity_of)."""
+    return tuple(sorted(((component.entity_type, component.entity_name) for component in entry.entity),
+                        key=lambda pair: (pair[0], pair[1] is not None, pair[1] or "")))
 
 
 def _altered(entity, current: dict[str, float], ops) -> dict[str, float]:

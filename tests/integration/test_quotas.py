@@ -134,6 +134,16 @@ def test_bad_quota_requests_get_kafkas_errors(broker):
         assert [entry.error_code for entry in answer.entries] == [ErrorCode.invalid_request] * 2
         assert describe(wire) == {}
 
+        # a type given twice, once as the default and once by name (found by tests/fuzz: a traceback)
+        both = EntryData(entity=(EntityData(entity_type="user", entity_name="alice"),
+                                 EntityData(entity_type="user", entity_name=None)),
+                         ops=(OpData(key="producer_byte_rate", value=f64(1024.0), remove=False),))
+        (result,) = wire.request(49, 1, AlterClientQuotasRequest(entries=(both,), validate_only=False)).entries
+        assert result.error_code == ErrorCode.invalid_request, result
+        assert "duplicate entity entry user" in (result.error_message or ""), result
+        assert describe(wire) == {}
+        assert "Traceback" not in broker.output()
+
         assert describe_error(wire, [("group", EXACT, "g")]) == (ErrorCode.unsupported_version, "Unsupported entity type group")
         assert describe_error(wire, [("user", EXACT, None)])[0] == ErrorCode.invalid_request
         assert describe_error(wire, [("user", DEFAULT, "alice")])[0] == ErrorCode.invalid_request
