@@ -26,6 +26,7 @@ from pathlib import Path
 from odradek.clock import Clock
 from odradek.cluster.controller import Controller
 from odradek.cluster.acls import AclService, authorizer_enabled
+from odradek.cluster.delegation_tokens import DelegationTokens
 from odradek.cluster.dynamic_config import DynamicConfigs, ensure_cluster_min_insync_replicas
 from odradek.cluster.local_store import LocalMetadataStore
 from odradek.cluster.local_store import new_cluster_id as _new_cluster_id
@@ -126,6 +127,7 @@ class BrokerRuntime:
         self.membership: ClusterMembership | None = None
         self.fetchers: ReplicaFetcherManager | None = None
         self._credentials: DynamicConfigs | None = None  # users' SCRAM credentials, once loaded
+        self._tokens: DelegationTokens | None = None  # delegation tokens, once loaded
         self._inter_broker_security = None  # ClientSecurity towards the other brokers (cluster mode)
         self._tls_stores: dict[str, tuple[tuple, tuple]] = {}  # TLS listener -> (store fingerprint, certificate identity)
         self.operator_endpoints = None  # metrics.listener: web.endpoints.OperatorEndpoints
@@ -185,6 +187,9 @@ class BrokerRuntime:
         acls = await asyncio.to_thread(AclService, store, config)
         if cluster_mode and acls.enabled:
             self._watch_acls(store, acls)
+        tokens = await asyncio.to_thread(DelegationTokens, store, config, self.clock)
+        if cluster_mode and tokens.enabled:
+            self._watch_tokens(store, tokens)
         log_manager = LogManager(log_dirs, self.clock, cluster_id=store.cluster_id, node_id=node_id)
         replicas = ReplicaManager(log_manager, node_id, clock=self.clock)
         replicas.configure_throttles(configs.effective)
@@ -258,10 +263,12 @@ class BrokerRuntime:
             configs=configs,
             membership=self.membership,
             acls=acls,
+            tokens=tokens,
             quotas=quotas,
             fetch_sessions=FetchSessionCache(config["max.incremental.fetch.session.cache.slots"]),
         )
         self._credentials = configs  # SCRAM logins read users' credentials from here from now on
+        self._tokens = tokens
         request_stats = RequestStats() if config["metrics.listener"] else None
         if request_stats is not None:
             await self._serve_operators(services, request_stats)  # HTTP answers by the time Kafka clients can connect
@@ -288,6 +295,10 @@ class BrokerRuntime:
             self.cleaner = LogCleaner(self.log_manager, self.clock, uncleanable_offset_of=self._uncleanable_offset)
             self._timers.append(asyncio.create_task(self._clean_logs(self.cleaner, config["log.cleaner.backoff.ms"])))
         self._timers.append(asyncio.create_task(self._flush_periodically(config.flush_interval_ms)))
+        if tokens.enabled:
+            self._timers.append(asyncio.create_task(self._every(
+                config["delegation.token.expiry.check.interval.ms"],
+                lambda: services_controller.run(tokens.remove_expired))))
         log.info(
             "odradek started: node %d listening on %s, data in %s, cluster id %s",
             node_id,
@@ -377,6 +388,11 @@ class BrokerRuntime:
         /kafka-acl-changes notifications."""
         store.watch_acl_changes(_reload_on_change("ACLs", lambda: asyncio.to_thread(acls.reload)))
 
+    def _watch_tokens(self, store, tokens: DelegationTokens) -> None:
+        """Tokens created, renewed or expired through any broker reach this one through ZooKeeper's
+        /delegation_token/token_changes notifications."""
+        store.watch_delegation_token_changes(_reload_on_change("delegation tokens", lambda: asyncio.to_thread(tokens.reload)))
+
     def _watch_broker_configs(self, store, configs, controller, quotas: ClientQuotas) -> None:
         """Dynamic broker configs and client quotas changed by any broker (kafka-configs
         --entity-default, --entity-type users) reach this one through ZooKeeper's /config/changes
@@ -405,7 +421,7 @@ class BrokerRuntime:
         rules = parse_mapping_rules(str(config.for_listener(listener, "ssl.principal.mapping.rules")))
         mechanisms = None
         if protocol.startswith("SASL"):
-            mechanisms = listener_mechanisms(config, listener, self._stored_credential)
+            mechanisms = listener_mechanisms(config, listener, self._stored_credential, self._token_login)
         limit = config.for_listener(listener, "sasl.server.max.receive.size")
         reauth_ms = config.for_listener(listener, "connections.max.reauth.ms")
         clock = self.clock
@@ -475,6 +491,10 @@ class BrokerRuntime:
     def _stored_credential(self, user: str, mechanism: str) -> str | None:
         """A user's stored SCRAM credential (none until the dynamic configs are loaded)."""
         return self._credentials.user_configs(user).get(mechanism) if self._credentials is not None else None
+
+    def _token_login(self, token_id: str, mechanism: str):
+        """A delegation token's SCRAM login (none until the tokens are loaded)."""
+        return self._tokens.login(token_id, mechanism) if self._tokens is not None else None
 
     def _registration(self, node_id: int, listeners) -> BrokerRegistration:
         """This broker's advertised endpoints; an advertised port 0 is the port its listener bound."""

@@ -53,7 +53,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 # One module per subcommand; a command line naming one imports only that one (`odradek server`
 # starts without loading the client, the admin tools and their protocol tables).
 COMMANDS = ("server", "zookeeper", "dev_cluster", "topics", "produce", "consume", "groups", "configs", "acls",
-            "users", "get_offsets", "dump_log")
+            "users", "delegation_tokens", "get_offsets", "dump_log")
 
 
 def _command_of(argv: Sequence[str]) -> str | None:

@@ -9,6 +9,7 @@ item come back as `KafkaError | None` in a dict keyed by the item, so a caller c
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import uuid
 from collections.abc import Iterable, Mapping
@@ -18,6 +19,7 @@ from typing import Any
 from odradek.client.client import KafkaClient
 from odradek.client.consumer_protocol import PROTOCOL_TYPE, ConsumerProtocolError, decode_assignment
 from odradek.client.errors import ErrorCode, KafkaError
+from odradek.client.messages import to_ms
 from odradek.client.metadata import ClusterMetadata
 from odradek.protocol.topic_partition import TopicPartition
 from odradek.security.acl import AclBinding, AclFilter, Operation, PatternType, Permission
@@ -54,6 +56,10 @@ CREATE_ACLS = 30
 DELETE_ACLS = 31
 DESCRIBE_USER_SCRAM_CREDENTIALS = 50
 ALTER_USER_SCRAM_CREDENTIALS = 51
+CREATE_DELEGATION_TOKEN = 38
+RENEW_DELEGATION_TOKEN = 39
+EXPIRE_DELEGATION_TOKEN = 40
+DESCRIBE_DELEGATION_TOKEN = 41
 
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
@@ -168,6 +174,34 @@ class LogDirDescription:
     total_bytes: int = -1
     usable_bytes: int = -1
     error: KafkaError | None = None
+
+
+@dataclass(frozen=True)
+class DelegationToken:
+    """A delegation token (KIP-48): a job logs in with SCRAM, `token_id` as user name,
+    `password` as password and tokenauth="true", and acts as `owner`."""
+
+    token_id: str
+    hmac: bytes
+    owner: str
+    requester: str
+    renewers: tuple[str, ...]
+    issue_ms: int
+    expiry_ms: int
+    max_ms: int
+
+    @property
+    def password(self) -> str:
+        return base64.b64encode(self.hmac).decode()
+
+
+def _principal(kind: str, name: str) -> str:
+    return f"{kind}:{name}"
+
+
+def _split_principal(principal: str) -> dict[str, str]:
+    kind, _, name = principal.partition(":")
+    return {"principal_type": kind, "principal_name": name}
 
 
 class Admin:
@@ -360,6 +394,57 @@ class Admin:
         return {r.user: _error(r.error_code, r.error_message, f"user '{r.user}'") for r in response.results}
 
     # --- records and log dirs -------------------------------------------------------------------
+
+    async def create_delegation_token(self, renewers: Iterable[str] = (), max_lifetime_ms: int = -1,
+                                      owner: str | None = None) -> DelegationToken:
+        """A token for this client's principal (or `owner`, "User:alice", with CreateTokens on
+        that user); `renewers` are principals; -1: the broker's max lifetime."""
+        values = {"renewers": [_split_principal(r) for r in renewers], "max_lifetime": max_lifetime_ms,
+                  "owner_principal_type": None, "owner_principal_name": None}
+        if owner is not None:
+            values.update(("owner_" + key, value) for key, value in _split_principal(owner).items())
+        response = await self.client.request(CREATE_DELEGATION_TOKEN, values, min_version=3 if owner else 1)
+        error = _error(response.error_code, None, "CreateDelegationToken")
+        if error is not None:
+            raise error
+        requester = (_principal(response.token_requester_principal_type, response.token_requester_principal_name)
+                     if hasattr(response, "token_requester_principal_name") else "")
+        return DelegationToken(response.token_id, bytes(response.hmac),
+                               _principal(response.principal_type, response.principal_name), requester,
+                               tuple(str(r) for r in renewers), to_ms(response.issue_timestamp),
+                               to_ms(response.expiry_timestamp), to_ms(response.max_timestamp))
+
+    async def describe_delegation_tokens(self, owners: Iterable[str] | None = None) -> list[DelegationToken]:
+        """The tokens of `owners` (principals; None: all) that this client may see."""
+        values = {"owners": None if owners is None else [_split_principal(o) for o in owners]}
+        response = await self.client.request(DESCRIBE_DELEGATION_TOKEN, values, min_version=1)
+        error = _error(response.error_code, None, "DescribeDelegationToken")
+        if error is not None:
+            raise error
+        return [DelegationToken(t.token_id, bytes(t.hmac), _principal(t.principal_type, t.principal_name),
+                                _principal(t.token_requester_principal_type, t.token_requester_principal_name)
+                                if hasattr(t, "token_requester_principal_name") else "",
+                                tuple(_principal(r.principal_type, r.principal_name) for r in t.renewers),
+                                int(t.issue_timestamp), int(t.expiry_timestamp), int(t.max_timestamp))
+                for t in response.tokens]
+
+    async def renew_delegation_token(self, hmac: bytes, period_ms: int = -1) -> int:
+        """The token's new expiry time (ms); -1: the broker's default period."""
+        response = await self.client.request(RENEW_DELEGATION_TOKEN, {"hmac": hmac, "renew_period": period_ms},
+                                             min_version=1)
+        error = _error(response.error_code, None, "RenewDelegationToken")
+        if error is not None:
+            raise error
+        return to_ms(response.expiry_timestamp)
+
+    async def expire_delegation_token(self, hmac: bytes, period_ms: int = -1) -> int:
+        """End the token after `period_ms` (negative: now, and it is removed); its expiry time (ms)."""
+        response = await self.client.request(EXPIRE_DELEGATION_TOKEN, {"hmac": hmac, "expiry_time_period": period_ms},
+                                             min_version=1)
+        error = _error(response.error_code, None, "ExpireDelegationToken")
+        if error is not None:
+            raise error
+        return to_ms(response.expiry_timestamp)
 
     async def delete_records(self, before: Mapping[TopicPartition, int]) -> dict[TopicPartition, int | KafkaError]:
         """Advance each partition's log start offset to the given offset (-1: its high watermark).

@@ -161,7 +161,7 @@ class BrokerConnection:
         if mechanism == "PLAIN":
             await exchange(plain_client_token(security.username, security.password))
             return
-        scram = ScramClient(mechanism, security.username, security.password)
+        scram = ScramClient(mechanism, security.username, security.password, token=security.token)
         server_first = await exchange(scram.first_message())
         try:
             server_final = await exchange(scram.final_message(server_first))

@@ -143,12 +143,32 @@ def encode_entity(entity: Any) -> bytes:
 
 
 def decode_response(api_key: int, version: int, data, offset: int = 0) -> Any:
-    response, _size = entity_reader(response_class(api_key, version))(data, offset)
+    response, _size = entity_reader(lenient(response_class(api_key, version)))(data, offset)
     return response
 
 
+@cache
+def lenient(cls: type) -> type:
+    """`cls` with its timestamp fields read as None where Kafka sends -1 (the delegation token
+    APIs' error answers), which kio refuses for a field its schema does not mark nullable."""
+    hints = typing.get_type_hints(cls)
+    stamps = [f.name for f in dataclasses.fields(cls) if f.metadata.get("kafka_type") == "datetime_i64"
+              and not _is_optional(hints[f.name])]
+    if not stamps:
+        return cls
+    fields = [(f.name, hints[f.name] | None if f.name in stamps else hints[f.name], dataclasses.field(metadata=f.metadata))
+              for f in dataclasses.fields(cls)]
+    markers = {name: getattr(cls, name) for name in ("__type__", "__version__", "__flexible__", "__api_key__",
+                                                      "__header_schema__") if hasattr(cls, name)}
+    lenient = dataclasses.make_dataclass(cls.__name__, fields, namespace=markers, frozen=True, slots=True, kw_only=True)
+    lenient.__module__ = cls.__module__
+    return lenient
+
+
 def to_ms(value: Any) -> int:
-    """Milliseconds from a kio timedelta/datetime field (or an int passed through)."""
+    """Milliseconds from a kio timedelta/datetime field (or an int passed through); -1 for None."""
+    if value is None:
+        return -1
     if isinstance(value, datetime.timedelta):
         return round(value.total_seconds() * 1000)
     if isinstance(value, datetime.datetime):

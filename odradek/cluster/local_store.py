@@ -1,5 +1,5 @@
-"""Single-node metadata: topics, dynamic broker configs and producer-id blocks in one JSON file,
-replaced atomically.
+"""Single-node metadata: topics, dynamic configs, quotas, ACLs, delegation tokens and producer-id
+blocks in one JSON file, replaced atomically.
 
 File: `<first log dir>/odradek-metadata.json`. Every change rewrites it (temp file, fsync,
 rename, fsync of the directory), so a crash leaves either the old or the new version.
@@ -38,6 +38,7 @@ class LocalMetadataStore:
         self._user_configs: dict[str, dict[str, str]] = {}
         self._client_quotas: dict[tuple[tuple[str, str | None], ...], dict[str, str]] = {}
         self._acls: dict[tuple[str, str, str], list[dict]] = {}
+        self._delegation_tokens: dict[str, dict] = {}
         self.cluster_id = ""
         if self.path.exists():
             self._load()
@@ -145,6 +146,19 @@ class LocalMetadataStore:
         if entries != current:
             self.set_acls(resource, entries)
 
+    def delegation_tokens(self) -> dict[str, dict]:
+        return {token_id: dict(stored) for token_id, stored in self._delegation_tokens.items()}
+
+    def set_delegation_token(self, token_id: str, stored: dict | None) -> None:
+        if stored is None and token_id not in self._delegation_tokens:
+            return
+        if stored is None:
+            del self._delegation_tokens[token_id]
+        else:
+            self._delegation_tokens[token_id] = dict(stored)
+        self._save()
+        self._notify("delegation_tokens", token_id)
+
     def allocate_producer_id_block(self, size: int) -> int:
         first = self._next_producer_id
         self._next_producer_id += size
@@ -164,6 +178,7 @@ class LocalMetadataStore:
                                    for q in data.get("client_quotas", [])}
             self._acls = {(str(r["resource_type"]), str(r["pattern_type"]), str(r["name"])): list(r["acls"])
                           for r in data.get("acls", [])}
+            self._delegation_tokens = {str(k): dict(v) for k, v in data.get("delegation_tokens", {}).items()}
             for entry in data.get("topics", []):
                 record = TopicRecord(
                     name=entry["name"],
@@ -190,6 +205,7 @@ class LocalMetadataStore:
                               for entity, values in sorted(self._client_quotas.items(), key=lambda item: repr(item[0]))],
             "acls": [{"resource_type": kind, "pattern_type": pattern, "name": name, "acls": entries}
                      for (kind, pattern, name), entries in sorted(self._acls.items())],
+            "delegation_tokens": self._delegation_tokens,
             "topics": [
                 {
                     "name": record.name,

@@ -58,8 +58,8 @@ class MetadataStore(Protocol):
     def remove_topic(self, name: str, *, expected_version: int | None = None) -> None: ...
 
     def watch(self, listener: Callable[[str, str], None]) -> None:
-        """`listener(kind, key)` after each change: kind "topic", "broker_configs", "group_configs", "user_configs", "client_quotas", "acls" or
-        "producer_ids"."""
+        """`listener(kind, key)` after each change: kind "topic", "broker_configs", "group_configs", "user_configs", "client_quotas", "acls",
+        "delegation_tokens" or "producer_ids"."""
         ...
 
     def broker_configs(self) -> dict[str, dict[str, str]]:
@@ -100,6 +100,14 @@ class MetadataStore(Protocol):
     def update_acls(self, resource: tuple[str, str, str], change: Callable[[list[dict]], list[dict]]) -> None:
         """Replace a resource's entries with `change(stored entries)`, atomically: if another
         writer changed them meanwhile, `change` runs again on theirs (no update is lost)."""
+        ...
+
+    def delegation_tokens(self) -> dict[str, dict]:
+        """Delegation tokens by id, in Kafka's JSON shape (security/delegation_token.py)."""
+        ...
+
+    def set_delegation_token(self, token_id: str, stored: dict | None) -> None:
+        """Write a token (None: remove it; removing one that is gone is no error)."""
         ...
 
     def allocate_producer_id_block(self, size: int) -> int:

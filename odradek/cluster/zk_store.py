@@ -10,6 +10,9 @@
     /config/users/<u>[/clients/<c>], /config/clients/<c>, /config/ips/<ip>   the same shape: client
                                                   quotas (a user's node also holds its SCRAM credentials)
     /config/changes/config_change_<seq>           {"version":2,"entity_path":"topics/<t>"}
+    /kafka-acl/<Type>/<name>, /kafka-acl-extended/prefixed/<Type>/<name>   {"version":1,"acls":[..]}
+    /delegation_token/tokens/<id>                 {"version":3,"owner":"User%3Aalice","renewers":[..],"issueTimestamp":..,...}
+    /delegation_token/token_changes/token_change_<seq>   "<token id>"
     /admin/delete_topics/<t>                      (a topic to delete; the controller removes it after)
     /admin/reassign_partitions                    {"version":1,"partitions":[{"topic":..,"partition":..,"replicas":[..]}]}
     /latest_producer_id_block                     {"version":1,"broker":<id>,"block_start":"<n>","block_end":"<m>"}
@@ -62,6 +65,8 @@ ACL_PREFIXED = "/kafka-acl-extended/prefixed"
 ACL_CHANGES = "/kafka-acl-changes"
 ACL_EXTENDED_CHANGES = "/kafka-acl-extended-changes"
 CONFIG_CHANGES = "/config/changes"
+DELEGATION_TOKENS = "/delegation_token/tokens"
+DELEGATION_TOKEN_CHANGES = "/delegation_token/token_changes"
 DELETE_TOPICS = "/admin/delete_topics"
 REASSIGN_PARTITIONS = "/admin/reassign_partitions"
 PRODUCER_ID_BLOCK = "/latest_producer_id_block"
@@ -680,6 +685,40 @@ class ZkMetadataStore:
     def watch_config_changes(self, on_change) -> None:
         """Call `on_change()` (from kazoo's thread) after every /config/changes notification."""
         self._watch_children(CONFIG_CHANGES, on_change)
+
+    # --- delegation tokens, in Kafka's layout ---
+
+    def delegation_tokens(self) -> dict[str, dict]:
+        found = {}
+        try:
+            ids = self.client.get_children(DELEGATION_TOKENS)
+        except NoNodeError:
+            return found
+        for token_id in ids:
+            try:
+                data, _ = self.client.get(f"{DELEGATION_TOKENS}/{token_id}")
+            except NoNodeError:
+                continue
+            if data:
+                found[token_id] = json.loads(data)
+        return found
+
+    def set_delegation_token(self, token_id: str, stored: dict | None) -> None:
+        """Write or remove the token's node, then Kafka's change notification (its id)."""
+        path = f"{DELEGATION_TOKENS}/{token_id}"
+        if stored is None:
+            try:
+                self.client.delete(path)
+            except NoNodeError:
+                return
+        else:
+            self._put(path, json.dumps(stored).encode())
+        self.client.create(f"{DELEGATION_TOKEN_CHANGES}/token_change_", token_id.encode(), sequence=True, makepath=True)
+
+    def watch_delegation_token_changes(self, on_change) -> None:
+        """Call `on_change()` (from kazoo's thread) after every token change notification."""
+        self.client.ensure_path(DELEGATION_TOKEN_CHANGES)
+        self._watch_children(DELEGATION_TOKEN_CHANGES, on_change)
 
     def allocate_producer_id_block(self, size: int) -> int:
         """The first id of a new block: a conditional update of /latest_producer_id_block."""

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from odradek.clock import Clock
     from odradek.cluster.acls import AclService
     from odradek.cluster.controller import Controller
+    from odradek.cluster.delegation_tokens import DelegationTokens
     from odradek.cluster.metadata import BrokerRegistration, Endpoint, MetadataCache, MetadataImage
     from odradek.cluster.dynamic_config import DynamicConfigs
     from odradek.cluster.membership import ClusterMembership
@@ -45,6 +46,7 @@ class BrokerServices:
     configs: DynamicConfigs
     membership: ClusterMembership | None = None  # cluster mode: registration, controller, ISR writes
     acls: AclService | None = None  # ACLs and the authorizer (authorizer.class.name); None: everything allowed
+    tokens: DelegationTokens | None = None  # delegation tokens (delegation.token.secret.key)
     quotas: ClientQuotas = field(default_factory=ClientQuotas)  # client quotas and the usage measured against them
     fetch_sessions: FetchSessionCache = field(default_factory=FetchSessionCache)  # KIP-227 incremental fetch sessions
 
@@ -100,6 +102,14 @@ class RequestContext:
         if acls is None or acls.authorizer is None:
             return sum(1 << int(op) for op in operations)
         return acls.authorizer.authorized_operations(self.principal, self.client_host, resource_type, name, operations)
+
+    def may_request_tokens(self) -> bool:
+        """Kafka's rule for delegation token requests: only from a client that proved who it is
+        (SASL, or a client certificate on SSL), and not with a token."""
+        protocol = self.services.config.security_protocol_of(self.listener_name)
+        if self.session is not None and self.session.token_authenticated:
+            return False
+        return protocol.startswith("SASL_") or (protocol == "SSL" and self.principal != ANONYMOUS)
 
     def endpoint_of(self, broker: BrokerRegistration) -> Endpoint | None:
         """Where a client on this request's listener reaches `broker` (None: not on this listener)."""

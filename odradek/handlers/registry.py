@@ -62,6 +62,10 @@ from odradek.handlers import (
     describe_acls,
     describe_client_quotas,
     alter_client_quotas,
+    create_delegation_token,
+    renew_delegation_token,
+    expire_delegation_token,
+    describe_delegation_token,
 )
 
 HANDLER_MODULES: tuple[ModuleType, ...] = (
@@ -115,6 +119,10 @@ HANDLER_MODULES: tuple[ModuleType, ...] = (
     delete_acls,
     describe_client_quotas,
     alter_client_quotas,
+    create_delegation_token,
+    renew_delegation_token,
+    expire_delegation_token,
+    describe_delegation_token,
 )
 
 

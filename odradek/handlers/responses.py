@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from functools import cache
 from types import UnionType
 from typing import Union, get_origin
@@ -46,7 +46,7 @@ _EMPTY_BY_KAFKA_TYPE = {
     "uuid": ZERO_UUID,
     "timedelta_i32": timedelta(0),
     "timedelta_i64": timedelta(0),
-    "datetime_i64": None,
+    "datetime_i64": datetime.fromtimestamp(-0.001, tz=timezone.utc),  # -1 on the wire: no time, as Kafka sends
     "float64": 0.0,
 }
 

@@ -36,6 +36,7 @@ class ClientSecurity:
     mechanism: str | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    token: bool = False  # SCRAM with a delegation token (tokenauth="true" in the JAAS config)
 
     @property
     def uses_sasl(self) -> bool:
@@ -70,7 +71,8 @@ def client_security(protocol: str, get, *, mechanism: str | None, jaas: str | No
     options = parse_jaas(jaas, jaas_name).options
     if "username" not in options or "password" not in options:
         raise ConfigError(f"{jaas_name} must set username=\"...\" and password=\"...\"")
-    return ClientSecurity(protocol, context, mechanism, options["username"], options["password"])
+    token = str(options.get("tokenauth", "")).lower() == "true"
+    return ClientSecurity(protocol, context, mechanism, options["username"], options["password"], token)
 
 
 def from_client_properties(properties: Mapping[str, str]) -> ClientSecurity:

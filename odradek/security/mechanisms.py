@@ -5,8 +5,8 @@ OAUTHBEARER checks signed JWTs against the configured JWKS (oauthbearer.py). PLA
 `user_<name>` accounts of the listener's PlainLoginModule
 (listener.name.<l>.plain.sasl.jaas.config, else sasl.jaas.config); SCRAM-SHA-256/512 check the
 credentials stored for the user (AlterUserScramCredentials, kafka-configs --alter --add-config
-'SCRAM-SHA-512=[...]'). A mechanism odradek does not serve is a ConfigError at start-up, not a
-listener that refuses everyone.
+'SCRAM-SHA-512=[...]'), or a delegation token's. A mechanism odradek does not serve is a
+ConfigError at start-up, not a listener that refuses everyone.
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ log = logging.getLogger(__name__)
 SERVED = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 
 
-def listener_mechanisms(config, listener: str, stored_credential: Callable[[str, str], str | None]
+def listener_mechanisms(config, listener: str, stored_credential: Callable[[str, str], str | None],
+                        token_login: Callable[[str, str], tuple[str, ScramCredential, int] | None] | None = None,
                         ) -> dict[str, Callable[[], SaslServer]]:
-    """Mechanism name -> a factory of its server side, for one SASL listener."""
+    """Mechanism name -> a factory of its server side, for one SASL listener. `token_login`
+    (token id, mechanism) -> (owner, credential, expiry ms) lets SCRAM logins use delegation tokens."""
     enabled = [str(m).strip().upper() for m in config.for_listener(listener, "sasl.enabled.mechanisms") if str(m).strip()]
     if not enabled:
         raise ConfigError(f"listener {listener} is a SASL listener but sasl.enabled.mechanisms is empty")
@@ -39,7 +41,7 @@ def listener_mechanisms(config, listener: str, stored_credential: Callable[[str,
             users = _plain_users(config, listener)
             factories[mechanism] = lambda users=users: PlainServer(users)
         elif mechanism in SCRAM_MECHANISMS:
-            factories[mechanism] = _scram_factory(mechanism, stored_credential)
+            factories[mechanism] = _scram_factory(mechanism, stored_credential, token_login)
         elif mechanism == "OAUTHBEARER":
             validator = validator_for(config, listener)
             factories[mechanism] = lambda validator=validator: OAuthBearerServer(validator)
@@ -80,7 +82,7 @@ def _plain_users(config, listener: str) -> dict[str, str]:
     return users
 
 
-def _scram_factory(mechanism: str, stored_credential: Callable[[str, str], str | None]):
+def _scram_factory(mechanism: str, stored_credential: Callable[[str, str], str | None], token_login=None):
     def credential_of(user: str) -> ScramCredential | None:
         stored = stored_credential(user, mechanism)
         if stored is None:
@@ -91,4 +93,4 @@ def _scram_factory(mechanism: str, stored_credential: Callable[[str, str], str |
             log.warning("The stored %s credential of a user is unreadable; its logins fail", mechanism)
             return None
 
-    return lambda: ScramServer(mechanism, credential_of)
+    return lambda: ScramServer(mechanism, credential_of, token_login)

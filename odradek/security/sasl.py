@@ -11,13 +11,15 @@ from __future__ import annotations
 from typing import Protocol
 
 
-
 class SaslAuthenticationFailed(Exception):
     """Kafka's SaslAuthenticationException: answered SASL_AUTHENTICATION_FAILED, then the
     connection closes."""
 
 
 class SaslServer(Protocol):
+    """Mechanisms that log in with a delegation token also have `token_authenticated` (True then)
+    and `credential_expiry_ms` (when the token expires), which the session reads when present."""
+
     complete: bool
     principal: str | None  # "User:<name>" once complete
 

@@ -9,6 +9,10 @@ password, and neither reveals it.
 An unknown user is not told apart from a wrong password: the server answers the first message
 with a salt derived from the name and a secret of this process, and fails at the proof, with the
 same message as a wrong password.
+
+A delegation token logs in with Kafka's `tokenauth=true` extension in the client-first message:
+the user name is the token id, the credential is the token's (cluster/delegation_tokens.py), and
+the principal is the token's owner, marked as token-authenticated.
 """
 
 from __future__ import annotations
@@ -87,11 +91,13 @@ def credential_from_password(mechanism: str, password: str, iterations: int = DE
 
 
 def _attributes(message: str) -> dict[str, str]:
+    """RFC 5802's one-letter attributes, and Kafka's extensions after them (tokenauth=true)."""
     attributes = {}
     for part in message.split(","):
-        if len(part) < 2 or part[1] != "=":
+        key, equals, value = part.partition("=")
+        if not key or not equals:
             raise ValueError(f"malformed attribute {part[:20]!r}")
-        attributes.setdefault(part[0], part[2:])
+        attributes.setdefault(key, value)
     return attributes
 
 
@@ -109,17 +115,20 @@ def _xor(a: bytes, b: bytes) -> bytes:
 class ScramServer:
     """One exchange: client-first -> server-first, client-final -> server-final."""
 
-    def __init__(self, mechanism: str, credential_of: Callable[[str], ScramCredential | None]) -> None:
+    def __init__(self, mechanism: str, credential_of: Callable[[str], ScramCredential | None],
+                 token_of: Callable[[str, str], tuple[str, ScramCredential, int] | None] | None = None) -> None:
         self.mechanism = mechanism
         self._digest = MECHANISMS[mechanism]
         self._credential_of = credential_of
+        self._token_of = token_of  # (token id, mechanism) -> (owner, credential, expiry ms) of a valid token
         self._step = 0
         self.complete = False
         self.principal: str | None = None
-        self._username = ""
+        self.token_authenticated = False
+        self.credential_expiry_ms: int | None = None  # when the token that logged in expires
         self._credential: ScramCredential | None = None
         self._known = False
-        self._first_bare = self._server_first = self._nonce = ""
+        self._first_bare = self._server_first = self._nonce = self._principal = ""
 
     def evaluate(self, token: bytes) -> bytes:
         try:
@@ -144,17 +153,23 @@ class ScramServer:
             client_nonce = attributes["r"]
         except (KeyError, ValueError) as error:
             raise SaslAuthenticationFailed(f"Authentication failed: invalid {self.mechanism} client-first message: {error}") from None
-        if attributes.get("tokenauth", "").lower() == "true":
-            raise SaslAuthenticationFailed("Authentication failed: delegation tokens are not supported")
         if authzid and _saslname(authzid[2:] if authzid.startswith("a=") else authzid) != username:
             raise SaslAuthenticationFailed("Authentication failed: Client requested an "
                                            "authorization id that is different from username")
-        credential = self._credential_of(username)
+        self._principal = f"User:{username}"
+        if attributes.get("tokenauth", "").lower() == "true":
+            token = self._token_of(username, self.mechanism) if self._token_of is not None else None
+            credential = None
+            if token is not None:
+                self._principal, credential, self.credential_expiry_ms = token
+                self.token_authenticated = True
+        else:
+            credential = self._credential_of(username)
         self._known = credential is not None
         if credential is None:
             fake = hmac.digest(_UNKNOWN_USER_SECRET, username.encode("utf-8"), "sha256")
             credential = ScramCredential(fake[:16] * 2, os.urandom(64), os.urandom(64), DEFAULT_ITERATIONS)
-        self._username, self._credential = username, credential
+        self._credential = credential
         self._nonce = client_nonce + secrets.token_urlsafe(24)
         self._first_bare = bare
         self._server_first = (f"r={self._nonce},s={base64.b64encode(credential.salt).decode()},"
@@ -180,7 +195,7 @@ class ScramServer:
             raise _failed(self.mechanism)
         self._step = 2
         self.complete = True
-        self.principal = f"User:{self._username}"
+        self.principal = self._principal
         server_signature = hmac.digest(credential.server_key, auth_message, self._digest)
         return b"v=" + base64.b64encode(server_signature)
 
@@ -188,13 +203,14 @@ class ScramServer:
 class ScramClient:
     """The client's side, for odradek's own client (CLI, broker to broker)."""
 
-    def __init__(self, mechanism: str, username: str, password: str) -> None:
+    def __init__(self, mechanism: str, username: str, password: str, *, token: bool = False) -> None:
+        """`token`: log in with a delegation token (its id and base64 HMAC as username and password)."""
         self.mechanism = mechanism
         self._digest = MECHANISMS[mechanism]
         self._password = password
         self._nonce = secrets.token_urlsafe(24)
         name = username.replace("=", "=3D").replace(",", "=2C")
-        self._first_bare = f"n={name},r={self._nonce}"
+        self._first_bare = f"n={name},r={self._nonce}" + (",tokenauth=true" if token else "")
         self._server_signature = b""
 
     def first_message(self) -> bytes:

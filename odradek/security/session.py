@@ -36,6 +36,7 @@ class Session:
         self.expires_at_ms: int | None = None
         self._server: SaslServer | None = None
         self.mechanism: str | None = None
+        self.token_authenticated = False  # logged in with a delegation token (it may not ask for tokens)
 
     # -- what the connection may do ----------------------------------------------------------------
 
@@ -88,11 +89,15 @@ class Session:
                 self.close_after_response = True
                 raise SaslAuthenticationFailed("Cannot change principals during re-authentication")
             self.principal = principal
+            self.token_authenticated = getattr(self._server, "token_authenticated", False)
             self.authenticated = True
             self.state = "done"
+            credential_expiry_ms = getattr(self._server, "credential_expiry_ms", None)
             self._server = None
-            if self.reauth_ms > 0:
+            if self.reauth_ms > 0:  # a token's session ends with the token, as in Kafka
                 self.expires_at_ms = self._now_ms() + self.reauth_ms
+                if credential_expiry_ms is not None:
+                    self.expires_at_ms = min(self.expires_at_ms, credential_expiry_ms)
         return challenge
 
     def session_lifetime_ms(self) -> int:

@@ -4,6 +4,8 @@ with the wrong inter-broker password never joins the in-sync replicas (and says 
 
 from __future__ import annotations
 
+import json
+
 import confluent_kafka
 
 from conftest import free_port
@@ -185,3 +187,57 @@ def test_acls_created_at_once_through_two_brokers_are_all_kept(cluster):
     admin = AdminClient({"bootstrap.servers": brokers.broker(2).bootstrap_servers})
     assert len(admin.delete_acls([every])[every].result(timeout=30)) == 30
     brokers.wait_for(lambda: admin.describe_acls(every).result(timeout=10) == [], 15, "no binding left")
+
+
+def test_a_delegation_token_made_through_one_broker_logs_in_at_every_broker(cluster, tmp_path):
+    """alice creates a token through broker 1 with Kafka's tool: it is in ZooKeeper where Kafka keeps
+    it (without its secret), a job logs in with it at broker 2, and once alice expires it through
+    broker 2 it logs in at neither."""
+    from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+
+    from compat.conftest import JavaTools, fetch
+
+    java = JavaTools(fetch("java"))
+    brokers = cluster(0)
+    ports = {}
+    for node_id in (1, 2):
+        ports[node_id] = free_port()
+        brokers.add_broker(node_id, extra_listeners=f"SASL_PLAINTEXT://127.0.0.1:{ports[node_id]}",
+                           **{"sasl.enabled.mechanisms": "SCRAM-SHA-256", "delegation.token.secret.key": "one secret"})
+    brokers.wait_until_formed()
+    admin = AdminClient({"bootstrap.servers": brokers.broker(1).bootstrap_servers})
+    credential = UserScramCredentialUpsertion("alice", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096),
+                                              b"alice-secret")
+    for future in admin.alter_user_scram_credentials([credential]).values():
+        future.result(timeout=30)
+
+    def properties(name: str, user: str, password: str, token: bool = False):
+        path = tmp_path / f"{name}.properties"
+        extension = ' tokenauth="true"' if token else ""
+        path.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\n"
+                        "default.api.timeout.ms=15000\nrequest.timeout.ms=10000\n"
+                        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+                        f'username="{user}" password="{password}"{extension};\n')
+        return path
+
+    alice = properties("alice", "alice", "alice-secret")
+    created = java.run("org.apache.kafka.tools.DelegationTokenCommand", "--bootstrap-server",
+                       f"127.0.0.1:{ports[1]}", "--command-config", alice, "--create", "--max-life-time-period", -1)
+    [token_id, hmac] = next(line.split()[:2] for line in created.stdout.splitlines()
+                            if len(line.split()) == 8 and line.split()[2] == "User:alice")
+    stored = brokers.read(f"/delegation_token/tokens/{token_id}")
+    assert (stored["owner"], stored["tokenId"], stored["renewers"]) == ("User%3Aalice", token_id, [])
+    assert hmac not in json.dumps(stored)
+
+    job = properties("job", token_id, hmac, token=True)
+
+    def logs_in_at(node_id: int) -> bool:
+        listed = java.run("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", f"127.0.0.1:{ports[node_id]}",
+                          "--command-config", job, "--list", check=False, timeout_s=60)
+        return listed.returncode == 0
+
+    brokers.wait_for(lambda: logs_in_at(2), 30, "the token made through broker 1 logs in at broker 2")
+    java.run("org.apache.kafka.tools.DelegationTokenCommand", "--bootstrap-server", f"127.0.0.1:{ports[2]}",
+             "--command-config", alice, "--expire", "--hmac", hmac, "--expiry-time-period", -1)
+    brokers.wait_for(lambda: not logs_in_at(1), 30, "the token expired through broker 2 no longer logs in at broker 1")
+    assert not logs_in_at(2)

@@ -10,6 +10,7 @@ client (ACLs do not exist yet), next to the secured listener under test:
 - SASL_PLAINTEXT with PLAIN accounts from the listener's PlainLoginModule JAAS config.
 - SSL with client certificates required (mutual TLS); a client without a certificate is refused.
 - kcat over SASL_PLAINTEXT with SCRAM-SHA-256 and over mutual TLS.
+- Delegation tokens with kafka-delegation-tokens, and a job logging in with one (tokenauth).
 
 Certificates come from tests/tls_material.py (a throwaway CA, a broker certificate for localhost and
 127.0.0.1, client certificates); the Java clients trust the CA through a PKCS12 trust store made
@@ -447,3 +448,88 @@ def test_kcat_over_mutual_tls(secure_broker, certificates, kcat, tmp_path):
     stored = consume(broker.plaintext, topic, [0], len(KCAT_LINES))
     assert [(m.key, m.value, m.headers) for m in stored] == [
         (k.encode(), v.encode(), (("source", b"kcat"),)) for k, v in KCAT_LINES]
+
+
+# --- 5. Delegation tokens -------------------------------------------------------------------------
+
+DELEGATION_TOKEN_COMMAND = "org.apache.kafka.tools.DelegationTokenCommand"
+TOKEN_SECRET = "the cluster's token secret"
+
+
+def _token_rows(text: str) -> list[list[str]]:
+    """The rows of kafka-delegation-tokens' table: TOKENID HMAC OWNER REQUESTER RENEWERS ISSUEDATE EXPIRYDATE MAXDATE."""
+    return [line.split() for line in _lines(text) if len(line.split()) == 8 and line.split()[0] != "TOKENID"]
+
+
+def test_delegation_tokens_with_kafkas_tool_and_a_job_that_logs_in_with_one(secure_broker, java_tools, tmp_path):
+    """alice (SCRAM over SASL_PLAINTEXT) creates a token with bob as renewer; bob sees and renews it;
+    a console producer and consumer that log in with the token act as alice (the only principal
+    an ACL lets use the topic) but may not ask for tokens themselves; once alice expires it, the
+    token no longer logs in. On the PLAINTEXT listener the tool gets Kafka's refusal."""
+    broker = secure_broker(["SASL_PLAINTEXT"], **{
+        "sasl.enabled.mechanisms": "SCRAM-SHA-256", "delegation.token.secret.key": TOKEN_SECRET,
+        "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer", "allow.everyone.if.no.acl.found": "true",
+        "group.initial.rebalance.delay.ms": 0})
+    for user in ("alice", "bob"):
+        _add_scram_user(java_tools, broker.plaintext, user, f"SCRAM-SHA-256=[password={user}-secret]")
+    bootstrap, topic = broker.address("SASL_PLAINTEXT"), "for-the-job"
+
+    def scram(user: str, password: str, token: bool = False) -> dict[str, object]:
+        extension = ' tokenauth="true"' if token else ""
+        return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-256",
+                "sasl.jaas.config": f'{SCRAM_LOGIN} required username="{user}" password="{password}"{extension};'}
+
+    alice = _write_properties(tmp_path / "alice.properties", scram("alice", "alice-secret"))
+    bob = _write_properties(tmp_path / "bob.properties", scram("bob", "bob-secret"))
+
+    def tokens(config: Path, *args: object, **kwargs):
+        return java_tools.run(DELEGATION_TOKEN_COMMAND, "--bootstrap-server", bootstrap, "--command-config", config,
+                              *args, **kwargs)
+
+    created = tokens(alice, "--create", "--max-life-time-period", -1, "--renewer-principal", "User:bob")
+    [row] = _token_rows(created.stdout)
+    token_id, hmac, owner, requester, renewers = row[:5]
+    assert f"Created delegation token with tokenId : {token_id}" in created.stdout
+    assert (owner, requester, renewers) == ("User:alice", "User:alice", "[User:bob]"), created.stdout
+
+    described = tokens(bob, "--describe", "--owner-principal", "User:alice")
+    assert [r[:5] for r in _token_rows(described.stdout)] == [row[:5]], described.stdout
+    # Kafka 4's tool asks for an empty owner list when none is given, which Kafka answers with no tokens
+    assert "Total number of tokens : 0" in tokens(alice, "--describe").stdout
+    renewed = tokens(bob, "--renew", "--hmac", hmac, "--renew-time-period", 2 * 3_600_000)
+    assert "Completed renew operation. New expiry date :" in renewed.stdout, renewed.stdout
+
+    # The job: only alice may use the topic, and the token logs in as alice.
+    create_topic(broker.plaintext, topic)
+    java_tools.run("org.apache.kafka.tools.AclCommand", "--bootstrap-server", broker.plaintext, "--add",
+                   "--allow-principal", "User:alice", "--operation", "All", "--topic", topic)
+    job = _write_properties(tmp_path / "job.properties", scram(token_id, hmac, token=True))
+    produced = java_tools.run(CONSOLE_PRODUCER, "--bootstrap-server", bootstrap, "--command-config", job,
+                              "--topic", topic, input="from the job\nand more\n")
+    assert "ERROR" not in produced.stderr, produced.stderr
+    consumed = java_tools.run(CONSOLE_CONSUMER, "--bootstrap-server", bootstrap, "--command-config", job,
+                              "--topic", topic, "--group", "job", "--from-beginning", "--max-messages", 2,
+                              "--timeout-ms", 30_000)
+    assert _lines(consumed.stdout) == ["from the job", "and more"]
+    refused_to_bob = java_tools.run(CONSOLE_CONSUMER, "--bootstrap-server", bootstrap, "--command-config", bob,
+                                    "--topic", topic, "--from-beginning", "--max-messages", 1, "--timeout-ms", 10_000,
+                                    check=False)
+    assert "TopicAuthorizationException" in refused_to_bob.stderr, refused_to_bob.stdout + refused_to_bob.stderr
+    by_the_job = tokens(job, "--describe", check=False)
+    assert by_the_job.returncode != 0
+    assert "Delegation Token requests are not allowed on PLAINTEXT/1-way SSL channels" in by_the_job.stdout + by_the_job.stderr
+
+    expired = tokens(alice, "--expire", "--hmac", hmac, "--expiry-time-period", -1)
+    assert "Completed expire operation." in expired.stdout, expired.stdout
+    assert _token_rows(tokens(alice, "--describe", "--owner-principal", "User:alice").stdout) == []
+    late = _write_properties(tmp_path / "late.properties", {**scram(token_id, hmac, token=True), **SHORT_CLIENT_TIMEOUTS})
+    refused = java_tools.run(TOPIC_COMMAND, "--bootstrap-server", bootstrap, "--command-config", late, "--list",
+                             check=False, timeout_s=REFUSED_TOOL_TIMEOUT_S)
+    assert "SaslAuthenticationException" in refused.stderr, refused.stdout + refused.stderr
+
+    # Nobody proves who they are on the PLAINTEXT listener, so no tokens there.
+    anonymous = _write_properties(tmp_path / "anonymous.properties", {})
+    plaintext = java_tools.run(DELEGATION_TOKEN_COMMAND, "--bootstrap-server", broker.plaintext, "--command-config",
+                               anonymous, "--create", "--max-life-time-period", -1, check=False)
+    assert "Delegation Token requests are not allowed on PLAINTEXT/1-way SSL channels" in plaintext.stdout + plaintext.stderr
+    assert "Traceback" not in broker.output()

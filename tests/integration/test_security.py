@@ -443,6 +443,69 @@ def test_the_cli_reaches_a_sasl_ssl_listener_with_kafkas_client_properties(secur
     assert "wrong-password" not in refused.stderr
 
 
+def test_the_cli_hands_out_a_delegation_token_that_a_job_logs_in_with_until_it_is_expired(tmp_path):
+    """KIP-48 with odradek's CLI: alice, logged in with SCRAM, gets a token; a job logs in with it
+    (tokenauth) as alice, also after a restart, but may not ask for tokens itself; once alice
+    expires it, it logs in no more. On the PLAINTEXT listener nobody gets a token."""
+    import json
+    import subprocess
+    import sys
+
+    port = free_port()
+    process = BrokerProcess(tmp_path / "broker", {"sasl.enabled.mechanisms": "SCRAM-SHA-512",
+                                                  "delegation.token.secret.key": "the token secret"})
+    process.overrides["listeners"] = f"PLAINTEXT://127.0.0.1:{process.port},SASL_PLAINTEXT://127.0.0.1:{port}"
+    process.start()
+
+    def odradek(command: str, *args: str, bootstrap: str = f"127.0.0.1:{port}", stdin: str | None = None):
+        return subprocess.run([sys.executable, "-m", "odradek", command, "--bootstrap-server", bootstrap, *args],
+                              capture_output=True, text=True, timeout=60, input=stdin)
+
+    def properties(name: str, user: str, password: str, token: bool = False) -> str:
+        path = tmp_path / f"{name}.properties"
+        path.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n"
+                        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+                        f'username="{user}" password="{password}"' + (' tokenauth="true"' if token else "") + ";\n")
+        return str(path)
+
+    try:
+        added = odradek("users", "--add", "alice", "--password-stdin", bootstrap=process.bootstrap_servers,
+                        stdin="alice-secret\n")
+        assert added.returncode == 0, added.stderr
+        alice = properties("alice", "alice", "alice-secret")
+        created = odradek("delegation-tokens", "--command-config", alice, "--create", "--renewer-principal", "User:bob",
+                          "--output", "json")
+        assert created.returncode == 0, created.stderr
+        [token] = json.loads(created.stdout)
+        assert (token["owner"], token["requester"], token["renewers"]) == ("User:alice", "User:alice", ["User:bob"])
+        assert token["expires"] - token["issued"] == 86_400_000 and token["max"] - token["issued"] == 7 * 86_400_000
+
+        job = properties("job", token["token_id"], token["hmac"], token=True)
+        made = odradek("topics", "--command-config", job, "--create", "--topic", "by-the-job")
+        assert made.returncode == 0, made.stderr
+        asked = odradek("delegation-tokens", "--command-config", job, "--describe")
+        assert asked.returncode == 1 and "DELEGATION_TOKEN_REQUEST_NOT_ALLOWED" in asked.stderr, asked.stderr
+
+        assert process.stop() == 0, process.output()
+        process.start()
+        listed = odradek("topics", "--command-config", job, "--list")
+        assert listed.returncode == 0 and "by-the-job" in listed.stdout.split(), listed.stderr
+
+        expired = odradek("delegation-tokens", "--command-config", alice, "--expire", "--hmac", token["hmac"])
+        assert expired.returncode == 0 and expired.stdout.startswith("Expired the token"), expired.stderr
+        late = odradek("topics", "--command-config", job, "--list")
+        assert late.returncode == 1 and "Authentication failed" in late.stderr and late.stderr.count("\n") == 1
+        described = odradek("delegation-tokens", "--command-config", alice, "--describe", "--output", "json")
+        assert json.loads(described.stdout) == []
+
+        refused = odradek("delegation-tokens", "--create", bootstrap=process.bootstrap_servers)
+        assert refused.returncode == 1 and "DELEGATION_TOKEN_REQUEST_NOT_ALLOWED" in refused.stderr, refused.stderr
+        assert refused.stderr.count("\n") == 1
+        assert "Traceback" not in process.output()
+    finally:
+        process.stop()
+
+
 def test_sessions_re_authenticate_within_connections_max_reauth_ms(tmp_path):
     """KIP-368: librdkafka re-authenticates on the same connection before its session ends and keeps
     producing; a client that does not is disconnected at its next request after the end.
