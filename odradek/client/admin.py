@@ -430,18 +430,16 @@ class Admin:
 
     async def renew_delegation_token(self, hmac: bytes, period_ms: int = -1) -> int:
         """The token's new expiry time (ms); -1: the broker's default period."""
-        response = await self.client.request(RENEW_DELEGATION_TOKEN, {"hmac": hmac, "renew_period": period_ms},
-                                             min_version=1)
-        error = _error(response.error_code, None, "RenewDelegationToken")
-        if error is not None:
-            raise error
-        return to_ms(response.expiry_timestamp)
+        return await self._token_expiry(RENEW_DELEGATION_TOKEN, "renew_period", hmac, period_ms)
 
     async def expire_delegation_token(self, hmac: bytes, period_ms: int = -1) -> int:
         """End the token after `period_ms` (negative: now, and it is removed); its expiry time (ms)."""
-        response = await self.client.request(EXPIRE_DELEGATION_TOKEN, {"hmac": hmac, "expiry_time_period": period_ms},
-                                             min_version=1)
-        error = _error(response.error_code, None, "ExpireDelegationToken")
+        return await self._token_expiry(EXPIRE_DELEGATION_TOKEN, "expiry_time_period", hmac, period_ms)
+
+    async def _token_expiry(self, api_key: int, period_field: str, hmac: bytes, period_ms: int) -> int:
+        response = await self.client.request(api_key, {"hmac": hmac, period_field: period_ms}, min_version=1)
+        name = "RenewDelegationToken" if api_key == RENEW_DELEGATION_TOKEN else "ExpireDelegationToken"
+        error = _error(response.error_code, None, name)
         if error is not None:
             raise error
         return to_ms(response.expiry_timestamp)
