@@ -154,3 +154,19 @@ def test_a_client_logs_in_with_a_token_as_its_owner(tokens, mechanism):
     plain = ScramServer(mechanism, lambda _user: None, tokens.login)
     with pytest.raises(SaslAuthenticationFailed, match="invalid credentials"):
         _login(plain, ScramClient(mechanism, token.token_id, password))
+
+
+def test_a_token_session_ends_with_the_token_when_sessions_have_a_lifetime(tokens, clock):
+    """With connections.max.reauth.ms, Kafka ends a token's session when the token expires; the
+    connection is marked token-authenticated, so it may not ask for tokens."""
+    from odradek.security.session import Session
+
+    token = tokens.create("User:alice", "User:alice", (), 10 * 60_000)
+    mechanisms = {"SCRAM-SHA-256": lambda: ScramServer("SCRAM-SHA-256", lambda _user: None, tokens.login)}
+    session = Session(mechanisms=mechanisms, reauth_ms=HOUR, now_ms=clock.now_ms)
+    assert session.handshake("SCRAM-SHA-256", 1) is None
+    client = ScramClient("SCRAM-SHA-256", token.token_id, base64.b64encode(tokens.hmac(token.token_id)).decode(),
+                         token=True)
+    client.verify_final(session.authenticate(client.final_message(session.authenticate(client.first_message()))))
+    assert session.authenticated and session.principal == "User:alice" and session.token_authenticated
+    assert session.expires_at_ms == token.expiry_ms == clock.now_ms() + 10 * 60_000
