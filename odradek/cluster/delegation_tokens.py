@@ -18,6 +18,7 @@ import logging
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.security.delegation_token import TokenInfo, new_token_id, token_credential, token_hmac
 from odradek.security.scram import ScramCredential
+from odradek.security.tls import secret_text
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +26,9 @@ log = logging.getLogger(__name__)
 def secret_key(config) -> bytes | None:
     """delegation.token.secret.key (or its old name, delegation.token.master.key) as bytes; None: tokens are off."""
     for name in ("delegation.token.secret.key", "delegation.token.master.key"):
-        value = config[name]
-        text = value.value if hasattr(value, "value") else value
+        text = secret_text(config[name])
         if text:
-            return str(text).encode("utf-8")
+            return text.encode("utf-8")
     return None
 
 
@@ -151,5 +151,7 @@ class DelegationTokens:
             return None
         credential = self._credentials.get((token_id, mechanism))
         if credential is None:
-            credential = self._credentials[(token_id, mechanism)] = token_credential(self.hmac(token_id), mechanism)
+            credential = token_credential(self.hmac(token_id), mechanism)
+            # a new dict, never one changed in place: _swap may be reading the old one in a worker thread
+            self._credentials = {**self._credentials, (token_id, mechanism): credential}
         return token.owner, credential, token.expiry_ms
