@@ -24,6 +24,7 @@ from odradek.client.metadata import ClusterMetadata
 from odradek.protocol.topic_partition import TopicPartition
 from odradek.security.acl import AclBinding, AclFilter, Operation, PatternType, Permission
 from odradek.security.acl import ResourceType as AclResourceType
+from odradek.security.delegation_token import split_principal
 from odradek.security.scram import MECHANISM_TYPES as SCRAM_MECHANISM_TYPES
 from odradek.security.scram import salted_password
 
@@ -200,7 +201,7 @@ def _principal(kind: str, name: str) -> str:
 
 
 def _split_principal(principal: str) -> dict[str, str]:
-    kind, _, name = principal.partition(":")
+    kind, name = split_principal(principal)
     return {"principal_type": kind, "principal_name": name}
 
 
