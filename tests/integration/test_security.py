@@ -491,6 +491,13 @@ def test_the_cli_hands_out_a_delegation_token_that_a_job_logs_in_with_until_it_i
         listed = odradek("topics", "--command-config", job, "--list")
         assert listed.returncode == 0 and "by-the-job" in listed.stdout.split(), listed.stderr
 
+        # bad input: an HMAC that is not base64, and one of no token
+        garbled = odradek("delegation-tokens", "--command-config", alice, "--renew", "--hmac", "not base64!")
+        assert garbled.returncode == 2 and "--hmac must be the base64 HMAC" in garbled.stderr, garbled.stderr
+        unknown = odradek("delegation-tokens", "--command-config", alice, "--renew", "--hmac", "bm8gc3VjaCB0b2tlbg==")
+        assert unknown.returncode == 1 and "DELEGATION_TOKEN_NOT_FOUND" in unknown.stderr, unknown.stderr
+        assert unknown.stderr.count("\n") == 1
+
         expired = odradek("delegation-tokens", "--command-config", alice, "--expire", "--hmac", token["hmac"])
         assert expired.returncode == 0 and expired.stdout.startswith("Expired the token"), expired.stderr
         late = odradek("topics", "--command-config", job, "--list")
