@@ -7,9 +7,9 @@ Shutdown order (uvicorn's): stop accepting, ask connections to stop after their 
 request, release parked fetches, wait up to a grace period, then cancel what is left.
 
 Accepted sockets get `socket.send.buffer.bytes` as SO_SNDBUF and the listening socket
-`socket.receive.buffer.bytes` as SO_RCVBUF (which accepted sockets inherit), as Kafka sets them; -1,
-the default of both here (not Kafka's), leaves the kernel's autotuning: a fixed window makes the one
-event loop come back for every few hundred KiB of a large Fetch or a producer's request.
+`socket.receive.buffer.bytes` as SO_RCVBUF (which accepted sockets inherit), as Kafka sets them; -1
+leaves the kernel's autotuning, the receive side's default here (not Kafka's): a fixed window stalls
+a producer while the one event loop serves other connections.
 
 A connection that has sent no request for `connections.max.idle.ms` is closed, as Kafka does, and
 one trickling a request slower than `socket.request.receive.timeout.ms` allows (a slowloris); a
@@ -104,7 +104,7 @@ class SocketServer:
                  on_stopping=None, ssl_context: ssl.SSLContext | None = None,
                  session_factory: Callable[[asyncio.StreamWriter], Session] | None = None,
                  listener_name: str = "PLAINTEXT", limits: ConnectionLimits | None = None,
-                 send_buffer_bytes: int = -1, receive_buffer_bytes: int = -1) -> None:
+                 send_buffer_bytes: int = 102400, receive_buffer_bytes: int = -1) -> None:
         self.dispatcher = dispatcher
         self.send_buffer_bytes = send_buffer_bytes
         self.receive_buffer_bytes = receive_buffer_bytes
