@@ -12,6 +12,7 @@ from pathlib import Path
 from odradek.log.file_handles import FileHandle
 
 _ENTRY = struct.Struct(">ii")
+_WINDOW_ENTRIES = 512  # what a search reads in one pread once the range has narrowed to it
 
 
 class _IndexFile:
@@ -65,16 +66,34 @@ class _IndexFile:
         self._last = entry
 
     def _search(self, target: int, field: int) -> int:
-        """Index of the last entry whose `field` <= target, or -1."""
+        """Index of the last entry whose `field` <= target, or -1.
+
+        One pread per halving until the range left fits in a window, then that window in one
+        pread: a consumer's every Fetch searches the index, and each pread is a system call.
+        """
+        size = self.ENTRY.size
         low, high = 0, self.entries - 1
         found = -1
-        while low <= high:
+        while high - low >= _WINDOW_ENTRIES:
             middle = (low + high) // 2
             if self.entry(middle)[field] <= target:
                 found = middle
                 low = middle + 1
             else:
                 high = middle - 1
+        if low > high:
+            return found
+        with self._file as fd:
+            window = os.pread(fd, (high - low + 1) * size, low * size)
+        unpack_from = self.ENTRY.unpack_from
+        first, last = 0, len(window) // size - 1
+        while first <= last:
+            middle = (first + last) // 2
+            if unpack_from(window, middle * size)[field] <= target:
+                found = low + middle
+                first = middle + 1
+            else:
+                last = middle - 1
         return found
 
     def _truncate_entries(self, count: int) -> None:

@@ -33,6 +33,8 @@ class RegionWriter:
         self._transport = transport
         self._fd = os.dup(transport.get_extra_info("socket").fileno())
         self._loop = asyncio.get_running_loop()
+        self._waiter: asyncio.Future | None = None  # set when the socket has room again
+        self._watching = False  # the loop watches the socket for room, for the rest of this response
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -45,6 +47,14 @@ class RegionWriter:
         if self._transport.get_write_buffer_size() or self._transport.is_closing():
             self._transport.writelines(read_regions(chunks))
             return
+        try:
+            await self._write(chunks)
+        finally:
+            if self._watching:
+                self._watching = False
+                self._loop.remove_writer(self._fd)
+
+    async def _write(self, chunks: list) -> None:
         gathered: list = []
         for chunk in chunks:
             if type(chunk) is not FileRegion:
@@ -82,15 +92,19 @@ class RegionWriter:
                 buffers[first] = memoryview(buffers[first])[count:]
 
     async def _room(self) -> None:
-        """Wait until the socket takes more (a consumer reading slower than we send)."""
-        waiter = self._loop.create_future()
-        self._loop.add_writer(self._fd, _wake, waiter)
-        try:
-            await waiter
-        finally:
-            self._loop.remove_writer(self._fd)
+        """Wait until the socket takes more (a consumer reading slower than we send).
 
+        The loop keeps watching the socket until the response is written: a large Fetch waits
+        for room many times, and each new registration costs the loop several system calls.
+        Between its waits the writing never yields to the loop, so a socket with room wakes it at
+        most once more than needed."""
+        self._waiter = self._loop.create_future()
+        if not self._watching:
+            self._loop.add_writer(self._fd, self._wake)
+            self._watching = True
+        await self._waiter
 
-def _wake(waiter: asyncio.Future) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)

@@ -203,6 +203,30 @@ def test_index_lookup_finds_greatest_entry_at_or_below(tmp_path, clock):
     assert index.lookup(1) == (0, 0)
 
 
+def test_a_large_index_answers_as_a_scan_of_its_entries_would(tmp_path):
+    """An index of thousands of entries (a full 1 GiB segment has up to 262,144) is searched
+    partly on disk and partly in a window read at once; every answer is the scan's."""
+    from odradek.log.offset_index import OffsetIndex
+
+    index = OffsetIndex(tmp_path / "00000000000000001000.index", 1000)
+    entries = [(1000 + 3 * i + 2, 4096 * i + 7) for i in range(2000)]
+    for offset, position in entries:
+        index.append(offset, position)
+
+    def scan(offset):
+        below = [entry for entry in entries if entry[0] <= offset]
+        return below[-1] if below else (1000, 0)
+
+    for offset in [0, 999, 1000, 1001, 1002, 1003, 2500, 3 * 1999 + 1002, 3 * 1999 + 1003, 10**9] + list(range(1000, 7000, 37)):
+        assert index.lookup(offset) == scan(offset), offset
+    for position in [0, 6, 7, 8, 4096 * 511 + 7, 4096 * 512 + 6, 4096 * 1999 + 7, 10**12] + list(range(0, 4096 * 2000, 50_003)):
+        below = [p for _, p in entries if p <= position]
+        assert index.position_at_or_before(position) == (below[-1] if below else 0), position
+    index.truncate_to_position(4096 * 1500 + 7)
+    assert index.entries == 1500
+    assert index.lookup(10**9) == entries[1499]
+
+
 def test_offset_for_timestamp_and_max_timestamp(tmp_path, clock):
     log = open_log(tmp_path, clock, segment_bytes=500, index_interval_bytes=100)
     base = 1_000_000
