@@ -227,6 +227,42 @@ def test_a_large_index_answers_as_a_scan_of_its_entries_would(tmp_path):
     assert index.lookup(10**9) == entries[1499]
 
 
+def test_index_entries_are_written_in_groups_and_always_found(tmp_path, clock):
+    """Index entries reach the file a few hundred bytes at a time, yet every lookup sees them at
+    once; a flush or a clean close writes the rest, and after a crash recovery rebuilds them."""
+    log = open_log(tmp_path, clock, index_interval_bytes=1)
+    for _ in range(11):
+        append(log, make_batch(clock, 3))
+    index = log.active_segment.offset_index
+    assert index.entries == 10
+    assert index.path.stat().st_size == 0  # 80 bytes held
+    assert index.lookup(29) == (29, log.active_segment.find_batch(27).position)
+    assert index.path.stat().st_size == 80  # written before the file was read
+    for _ in range(70):
+        append(log, make_batch(clock, 3))
+    assert index.path.stat().st_size >= 512  # written when enough had gathered, no read needed
+    expected = index.all_entries()
+    assert len(expected) == 80
+    append(log, make_batch(clock, 3))
+    log.flush()
+    assert index.path.stat().st_size == 81 * 8
+    append(log, make_batch(clock, 3))
+    log.close()
+    assert index.path.stat().st_size == 82 * 8
+
+    log = open_log(tmp_path, clock, index_interval_bytes=1)
+    for _ in range(5):
+        append(log, make_batch(clock, 3))
+    held = log.active_segment.offset_index
+    assert held.path.stat().st_size == 82 * 8  # five entries only in memory: a crash now loses them
+    crashed = PartitionLog.open(tmp_path / "topic-0", LogConfig(index_interval_bytes=1), clock, recovery_point=0,
+                                clean_shutdown=False)
+    assert crashed.active_segment.offset_index.entries == 87
+    for offset in (0, 100, 3 * 86, 3 * 88 - 1):
+        assert crashed.active_segment.find_batch(offset).base_offset == offset - offset % 3
+    assert [r.offset for r in all_records(crashed)] == list(range(3 * 88))
+
+
 def test_offset_for_timestamp_and_max_timestamp(tmp_path, clock):
     log = open_log(tmp_path, clock, segment_bytes=500, index_interval_bytes=100)
     base = 1_000_000
