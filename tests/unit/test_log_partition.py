@@ -7,6 +7,7 @@ import pytest
 
 from odradek.clock import FakeClock
 from odradek.log.log_config import LogConfig
+from odradek.log.offset_index import OffsetIndex
 from odradek.log.partition_log import PartitionLog
 from odradek.protocol.errors import ErrorCode, KafkaError
 from odradek.protocol.records import decode_records, encode_batch, read_batch_header, validate_batches
@@ -206,8 +207,6 @@ def test_index_lookup_finds_greatest_entry_at_or_below(tmp_path, clock):
 def test_a_large_index_answers_as_a_scan_of_its_entries_would(tmp_path):
     """An index of thousands of entries (a full 1 GiB segment has up to 262,144) is searched
     partly on disk and partly in a window read at once; every answer is the scan's."""
-    from odradek.log.offset_index import OffsetIndex
-
     index = OffsetIndex(tmp_path / "00000000000000001000.index", 1000)
     entries = [(1000 + 3 * i + 2, 4096 * i + 7) for i in range(2000)]
     for offset, position in entries:
