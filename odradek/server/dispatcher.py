@@ -34,6 +34,7 @@ from odradek.handlers.responses import error_response
 from odradek.protocol.errors import ErrorCode
 from odradek.protocol.fetch_response import FetchAnswer
 from odradek.protocol.metadata_response import metadata_response_body
+from odradek.protocol.produce_request import is_produce_request, produce_request_reader
 from odradek.protocol.produce_response import produce_response_body
 from odradek.protocol.frames import FrameError, error_only_frame, parse_request_header, response_header
 from odradek.protocol.legacy_produce import rejected_produce_body
@@ -55,7 +56,12 @@ _SIZE = struct.Struct(">i")
 
 @cache
 def _reader(cls):
-    return entity_reader(cls)
+    """kio's decoder, given a read-only view (kio refuses writable buffers, and a frame is one);
+    for Produce our own, whose records stay writable views of the frame."""
+    if is_produce_request(cls):
+        return produce_request_reader(cls)
+    read = entity_reader(cls)
+    return lambda buffer, offset: read(memoryview(buffer).toreadonly(), offset)
 
 
 @cache
@@ -74,7 +80,7 @@ class Dispatcher:
         self.listener_name = listener_name
         self.request_stats = request_stats  # counted and timed when the broker serves metrics
 
-    async def dispatch(self, frame: bytes, peer: str, session: Session | None = None):
+    async def dispatch(self, frame: bytes | bytearray, peer: str, session: Session | None = None):
         """The complete response frame (size prefix included) as one buffer or, for a Fetch, a
         list of chunks to write in order; None when no answer is owed."""
         started = time.perf_counter()

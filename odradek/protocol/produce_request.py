@@ -1,0 +1,103 @@
+"""Produce v3-v12 requests decoded here rather than by kio, so records are not copied.
+
+kio's reader copies every partition's records into a new bytes object: for a producer that is a
+copy of nearly the whole request. Here a partition's records are a view of the request frame
+itself, and when the frame is a buffer this broker owns (a bytearray it received into, see
+server/frame_protocol.py) the view is writable, so the log patches offsets into it and writes it
+as it arrived. The result is kio's own ProduceRequest entities, records aside, so the handler
+sees one shape whichever reader built it.
+
+Call after guard_request (protocol/request_guard.py): it has checked every length and removed
+tagged fields this broker does not know (Produce defines none), so only the layout is read here.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from datetime import timedelta
+
+from odradek.protocol.frames import FrameError, read_unsigned_varint, skip_tagged_fields
+
+API_KEY = 0
+_HEAD = struct.Struct(">hi")  # acks, timeout_ms
+_INT16 = struct.Struct(">h")
+_INT32 = struct.Struct(">i")
+
+
+def is_produce_request(cls: type) -> bool:
+    return getattr(cls, "__api_key__", None) == API_KEY
+
+
+def produce_request_reader(cls: type):
+    """A reader with kio's signature, (buffer, offset) -> (request, offset after it), for the
+    ProduceRequest entity `cls`."""
+    module = sys.modules[cls.__module__]
+    topic_class, partition_class = module.TopicProduceData, module.PartitionProduceData
+    flexible = cls.__flexible__
+
+    def read_length(buffer, offset: int) -> tuple[int, int]:
+        """A string's, bytes' or array's length; -1 for null."""
+        if flexible:
+            length, offset = read_unsigned_varint(buffer, offset)
+            return length - 1, offset
+        if offset + 4 > len(buffer):
+            raise FrameError("Produce request ends inside a length")
+        return _INT32.unpack_from(buffer, offset)[0], offset + 4
+
+    def read_string(buffer, offset: int) -> tuple[str | None, int]:
+        if flexible:
+            length, offset = read_unsigned_varint(buffer, offset)
+            length -= 1
+        else:
+            if offset + 2 > len(buffer):
+                raise FrameError("Produce request ends inside a string length")
+            (length,) = _INT16.unpack_from(buffer, offset)
+            offset += 2
+        if length < 0:
+            return None, offset
+        end = offset + length
+        if end > len(buffer):
+            raise FrameError("string runs past the end of the Produce request")
+        return str(buffer[offset:end], "utf-8"), end
+
+    def read(buffer, offset: int):
+        view = memoryview(buffer)
+        transactional_id, offset = read_string(view, offset)
+        if offset + _HEAD.size > len(view):
+            raise FrameError("Produce request ends before acks and timeout")
+        acks, timeout_ms = _HEAD.unpack_from(view, offset)
+        offset += _HEAD.size
+        topic_count, offset = read_length(view, offset)
+        topics = []
+        for _ in range(max(topic_count, 0)):
+            name, offset = read_string(view, offset)
+            if name is None:
+                raise FrameError("a Produce request's topic name is null")
+            partition_count, offset = read_length(view, offset)
+            partitions = []
+            for _ in range(max(partition_count, 0)):
+                if offset + 4 > len(view):
+                    raise FrameError("Produce request ends inside a partition")
+                (index,) = _INT32.unpack_from(view, offset)
+                size, offset = read_length(view, offset + 4)
+                if size < 0:
+                    records = None
+                else:
+                    if offset + size > len(view):
+                        raise FrameError("records run past the end of the Produce request")
+                    records = view[offset : offset + size]
+                    offset += size
+                if flexible:
+                    offset = skip_tagged_fields(view, offset)
+                partitions.append(partition_class(index=index, records=records))
+            if flexible:
+                offset = skip_tagged_fields(view, offset)
+            topics.append(topic_class(name=name, partition_data=tuple(partitions)))
+        if flexible:
+            offset = skip_tagged_fields(view, offset)
+        request = cls(transactional_id=transactional_id, acks=acks, timeout=timedelta(milliseconds=timeout_ms),
+                      topic_data=tuple(topics))
+        return request, offset
+
+    return read
