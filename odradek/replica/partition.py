@@ -196,8 +196,7 @@ class Partition:
             duplicate = self._check_producers(headers)
             if duplicate is not None:
                 return AppendResult(duplicate.base_offset, duplicate.last_offset, -1, self.log.log_start_offset)
-        buffer = bytearray(records)
-        result = self.log.append(buffer, headers, self.leader_epoch)
+        result = self.log.append(_patchable(records), headers, self.leader_epoch)
         self.maybe_advance_high_watermark()
         return AppendResult(result.base_offset, result.last_offset, result.log_append_time_ms, self.log.log_start_offset)
 
@@ -367,3 +366,11 @@ class Partition:
 class _Span(NamedTuple):
     base_offset: int
     last_offset: int
+
+
+def _patchable(records):
+    """`records` itself when it is a writable view of a request frame the broker received into
+    (server/frame_protocol.py) and may patch offsets into, else a copy that is."""
+    if isinstance(records, memoryview) and not records.readonly:
+        return records
+    return bytearray(records)

@@ -24,6 +24,7 @@ from odradek.protocol.file_region import RegionGone
 from odradek.protocol.frames import FrameError
 from odradek.security.sasl import SaslAuthenticationFailed
 from odradek.security.session import Session
+from odradek.server.frame_protocol import FrameProtocol, StreamFrames
 from odradek.server.region_writer import RegionWriter, read_regions
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,9 @@ def peer_name(address) -> str:
 
 
 class Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dispatcher, max_request_bytes: int,
-                 session: Session | None = None, receive_timeout_s: float = 30.0):
-        self.reader = reader
+    def __init__(self, frames: FrameProtocol | StreamFrames, writer: asyncio.StreamWriter, dispatcher,
+                 max_request_bytes: int, session: Session | None = None, receive_timeout_s: float = 30.0):
+        self.frames = frames
         self.session = session or Session()
         self.writer = writer
         self.dispatcher = dispatcher
@@ -63,8 +64,7 @@ class Connection:
     async def serve(self) -> None:
         try:
             while not self.closing:
-                head = await self.reader.readexactly(4)
-                size = int.from_bytes(head, "big", signed=True)
+                size = await self.frames.read_size()
                 if size < 0:
                     raise FrameError(f"negative frame size {size}")
                 session = self.session
@@ -74,7 +74,7 @@ class Connection:
                     raise FrameError(f"frame of {size} bytes is larger than {name} {limit}"
                                      + ("" if session.authenticated else " before authentication"))
                 self.receiving_until = time.monotonic() + self.receive_timeout_s + size / BYTES_PER_EXTRA_SECOND
-                frame = await self.reader.readexactly(size)
+                frame = await self.frames.read_body(size)
                 self.receiving_until = None
                 self.busy = True
                 try:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from odradek.security.session import Session
 from odradek.server.connection import Connection, peer_name
 from odradek.server.connection_limits import ConnectionLimits
+from odradek.server.frame_protocol import FrameProtocol, StreamFrames
 from odradek.server.tls_transport import accept_tls
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class _TlsServer:
             log.info("Failed authentication with %s (SSL handshake failed: %s)", peer, reason)
             return
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        await self._on_connection(reader, writer)
+        await self._on_connection(StreamFrames(reader), writer)
 
 
 class SocketServer:
@@ -127,9 +128,9 @@ class SocketServer:
         """Bind the listening socket without accepting; OSError with one line if the port is taken."""
         try:
             if self.ssl_context is None:
-                self._server = await asyncio.start_server(
-                    self._accept, self.host or None, self.port, reuse_address=True, start_serving=False
-                )
+                self._server = await asyncio.get_running_loop().create_server(
+                    lambda: FrameProtocol(self._accept), self.host or None, self.port, reuse_address=True,
+                    start_serving=False)
             else:
                 self._server = _TlsServer(self.host, self.port, self.ssl_context, self._accept)
         except OSError as exc:
@@ -196,7 +197,7 @@ class SocketServer:
             await self.start()
             log.info("Listener %s:%d open again", self.host, self.port)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept(self, frames: FrameProtocol | StreamFrames, writer: asyncio.StreamWriter) -> None:
         limits = self.limits
         peername = writer.get_extra_info("peername")
         ip = peername[0] if isinstance(peername, tuple) else str(peername)
@@ -219,7 +220,7 @@ class SocketServer:
                 accepted.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer_bytes)
         try:
             session = self.session_factory(writer) if self.session_factory is not None else None
-            connection = Connection(reader, writer, self.dispatcher, self.max_request_bytes, session,
+            connection = Connection(frames, writer, self.dispatcher, self.max_request_bytes, session,
                                     self.receive_timeout_s)
             task = asyncio.current_task()
             self._connections[task] = connection
