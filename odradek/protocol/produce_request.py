@@ -47,8 +47,7 @@ def produce_request_reader(cls: type):
 
     def read_string(buffer, offset: int) -> tuple[str | None, int]:
         if flexible:
-            length, offset = read_unsigned_varint(buffer, offset)
-            length -= 1
+            length, offset = read_length(buffer, offset)
         else:
             if offset + 2 > len(buffer):
                 raise FrameError("Produce request ends inside a string length")

@@ -96,10 +96,8 @@ class FrameProtocol(asyncio.BufferedProtocol):
         if self._body is not None:
             return memoryview(self._body)[self._filled :]
         scratch = self._scratch
-        if not scratch:
+        if not scratch:  # freed when emptied (_consumed), so unread bytes start at 0 in a new one
             scratch = self._scratch = bytearray(SCRATCH_BYTES)
-        if self._start == self._end:
-            self._start = self._end = 0
         elif len(scratch) - self._end < _MIN_ROOM and self._start > 0:
             unread = self._end - self._start
             scratch[:unread] = scratch[self._start : self._end]
@@ -124,7 +122,7 @@ class FrameProtocol(asyncio.BufferedProtocol):
     async def read_size(self) -> int:
         """The next frame's 4-byte size (signed, as sent)."""
         while self._end - self._start < 4:
-            await self._wait(b"")
+            await self._wait()
         start = self._start
         size = int.from_bytes(self._scratch[start : start + 4], "big", signed=True)
         self._start = start + 4
@@ -143,15 +141,21 @@ class FrameProtocol(asyncio.BufferedProtocol):
         self._consumed()
         try:
             while self._body is body:
-                await self._wait(body[: self._filled])
+                await self._wait()
         finally:
             if self._body is body:  # cancelled (a slowloris swept away) or the client left
                 self._body = None
         return body
 
-    async def _wait(self, partial) -> None:
+    async def _wait(self) -> None:
+        """Until the event loop has more bytes; IncompleteReadError (with what came of the frame)
+        once no more will come."""
         if self._closed:
-            raise asyncio.IncompleteReadError(bytes(partial), None)
+            if self._body is not None:
+                partial = bytes(self._body[: self._filled])
+            else:
+                partial = bytes(self._scratch[self._start : self._end])
+            raise asyncio.IncompleteReadError(partial, None)
         self._waiter = self._loop.create_future()
         try:
             await self._waiter
