@@ -48,6 +48,9 @@ SHARED_CONFIG = {
     "transaction.state.log.replication.factor": "1",
     "transaction.state.log.min.isr": "1",
     "group.initial.rebalance.delay.ms": "0",
+    # Not from the sample: a topic a run wrote is removed a second after its deletion (default: a
+    # minute) on both brokers, and the next run waits until it is (run.delete_topic says why).
+    "log.segment.delete.delay.ms": "1000",
 }
 # Share groups (KIP-932) exist only in Kafka; its sample gives their state topic one replica too.
 KAFKA_ONLY_CONFIG = {

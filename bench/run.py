@@ -41,6 +41,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import resource
 import shlex
 import shutil
@@ -127,10 +128,30 @@ def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
         time.sleep(0.05)
 
 
-def delete_topic(bootstrap: str, topic: str) -> None:
-    """Gigabytes a run wrote go once it is measured (both brokers remove the files a minute later)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})  # held: a dropped client cancels its requests
+# Kafka removes deleted logs in a task first run 30 s after start-up, then log.segment.delete.delay.ms
+# after each deletion.
+DELETE_WAIT_S = 45.0
+
+
+def delete_topic(broker, topic: str) -> None:
+    """Gigabytes a run wrote go once it is measured, and the next run starts only when the broker has
+    removed their files (both brokers get log.segment.delete.delay.ms=1000 for it: brokers.SHARED_CONFIG).
+
+    The page cache a run writes must not depend on what the other broker left: on a virtual machine
+    whose memory the host backs only as it is touched, page cache still held by the previous run's
+    files makes the next run write into untouched memory, and the copy into the page cache then costs
+    several times the CPU (the 10 producers + 10 consumers row, measured alone: 155 against 330 MB/s
+    in, with 2.6 GB of other files cached or not). Kafka's default deletion delay of a minute held its
+    runs' files through the odradek run after them, which deleted its own at once."""
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})  # held: a dropped client cancels its requests
     admin.delete_topics([topic])[topic].result(60)
+    pattern = re.compile(re.escape(topic) + r"-\d+($|\.)")  # topic-N, and topic-N.<id>-delete once renamed
+    deadline = time.monotonic() + DELETE_WAIT_S
+    while time.monotonic() < deadline:
+        if not broker.data.exists() or not any(pattern.match(entry) for entry in os.listdir(broker.data)):
+            return
+        time.sleep(0.1)
+    log(f"{broker.name}: the files of {topic} are still there {DELETE_WAIT_S:.0f} s after its deletion")
 
 
 def count_records(bootstrap: str, topic: str) -> int:
@@ -221,7 +242,7 @@ class Session:
         if self.dead:
             return
         try:
-            delete_topic(self.broker.bootstrap, topic)
+            delete_topic(self.broker, topic)
         except Exception as e:  # noqa: BLE001 - the rows stand; the leftover topic is reported
             self.errors.append(f"{self.broker.name}: deleting {topic} failed: {str(e)[:300]}")
 
@@ -320,7 +341,7 @@ def session_produce(sessions: list[Session], plan: dict, client: str, libs: Path
             return res
 
         alternate(sessions, ("produce", client, size, acks, parts), work, plan["repeat"], prepare,
-                  cleanup=lambda b, topic: delete_topic(b.bootstrap, topic))
+                  cleanup=lambda b, topic: delete_topic(b, topic))
 
 
 def session_consume(sessions: list[Session], plan: dict, libs: Path, log4j: Path) -> None:
@@ -417,7 +438,7 @@ def session_scale(sessions: list[Session], plan: dict) -> None:
         return res
 
     alternate(sessions, ("swarm", swarm_producers, swarm_consumers, swarm_size, swarm_parts), swarm, repeat,
-              prepare_swarm, cleanup=lambda b, name: delete_topic(b.bootstrap, name))
+              prepare_swarm, cleanup=lambda b, name: delete_topic(b, name))
 
     sessions = [s for s in sessions if "error" not in s.results[("prime", size, parts, 1)]]
     time.sleep(max(0.0, primed + FIRST_WRITEBACK_S - time.monotonic()))
@@ -457,7 +478,7 @@ def warmup(s: Session, plan: dict) -> None:
         rdkafka(["produce", b.bootstrap, "warmup", n_large, 1024, "all"])
         return rdkafka(["consume", b.bootstrap, "warmup", n_small + n_large])
 
-    s.run(("warm-up",), work, cleanup=lambda b, _: delete_topic(b.bootstrap, "warmup"))
+    s.run(("warm-up",), work, cleanup=lambda b, _: delete_topic(b, "warmup"))
 
 
 SESSIONS = ("produce-rdkafka", "produce-java", "consume", "scale")
@@ -544,7 +565,7 @@ def session_security(broker: brokers.Broker, plan: dict, results: dict, errors: 
             return rdkafka(["consume", broker.address("SASL_SSL"), "security-warmup", 2 * n_warm],
                            client=clients["SASL_SSL"])
 
-        s.run(("security", "warm-up"), warm, cleanup=lambda _broker, _: delete_topic(broker.bootstrap, "security-warmup"))
+        s.run(("security", "warm-up"), warm, cleanup=lambda _broker, _: delete_topic(broker, "security-warmup"))
         for listener in security.LISTENERS:
             address, client = broker.address(listener), clients[listener]
             topic = f"security-{listener.lower()}"
@@ -559,7 +580,7 @@ def session_security(broker: brokers.Broker, plan: dict, results: dict, errors: 
 
             def drop_all_but_first(_broker, name, topic=topic):
                 if name != f"{topic}-0":
-                    delete_topic(broker.bootstrap, name)
+                    delete_topic(broker, name)
 
             s.run(("security", listener, "produce"), produce, repeat=repeat, prepare=prepare,
                   cleanup=drop_all_but_first)
@@ -761,8 +782,8 @@ Notes:
 - Settings: Kafka {kafka} in KRaft mode (one process, broker+controller, `-Xmx1G -Xms1G` G1 as
   `kafka-server-start.sh`); odradek as `odradek server`. Both get the same settings where Kafka's sample
   `config/server.properties` departs from Kafka's defaults (internal topics with one replica, as one node
-  needs, and `group.initial.rebalance.delay.ms=0`), and otherwise run with their defaults; checked in the
-  run: {config}. Both brokers of a session run at once, and the runs of each row take turns (Kafka,
+  needs, and `group.initial.rebalance.delay.ms=0`), plus `log.segment.delete.delay.ms=1000` (below),
+  and otherwise run with their defaults; checked in the run: {config}. Both brokers of a session run at once, and the runs of each row take turns (Kafka,
   odradek, Kafka, ...), so that a drift in the machine's load falls on both; the broker not measured
   sits idle. Clients run on the same {nproc} cores as the brokers, so client CPU competes with broker CPU.
 - Each session starts with an untimed warm-up (records of 100 B and 1 KiB produced to and consumed from a
@@ -771,7 +792,11 @@ Notes:
   bound by the client); the median run is shown, ± is half the range of the
   runs relative to the median (all runs are in the details). Each librdkafka run moves at least its
   record count and runs at least {min_seconds:g} s; the Java tools' record counts are sized for about 5 s
-  at the faster broker on this machine. Topics are created before and deleted after a run, unmeasured.
+  at the faster broker on this machine. Topics are created before and deleted after a run, unmeasured,
+  and the next run starts once the broker has removed the deleted topic's files
+  (`log.segment.delete.delay.ms=1000` on both; Kafka's default minute held its files through the odradek
+  run after it, whose writes then went to memory the virtual machine's host had not backed yet, at
+  several times the CPU per byte).
 - Broker CPU per GB: user+system time of the broker process while the run's client ran, over the
   record bytes (values) produced (produce rows), consumed (consume rows) or both (the many-clients rows);
   the median over the runs. It is the figure that says what a bigger machine would do.
