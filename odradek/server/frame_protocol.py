@@ -17,9 +17,28 @@ are decrypted in this process anyway.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 
 SCRATCH_BYTES = 4 * 1024
 _MIN_ROOM = 1024  # less free room than this at the scratch buffer's end: move what is unread to its start
+_UNFILLED_MIN_BYTES = 32 * 1024  # below this, bytearray(size) is as cheap as the C call
+
+try:
+    _bytearray_from = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_ssize_t)(
+        ("PyByteArray_FromStringAndSize", ctypes.pythonapi))
+except (AttributeError, OSError):  # not CPython
+    _bytearray_from = None
+
+
+def unfilled_bytearray(size: int) -> bytearray:
+    """A new bytearray of `size` bytes that are not zeroed first, for a frame the socket fills.
+
+    bytearray(size) writes zeros over all of it, which took 5% of the broker's CPU under 300 MB/s of
+    produce (perf: memset), only for the socket to overwrite them. CPython's C API makes the buffer
+    without the zeros. It is never handed out before the socket has filled it (read_body)."""
+    if size < _UNFILLED_MIN_BYTES or _bytearray_from is None:
+        return bytearray(size)
+    return _bytearray_from(None, size)
 
 
 class FrameProtocol(asyncio.BufferedProtocol):
@@ -131,7 +150,7 @@ class FrameProtocol(asyncio.BufferedProtocol):
 
     async def read_body(self, size: int) -> bytearray:
         """The `size` bytes after a frame's size, as a new buffer."""
-        body = bytearray(size)
+        body = unfilled_bytearray(size)
         have = min(self._end - self._start, size)
         if have:
             body[:have] = memoryview(self._scratch)[self._start : self._start + have]

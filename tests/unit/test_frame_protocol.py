@@ -12,7 +12,7 @@ import struct
 import pytest
 import uvloop
 
-from odradek.server.frame_protocol import SCRATCH_BYTES, FrameProtocol
+from odradek.server.frame_protocol import SCRATCH_BYTES, FrameProtocol, unfilled_bytearray
 
 LOOPS = {"uvloop": uvloop.new_event_loop, "asyncio": asyncio.new_event_loop}
 
@@ -41,7 +41,7 @@ def _run(loop_name, main):
 def test_frames_arrive_whole_and_in_order(loop_name, split):
     rng = random.Random(7)
     bodies = [b"", b"x", bytes(range(256)) * 3, b"a" * (SCRATCH_BYTES - 4), b"b" * SCRATCH_BYTES,
-              bytes(rng.getrandbits(8) for _ in range(3 * SCRATCH_BYTES + 17)), b"c" * 1_000_000, b"tail"]
+              bytes(rng.getrandbits(8) for _ in range(5 * SCRATCH_BYTES + 17)), b"c" * 1_000_000, b"tail"]
     if split == "bytewise":
         bodies = bodies[:6]  # a MiB one byte at a time takes too long
     stream = b"".join(_framed(body) for body in bodies)
@@ -78,6 +78,16 @@ def test_frames_arrive_whole_and_in_order(loop_name, split):
         return received
 
     assert _run(loop_name, main) == bodies
+
+
+@pytest.mark.parametrize("size", [0, 1, 32 * 1024 - 1, 32 * 1024, 1 << 20])
+def test_an_unfilled_bytearray_is_an_ordinary_bytearray_of_its_size(size):
+    body = unfilled_bytearray(size)
+    assert type(body) is bytearray and len(body) == size
+    body[:] = b"\x07" * size
+    assert body == b"\x07" * size
+    body += b"!"  # owned and resizable like any other, once no view holds it
+    assert len(body) == size + 1
 
 
 @pytest.mark.parametrize("loop_name", LOOPS)
