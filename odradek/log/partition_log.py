@@ -340,7 +340,7 @@ class PartitionLog:
         self._write_locked(buffer, headers, next_offset, now)
         return AppendResult(first_offset, next_offset - 1, log_append_time)
 
-    def append_as_follower(self, buffer: bytearray, headers: list[BatchHeader]) -> AppendResult:
+    def append_as_follower(self, buffer, headers: list[BatchHeader]) -> AppendResult:
         """Append batches copied from the leader, offsets and leader epochs as they are. The first
         must start at log_end_offset (the fetch asked for it); KAFKA_STORAGE_ERROR as append."""
         if not headers:

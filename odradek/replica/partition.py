@@ -211,12 +211,12 @@ class Partition:
         return AppendResult(result.base_offset, result.last_offset, -1, self.log.log_start_offset)
 
     def append_as_follower(self, records) -> int:
-        """Append batches the fetcher copied from the leader; returns the new log end offset."""
+        """Append batches the fetcher copied from the leader, as they came (nothing in them changes);
+        returns the new log end offset."""
         if self.role is not Role.FOLLOWER:
             raise KafkaError(ErrorCode.not_leader_or_follower, f"{self.topic_partition} is not a follower here")
-        buffer = bytearray(records)
-        headers = validate_batches(buffer)
-        self.log.append_as_follower(buffer, headers)
+        headers = validate_batches(records)
+        self.log.append_as_follower(records, headers)
         return self.log.log_end_offset
 
     @staticmethod
