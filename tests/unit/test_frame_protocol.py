@@ -41,7 +41,7 @@ def _run(loop_name, main):
 def test_frames_arrive_whole_and_in_order(loop_name, split):
     rng = random.Random(7)
     bodies = [b"", b"x", bytes(range(256)) * 3, b"a" * (SCRATCH_BYTES - 4), b"b" * SCRATCH_BYTES,
-              bytes(rng.getrandbits(8) for _ in range(5 * SCRATCH_BYTES + 17)), b"c" * 1_000_000, b"tail"]
+              bytes(rng.getrandbits(8) for _ in range(9 * SCRATCH_BYTES + 17)), b"c" * 1_000_000, b"tail"]
     if split == "bytewise":
         bodies = bodies[:6]  # a MiB one byte at a time takes too long
     stream = b"".join(_framed(body) for body in bodies)
