@@ -783,9 +783,10 @@ Notes:
   `kafka-server-start.sh`); odradek as `odradek server`. Both get the same settings where Kafka's sample
   `config/server.properties` departs from Kafka's defaults (internal topics with one replica, as one node
   needs, and `group.initial.rebalance.delay.ms=0`), plus `log.segment.delete.delay.ms=1000` (below),
-  and otherwise run with their defaults; checked in the run: {config}. Both brokers of a session run at once, and the runs of each row take turns (Kafka,
-  odradek, Kafka, ...), so that a drift in the machine's load falls on both; the broker not measured
-  sits idle. Clients run on the same {nproc} cores as the brokers, so client CPU competes with broker CPU.
+  and otherwise run with their defaults; checked in the run: {config}. Both brokers of a session run at
+  once, and the runs of each row take turns (Kafka, odradek, Kafka, ...), so that a drift in the
+  machine's load falls on both; the broker not measured sits idle. Clients run on the same {nproc}
+  cores as the brokers, so client CPU competes with broker CPU.
 - Each session starts with an untimed warm-up (records of 100 B and 1 KiB produced to and consumed from a
   6-partition topic), so the JVM's JIT is warm when the clock starts.
 - Every throughput row is {runs} per broker ({consume_runs} for the consume rows, which are short and
