@@ -81,7 +81,8 @@ FULL = {
     # record size, partitions, records filled: enough for the Java consumer's 5 s at the faster
     # broker (1.5 M rec/s of 100 B, 330 MB/s of 1 KiB); the librdkafka consumers read in passes
     "consume": [(100, 1, 9_000_000), (1024, 6, 2_000_000)],
-    # the consume rows' topics are written in batches of this size on both brokers: the same data
+    # the consume rows' topics are written in batches of this size, records to the partitions in
+    # turn, on both brokers: the same data in the same partitions
     "fill_batch_bytes": 262_144,
     "latency": (10_000, 10.0, 1024),  # rate, seconds, record size
     "swarm": (10, 10, 20, 1024, 10.0),  # producers, consumers, partitions, record size, seconds
@@ -352,7 +353,7 @@ def session_consume(sessions: list[Session], plan: dict, libs: Path, log4j: Path
         def fill(b, _, topic=topic, size=size, parts=parts, count=count):
             create_topic(b.bootstrap, topic, parts)
             produced(rdkafka(["produce", b.bootstrap, topic, count, size, "1",
-                              "--full-batches", plan["fill_batch_bytes"]], timeout=600), count)
+                              "--full-batches", plan["fill_batch_bytes"], "--spread", 1], timeout=600), count)
             return {"records": count}
 
         for s in sessions:
@@ -820,6 +821,9 @@ Notes:
   `linger.ms=5` the batch size follows the broker's pace, and a consumer's rate follows the batch size
   (how many whole batches fit in its 1 MiB per partition per Fetch). One fill of 100 B records gave
   414 KB batches on Kafka and 515 KB on odradek, the one batch per Fetch where Kafka's fetch held two.
+  The records go to the partitions in turn (`--spread 1`): librdkafka's sticky partitioner, whose turns
+  follow the broker's pace, had put 2 M records of 1 KiB into 3 of the 6 partitions on Kafka and 2 on
+  odradek, and a consumer's Fetch carries 1 MiB from each partition with records.
 - librdkafka consumer: `assign()` to every partition from offset 0, or `subscribe()` in a fresh consumer
   group (auto.offset.reset=earliest), `consume(10000)` batches, `queued.min.messages=1000000` and
   `fetch.queue.backoff.ms=1` (librdkafka's defaults, 100000 and 1000 ms, make a fast consumer pause a
