@@ -11,7 +11,9 @@ Use: `with handle as fd: os.pread(fd, ...)`. The descriptor is pinned for the du
 `with` block: it is never closed, and its number never reused, under a reader in another thread.
 A handle knows which file it has open (`identity`, device and inode), so a Fetch response's
 records, sent after the read (protocol/file_region.py), can tell whether the file they came from is
-the one now open under that name.
+the one now open under that name. Its `memo` is what its reader keeps of the file between reads
+(an index's last searched window): dropped when the file is closed, so what is kept is bounded
+by the open files, not by the files there are.
 Thread-safe; one lock for the whole set, held only for the bookkeeping around an open or a close.
 """
 
@@ -59,6 +61,7 @@ class OpenFiles:
 
     def _close(self, handle: "FileHandle") -> None:
         fd, handle.fd = handle.fd, None
+        handle.memo = None
         self._open.pop(handle, None)
         if fd is not None:
             os.close(fd)
@@ -70,7 +73,7 @@ OPEN_FILES = OpenFiles()
 class FileHandle:
     """One file of a segment, opened (read-write, created if missing) when used."""
 
-    __slots__ = ("path", "fd", "pins", "files", "identity")
+    __slots__ = ("path", "fd", "pins", "files", "identity", "memo")
 
     def __init__(self, path: Path, files: OpenFiles = OPEN_FILES) -> None:
         self.path = path
@@ -78,6 +81,7 @@ class FileHandle:
         self.pins = 0
         self.files = files
         self.identity: tuple[int, int] | None = None  # (device, inode) of the file last opened
+        self.memo = None  # the reader's, kept while the file is open
 
     def __enter__(self) -> int:
         return self.pin()

@@ -24,6 +24,11 @@ class _IndexFile:
     memory, and the file is open only while it is among the broker's recently used files
     (file_handles.py), so an index costs nothing while unused, whatever its size.
 
+    A search keeps the window of entries it read last (at most _WINDOW_ENTRIES, in the file
+    handle's memo, so only while the file is open): a consumer or a follower reading on searches
+    just past its previous search, and finds it there or in the next window, in at most one
+    pread instead of one per halving.
+
     Appended entries are written a few hundred bytes at a time, not one pwrite per batch (a Java
     producer's 16 KiB batches each add an entry to both indexes): any read, flush, truncation or
     close writes them first. What a crash loses is rebuilt with the rest of the unflushed
@@ -58,6 +63,9 @@ class _IndexFile:
     def entry(self, n: int) -> tuple:
         if self._pending:
             self._write_pending()
+        memo = self._file.memo
+        if memo is not None and 0 <= n - memo[0] < len(memo[1]) // self.ENTRY.size:
+            return self.ENTRY.unpack_from(memo[1], (n - memo[0]) * self.ENTRY.size)
         with self._file as fd:
             data = os.pread(fd, self.ENTRY.size, n * self.ENTRY.size)
         return self.ENTRY.unpack(data)
@@ -95,11 +103,15 @@ class _IndexFile:
     def _search(self, target: int, field: int) -> int:
         """Index of the last entry whose `field` <= target, or -1.
 
-        One pread per halving until the range left fits in a window, then that window in one
-        pread: a consumer's every Fetch searches the index, and each pread is a system call.
+        In the window the last search read, or the one after it, when it is there; else one
+        pread per halving until the range left fits in a window, then that window in one pread:
+        a consumer's every Fetch searches the index, and each pread is a system call.
         """
         if self._pending:
             self._write_pending()
+        found = self._search_near_last(target, field)
+        if found is not None:
+            return found
         size = self.ENTRY.size
         low, high = 0, self.entries - 1
         found = -1
@@ -114,12 +126,46 @@ class _IndexFile:
             return found
         with self._file as fd:
             window = os.pread(fd, (high - low + 1) * size, low * size)
+            self._file.memo = (low, window)
+        in_window = self._search_window(window, target, field)
+        return low + in_window if in_window >= 0 else found
+
+    def _search_near_last(self, target: int, field: int) -> int | None:
+        """The search's answer from the last window searched or the one after it; None when
+        the answer is elsewhere (or no window is kept)."""
+        memo = self._file.memo
+        if memo is None:
+            return None
+        low, window = memo
+        size = self.ENTRY.size
+        count = len(window) // size
+        if count == 0 or self.ENTRY.unpack_from(window, 0)[field] > target:
+            return None
+        if self.ENTRY.unpack_from(window, (count - 1) * size)[field] > target or low + count >= self.entries:
+            return low + self._search_window(window, target, field)
+        after = low + count
+        with self._file as fd:
+            following = os.pread(fd, min(_WINDOW_ENTRIES, self.entries - after) * size, after * size)
+            if len(following) < size:
+                return None
+            self._file.memo = (after, following)
+        in_following = self._search_window(following, target, field)
+        if in_following < 0:
+            return after - 1  # the last entry of the window before
+        if in_following + 1 < len(following) // size or after + len(following) // size >= self.entries:
+            return after + in_following
+        return None  # beyond this window too: a reader that jumped ahead
+
+    def _search_window(self, window: bytes, target: int, field: int) -> int:
+        """Index within `window` (whole entries) of its last entry whose `field` <= target, or -1."""
+        size = self.ENTRY.size
         unpack_from = self.ENTRY.unpack_from
+        found = -1
         first, last = 0, len(window) // size - 1
         while first <= last:
             middle = (first + last) // 2
             if unpack_from(window, middle * size)[field] <= target:
-                found = low + middle
+                found = middle
                 first = middle + 1
             else:
                 last = middle - 1
@@ -127,6 +173,7 @@ class _IndexFile:
 
     def _truncate_entries(self, count: int) -> None:
         self._write_pending()
+        self._file.memo = None
         with self._file as fd:
             os.ftruncate(fd, count * self.ENTRY.size)
         self._dirty = True
@@ -144,6 +191,7 @@ class _IndexFile:
         data = b"".join(self.ENTRY.pack(*e) for e in entries)
         with self._pending_lock:
             self._pending = bytearray()
+        self._file.memo = None
         with self._file as fd:
             os.ftruncate(fd, 0)
             if data:

@@ -226,6 +226,42 @@ def test_a_large_index_answers_as_a_scan_of_its_entries_would(tmp_path):
     assert index.lookup(10**9) == entries[1499]
 
 
+def test_a_reader_moving_on_searches_the_index_with_at_most_one_read(tmp_path, monkeypatch):
+    """A consumer's fetches search the index just past their last search: answered from the window
+    read then, or with one read of the next; a jump, a step back, a truncation and a closed file
+    all still get the scan's answer."""
+    import odradek.log.offset_index as offset_index_module
+
+    index = OffsetIndex(tmp_path / "00000000000000000000.index", 0)
+    entries = [(4 * i + 3, 65_536 * i) for i in range(5000)]
+    for offset, position in entries:
+        index.append(offset, position)
+
+    def scan(position):
+        below = [p for _, p in entries if p <= position]
+        return below[-1] if below else 0
+
+    reads = []
+    real_pread = os.pread
+    monkeypatch.setattr(offset_index_module.os, "pread", lambda *args: reads.append(args) or real_pread(*args))
+    index.position_at_or_before(0)
+    for position in range(1_000_000, 65_536 * 5000, 1_048_576):  # a consumer taking 1 MiB a fetch
+        reads.clear()
+        assert index.position_at_or_before(position) == scan(position), position
+        assert len(reads) <= 1, position
+    for position in (10, 65_536 * 4000 + 1, 65_536 * 100, 65_536 * 4999, 10**12, 65_536 * 2):  # jumps
+        assert index.position_at_or_before(position) == scan(position), position
+    index.truncate_to_position(65_536 * 3000)
+    entries = entries[:3000]
+    assert index.position_at_or_before(65_536 * 2999 + 5) == scan(65_536 * 4999)
+    index.append(3 * 10**5, 65_536 * 3000 + 100)
+    entries.append((3 * 10**5, 65_536 * 3000 + 100))
+    assert index.position_at_or_before(10**12) == 65_536 * 3000 + 100
+    index.close()
+    assert index.position_at_or_before(65_536 * 2500) == scan(65_536 * 2500)
+    assert index.lookup(4 * 2500 + 3) == entries[2500]
+
+
 def test_index_entries_are_written_in_groups_and_always_found(tmp_path, clock):
     """Index entries reach the file a few hundred bytes at a time, yet every lookup sees them at
     once; a flush or a clean close writes the rest, and after a crash recovery rebuilds them."""
