@@ -1,4 +1,4 @@
-"""A Fetch response written straight to a plain TCP socket: its fields with writev, its records
+"""A Fetch response written straight to a plain TCP socket: its fields with sendmsg, its records
 from the page cache with sendfile (protocol/file_region.py), so the broker copies none of them.
 
 The transport (uvloop's) stays the connection's writer for everything else. This writes only when
@@ -26,7 +26,7 @@ import socket
 from odradek.protocol.file_region import FileRegion
 
 SENDFILE_MIN_BYTES = 16 * 1024
-_IOV_MAX = 1024  # buffers one writev takes (Linux's IOV_MAX)
+_IOV_MAX = 1024  # buffers one sendmsg takes (Linux's IOV_MAX)
 
 
 def read_regions(chunks: list) -> list:
