@@ -124,9 +124,7 @@ class _IndexFile:
                 high = middle - 1
         if low > high:
             return found
-        with self._file as fd:
-            window = os.pread(fd, (high - low + 1) * size, low * size)
-            self._file.memo = (low, window)
+        window = self._read_window(low, high - low + 1)
         in_window = self._search_window(window, target, field)
         return low + in_window if in_window >= 0 else found
 
@@ -144,17 +142,22 @@ class _IndexFile:
         if self.ENTRY.unpack_from(window, (count - 1) * size)[field] > target or low + count >= self.entries:
             return low + self._search_window(window, target, field)
         after = low + count
-        with self._file as fd:
-            following = os.pread(fd, min(_WINDOW_ENTRIES, self.entries - after) * size, after * size)
-            if len(following) < size:
-                return None
-            self._file.memo = (after, following)
+        following = self._read_window(after, min(_WINDOW_ENTRIES, self.entries - after))
+        if len(following) < size:
+            return None
         in_following = self._search_window(following, target, field)
         if in_following < 0:
             return after - 1  # the last entry of the window before
         if in_following + 1 < len(following) // size or after + len(following) // size >= self.entries:
             return after + in_following
         return None  # beyond this window too: a reader that jumped ahead
+
+    def _read_window(self, low: int, count: int) -> bytes:
+        """Entries low .. low + count - 1 in one pread, kept as the window the next search looks in first."""
+        with self._file as fd:
+            window = os.pread(fd, count * self.ENTRY.size, low * self.ENTRY.size)
+            self._file.memo = (low, window)
+        return window
 
     def _search_window(self, window: bytes, target: int, field: int) -> int:
         """Index within `window` (whole entries) of its last entry whose `field` <= target, or -1."""

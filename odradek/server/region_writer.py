@@ -45,9 +45,7 @@ class RegionWriter:
         self._watching = False  # the loop watches the socket for room, for the rest of this response
 
     def close(self) -> None:
-        if self._fd >= 0:
-            self._socket.close()
-            self._fd = -1
+        self._socket.close()  # closing twice does nothing
 
     async def write(self, chunks: list) -> None:
         """Send the chunks (bytes-like and FileRegions) in order; RegionGone or a ConnectionError

@@ -230,8 +230,6 @@ def test_a_reader_moving_on_searches_the_index_with_at_most_one_read(tmp_path, m
     """A consumer's fetches search the index just past their last search: answered from the window
     read then, or with one read of the next; a jump, a step back, a truncation and a closed file
     all still get the scan's answer."""
-    import odradek.log.offset_index as offset_index_module
-
     index = OffsetIndex(tmp_path / "00000000000000000000.index", 0)
     entries = [(4 * i + 3, 65_536 * i) for i in range(5000)]
     for offset, position in entries:
@@ -243,7 +241,7 @@ def test_a_reader_moving_on_searches_the_index_with_at_most_one_read(tmp_path, m
 
     reads = []
     real_pread = os.pread
-    monkeypatch.setattr(offset_index_module.os, "pread", lambda *args: reads.append(args) or real_pread(*args))
+    monkeypatch.setattr(os, "pread", lambda *args: reads.append(args) or real_pread(*args))
     index.position_at_or_before(0)
     for position in range(1_000_000, 65_536 * 5000, 1_048_576):  # a consumer taking 1 MiB a fetch
         reads.clear()
