@@ -315,6 +315,10 @@ class ZkMetadataStore:
             except ZkBadVersion:
                 continue
 
+    def live_broker_ids(self) -> set[int]:
+        """The brokers registered now (the watchers' view can be a moment behind)."""
+        return {int(child) for child in self.client.get_children(BROKER_IDS)}
+
     def controller_id(self) -> int:
         try:
             data, _ = self.client.get(CONTROLLER)

@@ -5,7 +5,10 @@ ELECTION_NOT_NEEDED. In a cluster the request goes to the controller (NOT_CONTRO
 and clients find it again); per partition: UNKNOWN_TOPIC_OR_PARTITION, ELECTION_NOT_NEEDED when
 the preferred replica (the first) leads already, PREFERRED_LEADER_NOT_AVAILABLE when it is not an
 alive ISR member, else the controller moves leadership and the answer waits (up to the request's
-timeout) until the metadata shows it. Election type 1 (unclean) elects a live replica for
+timeout) until the metadata shows it. A client may have seen the preferred replica rejoin the ISR
+on another broker a moment before the controller's watches tell it, so "not available" is checked
+against ZooKeeper itself, and where ZooKeeper says it is available the controller waits for its
+own view to catch up before electing. Election type 1 (unclean) elects a live replica for
 partitions without a leader (ELIGIBLE_LEADERS_NOT_AVAILABLE if none is alive).
 `topic_partitions=null` means every partition; only those that changed are listed, as Kafka does.
 """
@@ -69,9 +72,14 @@ async def handle(ctx: RequestContext, request):
             outcomes[tp] = ErrorCode.preferred_leader_not_available
         else:
             to_elect.add(tp)
+    deadline = time.monotonic() + request.timeout.total_seconds()
+    doubtful = [tp for tp, error in outcomes.items() if error == ErrorCode.preferred_leader_not_available]
+    if doubtful and election_type == PREFERRED:
+        for tp in await _available_after_all(ctx, doubtful, deadline):
+            del outcomes[tp]
+            to_elect.add(tp)
     if to_elect:
         membership.controller.elect(to_elect, unclean=election_type == UNCLEAN)
-        deadline = time.monotonic() + request.timeout.total_seconds()
         while to_elect and time.monotonic() < deadline:
             current = ctx.services.metadata.image
             for tp in list(to_elect):
@@ -92,3 +100,41 @@ async def handle(ctx: RequestContext, request):
         by_topic.setdefault(tp.topic, []).append(build(partition_class, partition_id=tp.partition, error_code=error, error_message=None))
     results = tuple(build(result_class, topic=topic, partition_result=tuple(parts)) for topic, parts in by_topic.items())
     return build(response, throttle_time=timedelta(0), error_code=ErrorCode.none, replica_election_results=results)
+
+
+async def _available_after_all(ctx: RequestContext, partitions: list[TopicPartition], deadline: float) -> list[TopicPartition]:
+    """Those of `partitions` whose preferred replica ZooKeeper shows alive and in the ISR, once
+    this broker's image has caught up with it (by the deadline); the others stay unavailable."""
+    store = ctx.services.membership.store
+    image = ctx.image
+
+    def read() -> tuple[set[int], dict[TopicPartition, int]]:
+        store.wait_until_connected()
+        live = store.live_broker_ids()
+        versions = {}
+        for tp in partitions:
+            state = store.partition_state(tp.topic, tp.partition)
+            preferred = image.partition(tp).replicas[:1]
+            if state is not None and preferred and preferred[0] in live and preferred[0] in state.isr:
+                versions[tp] = state.version
+        return live, versions
+
+    try:
+        live, versions = await asyncio.to_thread(read)
+    except Exception:  # noqa: BLE001 - ZooKeeper away: the image's answer stands
+        return []
+    caught_up = []
+    while versions and time.monotonic() < deadline:
+        current = ctx.services.metadata.image
+        for tp, version in list(versions.items()):
+            registration = current.partition(tp)
+            preferred = registration.replicas[0] if registration is not None and registration.replicas else None
+            if registration is None:
+                del versions[tp]
+            elif registration.partition_epoch >= version:
+                if preferred in registration.isr and preferred in current.live_broker_ids():
+                    caught_up.append(tp)
+                del versions[tp]
+        if versions:
+            await asyncio.sleep(0.02)
+    return caught_up
