@@ -187,7 +187,9 @@ class LogSegment:
     def _last_batch_end(self, position: int, limit: int) -> tuple[int, int | None]:
         """Where the last whole batch ending by `limit` ends, walking from the batch boundary
         `position` (the offset index first gets the walk within an index interval of `limit`),
-        and the base offset of the batch there. The log holds whole batches past `limit`."""
+        and the base offset of the batch there. The log holds whole batches past `limit`.
+        The header of that next batch, when the walk read it whole, is kept as where the reader
+        asks next (remember_read_end keeps it): its next Fetch finds the batch without a read."""
         if limit - position > _WALK_BYTES:
             position = max(position, self.offset_index.position_at_or_before(limit))
         while True:
@@ -196,8 +198,13 @@ class LogSegment:
             within = 0
             while within + _BASE_OFFSET_AND_LENGTH.size <= len(window):
                 base_offset, length = _BASE_OFFSET_AND_LENGTH.unpack_from(window, within)
-                if position + within + LOG_OVERHEAD + length > limit:
-                    return position + within, base_offset
+                end = position + within
+                if end + LOG_OVERHEAD + length > limit:
+                    if within + BATCH_HEADER_SIZE <= len(window):
+                        header = read_batch_header(window, within, end)
+                        if header.batch_length >= BATCH_HEADER_SIZE - LOG_OVERHEAD and end + header.size <= self.size:
+                            self._read_ends[base_offset] = header
+                    return end, base_offset
                 within += LOG_OVERHEAD + length
             if within == 0:  # no header here: the data ends (never expected), so the region does
                 return position, None
@@ -259,8 +266,8 @@ class LogSegment:
         """A read ended at `position`, before `next_offset`: where a sequential reader (a consumer,
         a follower) asks next, found then without the index search and the walk over headers."""
         ends = self._read_ends
-        ends.pop(next_offset, None)
-        ends[next_offset] = position
+        known = ends.pop(next_offset, None)
+        ends[next_offset] = known if type(known) is BatchHeader and known.position == position else position
         if len(ends) > _READ_ENDS_KEPT:
             del ends[next(iter(ends))]
 

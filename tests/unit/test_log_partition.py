@@ -10,7 +10,7 @@ from odradek.log.log_config import LogConfig
 from odradek.log.offset_index import OffsetIndex
 from odradek.log.partition_log import PartitionLog
 from odradek.protocol.errors import ErrorCode, KafkaError
-from odradek.protocol.records import decode_records, encode_batch, read_batch_header, validate_batches
+from odradek.protocol.records import BATCH_HEADER_SIZE, decode_records, encode_batch, read_batch_header, validate_batches
 
 
 def make_batch(clock, count=1, value_size=10, timestamp=None, codec=0):
@@ -376,6 +376,31 @@ def test_sequential_reads_find_where_the_last_read_ended(tmp_path, clock):
         append(log, make_batch(clock, count, value_size=30))
     assert read_through(700) == [offset for offset in first if offset < 6] + [6, 8, 10]
     assert [r.offset for r in all_records(log)] == list(range(12))
+
+
+def test_a_consumer_reading_on_reads_no_batch_header_on_its_own(tmp_path, clock, monkeypatch):
+    """Where a Fetch cut by its max bytes stopped, the header of the batch there came with the
+    walk that found the cut: the consumer's next Fetch starts from it without reading it again."""
+    log = open_log(tmp_path, clock)
+    for _ in range(400):
+        append(log, make_batch(clock, 10, value_size=200))
+    header_reads = []
+    real_pread = os.pread
+    monkeypatch.setattr(os, "pread", lambda fd, n, at: (header_reads.append(at) if n == BATCH_HEADER_SIZE else None)
+                        or real_pread(fd, n, at))
+    offsets, offset = [], 0
+    while offset < log.log_end_offset:
+        region, _after = log.read_region(offset, 20_000, log.log_end_offset)
+        data = region.read()
+        ends = _batch_ends(data)
+        assert ends[-1] == len(data) and len(data) <= 20_000
+        position = 0
+        for end in ends:
+            header = read_batch_header(data, position)
+            offsets.append(header.base_offset)
+            offset, position = header.next_offset, end
+    assert offsets == list(range(0, 4000, 10))
+    assert header_reads == [0]  # the first batch's, and no other
 
 
 def _batch_ends(data) -> list[int]:
