@@ -78,9 +78,10 @@ FULL = {
     "count": {("rdkafka", 100): 2_000_000, ("rdkafka", 1024): 500_000,
               ("java", 100): 2_500_000, ("java", 1024): 500_000},
     "warmup": (1_000_000, 200_000),  # 100 B and 1 KiB records produced and consumed, not timed
-    # record size, partitions, records filled: enough for the Java consumer's 5 s at the faster
-    # broker (1.5 M rec/s of 100 B, 330 MB/s of 1 KiB); the librdkafka consumers read in passes
-    "consume": [(100, 1, 9_000_000), (1024, 6, 2_000_000)],
+    # record size, partitions, records filled, least records a librdkafka consumer reads (it reads in
+    # passes for min_seconds): the Java consumer reads every record filled, enough for its 5 s at the
+    # faster broker (3.2 M rec/s of 100 B, 600 MB/s of 1 KiB at 64c1cd6, when 9 M and 2 M took 2.8-4.5 s)
+    "consume": [(100, 1, 16_000_000, 5_000_000), (1024, 6, 3_200_000, 2_000_000)],
     # the consume rows' topics are written in batches of this size, records to the partitions in
     # turn, on both brokers: the same data in the same partitions
     "fill_batch_bytes": 262_144,
@@ -100,7 +101,7 @@ QUICK = {
     "count": {("rdkafka", 100): 500_000, ("rdkafka", 1024): 150_000,
               ("java", 100): 300_000, ("java", 1024): 100_000},
     "warmup": (300_000, 100_000),
-    "consume": [(100, 1, 500_000)],
+    "consume": [(100, 1, 500_000, 500_000)],
     "fill_batch_bytes": 262_144,
     "latency": (10_000, 4.0, 1024),
     "swarm": (10, 10, 20, 1024, 4.0),
@@ -347,7 +348,7 @@ def session_produce(sessions: list[Session], plan: dict, client: str, libs: Path
 
 def session_consume(sessions: list[Session], plan: dict, libs: Path, log4j: Path) -> None:
     repeat, min_seconds = plan["consume_repeat"], plan["min_seconds"]
-    for size, parts, count in plan["consume"]:
+    for size, parts, count, rdkafka_count in plan["consume"]:
         topic = f"consume-{size}b-p{parts}"
 
         def fill(b, _, topic=topic, size=size, parts=parts, count=count):
@@ -359,12 +360,12 @@ def session_consume(sessions: list[Session], plan: dict, libs: Path, log4j: Path
         for s in sessions:
             s.run(("fill", size, parts), fill)
 
-        def consume_rd(b, i, topic=topic, count=count):
+        def consume_rd(b, i, topic=topic, count=rdkafka_count):
             return consumed(rdkafka(["consume", b.bootstrap, topic, count, "--min-seconds", min_seconds]), count)
 
         alternate(sessions, ("consume", "rdkafka", size, parts), consume_rd, repeat)
 
-        def consume_group(b, i, topic=topic, count=count):
+        def consume_group(b, i, topic=topic, count=rdkafka_count):
             return consumed(rdkafka(["consume", b.bootstrap, topic, count, "--min-seconds", min_seconds,
                                      "--group", f"bench-rdkafka-{topic}-{i}"]), count)
 
@@ -691,7 +692,7 @@ def build_table(res: dict[str, dict], plan: dict) -> tuple[str, list[str]]:
     parts, size, acks, _, turn = plan["many_partitions"]
     rate_row(f"produce, librdkafka, {size} B, acks={acks}, {plural(parts, 'partition')} ({turn} records to each "
              "partition in turn)", ("produce", "rdkafka-spread", size, acks, parts))
-    for size, parts, _ in plan["consume"]:
+    for size, parts, _, _ in plan["consume"]:
         for client, cname in (("rdkafka", "librdkafka assign()"), ("rdkafka-group", "librdkafka subscribe(), group"),
                               ("java", "Java perf-test, group")):
             rate_row(f"consume, {cname}, {size} B, {plural(parts, 'partition')}", ("consume", client, size, parts))
@@ -830,8 +831,9 @@ Notes:
   second whenever its queue is full), timed from the first batch (the group join is left out: it is in
   the details as first_record_s). A partition read to its end is read again from its start until the
   run has its {min_seconds:g} s (`fetch.wait.max.ms=10`, so the turn does not wait for a parked fetch).
-- Java consumer: `kafka-consumer-perf-test` (ConsumerPerformance), which joins a consumer group; its
-  fetch-time rate (`fetch.nMsg.sec`, leaving out the group join) is shown.
+- Java consumer: `kafka-consumer-perf-test` (ConsumerPerformance), which joins a consumer group and
+  reads every record of the topic (it cannot read in passes; the topic holds enough for about 5 s at
+  the faster broker); its fetch-time rate (`fetch.nMsg.sec`, leaving out the group join) is shown.
 - Many clients: {producers} librdkafka producer processes (acks=1, {swarm_size} B, queues of 32 MiB) and
   {consumers} consumer processes in one group on a {swarm_partitions}-partition topic; the consumers join
   first, then the producers run {swarm_seconds:g} s. In: acknowledged bytes over the time until the last
