@@ -257,12 +257,18 @@ def test_brokers_serve_clients_while_they_make_the_files_of_thousands_of_new_par
                 for d in data_dirs]
 
     admin = AdminClient({"bootstrap.servers": brokers.bootstrap_servers})
-    created = admin.create_topics([NewTopic("thousands", num_partitions=partitions, replication_factor=2)],
-                                  request_timeout=60, operation_timeout=60)["thousands"]
-    brokers.wait_for(lambda: all(made()), 60, "both brokers making the new partitions' files")
     producer = confluent_kafka.Producer({"bootstrap.servers": brokers.bootstrap_servers, "acks": "all",
                                          "linger.ms": 0})
     delivered = []
+    for partition in range(2):  # connected and knowing the leaders first: what follows is one round trip
+        producer.produce("small", b"before", partition=partition,
+                         on_delivery=lambda error, message: delivered.append((error, None)))
+    producer.flush(60)
+    assert [error for error, _ in delivered] == [None, None]
+    delivered.clear()
+    created = admin.create_topics([NewTopic("thousands", num_partitions=partitions, replication_factor=2)],
+                                  request_timeout=60, operation_timeout=60)["thousands"]
+    brokers.wait_for(lambda: all(made()), 60, "both brokers making the new partitions' files")
     for partition in range(2):
         producer.produce("small", b"while thousands are made", partition=partition,
                          on_delivery=lambda error, message: delivered.append((error, made())))
