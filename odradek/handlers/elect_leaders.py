@@ -68,13 +68,13 @@ async def handle(ctx: RequestContext, request):
                 to_elect.add(tp)
         elif registration.replicas and registration.leader == registration.replicas[0]:
             outcomes[tp] = ErrorCode.election_not_needed
-        elif not registration.replicas or registration.replicas[0] not in live or registration.replicas[0] not in registration.isr:
+        elif not _preferred_available(registration.replicas, registration.isr, live):
             outcomes[tp] = ErrorCode.preferred_leader_not_available
         else:
             to_elect.add(tp)
     deadline = time.monotonic() + request.timeout.total_seconds()
     doubtful = [tp for tp, error in outcomes.items() if error == ErrorCode.preferred_leader_not_available]
-    if doubtful and election_type == PREFERRED:
+    if doubtful:
         for tp in await _available_after_all(ctx, doubtful, deadline):
             del outcomes[tp]
             to_elect.add(tp)
@@ -108,19 +108,19 @@ async def _available_after_all(ctx: RequestContext, partitions: list[TopicPartit
     store = ctx.services.membership.store
     image = ctx.image
 
-    def read() -> tuple[set[int], dict[TopicPartition, int]]:
+    def read() -> dict[TopicPartition, int]:
+        """Partition -> partition epoch in ZooKeeper, of those whose preferred replica it shows available."""
         store.wait_until_connected()
         live = store.live_broker_ids()
         versions = {}
         for tp in partitions:
             state = store.partition_state(tp.topic, tp.partition)
-            preferred = image.partition(tp).replicas[:1]
-            if state is not None and preferred and preferred[0] in live and preferred[0] in state.isr:
+            if state is not None and _preferred_available(image.partition(tp).replicas, state.isr, live):
                 versions[tp] = state.version
-        return live, versions
+        return versions
 
     try:
-        live, versions = await asyncio.to_thread(read)
+        versions = await asyncio.to_thread(read)
     except Exception:  # noqa: BLE001 - ZooKeeper away: the image's answer stands
         return []
     caught_up = []
@@ -128,13 +128,17 @@ async def _available_after_all(ctx: RequestContext, partitions: list[TopicPartit
         current = ctx.services.metadata.image
         for tp, version in list(versions.items()):
             registration = current.partition(tp)
-            preferred = registration.replicas[0] if registration is not None and registration.replicas else None
             if registration is None:
                 del versions[tp]
             elif registration.partition_epoch >= version:
-                if preferred in registration.isr and preferred in current.live_broker_ids():
+                if _preferred_available(registration.replicas, registration.isr, current.live_broker_ids()):
                     caught_up.append(tp)
                 del versions[tp]
         if versions:
             await asyncio.sleep(0.02)
     return caught_up
+
+
+def _preferred_available(replicas, isr, live) -> bool:
+    """The preferred replica (the first) is alive and in the ISR: it can lead."""
+    return bool(replicas) and replicas[0] in live and replicas[0] in isr

@@ -511,8 +511,6 @@ class PartitionLog:
                     else:  # max_offset inside a batch: the batch is read whole
                         bound, after = stop.position + stop.size, None
                 region, after = segment.region(header, max_bytes, bound, after)
-                if after is not None:
-                    segment.remember_read_end(after, region.position + region.length)
                 return region, max_offset if after is None else after
         except OSError as exc:
             raise self.io_error(exc, "reading", self.directory) from exc

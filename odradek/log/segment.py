@@ -175,21 +175,25 @@ class LogSegment:
         """Whole batches from `first` that end by `bound` (a batch boundary): `first` always, then
         as many as fit in `max_bytes`, as a region of the `.log` sent without being read here.
         Returns it with the base offset of the batch that follows it (`after` when it ends at
-        `bound`; None when not known). Reads only the headers it must, not the records."""
+        `bound`; None when not known), which is remembered as where this reader asks next. Reads
+        only the headers it must, not the records."""
         start = first.position
         limit = start + max(max_bytes, first.size)
+        next_header = None
         if limit < bound:
-            bound, after = self._last_batch_end(start + first.size, limit)
+            bound, after, next_header = self._last_batch_end(start + first.size, limit)
+        if after is not None:
+            self.remember_read_end(after, bound if next_header is None else next_header)
         # the file the headers above were read from (a handle's identity changes only if it is
         # reopened, and then only if the file under its name was replaced)
         return FileRegion(self._log, start, bound - start, self._log.identity), after
 
-    def _last_batch_end(self, position: int, limit: int) -> tuple[int, int | None]:
+    def _last_batch_end(self, position: int, limit: int) -> tuple[int, int | None, BatchHeader | None]:
         """Where the last whole batch ending by `limit` ends, walking from the batch boundary
         `position` (the offset index first gets the walk within an index interval of `limit`),
-        and the base offset of the batch there. The log holds whole batches past `limit`.
-        The header of that next batch, when the walk read it whole, is kept as where the reader
-        asks next (remember_read_end keeps it): its next Fetch finds the batch without a read."""
+        the base offset of the batch there and, when the walk read it whole, that batch's header
+        (the reader's next Fetch starts there: kept, it is found without a read). The log holds
+        whole batches past `limit`."""
         if limit - position > _WALK_BYTES:
             position = max(position, self.offset_index.position_at_or_before(limit))
         while True:
@@ -200,14 +204,11 @@ class LogSegment:
                 base_offset, length = _BASE_OFFSET_AND_LENGTH.unpack_from(window, within)
                 end = position + within
                 if end + LOG_OVERHEAD + length > limit:
-                    if within + BATCH_HEADER_SIZE <= len(window):
-                        header = read_batch_header(window, within, end)
-                        if header.batch_length >= BATCH_HEADER_SIZE - LOG_OVERHEAD and end + header.size <= self.size:
-                            self._read_ends[base_offset] = header
-                    return end, base_offset
+                    header = read_batch_header(window, within, end) if within + BATCH_HEADER_SIZE <= len(window) else None
+                    return end, base_offset, header if header is not None and self._is_whole(header) else None
                 within += LOG_OVERHEAD + length
             if within == 0:  # no header here: the data ends (never expected), so the region does
-                return position, None
+                return position, None, None
             position += within
 
     def header_at(self, position: int) -> BatchHeader | None:
@@ -219,9 +220,11 @@ class LogSegment:
         if len(data) < BATCH_HEADER_SIZE:
             return None
         header = read_batch_header(data, 0, position)
-        if header.batch_length < BATCH_HEADER_SIZE - LOG_OVERHEAD or position + header.size > self.size:
-            return None
-        return header
+        return header if self._is_whole(header) else None
+
+    def _is_whole(self, header: BatchHeader) -> bool:
+        """The header is a batch's (its length is sane) and the batch ends within the data."""
+        return header.batch_length >= BATCH_HEADER_SIZE - LOG_OVERHEAD and header.position + header.size <= self.size
 
     def iter_headers(self, position: int = 0) -> Iterator[BatchHeader]:
         """Batch headers from `position` to the end, positions relative to this segment."""
@@ -262,12 +265,13 @@ class LogSegment:
                 return
             position += within
 
-    def remember_read_end(self, next_offset: int, position: int) -> None:
-        """A read ended at `position`, before `next_offset`: where a sequential reader (a consumer,
-        a follower) asks next, found then without the index search and the walk over headers."""
+    def remember_read_end(self, next_offset: int, where: int | BatchHeader) -> None:
+        """A read ended before `next_offset`, at position `where` (or at the batch whose header
+        that is): where a sequential reader (a consumer, a follower) asks next, found then without
+        the index search and the walk over headers."""
         ends = self._read_ends
-        known = ends.pop(next_offset, None)
-        ends[next_offset] = known if type(known) is BatchHeader and known.position == position else position
+        ends.pop(next_offset, None)
+        ends[next_offset] = where
         if len(ends) > _READ_ENDS_KEPT:
             del ends[next(iter(ends))]
 
