@@ -9,12 +9,15 @@ could hand to another connection. When the transport has data waiting, or the co
 through the transport instead.
 
 Small regions are read and gathered with the fields around them into one write: below
-SENDFILE_MIN_BYTES, two system calls per partition cost more than the copy they save. Fields
-that a region follows go with MSG_MORE, so TCP holds them for the region's first segment instead
-of sending a segment of a few dozen bytes (on loopback each segment costs the sender the
-receiver's side of the delivery too). A send that takes less than it was given means the socket
-is full: the writer then waits for room rather than trying again at once (that try would fail,
-and still push out what the socket holds).
+SENDFILE_MIN_BYTES, two system calls per partition cost more than the copy they save. The fields
+before a region leave at once, in a segment of their own, as Kafka sends them. Held back with
+MSG_MORE for the region's first segment they would take one of the 17 pieces a segment holds;
+the region's pages, starting mid-page, then fill the other 16 before the segment is full, TCP
+keeps the short segment until the next one is ready, and the two leave back to back, which a
+paced socket (BBR, the fq qdisc) spaces with a timer: thousands of timers per GB, most of a
+loopback consumer's broker system time. A send that takes less than it was given means the
+socket is full: the writer then waits for room rather than trying again at once (that try would
+fail, and still push out what the socket holds).
 """
 
 from __future__ import annotations
@@ -69,11 +72,11 @@ class RegionWriter:
                 gathered.append(chunk.read())
             else:
                 if gathered:
-                    await self._send(gathered, socket.MSG_MORE)
+                    await self._send(gathered)
                     gathered = []
                 await self._sendfile(chunk)
         if gathered:
-            await self._send(gathered, 0)
+            await self._send(gathered)
 
     async def _sendfile(self, region: FileRegion) -> None:
         sent = 0
@@ -86,12 +89,14 @@ class RegionWriter:
                 return
             await self._room()
 
-    async def _send(self, buffers: list, flags: int) -> None:
+    async def _send(self, buffers: list) -> None:
+        """Send the buffers; more than one sendmsg takes go in pieces, each held for the next
+        (MSG_MORE: their bytes are copied, so they share a segment's pieces)."""
         first = 0  # buffers before this one are sent
         while first < len(buffers):
             end = min(first + _IOV_MAX, len(buffers))
             try:
-                count = self._socket.sendmsg(buffers[first:end], (), flags if end == len(buffers) else socket.MSG_MORE)
+                count = self._socket.sendmsg(buffers[first:end], (), 0 if end == len(buffers) else socket.MSG_MORE)
             except BlockingIOError:
                 count = 0
             while first < end and count >= len(buffers[first]):
