@@ -90,8 +90,8 @@ class RegionWriter:
             await self._room()
 
     async def _send(self, buffers: list) -> None:
-        """Send the buffers; more than one sendmsg takes go in pieces, each held for the next
-        (MSG_MORE: their bytes are copied, so they share a segment's pieces)."""
+        """Send the buffers, _IOV_MAX at a time; each batch but the last goes with MSG_MORE (its
+        bytes are copied, so the next batch's join them in the same segment)."""
         first = 0  # buffers before this one are sent
         while first < len(buffers):
             end = min(first + _IOV_MAX, len(buffers))
