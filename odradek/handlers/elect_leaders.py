@@ -11,6 +11,7 @@ against ZooKeeper itself, and where ZooKeeper says it is available the controlle
 own view to catch up before electing. Election type 1 (unclean) elects a live replica for
 partitions without a leader (ELIGIBLE_LEADERS_NOT_AVAILABLE if none is alive).
 `topic_partitions=null` means every partition; only those that changed are listed, as Kafka does.
+Any other election type is INVALID_REQUEST, for the request and each partition it names.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ async def handle(ctx: RequestContext, request):
                      replica_election_results=())
     if membership is not None and membership.controller is None:
         return build(response, throttle_time=timedelta(0), error_code=ErrorCode.not_controller, replica_election_results=())
+    if election_type not in (PREFERRED, UNCLEAN):
+        return _refused(response, result_class, partition_class, request, ErrorCode.invalid_request,
+                        f"Unknown election type {election_type}")
     live = set(image.live_broker_ids())
     outcomes: dict[TopicPartition, ErrorCode] = {}
     to_elect = set()
@@ -100,6 +104,16 @@ async def handle(ctx: RequestContext, request):
         by_topic.setdefault(tp.topic, []).append(build(partition_class, partition_id=tp.partition, error_code=error, error_message=None))
     results = tuple(build(result_class, topic=topic, partition_result=tuple(parts)) for topic, parts in by_topic.items())
     return build(response, throttle_time=timedelta(0), error_code=ErrorCode.none, replica_election_results=results)
+
+
+def _refused(response, result_class, partition_class, request, error: ErrorCode, message: str):
+    """The whole request refused: its error on the response and on every partition it names."""
+    results = tuple(
+        build(result_class, topic=entry.topic, partition_result=tuple(
+            build(partition_class, partition_id=i, error_code=error, error_message=message) for i in entry.partitions))
+        for entry in request.topic_partitions or ()
+    )
+    return build(response, throttle_time=timedelta(0), error_code=error, replica_election_results=results)
 
 
 async def _available_after_all(ctx: RequestContext, partitions: list[TopicPartition], deadline: float) -> list[TopicPartition]:

@@ -18,6 +18,7 @@ import pytest
 from kio.schema.api_versions.v0.response import ApiVersionsResponse as ApiVersionsResponseV0
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.schema.create_topics.v7 import request as create_topics_v7
+from kio.schema.elect_leaders.v2 import request as elect_leaders_v2
 from kio.schema.fetch.v12 import request as fetch_v12
 from kio.schema.list_offsets.v7 import request as list_offsets_v7
 from kio.schema.metadata.v12 import request as metadata_v12
@@ -41,6 +42,8 @@ UNSUPPORTED_VERSION = 35
 INVALID_PARTITIONS = 37
 INVALID_REPLICATION_FACTOR = 38
 INVALID_CONFIG = 40
+INVALID_REQUEST = 42
+ELECTION_NOT_NEEDED = 84
 
 LATEST = -1
 INVALID_TOPIC_NAMES = ["bad/name", "a" * 250, "."]
@@ -451,6 +454,33 @@ def test_acks_3_is_invalid_required_acks(broker):
         answer = produce_partition(client, topic, 0, batch(b"x"), acks=3)
         assert answer.error_code == INVALID_REQUIRED_ACKS, answer
         assert list_offset(client, topic).offset == 0
+    assert_broker_healthy(broker)
+
+
+def test_unknown_election_type_is_invalid_request(broker):
+    """Kafka knows election types 0 (preferred) and 1 (unclean); any other is refused, not guessed."""
+    with WireClient(broker.bootstrap_servers) as client:
+        topic = new_topic(client, partitions=2)
+        request = elect_leaders_v2.ElectLeadersRequest(
+            election_type=i8(5),
+            topic_partitions=(elect_leaders_v2.TopicPartitions(topic=topic, partitions=(i32(0), i32(1))),),
+            timeout=timedelta(seconds=5),
+        )
+        answer = client.request(43, 2, request)
+        assert answer.error_code == INVALID_REQUEST, answer
+        (result,) = answer.replica_election_results
+        assert result.topic == topic
+        assert [(p.partition_id, p.error_code, p.error_message) for p in result.partition_result] == [
+            (0, INVALID_REQUEST, "Unknown election type 5"),
+            (1, INVALID_REQUEST, "Unknown election type 5"),
+        ]
+        request = elect_leaders_v2.ElectLeadersRequest(
+            election_type=i8(0),
+            topic_partitions=(elect_leaders_v2.TopicPartitions(topic=topic, partitions=(i32(0),)),),
+            timeout=timedelta(seconds=5),
+        )
+        (result,) = client.request(43, 2, request).replica_election_results
+        assert result.partition_result[0].error_code == ELECTION_NOT_NEEDED
     assert_broker_healthy(broker)
 
 
