@@ -124,21 +124,7 @@ class Cluster:
         return broker.start()
 
     def wait_until_formed(self) -> None:
-        """Until every running broker's Metadata lists all of them (they register in ZooKeeper
-        just after their listeners open; a topic created earlier would see fewer brokers)."""
-        from confluent_kafka.admin import AdminClient
-
-        running = {n for n, b in self.brokers.items() if b.running}
-
-        def formed() -> bool:
-            for broker in self.brokers.values():
-                if broker.running:
-                    listed = AdminClient({"bootstrap.servers": broker.bootstrap_servers}).list_topics(timeout=5).brokers
-                    if set(listed) != running:
-                        return False
-            return True
-
-        self.wait_for(formed, 30, f"brokers {sorted(running)} registered and seen by each other")
+        wait_until_formed(self.brokers, self.outputs)
 
     def broker(self, node_id: int) -> BrokerProcess:
         return self.brokers[node_id]
@@ -182,6 +168,24 @@ class Cluster:
             elif was_running and code != 0:
                 problems.append(f"broker {node_id} did not shut down cleanly: {describe_exit(code)}")
         return problems
+
+
+def wait_until_formed(brokers: dict[int, BrokerProcess], outputs: Callable[[], str]) -> None:
+    """Until every running broker's Metadata lists all of them (they register in ZooKeeper
+    just after their listeners open; a topic created earlier would see fewer brokers)."""
+    from confluent_kafka.admin import AdminClient
+
+    running = {n for n, b in brokers.items() if b.running}
+
+    def formed() -> bool:
+        for broker in brokers.values():
+            if broker.running:
+                listed = AdminClient({"bootstrap.servers": broker.bootstrap_servers}).list_topics(timeout=5).brokers
+                if set(listed) != running:
+                    return False
+        return True
+
+    wait_for(formed, 30, f"brokers {sorted(running)} registered and seen by each other", outputs)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 from conftest import BrokerProcess
 from odradek.cli.zookeeper import server_command
 
-from .conftest import CLUSTER_DEFAULTS, ZooKeeperServer
+from .conftest import CLUSTER_DEFAULTS, ZooKeeperServer, wait_until_formed
 
 AVAILABLE = os.geteuid() == 0 and shutil.which("ip") is not None
 
@@ -114,7 +114,8 @@ class NamespacedZooKeeper(ZooKeeperServer):
 
 def namespaced_cluster(network: "Network", work_dir: Path, count: int, started: list, **overrides: str):
     """ZooKeeper and brokers 1..count, each in its own namespace; returns (zookeeper, {id: broker},
-    addresses). Every process is appended to `started` as soon as it runs, for the caller to stop."""
+    addresses) once every broker's Metadata lists all of them. Every process is appended to
+    `started` as soon as it runs, for the caller to stop."""
     (work_dir / "zk").mkdir(parents=True)
     zookeeper = NamespacedZooKeeper(work_dir / "zk", network.host("zk", 2), network.exec_prefix("zk"))
     started.append(zookeeper)
@@ -129,6 +130,7 @@ def namespaced_cluster(network: "Network", work_dir: Path, count: int, started: 
         brokers[node_id] = NamespacedBroker(broker_dir, settings, address, network.exec_prefix(f"b{node_id}"))
         started.append(brokers[node_id])
         brokers[node_id].start()
+    wait_until_formed(brokers, lambda: "\n".join(f"--- broker {n}\n{b.output()[-6000:]}" for n, b in brokers.items()))
     return zookeeper, brokers, addresses
 
 
