@@ -11,7 +11,8 @@ against ZooKeeper itself, and where ZooKeeper says it is available the controlle
 own view to catch up before electing. Election type 1 (unclean) elects a live replica for
 partitions without a leader (ELIGIBLE_LEADERS_NOT_AVAILABLE if none is alive).
 `topic_partitions=null` means every partition; only those that changed are listed, as Kafka does.
-Any other election type is INVALID_REQUEST, for the request and each partition it names.
+A refused request (no ALTER on the cluster, not the controller, or an election type other than
+these two) carries its error on the response and on each partition it names, as Kafka's does.
 """
 
 from __future__ import annotations
@@ -47,10 +48,9 @@ async def handle(ctx: RequestContext, request):
         if everything else [TopicPartition(e.topic, i) for e in request.topic_partitions for i in e.partitions]
     )
     if not ctx.allowed(Operation.ALTER, ResourceType.CLUSTER, CLUSTER_NAME):
-        return build(response, throttle_time=timedelta(0), error_code=ErrorCode.cluster_authorization_failed,
-                     replica_election_results=())
+        return _refused(response, result_class, partition_class, request, ErrorCode.cluster_authorization_failed, None)
     if membership is not None and membership.controller is None:
-        return build(response, throttle_time=timedelta(0), error_code=ErrorCode.not_controller, replica_election_results=())
+        return _refused(response, result_class, partition_class, request, ErrorCode.not_controller, None)
     if election_type not in (PREFERRED, UNCLEAN):
         return _refused(response, result_class, partition_class, request, ErrorCode.invalid_request,
                         f"Unknown election type {election_type}")
@@ -106,8 +106,9 @@ async def handle(ctx: RequestContext, request):
     return build(response, throttle_time=timedelta(0), error_code=ErrorCode.none, replica_election_results=results)
 
 
-def _refused(response, result_class, partition_class, request, error: ErrorCode, message: str):
-    """The whole request refused: its error on the response and on every partition it names."""
+def _refused(response, result_class, partition_class, request, error: ErrorCode, message: str | None):
+    """The whole request refused: its error on the response and on every partition it names (a v0
+    response has no top-level error code, so its clients see the refusal only there)."""
     results = tuple(
         build(result_class, topic=entry.topic, partition_result=tuple(
             build(partition_class, partition_id=i, error_code=error, error_message=message) for i in entry.partitions))

@@ -10,6 +10,7 @@ import asyncio
 import os
 import re
 import time
+from datetime import timedelta
 
 import confluent_kafka
 import pytest
@@ -17,11 +18,15 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition as Conf
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient
 from kafka import TopicPartition as KafkaTopicPartition
+from kio.schema.elect_leaders.v0 import request as elect_leaders_v0
+from kio.static.primitive import i32
 
 from integration.clients import consume
 from odradek.client import KafkaClient
 from odradek.client.admin import DESCRIBE_CONFIGS
 from integration.group_clients import GroupConsumer, describe_all
+from integration.wire import WireClient
+from odradek.protocol.errors import ErrorCode
 
 from .load import LoadProducer
 from .test_replication import create_replicated_topic, describe
@@ -118,6 +123,16 @@ def test_preferred_leader_election_moves_leadership_back(cluster):
     result = admin.elect_leaders(ElectionType.PREFERRED, [ConfluentTopicPartition("preferred", 0)]).result(timeout=30)
     assert all(error is None for error in result.values()), result
     assert describe(brokers.bootstrap_servers, "preferred")[0][0] == preferred
+
+    # Only the controller elects; a v0 client (no top-level error code) learns it per partition.
+    controller = admin.list_topics(timeout=10).controller_id
+    elsewhere = next(b for n, b in brokers.brokers.items() if n != controller)
+    with WireClient(elsewhere.bootstrap_servers) as client:
+        answer = client.request(43, 0, elect_leaders_v0.ElectLeadersRequest(
+            topic_partitions=(elect_leaders_v0.TopicPartitions(topic="preferred", partitions=(i32(0),)),),
+            timeout=timedelta(seconds=5)))
+    assert [(r.topic, p.partition_id, p.error_code) for r in answer.replica_election_results for p in r.partition_result] \
+        == [("preferred", 0, ErrorCode.not_controller)], answer
 
 
 def test_consumer_group_survives_the_death_of_its_coordinator(cluster):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import timedelta
 
 import confluent_kafka
 import pytest
@@ -27,6 +28,9 @@ from confluent_kafka.admin import (
 
 from conftest import BrokerProcess, free_port
 from kio.schema.describe_acls.v3.request import DescribeAclsRequest
+from kio.schema.elect_leaders.v0 import request as elect_leaders_v0
+from kio.schema.elect_leaders.v2 import request as elect_leaders_v2
+from kio.static.primitive import i8, i32
 from odradek.protocol.errors import ErrorCode
 
 from .wire import WireClient
@@ -185,6 +189,32 @@ def test_creating_topics_needs_create_on_the_cluster_or_the_topic(acl_broker):
     with pytest.raises(confluent_kafka.KafkaException) as error:
         refused.result(timeout=30)
     assert error.value.args[0].code() == RdKafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def test_leader_election_needs_alter_on_the_cluster_and_every_named_partition_says_so(acl_broker):
+    """A v0 ElectLeaders response has no top-level error: without ALTER on the cluster, each
+    partition the request names carries CLUSTER_AUTHORIZATION_FAILED (v1+ also at the top)."""
+    from confluent_kafka import ElectionType, TopicPartition
+
+    with pytest.raises(confluent_kafka.KafkaException) as error:
+        acl_broker.admin("alice").elect_leaders(ElectionType.PREFERRED, [TopicPartition("orders", 0)]).result(timeout=30)
+    assert error.value.args[0].code() == RdKafkaError.CLUSTER_AUTHORIZATION_FAILED
+
+    wanted = ((("orders", (0, 1)), ("payments", (1,))))
+    with WireClient(acl_broker.process.bootstrap_servers) as anonymous:  # PLAINTEXT: User:ANONYMOUS
+        for version, schema in ((0, elect_leaders_v0), (2, elect_leaders_v2)):
+            fields = {"election_type": i8(0)} if version else {}
+            answer = anonymous.request(43, version, schema.ElectLeadersRequest(
+                topic_partitions=tuple(schema.TopicPartitions(topic=t, partitions=tuple(i32(p) for p in ps)) for t, ps in wanted),
+                timeout=timedelta(seconds=5), **fields))
+            if version:
+                assert answer.error_code == ErrorCode.cluster_authorization_failed
+            assert sorted((r.topic, p.partition_id, p.error_code) for r in answer.replica_election_results
+                          for p in r.partition_result) == [
+                ("orders", 0, ErrorCode.cluster_authorization_failed),
+                ("orders", 1, ErrorCode.cluster_authorization_failed),
+                ("payments", 1, ErrorCode.cluster_authorization_failed),
+            ], (version, answer)
 
 
 def test_transactional_ids_need_write_on_the_transactional_id(acl_broker):
