@@ -7,8 +7,11 @@ server/frame_protocol.py) the view is writable, so the log patches offsets into 
 as it arrived. The result is kio's own ProduceRequest entities, records aside, so the handler
 sees one shape whichever reader built it.
 
-Call after guard_request (protocol/request_guard.py): it has checked every length and removed
-tagged fields this broker does not know (Produce defines none), so only the layout is read here.
+It does what protocol/request_guard.py does for kio's decoding, so a Produce is not walked
+twice: every length is checked against the bytes that remain (an array declared longer than the
+request fails at the first element that is not there; nothing is reserved for it), a null
+topic_data, partition_data or topic name is refused as Kafka's parser refuses it, and tagged
+fields are skipped (Produce defines none).
 """
 
 from __future__ import annotations
@@ -68,14 +71,18 @@ def produce_request_reader(cls: type):
         acks, timeout_ms = _HEAD.unpack_from(view, offset)
         offset += _HEAD.size
         topic_count, offset = read_length(view, offset)
+        if topic_count < 0:
+            raise FrameError("non-nullable field topic_data was serialized as null")
         topics = []
-        for _ in range(max(topic_count, 0)):
+        for _ in range(topic_count):
             name, offset = read_string(view, offset)
             if name is None:
-                raise FrameError("a Produce request's topic name is null")
+                raise FrameError("non-nullable field name was serialized as null")
             partition_count, offset = read_length(view, offset)
+            if partition_count < 0:
+                raise FrameError("non-nullable field partition_data was serialized as null")
             partitions = []
-            for _ in range(max(partition_count, 0)):
+            for _ in range(partition_count):
                 if offset + 4 > len(view):
                     raise FrameError("Produce request ends inside a partition")
                 (index,) = _INT32.unpack_from(view, offset)

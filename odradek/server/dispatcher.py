@@ -56,12 +56,14 @@ _SIZE = struct.Struct(">i")
 
 @cache
 def _reader(cls):
-    """kio's decoder, given a read-only view (kio refuses writable buffers, and a frame is one);
-    for Produce our own, whose records stay writable views of the frame."""
+    """(body) -> request. kio's decoder after the guard's checks, given a read-only view (kio
+    refuses writable buffers, and a frame is one); for Produce our own, which checks as it reads
+    and keeps the records writable views of the frame."""
     if is_produce_request(cls):
-        return produce_request_reader(cls)
+        read_produce = produce_request_reader(cls)
+        return lambda body: read_produce(body, 0)[0]
     read = entity_reader(cls)
-    return lambda buffer, offset: read(memoryview(buffer).toreadonly(), offset)
+    return lambda body: read(memoryview(guard_request(body, cls)).toreadonly(), 0)[0]
 
 
 @cache
@@ -113,8 +115,7 @@ class Dispatcher:
         flexible = request_type.__flexible__
         header = parse_request_header(frame, flexible)
         try:
-            body = guard_request(memoryview(frame)[header.body_offset :], request_type)
-            request, _size = _reader(request_type)(body, 0)
+            request = _reader(request_type)(memoryview(frame)[header.body_offset :])
         except (FrameError, SerialError, ValueError, KeyError, UnicodeDecodeError) as error:
             raise FrameError(f"undecodable {handler.name} v{version} request: {error}") from None
 

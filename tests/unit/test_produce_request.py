@@ -1,6 +1,7 @@
 """Produce requests decoded without kio read what kio reads, in every version the broker serves,
 with each partition's records a view of the request (no copy), writable when the frame is; and a
-request cut short is refused with FrameError, as kio's decoding errors are."""
+request cut short, declaring more than it holds, or null where Kafka's schema says not null is
+refused with FrameError, as the guard refuses them before kio decodes other requests."""
 
 from __future__ import annotations
 
@@ -77,3 +78,45 @@ def test_a_request_cut_short_is_a_frame_error(version):
 def test_only_produce_is_read_here():
     assert is_produce_request(request_class(0, 3)) and is_produce_request(request_class(0, 12))
     assert not is_produce_request(request_class(1, 12))
+
+
+def test_null_where_the_schema_says_not_null_is_refused():
+    """As Kafka's parser (and the guard, for kio-decoded requests): topic_data, a topic's name and
+    its partition_data cannot be null; transactional_id and records can."""
+    cls = request_class(0, 8)  # not flexible: int16/int32 lengths, -1 for null
+    head = b"\xff\xff" + b"\xff\xff" + b"\x00\x00\x13\x88"  # transactional_id null, acks -1, timeout
+    read = produce_request_reader(cls)
+    with pytest.raises(FrameError, match="non-nullable field topic_data"):
+        read(memoryview(head + b"\xff\xff\xff\xff"), 0)
+    with pytest.raises(FrameError, match="non-nullable field name"):
+        read(memoryview(head + b"\x00\x00\x00\x01" + b"\xff\xff" + b"\x00\x00\x00\x00"), 0)
+    with pytest.raises(FrameError, match="non-nullable field partition_data"):
+        read(memoryview(head + b"\x00\x00\x00\x01" + b"\x00\x01t" + b"\xff\xff\xff\xff"), 0)
+    request, end = read(memoryview(head + b"\x00\x00\x00\x00"), 0)
+    assert request.topic_data == () and end == 12
+
+
+@pytest.mark.parametrize("version", [3, 9])
+def test_an_array_declared_longer_than_the_request_is_refused_at_once(version):
+    """2**31-1 topics declared in a few bytes: refused at the first missing one, nothing reserved."""
+    cls = request_class(0, version)
+    data = bytearray(_encoded(version, None, 1, 1000, [("t", [(0, b"x")])]))
+    if version >= 9:  # compact array: varint count + 1 after the null transactional_id and acks, timeout
+        at = 1 + 2 + 4
+        data[at:at + 1] = b"\xff\xff\xff\xff\x07"
+    else:
+        at = 2 + 2 + 4
+        data[at:at + 4] = b"\x7f\xff\xff\xff"
+    with pytest.raises(FrameError):
+        produce_request_reader(cls)(memoryview(bytes(data)), 0)
+
+
+def test_unknown_tagged_fields_are_skipped():
+    """Kafka's protocol: a field tag the reader does not know is skipped (Produce v9+ defines none)."""
+    cls = request_class(0, 9)
+    data = _encoded(9, None, 1, 1000, [("t", [(0, b"records")])])
+    assert data.endswith(b"\x00")  # the request's own (empty) tagged-field section
+    tagged = data[:-1] + b"\x01" + b"\x05" + b"\x03" + b"abc"  # one field, tag 5, 3 bytes
+    request, end = produce_request_reader(cls)(memoryview(tagged), 0)
+    assert end == len(tagged)
+    assert bytes(request.topic_data[0].partition_data[0].records) == b"records"
