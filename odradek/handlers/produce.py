@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta, timezone
-
 from odradek.security.acl import Operation, ResourceType
 from odradek.handlers.context import CloseConnection, RequestContext
-from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode, KafkaError
+from odradek.protocol.produce_response import ProduceAnswer, ProducedPartition
 from odradek.protocol.topic_partition import TopicPartition
 
 API_KEY = 0
@@ -31,9 +29,6 @@ log = logging.getLogger(__name__)
 
 
 async def handle(ctx: RequestContext, request):
-    response = ctx.response_class
-    partition_class = sibling(response, "PartitionProduceResponse")
-    topic_class = sibling(response, "TopicProduceResponse")
     services = ctx.services
 
     transactional_id = getattr(request, "transactional_id", None)
@@ -52,54 +47,43 @@ async def handle(ctx: RequestContext, request):
             tp = TopicPartition(topic.name, data.index)
             if request.acks not in (-1, 0, 1):
                 error = KafkaError(ErrorCode.invalid_required_acks, f"acks must be -1, 0 or 1, got {request.acks}")
-                results.append(_partition_error(partition_class, data.index, error))
+                results.append(_partition_error(data.index, error))
                 continue
             if topic.name in denied:
                 error = KafkaError(denied[topic.name], f"not authorized to write to {topic.name}")
-                results.append(_partition_error(partition_class, data.index, error))
+                results.append(_partition_error(data.index, error))
                 continue
             if tp in unverified:
-                results.append(_partition_error(partition_class, data.index, unverified[tp]))
+                results.append(_partition_error(data.index, unverified[tp]))
                 continue
             try:
                 result = services.replicas.append_records(tp, data.records, required_acks=request.acks)
             except KafkaError as error:
-                results.append(_partition_error(partition_class, data.index, error))
+                results.append(_partition_error(data.index, error))
                 continue
             except Exception:
                 log.exception("unexpected error appending to %s", tp)
                 error = KafkaError(ErrorCode.unknown_server_error, "unexpected server error; see the broker log")
-                results.append(_partition_error(partition_class, data.index, error))
+                results.append(_partition_error(data.index, error))
                 continue
             appended.append((results, len(results), tp, result.last_offset + 1))
-            results.append(
-                build(
-                    partition_class,
-                    index=data.index,
-                    error_code=ErrorCode.none,
-                    base_offset=result.base_offset,
-                    log_append_time=_log_append_time(result.log_append_time_ms),
-                    log_start_offset=result.log_start_offset,
-                    record_errors=(),
-                    error_message=None,
-                )
-            )
+            results.append(ProducedPartition(data.index, ErrorCode.none, result.base_offset, result.log_append_time_ms,
+                                             result.log_start_offset, None))
         answered.append((topic.name, results))
 
     for results, position, tp, _ in appended:
         try:
             await services.replicas.flush_if_due(tp)
         except KafkaError as error:
-            results[position] = _partition_error(partition_class, tp.partition, error)
+            results[position] = _partition_error(tp.partition, error)
     if request.acks == -1 and appended:
-        await _wait_for_in_sync_replicas(services, appended, request.timeout.total_seconds(), partition_class)
-    topics = [build(topic_class, name=name, partition_responses=tuple(results)) for name, results in answered]
+        await _wait_for_in_sync_replicas(services, appended, request.timeout.total_seconds())
     if request.acks == 0:
-        failed = [str(r.error_code.name) for t in topics for r in t.partition_responses if r.error_code != ErrorCode.none]
+        failed = [ErrorCode(r.error_code).name for _, results in answered for r in results if r.error_code != ErrorCode.none]
         if failed:
             raise CloseConnection(f"acks=0 produce failed ({', '.join(sorted(set(failed)))})")
         return None
-    return build(response, responses=tuple(topics), throttle_time=timedelta(0))
+    return ProduceAnswer(0, answered)
 
 
 # A failed verification, as the producer must see it on Produce.
@@ -139,7 +123,7 @@ async def _verify_transactions(ctx: RequestContext, request) -> dict[TopicPartit
     return refused
 
 
-async def _wait_for_in_sync_replicas(services, appended, timeout_s: float, partition_class) -> None:
+async def _wait_for_in_sync_replicas(services, appended, timeout_s: float) -> None:
     """acks=all: each appended partition is answered once its high watermark passes the batch
     (at once on a single node, where the ISR is this broker: no task is started then)."""
     replicas = services.replicas
@@ -151,7 +135,7 @@ async def _wait_for_in_sync_replicas(services, appended, timeout_s: float, parti
             if not replicas.is_replicated(tp, next_offset):
                 waiting.append((results, position, tp, next_offset))
         except KafkaError as error:
-            results[position] = _partition_error(partition_class, tp.partition, error)
+            results[position] = _partition_error(tp.partition, error)
     if not waiting:
         return
 
@@ -159,24 +143,10 @@ async def _wait_for_in_sync_replicas(services, appended, timeout_s: float, parti
         try:
             await replicas.wait_for_high_watermark(tp, next_offset, timeout_s)
         except KafkaError as error:
-            results[position] = _partition_error(partition_class, tp.partition, error)
+            results[position] = _partition_error(tp.partition, error)
 
     await asyncio.gather(*(one(*entry) for entry in waiting))
 
 
-def _partition_error(partition_class, index: int, error: KafkaError):
-    return build(
-        partition_class,
-        index=index,
-        error_code=error.code,
-        base_offset=-1,
-        log_append_time=None,
-        log_start_offset=-1,
-        record_errors=(),
-        error_message=error.message or None,
-    )
-
-
-def _log_append_time(ms: int) -> datetime | None:
-    """kio writes -1 for None: the broker did not assign the timestamp (CreateTime)."""
-    return None if ms < 0 else datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+def _partition_error(index: int, error: KafkaError) -> ProducedPartition:
+    return ProducedPartition(index, error.code, -1, -1, -1, error.message or None)

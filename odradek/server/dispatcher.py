@@ -35,7 +35,7 @@ from odradek.protocol.errors import ErrorCode
 from odradek.protocol.fetch_response import FetchAnswer
 from odradek.protocol.metadata_response import metadata_response_body
 from odradek.protocol.produce_request import is_produce_request, produce_request_reader
-from odradek.protocol.produce_response import produce_response_body
+from odradek.protocol.produce_response import ProduceAnswer, produce_response_body
 from odradek.protocol.frames import FrameError, error_only_frame, parse_request_header, response_header
 from odradek.protocol.legacy_produce import rejected_produce_body
 from odradek.protocol.request_guard import guard_request
@@ -189,6 +189,8 @@ class Dispatcher:
                 self.services.fetch_sessions.remove(response.session_id)
                 response = response._replace(topics=[], session_id=0)
             return response._replace(throttle_ms=throttle_ms)
+        if type(response) is ProduceAnswer:
+            return response._replace(throttle_ms=throttle_ms)
         if "throttle_time" in response.__dataclass_fields__:
             response = dataclasses.replace(response, throttle_time=timedelta(milliseconds=throttle_ms))
         return response
@@ -232,7 +234,8 @@ def _frame_of(correlation_id: int, flexible_header: bool, response, api_key: int
     sends from the page cache), never copied into an encoding buffer."""
     head = response_header(correlation_id, flexible_header)
     if api_key == PRODUCE_KEY:
-        return _frame(head, produce_response_body(response, version))
+        body = response.body(version) if type(response) is ProduceAnswer else produce_response_body(response, version)
+        return _frame(head, body)
     if api_key == METADATA_KEY:
         return _frame(head, metadata_response_body(response, version))
     if type(response) is FetchAnswer:

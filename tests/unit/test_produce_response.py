@@ -1,6 +1,7 @@
 """Produce responses encoded with struct are byte for byte what kio writes, in every version the
-broker serves: plain partition entries, and the rarer ones (record errors, an error message, a
-current leader, node endpoints) that go through kio."""
+broker serves: the handler's answer (ProduceAnswer), and kio responses with plain partition
+entries and the rarer ones (record errors, an error message, a current leader, node endpoints)
+that go through kio."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from kio.serial import entity_writer
 
 from odradek.handlers.responses import build, sibling
 from odradek.protocol.errors import ErrorCode
-from odradek.protocol.produce_response import produce_response_body
+from odradek.protocol.produce_response import ProduceAnswer, ProducedPartition, produce_response_body
 from odradek.protocol.schemas import response_class
 
 append_times = st.one_of(st.none(), st.integers(0, 2**41).map(lambda ms: datetime.fromtimestamp(ms / 1000, tz=timezone.utc)))
@@ -69,3 +70,23 @@ def test_the_plain_answer(version):
     expected = io.BytesIO()
     entity_writer(type(response))(expected, response)
     assert produce_response_body(response, version) == expected.getvalue()
+
+
+answers = st.lists(st.tuples(st.text(min_size=1, max_size=20), st.lists(st.tuples(
+    st.integers(0, 2**31 - 1), st.sampled_from([0, 6, 10, 87]), st.integers(-1, 2**63 - 1), st.integers(-1, 2**41),
+    st.integers(-1, 2**63 - 1), st.one_of(st.none(), st.text(max_size=12))), max_size=4)), max_size=3)
+
+
+@pytest.mark.parametrize("version", range(3, 13))
+@settings(max_examples=60, deadline=None)
+@given(topic_list=answers, throttle=st.integers(0, 5000))
+def test_the_handlers_answer_is_kios_encoding(version, topic_list, throttle):
+    """ProduceAnswer.body against kio's encoding of the same response."""
+    answer = ProduceAnswer(throttle, [(name, [ProducedPartition(*entry) for entry in entries]) for name, entries in topic_list])
+    as_kio = _response(version, [(name, [(index, error, base, None if append_ms < 0 else datetime.fromtimestamp(append_ms / 1000, tz=timezone.utc),
+                                          start, [], message, None)
+                                         for index, error, base, append_ms, start, message in entries])
+                                 for name, entries in topic_list], throttle, [])
+    expected = io.BytesIO()
+    entity_writer(type(as_kio))(expected, as_kio)
+    assert answer.body(version) == expected.getvalue()
