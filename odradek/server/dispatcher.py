@@ -36,7 +36,7 @@ from odradek.protocol.fetch_response import FetchAnswer
 from odradek.protocol.metadata_response import metadata_response_body
 from odradek.protocol.produce_request import is_produce_request, produce_request_reader
 from odradek.protocol.produce_response import ProduceAnswer, produce_response_body
-from odradek.protocol.frames import FrameError, error_only_frame, parse_request_header, response_header
+from odradek.protocol.frames import FrameError, error_only_frame, parse_request_header, response_header, skip_tagged_fields
 from odradek.protocol.legacy_produce import rejected_produce_body
 from odradek.protocol.request_guard import guard_request
 from odradek.security.quotas import CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, user_of
@@ -113,7 +113,8 @@ class Dispatcher:
 
         request_type = request_class(api_key, version)
         flexible = request_type.__flexible__
-        header = parse_request_header(frame, flexible)
+        if flexible:  # header v2: tagged fields follow client_id
+            header = header._replace(body_offset=skip_tagged_fields(frame, header.body_offset))
         try:
             request = _reader(request_type)(memoryview(frame)[header.body_offset :])
         except (FrameError, SerialError, ValueError, KeyError, UnicodeDecodeError) as error:

@@ -1,4 +1,4 @@
-"""Produce requests decoded without kio read what kio reads, in every version the broker serves,
+"""Produce requests decoded without kio read what kio reads (as tuples with kio's field names), in every version the broker serves,
 with each partition's records a view of the request (no copy), writable when the frame is; and a
 request cut short, declaring more than it holds, or null where Kafka's schema says not null is
 refused with FrameError, as the guard refuses them before kio decodes other requests."""
@@ -6,6 +6,7 @@ refused with FrameError, as the guard refuses them before kio decodes other requ
 from __future__ import annotations
 
 import io
+import sys
 from datetime import timedelta
 
 import pytest
@@ -34,13 +35,14 @@ def _encoded(version, transactional_id, acks, timeout_ms, topic_list) -> bytes:
     return out.getvalue()
 
 
-def _with_bytes(request):
-    """The request with each partition's records as bytes, to compare with kio's."""
-    return type(request)(
+def _as_kio(cls, request):
+    """Our request as kio's entity `cls`, records as bytes, to compare with what kio reads."""
+    module = sys.modules[cls.__module__]
+    return cls(
         transactional_id=request.transactional_id, acks=request.acks, timeout=request.timeout,
-        topic_data=tuple(type(topic)(name=topic.name, partition_data=tuple(
-            type(p)(index=p.index, records=None if p.records is None else bytes(p.records)) for p in topic.partition_data))
-            for topic in request.topic_data))
+        topic_data=tuple(module.TopicProduceData(name=topic.name, partition_data=tuple(
+            module.PartitionProduceData(index=p.index, records=None if p.records is None else bytes(p.records))
+            for p in topic.partition_data)) for topic in request.topic_data))
 
 
 @pytest.mark.parametrize("version", range(3, 13))
@@ -53,7 +55,7 @@ def test_reads_what_kio_reads(version, transactional_id, acks, timeout_ms, topic
     expected, expected_end = entity_reader(cls)(memoryview(data), 0)
     request, end = produce_request_reader(cls)(memoryview(data), 0)
     assert end == expected_end == len(data)
-    assert _with_bytes(request) == expected
+    assert _as_kio(cls, request) == expected
 
 
 @pytest.mark.parametrize("version", [3, 9, 12])
