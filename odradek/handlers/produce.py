@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+
 from odradek.security.acl import Operation, ResourceType
 from odradek.handlers.context import CloseConnection, RequestContext
 from odradek.protocol.errors import ErrorCode, KafkaError
