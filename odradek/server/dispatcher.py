@@ -35,7 +35,7 @@ from odradek.protocol.errors import ErrorCode
 from odradek.protocol.fetch_response import FetchAnswer
 from odradek.protocol.metadata_response import metadata_response_body
 from odradek.protocol.produce_request import is_produce_request, produce_request_reader
-from odradek.protocol.produce_response import ProduceAnswer, produce_response_body
+from odradek.protocol.produce_response import ProduceAnswer
 from odradek.protocol.frames import FrameError, error_only_frame, parse_request_header, response_header, skip_tagged_fields
 from odradek.protocol.legacy_produce import rejected_produce_body
 from odradek.protocol.request_guard import guard_request
@@ -234,9 +234,8 @@ def _frame_of(correlation_id: int, flexible_header: bool, response, api_key: int
     the records between the encoded fields as regions of the log's files (which the connection
     sends from the page cache), never copied into an encoding buffer."""
     head = response_header(correlation_id, flexible_header)
-    if api_key == PRODUCE_KEY:
-        body = response.body(version) if type(response) is ProduceAnswer else produce_response_body(response, version)
-        return _frame(head, body)
+    if type(response) is ProduceAnswer:
+        return _frame(head, response.body(version))
     if api_key == METADATA_KEY:
         return _frame(head, metadata_response_body(response, version))
     if type(response) is FetchAnswer:
