@@ -155,7 +155,7 @@ class Cluster:
         return wait_for(condition, timeout_s, what, self.outputs)
 
     def outputs(self) -> str:
-        return "\n".join(f"--- broker {node_id}\n{broker.output()[-6000:]}" for node_id, broker in self.brokers.items())
+        return broker_outputs(self.brokers)
 
     def stop_all(self) -> list[str]:
         problems = []
@@ -168,6 +168,11 @@ class Cluster:
             elif was_running and code != 0:
                 problems.append(f"broker {node_id} did not shut down cleanly: {describe_exit(code)}")
         return problems
+
+
+def broker_outputs(brokers: dict[int, BrokerProcess]) -> str:
+    """The end of every broker's log, for a failure's report."""
+    return "\n".join(f"--- broker {node_id}\n{broker.output()[-6000:]}" for node_id, broker in brokers.items())
 
 
 def wait_until_formed(brokers: dict[int, BrokerProcess], outputs: Callable[[], str]) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from conftest import BrokerProcess
 from odradek.cli.zookeeper import server_command
 
-from .conftest import CLUSTER_DEFAULTS, ZooKeeperServer, wait_until_formed
+from .conftest import CLUSTER_DEFAULTS, ZooKeeperServer, broker_outputs, wait_until_formed
 
 AVAILABLE = os.geteuid() == 0 and shutil.which("ip") is not None
 
@@ -130,7 +130,7 @@ def namespaced_cluster(network: "Network", work_dir: Path, count: int, started: 
         brokers[node_id] = NamespacedBroker(broker_dir, settings, address, network.exec_prefix(f"b{node_id}"))
         started.append(brokers[node_id])
         brokers[node_id].start()
-    wait_until_formed(brokers, lambda: "\n".join(f"--- broker {n}\n{b.output()[-6000:]}" for n, b in brokers.items()))
+    wait_until_formed(brokers, lambda: broker_outputs(brokers))
     return zookeeper, brokers, addresses
 
 
