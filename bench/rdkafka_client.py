@@ -180,7 +180,7 @@ def produce(bootstrap: str, topic: str, count: int, size: int, acks: str, min_se
                 except BufferError:
                     _wait_for_room(p, lambda: produce_(topic, value))
         sent += n
-    left = p.flush(120)
+    left = p.flush(config["message.timeout.ms"] / 1000)  # no record outlives its timeout
     elapsed = time.perf_counter() - t0
     acked = settled_end(bootstrap, topic) - before
     return {

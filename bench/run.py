@@ -393,12 +393,15 @@ def session_consume(sessions: list[Session], plan: dict, libs: Path, log4j: Path
     alternate(sessions, ("latency",), lat, plan["repeat"])
 
 
-# Kafka here takes two major page faults per partition, about 5 ms of system time each, at its first
-# write to a partition's new index files (memory-mapped, sparse) after the kernel first wrote them
-# back: dirty pages expire after 30 s (vm.dirty_expire_centisecs), the flusher runs every 5 s. On
-# 1,000 new partitions that is 10 s of broker CPU once; the many-partitions topic is written twice,
-# this long apart, before its rows are measured.
+# Kafka here takes two major page faults per partition at its first write to a partition's new index
+# files (memory-mapped, sparse) after the kernel first wrote them back: dirty pages expire after 30 s
+# (vm.dirty_expire_centisecs), the flusher runs every 5 s. Each fault reads the sparse file ahead and
+# zeroes the pages it reads (ext4_mpage_readpages -> zero_user_segments: 96% of Kafka's samples then),
+# 5 ms of system time on one machine, 75 ms on another (Linux 6.18), where 1,000 new partitions kept
+# Kafka's request thread busy for 150 s. The many-partitions topic is written twice, this long apart,
+# before its rows are measured, and the writes that prime it may take that long.
 FIRST_WRITEBACK_S = 40
+PRIME_PATIENCE_S = 600
 
 
 def session_scale(sessions: list[Session], plan: dict) -> None:
@@ -416,7 +419,8 @@ def session_scale(sessions: list[Session], plan: dict) -> None:
         if i == 0:
             create_topic(b.bootstrap, topic, parts)
         res = produced(rdkafka(["produce", b.bootstrap, topic, parts * turn, size, acks, "--spread", turn],
-                               timeout=600), parts * turn)
+                               timeout=PRIME_PATIENCE_S + 60, client={"message.timeout.ms": PRIME_PATIENCE_S * 1000}),
+                       parts * turn)
         if i == 1:
             consumed(rdkafka(["consume", b.bootstrap, topic, 2 * parts * turn], timeout=600), 2 * parts * turn)
         return res
@@ -811,8 +815,9 @@ Notes:
   {turn_kib:,} KiB batches: librdkafka's sticky partitioner would leave most partitions unwritten in a
   short run), the consumer reads every partition with assign(). Before these rows the topic is written
   twice, {writeback} s apart, and read once, untimed (the "prime" rows in the details): Kafka here takes
-  two major page faults per partition (about 10 s of broker CPU for the topic) at its first write to
-  new index files after the kernel first wrote them back, a one-off kept out of the rows.
+  two major page faults per partition at its first write to new index files after the kernel first
+  wrote them back (10 s of broker CPU for the topic on one machine, 150 s on another, where each fault
+  zeroes the sparse file's read-ahead pages), a one-off kept out of the rows.
 - Java producer: `kafka-producer-perf-test` (ProducerPerformance) with the Java client's defaults
   (`batch.size=16384`, `linger.ms=5`, idempotence on) except `acks`, `--throughput -1`; the figure is the
   tool's own, over the whole run including the client JVM's warm-up. On 2 cores this client uses 1.5
