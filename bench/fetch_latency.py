@@ -1,0 +1,148 @@
+"""How long one Fetch takes, odradek against Apache Kafka: time to the response's first and last byte.
+
+A consumer that waits for each answer before it asks again (the Java consumer reading a few
+partitions, whose every Fetch carries all of them) reads at a rate set by this time, not by the
+broker's throughput. Each broker gets a topic of 1 KiB records in 256 KiB batches, spread over its
+partitions (as the bench's consume rows), then Fetch v12 requests of 1 MiB per partition, one at a
+time on one connection, each from an offset 1,000 records past the last (wrapping), first for a
+warm-up pass that is not counted. Reports the median and 90th percentile of both times and the
+broker's CPU per Fetch.
+
+    .venv/bin/python bench/fetch_latency.py [--fetches 3000] [--partitions 1,6] [--only kafka|odradek] [--commit REV]
+
+Prints a table; never part of `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shlex
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import brokers  # noqa: E402
+import kafka_dist  # noqa: E402
+import run  # noqa: E402
+from kio.schema.fetch.v12 import request as fetch_v12  # noqa: E402
+from kio.schema.request_header.v2.header import RequestHeader  # noqa: E402
+from kio.serial import entity_writer  # noqa: E402
+from kio.static.primitive import i8, i16, i32, i64  # noqa: E402
+
+RECORD_BYTES = 1024
+BATCH_BYTES = 262_144
+PARTITION_MAX_BYTES = 1 << 20
+RECORDS_PER_PARTITION = 50_000
+STEP = 1000  # records between one Fetch's offset and the next
+TOPIC = "fetch-latency"
+
+
+def fetch_frame(correlation_id: int, partitions: int, offset: int) -> bytes:
+    request = fetch_v12.FetchRequest(
+        replica_id=i32(-1), max_wait=timedelta(milliseconds=500), min_bytes=i32(1), max_bytes=i32(52_428_800),
+        isolation_level=i8(0), session_id=i32(0), session_epoch=i32(-1),
+        topics=(fetch_v12.FetchTopic(topic=TOPIC, partitions=tuple(
+            fetch_v12.FetchPartition(partition=i32(p), current_leader_epoch=i32(-1), fetch_offset=i64(offset),
+                                     last_fetched_epoch=i32(-1), log_start_offset=i64(-1),
+                                     partition_max_bytes=i32(PARTITION_MAX_BYTES))
+            for p in range(partitions))),),
+        forgotten_topics_data=(), rack_id="")
+    buffer = io.BytesIO()
+    entity_writer(RequestHeader)(buffer, RequestHeader(request_api_key=i16(1), request_api_version=i16(12),
+                                                       correlation_id=i32(correlation_id), client_id="fetch-latency"))
+    entity_writer(fetch_v12.FetchRequest)(buffer, request)
+    body = buffer.getvalue()
+    return struct.pack(">i", len(body)) + body
+
+
+def receive_into(sock: socket.socket, buffer: bytearray) -> None:
+    view = memoryview(buffer)
+    while view:
+        count = sock.recv_into(view)
+        if not count:
+            raise ConnectionError("the broker closed the connection")
+        view = view[count:]
+
+
+def measure(broker: brokers.Broker, partitions: int, fetches: int) -> dict:
+    host, port = broker.bootstrap.rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as sock:
+        offset = 0
+        firsts, lasts = [], []
+        cpu_before = broker.cpu_seconds()
+        for n in range(fetches):
+            frame = fetch_frame(n, partitions, offset)
+            start = time.perf_counter()
+            sock.sendall(frame)
+            head = bytearray(4)
+            receive_into(sock, head)
+            first = time.perf_counter()
+            receive_into(sock, bytearray(struct.unpack(">i", head)[0]))
+            firsts.append(first - start)
+            lasts.append(time.perf_counter() - start)
+            offset = offset + STEP if offset + 2 * STEP < RECORDS_PER_PARTITION else 0
+        cpu = broker.cpu_seconds() - cpu_before
+    firsts.sort()
+    lasts.sort()
+    return {"first_p50": firsts[len(firsts) // 2], "first_p90": firsts[len(firsts) * 9 // 10],
+            "last_p50": lasts[len(lasts) // 2], "last_p90": lasts[len(lasts) * 9 // 10], "cpu": cpu / fetches}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--fetches", type=int, default=3000, help="timed fetches per row (and as many untimed first)")
+    ap.add_argument("--partitions", default="1,6", help="partitions per Fetch, one row each (at most 6)")
+    ap.add_argument("--only", choices=["kafka", "odradek"])
+    ap.add_argument("--commit", metavar="REV", help="run odradek as committed at REV, not the work tree")
+    args = ap.parse_args(argv)
+    counts = [int(c) for c in args.partitions.split(",")]
+    workdir = brokers.make_workdir()
+    src = None
+    if args.commit:
+        src = workdir / "src"
+        src.mkdir()
+        subprocess.run(f"git archive {shlex.quote(args.commit)} odradek | tar -x -C {src}", shell=True, check=True,
+                       cwd=run.REPO)
+    rows: dict[str, dict[int, dict]] = {}
+    try:
+        for name in [args.only] if args.only else ["kafka", "odradek"]:
+            if name == "kafka":
+                version = kafka_dist.newest_4x()
+                broker: brokers.Broker = brokers.KafkaBroker(workdir / name, kafka_dist.ensure_kafka(version), version)
+            else:
+                broker = brokers.OdradekBroker(workdir / name, src=src)
+            (workdir / name).mkdir()
+            broker.start()
+            try:
+                run.create_topic(broker.bootstrap, TOPIC, max(counts))
+                total = RECORDS_PER_PARTITION * max(counts)
+                run.produced(run.rdkafka(["produce", broker.bootstrap, TOPIC, total, RECORD_BYTES, "1",
+                                          "--full-batches", BATCH_BYTES, "--spread", 1], timeout=600), total)
+                rows[name] = {}
+                for partitions in counts:
+                    measure(broker, partitions, args.fetches)  # warm-up: the JIT, the page cache
+                    rows[name][partitions] = measure(broker, partitions, args.fetches)
+            finally:
+                broker.stop()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"Fetch v12, 1 MiB per partition of {RECORD_BYTES} B records, one at a time, {args.fetches} each:\n")
+    print("| broker | partitions | first byte p50 / p90 | last byte p50 / p90 | broker CPU per Fetch |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, by_count in rows.items():
+        for partitions, r in by_count.items():
+            print(f"| {name} | {partitions} | {r['first_p50'] * 1e6:,.0f} / {r['first_p90'] * 1e6:,.0f} µs "
+                  f"| {r['last_p50'] * 1e3:.2f} / {r['last_p90'] * 1e3:.2f} ms | {r['cpu'] * 1e6:,.0f} µs |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
