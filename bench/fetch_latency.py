@@ -4,8 +4,8 @@ A consumer that waits for each answer before it asks again (the Java consumer re
 partitions, whose every Fetch carries all of them) reads at a rate set by this time, not by the
 broker's throughput. Each broker gets a topic of 1 KiB records in 256 KiB batches, spread over its
 partitions (as the bench's consume rows), then Fetch v12 requests of 1 MiB per partition, one at a
-time on one connection, each from an offset 1,000 records past the last (wrapping), first for a
-warm-up pass that is not counted. Reports the median and 90th percentile of both times and the
+time on one connection, each partition's from where the previous answer's whole batches ended, as a
+consumer reads on (back to the start near the end), first for a warm-up pass that is not counted. Reports the median and 90th percentile of both times and the
 broker's CPU per Fetch.
 
     .venv/bin/python bench/fetch_latency.py [--fetches 3000] [--partitions 1,6] [--only kafka|odradek] [--commit REV]
@@ -33,19 +33,21 @@ import brokers  # noqa: E402
 import kafka_dist  # noqa: E402
 import run  # noqa: E402
 from kio.schema.fetch.v12 import request as fetch_v12  # noqa: E402
+from kio.schema.fetch.v12 import response as fetch_v12_response  # noqa: E402
 from kio.schema.request_header.v2.header import RequestHeader  # noqa: E402
-from kio.serial import entity_writer  # noqa: E402
+from kio.serial import entity_reader, entity_writer  # noqa: E402
 from kio.static.primitive import i8, i16, i32, i64  # noqa: E402
 
 RECORD_BYTES = 1024
 BATCH_BYTES = 262_144
 PARTITION_MAX_BYTES = 1 << 20
 RECORDS_PER_PARTITION = 50_000
-STEP = 1000  # records between one Fetch's offset and the next
+RECORDS_PER_FETCH = PARTITION_MAX_BYTES // RECORD_BYTES  # about: a partition's share of one answer
+BATCH_HEADER_BYTES = 61
 TOPIC = "fetch-latency"
 
 
-def fetch_frame(correlation_id: int, partitions: int, offset: int) -> bytes:
+def fetch_frame(correlation_id: int, offsets: list[int]) -> bytes:
     request = fetch_v12.FetchRequest(
         replica_id=i32(-1), max_wait=timedelta(milliseconds=500), min_bytes=i32(1), max_bytes=i32(52_428_800),
         isolation_level=i8(0), session_id=i32(0), session_epoch=i32(-1),
@@ -53,7 +55,7 @@ def fetch_frame(correlation_id: int, partitions: int, offset: int) -> bytes:
             fetch_v12.FetchPartition(partition=i32(p), current_leader_epoch=i32(-1), fetch_offset=i64(offset),
                                      last_fetched_epoch=i32(-1), log_start_offset=i64(-1),
                                      partition_max_bytes=i32(PARTITION_MAX_BYTES))
-            for p in range(partitions))),),
+            for p, offset in enumerate(offsets))),),
         forgotten_topics_data=(), rack_id="")
     buffer = io.BytesIO()
     entity_writer(RequestHeader)(buffer, RequestHeader(request_api_key=i16(1), request_api_version=i16(12),
@@ -72,23 +74,44 @@ def receive_into(sock: socket.socket, buffer: bytearray) -> None:
         view = view[count:]
 
 
+def next_offsets(body: bytes, offsets: list[int]) -> list[int]:
+    """Each partition's offset after the last whole batch of a Fetch v12 answer (its body after the
+    response header), back to 0 once the next read would reach the end of what was written."""
+    answer, _size = entity_reader(fetch_v12_response.FetchResponse)(body, 5)  # after the correlation id, no tags
+    offsets = list(offsets)
+    for topic in answer.responses:
+        for partition in topic.partitions:
+            records, position = partition.records or b"", 0
+            while position + BATCH_HEADER_BYTES <= len(records):
+                base_offset, length = struct.unpack_from(">qi", records, position)
+                if position + 12 + length > len(records):
+                    break
+                last_delta = struct.unpack_from(">i", records, position + 23)[0]
+                offsets[partition.partition_index] = base_offset + last_delta + 1
+                position += 12 + length
+            if offsets[partition.partition_index] + 2 * RECORDS_PER_FETCH > RECORDS_PER_PARTITION:
+                offsets[partition.partition_index] = 0
+    return offsets
+
+
 def measure(broker: brokers.Broker, partitions: int, fetches: int) -> dict:
     host, port = broker.bootstrap.rsplit(":", 1)
     with socket.create_connection((host, int(port))) as sock:
-        offset = 0
+        offsets = [0] * partitions
         firsts, lasts = [], []
         cpu_before = broker.cpu_seconds()
         for n in range(fetches):
-            frame = fetch_frame(n, partitions, offset)
+            frame = fetch_frame(n, offsets)
             start = time.perf_counter()
             sock.sendall(frame)
             head = bytearray(4)
             receive_into(sock, head)
             first = time.perf_counter()
-            receive_into(sock, bytearray(struct.unpack(">i", head)[0]))
+            body = bytearray(struct.unpack(">i", head)[0])
+            receive_into(sock, body)
             firsts.append(first - start)
             lasts.append(time.perf_counter() - start)
-            offset = offset + STEP if offset + 2 * STEP < RECORDS_PER_PARTITION else 0
+            offsets = next_offsets(bytes(body), offsets)
         cpu = broker.cpu_seconds() - cpu_before
     firsts.sort()
     lasts.sort()
@@ -102,10 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--partitions", default="1,6", help="partitions per Fetch, one row each (at most 6)")
     ap.add_argument("--only", choices=["kafka", "odradek"])
     ap.add_argument("--commit", metavar="REV", help="run odradek as committed at REV, not the work tree")
+    ap.add_argument("--src", type=Path, help="run odradek from this directory (one holding odradek/)")
     args = ap.parse_args(argv)
     counts = [int(c) for c in args.partitions.split(",")]
     workdir = brokers.make_workdir()
-    src = None
+    src = args.src
     if args.commit:
         src = workdir / "src"
         src.mkdir()
