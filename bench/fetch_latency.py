@@ -5,10 +5,11 @@ partitions, whose every Fetch carries all of them) reads at a rate set by this t
 broker's throughput. Each broker gets a topic of 1 KiB records in 256 KiB batches, spread over its
 partitions (as the bench's consume rows), then Fetch v12 requests of 1 MiB per partition, one at a
 time on one connection, each partition's from where the previous answer's whole batches ended, as a
-consumer reads on (back to the start near the end), first for a warm-up pass that is not counted. Reports the median and 90th percentile of both times and the
-broker's CPU per Fetch.
+consumer reads on (back to the start near the end), first for a warm-up pass that is not counted.
+Reports the median and 90th percentile of both times and the broker's CPU per Fetch.
 
-    .venv/bin/python bench/fetch_latency.py [--fetches 3000] [--partitions 1,6] [--only kafka|odradek] [--commit REV]
+    .venv/bin/python bench/fetch_latency.py [--fetches 3000] [--partitions 1,6] [--only kafka|odradek]
+                                            [--commit REV | --src DIR]
 
 Prints a table; never part of `make test`.
 """
