@@ -8,8 +8,8 @@ time on one connection, each partition's from where the previous answer's whole 
 consumer reads on (back to the start near the end), first for a warm-up pass that is not counted.
 Reports the median and 90th percentile of both times and the broker's CPU per Fetch.
 
-    .venv/bin/python bench/fetch_latency.py [--fetches 3000] [--partitions 1,6] [--only kafka|odradek]
-                                            [--commit REV | --src DIR]
+    .venv/bin/python bench/fetch_latency.py [--fetches 3000] [--partitions 1,6] [--receive-buffer BYTES]
+                                            [--only kafka|odradek] [--commit REV | --src DIR]
 
 Prints a table; never part of `make test`.
 """
@@ -95,9 +95,12 @@ def next_offsets(body: bytes, offsets: list[int]) -> list[int]:
     return offsets
 
 
-def measure(broker: brokers.Broker, partitions: int, fetches: int) -> dict:
+def measure(broker: brokers.Broker, partitions: int, fetches: int, receive_buffer: int = -1) -> dict:
     host, port = broker.bootstrap.rsplit(":", 1)
-    with socket.create_connection((host, int(port))) as sock:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if receive_buffer > 0:  # before connecting, so the window is agreed with it (as Java's client does)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.connect((host, int(port)))
         offsets = [0] * partitions
         firsts, lasts = [], []
         cpu_before = broker.cpu_seconds()
@@ -124,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--fetches", type=int, default=3000, help="timed fetches per row (and as many untimed first)")
     ap.add_argument("--partitions", default="1,6", help="partitions per Fetch, one row each (at most 6)")
+    ap.add_argument("--receive-buffer", type=int, default=-1, metavar="BYTES",
+                    help="the client socket's SO_RCVBUF (the Java consumer's receive.buffer.bytes is 65536); "
+                         "default: the kernel's autotuning, as librdkafka")
     ap.add_argument("--only", choices=["kafka", "odradek"])
     ap.add_argument("--commit", metavar="REV", help="run odradek as committed at REV, not the work tree")
     ap.add_argument("--src", type=Path, help="run odradek from this directory (one holding odradek/)")
@@ -153,13 +159,14 @@ def main(argv: list[str] | None = None) -> int:
                                           "--full-batches", BATCH_BYTES, "--spread", 1], timeout=600), total)
                 rows[name] = {}
                 for partitions in counts:
-                    measure(broker, partitions, args.fetches)  # warm-up: the JIT, the page cache
-                    rows[name][partitions] = measure(broker, partitions, args.fetches)
+                    measure(broker, partitions, args.fetches, args.receive_buffer)  # warm-up: the JIT, the page cache
+                    rows[name][partitions] = measure(broker, partitions, args.fetches, args.receive_buffer)
             finally:
                 broker.stop()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"Fetch v12, 1 MiB per partition of {RECORD_BYTES} B records, one at a time, {args.fetches} each:\n")
+    buffer = f"SO_RCVBUF {args.receive_buffer}" if args.receive_buffer > 0 else "the kernel's receive buffer"
+    print(f"Fetch v12, 1 MiB per partition of {RECORD_BYTES} B records, one at a time, {args.fetches} each, {buffer}:\n")
     print("| broker | partitions | first byte p50 / p90 | last byte p50 / p90 | broker CPU per Fetch |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, by_count in rows.items():
