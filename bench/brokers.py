@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -310,3 +311,12 @@ def broker_config(bootstrap: str) -> dict[str, str | None]:
 
 def make_workdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="odradek-bench-"))
+
+
+def archive_odradek(commit: str, into: Path) -> Path:
+    """The odradek package as committed at `commit`, written to the new directory `into` (to run
+    a commit rather than the work tree, as OdradekBroker's `src`)."""
+    into.mkdir()
+    subprocess.run(f"git archive {shlex.quote(commit)} odradek | tar -x -C {shlex.quote(str(into))}", shell=True,
+                   check=True, cwd=REPO_ROOT)
+    return into

@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import io
-import shlex
 import shutil
 import socket
 import struct
-import subprocess
 import sys
 import time
 from datetime import timedelta
@@ -38,13 +36,13 @@ from kio.schema.fetch.v12 import response as fetch_v12_response  # noqa: E402
 from kio.schema.request_header.v2.header import RequestHeader  # noqa: E402
 from kio.serial import entity_reader, entity_writer  # noqa: E402
 from kio.static.primitive import i8, i16, i32, i64  # noqa: E402
+from odradek.protocol.records import BATCH_HEADER_SIZE, read_batch_header  # noqa: E402
 
 RECORD_BYTES = 1024
 BATCH_BYTES = 262_144
 PARTITION_MAX_BYTES = 1 << 20
 RECORDS_PER_PARTITION = 50_000
 RECORDS_PER_FETCH = PARTITION_MAX_BYTES // RECORD_BYTES  # about: a partition's share of one answer
-BATCH_HEADER_BYTES = 61
 TOPIC = "fetch-latency"
 
 
@@ -83,13 +81,12 @@ def next_offsets(body: bytes, offsets: list[int]) -> list[int]:
     for topic in answer.responses:
         for partition in topic.partitions:
             records, position = partition.records or b"", 0
-            while position + BATCH_HEADER_BYTES <= len(records):
-                base_offset, length = struct.unpack_from(">qi", records, position)
-                if position + 12 + length > len(records):
+            while position + BATCH_HEADER_SIZE <= len(records):
+                header = read_batch_header(records, position)
+                if position + header.size > len(records):  # the answer's last batch may be cut short
                     break
-                last_delta = struct.unpack_from(">i", records, position + 23)[0]
-                offsets[partition.partition_index] = base_offset + last_delta + 1
-                position += 12 + length
+                offsets[partition.partition_index] = header.next_offset
+                position += header.size
             if offsets[partition.partition_index] + 2 * RECORDS_PER_FETCH > RECORDS_PER_PARTITION:
                 offsets[partition.partition_index] = 0
     return offsets
@@ -115,7 +112,7 @@ def measure(broker: brokers.Broker, partitions: int, fetches: int, receive_buffe
             receive_into(sock, body)
             firsts.append(first - start)
             lasts.append(time.perf_counter() - start)
-            offsets = next_offsets(bytes(body), offsets)
+            offsets = next_offsets(bytes(body), offsets)  # kio reads only read-only buffers
         cpu = broker.cpu_seconds() - cpu_before
     firsts.sort()
     lasts.sort()
@@ -136,12 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     counts = [int(c) for c in args.partitions.split(",")]
     workdir = brokers.make_workdir()
-    src = args.src
-    if args.commit:
-        src = workdir / "src"
-        src.mkdir()
-        subprocess.run(f"git archive {shlex.quote(args.commit)} odradek | tar -x -C {src}", shell=True, check=True,
-                       cwd=run.REPO)
+    src = brokers.archive_odradek(args.commit, workdir / "src") if args.commit else args.src
     rows: dict[str, dict[int, dict]] = {}
     try:
         for name in [args.only] if args.only else ["kafka", "odradek"]:

@@ -43,7 +43,6 @@ import os
 import platform
 import re
 import resource
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -933,9 +932,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu_before = cpu_times()
     src = None
     if args.commit:
-        src = workdir / "src"
-        src.mkdir()
-        subprocess.run(f"git archive {shlex.quote(args.commit)} odradek | tar -x -C {src}", shell=True, check=True, cwd=REPO)
+        src = brokers.archive_odradek(args.commit, workdir / "src")
     names = [args.only] if args.only else ["kafka", "odradek"]
     results: dict[str, dict] = {n: {} for n in names}
     errors: list[str] = []

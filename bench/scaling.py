@@ -36,7 +36,6 @@ import multiprocessing
 import os
 import platform
 import resource
-import shlex
 import shutil
 import signal
 import socket
@@ -636,10 +635,7 @@ def main() -> int:
         else:
             args.commit = subprocess.run(["git", "rev-parse", "--short", args.commit], capture_output=True, text=True,
                                          check=True, cwd=REPO).stdout.strip()  # fixed now: HEAD may move meanwhile
-            src = work_root / "src"
-            src.mkdir()
-            subprocess.run(f"git archive {shlex.quote(args.commit)} odradek | tar -x -C {shlex.quote(str(src))}",
-                           shell=True, check=True, cwd=REPO)
+            src = brokers.archive_odradek(args.commit, work_root / "src")
         for index in range(1, args.runs + 1):
             for layout in layouts:
                 runs.append(one_run(layout, index, args, work_root, src))
