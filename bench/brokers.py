@@ -76,6 +76,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def on_cpus(cpus: set[int] | None):
+    """A subprocess preexec_fn confining the child (and every thread it starts) to `cpus`; None for any CPU."""
+    return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+
+
 def proc_status(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM of `pid` in bytes."""
     out = {}

@@ -6,6 +6,8 @@ import re
 import subprocess
 from pathlib import Path
 
+from brokers import on_cpus
+
 PRODUCER_MAIN = "org.apache.kafka.tools.ProducerPerformance"
 CONSUMER_MAIN = "org.apache.kafka.tools.ConsumerPerformance"
 # kafka-producer-perf-test.sh and kafka-consumer-perf-test.sh set KAFKA_HEAP_OPTS=-Xmx512M
@@ -20,10 +22,11 @@ class ToolFailed(RuntimeError):
     pass
 
 
-def _java(libs: Path, log4j: Path, main: str, args: list[str], timeout: float) -> str:
+def _java(libs: Path, log4j: Path, main: str, args: list[str], timeout: float, cpus: set[int] | None = None) -> str:
+    """Run a tool's main class; `cpus`: the CPUs the JVM (all its threads) runs on, else any."""
     cmd = ["java", *TOOL_JVM, "-cp", str(libs / "*"), f"-Dlog4j2.configurationFile={log4j}", main, *args]
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, preexec_fn=on_cpus(cpus))
     except subprocess.TimeoutExpired as e:
         out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
         raise ToolFailed(f"timed out after {timeout:.0f} s; last output: {out[-300:]!r}") from None
@@ -51,7 +54,7 @@ def producer_perf(libs: Path, log4j: Path, bootstrap: str, topic: str, count: in
 
 
 def consumer_perf(libs: Path, log4j: Path, bootstrap: str, topic: str, count: int, group: str,
-                  timeout: float = 240) -> dict:
+                  timeout: float = 240, cpus: set[int] | None = None) -> dict:
     """kafka-consumer-perf-test: a consumer in a group, from the earliest offset.
 
     Its throughput figure here is over the fetch time (fetch.nMsg.sec), which leaves out the group join.
@@ -59,7 +62,7 @@ def consumer_perf(libs: Path, log4j: Path, bootstrap: str, topic: str, count: in
     out = _java(libs, log4j, CONSUMER_MAIN, [
         "--bootstrap-server", bootstrap, "--topic", topic, "--messages", str(count), "--group", group,
         "--timeout", "20000",
-    ], timeout)
+    ], timeout, cpus)
     header = None
     for line in out.splitlines():
         cells = [c.strip() for c in line.split(",")]

@@ -28,6 +28,9 @@ broker here), and each row runs 3 times per broker (the consume rows 5); the tab
 the runs (± half their range, relative to the median), and the broker's CPU seconds (user+system of
 the broker process during the runs' measured client process, not topic set-up) per GB of record
 bytes in (produce rows) or out (consume rows), the median over the runs. Every run is in the details.
+The measured consumer of a consume row runs on the upper half of the CPUs (on 2 cores, the second;
+see consumer_cpus), the broker anywhere: a consumer left to wander between cores made the spread of
+these client-bound rows wider than the differences they are read for.
 
 Sessions 1-4 also measure start-up (process start to the first acknowledged produce), idle RSS
 and peak RSS (VmHWM). The table goes to stdout and to bench/results/<date>-<commit>.md.
@@ -165,12 +168,28 @@ def count_records(bootstrap: str, topic: str) -> int:
         c.close()
 
 
-def rdkafka(args: list, timeout: float = 240, client: dict | None = None) -> dict:
-    """bench/rdkafka_client.py; `client`: extra librdkafka settings (a listener's security settings)."""
+def consumer_cpus() -> set[int] | None:
+    """The CPUs a measured consumer runs on: the upper half of those this process may use (on 2
+    cores, the second), None on one CPU. The broker stays free to run anywhere.
+
+    A consumer is the bottleneck of a consume row (librdkafka's Python loop, the Java tool's record
+    loop), and unpinned its threads wander between the cores it shares with the broker: the same
+    client at the same CPU time then read 110 or 175 MB/s from run to run, a spread of ±9-21% over
+    5 runs, wider than the differences the rows are read for. Pinned, the spread was ±1-5%."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return set(cpus[len(cpus) // 2:]) if len(cpus) > 1 else None
+
+
+CONSUMER_CPUS = consumer_cpus()
+
+
+def rdkafka(args: list, timeout: float = 240, client: dict | None = None, cpus: set[int] | None = None) -> dict:
+    """bench/rdkafka_client.py; `client`: extra librdkafka settings (a listener's security settings);
+    `cpus`: the CPUs it runs on (see consumer_cpus)."""
     env = dict(os.environ, RDKAFKA_CLIENT_CONFIG=json.dumps(client)) if client else None
     try:
         r = subprocess.run([sys.executable, str(RDKAFKA_CLIENT), *map(str, args)],
-                           capture_output=True, text=True, timeout=timeout, env=env)
+                           capture_output=True, text=True, timeout=timeout, env=env, preexec_fn=brokers.on_cpus(cpus))
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"confluent-kafka client timed out after {timeout:.0f} s") from None
     lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
@@ -360,20 +379,21 @@ def session_consume(sessions: list[Session], plan: dict, libs: Path, log4j: Path
             s.run(("fill", size, parts), fill)
 
         def consume_rd(b, i, topic=topic, count=rdkafka_count):
-            return consumed(rdkafka(["consume", b.bootstrap, topic, count, "--min-seconds", min_seconds]), count)
+            return consumed(rdkafka(["consume", b.bootstrap, topic, count, "--min-seconds", min_seconds],
+                                    cpus=CONSUMER_CPUS), count)
 
         alternate(sessions, ("consume", "rdkafka", size, parts), consume_rd, repeat)
 
         def consume_group(b, i, topic=topic, count=rdkafka_count):
             return consumed(rdkafka(["consume", b.bootstrap, topic, count, "--min-seconds", min_seconds,
-                                     "--group", f"bench-rdkafka-{topic}-{i}"]), count)
+                                     "--group", f"bench-rdkafka-{topic}-{i}"], cpus=CONSUMER_CPUS), count)
 
         alternate(sessions, ("consume", "rdkafka-group", size, parts), consume_group, repeat)
 
         def consume_java(b, i, topic=topic, count=count):
             try:
                 return java_tools.consumer_perf(libs, log4j, b.bootstrap, topic, count, f"bench-java-{topic}-{i}",
-                                                timeout=240)
+                                                timeout=240, cpus=CONSUMER_CPUS)
             except java_tools.ToolFailed as e:
                 if b.name == "odradek":
                     return {"na": "needs consumer groups", "detail": str(e)[:400]}
@@ -464,8 +484,8 @@ def session_scale(sessions: list[Session], plan: dict) -> None:
             stored[s.broker.name] = 2 * parts * turn + sum(r["acked"] for r in written.get("each") or [written])
 
     def consume(b, _):
-        return consumed(rdkafka(["consume", b.bootstrap, topic, stored[b.name], "--min-seconds", min_seconds]),
-                        stored[b.name])
+        return consumed(rdkafka(["consume", b.bootstrap, topic, stored[b.name], "--min-seconds", min_seconds],
+                                cpus=CONSUMER_CPUS), stored[b.name])
 
     alternate([s for s in sessions if s.broker.name in stored], ("consume", "rdkafka", size, parts), consume,
               plan["consume_repeat"])
