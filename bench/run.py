@@ -174,8 +174,8 @@ def consumer_cpus() -> set[int] | None:
 
     A consumer is the bottleneck of a consume row (librdkafka's Python loop, the Java tool's record
     loop), and unpinned its threads wander between the cores it shares with the broker: the same
-    client at the same CPU time then read 110 or 175 MB/s from run to run, a spread of ±9-21% over
-    5 runs, wider than the differences the rows are read for. Pinned, the spread was ±1-5%."""
+    client at the same CPU time then read 115-177 MB/s from run to run, and the rows spread ±4-21% over
+    5 runs, wider than the differences they are read for. Pinned, they spread ±1-5.5%."""
     cpus = sorted(os.sched_getaffinity(0))
     return set(cpus[len(cpus) // 2:]) if len(cpus) > 1 else None
 
@@ -811,7 +811,9 @@ Notes:
   and otherwise run with their defaults; checked in the run: {config}. Both brokers of a session run at
   once, and the runs of each row take turns (Kafka, odradek, Kafka, ...), so that a drift in the
   machine's load falls on both; the broker not measured sits idle. Clients run on the same {nproc}
-  cores as the brokers, so client CPU competes with broker CPU.
+  cores as the brokers, so client CPU competes with broker CPU; the measured consumer of a consume row
+  runs on the upper half of them (on 2 cores, the second), which keeps its threads from wandering
+  between cores and its rate from wandering with them.
 - Each session starts with an untimed warm-up (records of 100 B and 1 KiB produced to and consumed from a
   6-partition topic), so the JVM's JIT is warm when the clock starts.
 - Every throughput row is {runs} per broker ({consume_runs} for the consume rows, which are short and
