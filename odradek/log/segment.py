@@ -197,8 +197,11 @@ class LogSegment:
         if limit - position > _WALK_BYTES:
             position = max(position, self.offset_index.position_at_or_before(limit))
         while True:
+            # never past the header of a batch starting by `limit`: a log of large batches needs one
+            # header where the index points, not a window of record bytes after it
+            wanted = min(_HEADER_WINDOW_BYTES, limit + BATCH_HEADER_SIZE - position, self.size - position)
             with self._log as fd:
-                window = os.pread(fd, min(_HEADER_WINDOW_BYTES, self.size - position), position)
+                window = os.pread(fd, wanted, position)
             within = 0
             while within + _BASE_OFFSET_AND_LENGTH.size <= len(window):
                 base_offset, length = _BASE_OFFSET_AND_LENGTH.unpack_from(window, within)

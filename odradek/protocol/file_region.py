@@ -45,28 +45,27 @@ class FileRegion:
 
     def read(self) -> bytes:
         """The region's bytes, read now."""
-        fd = self._pin()
+        fd = self.pin()
         try:
             data = os.pread(fd, self.length, self.position)
         finally:
-            self.file.unpin()
+            self.unpin()
         if len(data) != self.length:
             raise RegionGone(f"{self.file.path} was cut short under a read of {self!r}")
         return data
 
-    def send(self, socket_fd: int, sent: int) -> int:
-        """Send what follows the first `sent` bytes to a non-blocking socket with sendfile; how
-        many bytes went (BlockingIOError when the socket takes none now)."""
-        fd = self._pin()
-        try:
-            count = os.sendfile(socket_fd, fd, self.position + sent, self.length - sent)
-        finally:
-            self.file.unpin()
+    def send(self, socket_fd: int, file_fd: int, sent: int) -> int:
+        """Send what follows the first `sent` bytes to a non-blocking socket with sendfile, from
+        the descriptor pin() gave; how many bytes went (BlockingIOError when the socket takes none
+        now)."""
+        count = os.sendfile(socket_fd, file_fd, self.position + sent, self.length - sent)
         if count == 0:
             raise RegionGone(f"{self.file.path} was cut short under a send of {self!r}")
         return count
 
-    def _pin(self) -> int:
+    def pin(self) -> int:
+        """The file's descriptor, kept open until unpin(): while a send waits for room, the bytes
+        it goes on with come from the file it started with."""
         file = self.file
         try:
             fd = file.pin(create=False)
@@ -76,3 +75,6 @@ class FileRegion:
             file.unpin()
             raise RegionGone(f"{file.path} was replaced before {self!r} was sent")
         return fd
+
+    def unpin(self) -> None:
+        self.file.unpin()

@@ -36,7 +36,9 @@ def test_a_region_reads_and_sends_its_bytes(data_file):
     left, right = socket.socketpair()
     with left, right:
         left.setblocking(False)
-        sent = region.send(left.fileno(), 0)
+        fd = region.pin()
+        sent = region.send(left.fileno(), fd, 0)
+        region.unpin()
         assert 0 < sent <= 70_000
         assert right.recv(sent, socket.MSG_WAITALL) == expected[:sent]
     assert handle.pins == 0
@@ -51,10 +53,12 @@ def test_a_region_of_a_truncated_file_is_refused(data_file):
     left, right = socket.socketpair()
     with left, right:
         left.setblocking(False)
-        sent = region.send(left.fileno(), 0)
+        fd = region.pin()
+        sent = region.send(left.fileno(), fd, 0)
         assert sent == 50_000
         with pytest.raises(RegionGone):
-            region.send(left.fileno(), sent)
+            region.send(left.fileno(), fd, sent)
+        region.unpin()
 
 
 def test_a_region_of_a_deleted_or_replaced_file_is_refused(data_file):
@@ -119,4 +123,43 @@ def test_a_response_reaches_a_slow_reader_whole_and_in_order(data_file):
     finally:
         loop.close()
     assert got == expected + expected + b"!"
+    assert handle.pins == 0
+
+
+def test_a_reader_that_leaves_mid_response_ends_the_write_and_frees_the_file(data_file):
+    """The consumer closes its socket while a large region waits for room: the write fails with a
+    connection error (the connection is then closed) and the segment file is no longer held."""
+    handle = FileHandle(data_file, OpenFiles(4))
+    chunks = [b"head", region_of(handle, 0, 6_000_000)]
+
+    async def main() -> BaseException | None:
+        outcome = asyncio.get_running_loop().create_future()
+
+        async def serve(reader, writer):
+            writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+            sender = RegionWriter(writer.transport)
+            try:
+                await sender.write(chunks)
+                outcome.set_result(None)
+            except ConnectionError as error:
+                outcome.set_result(error)
+            finally:
+                sender.close()
+                writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await reader.read(100_000)
+        writer.transport.abort()  # gone, with 6 MB still owed
+        result = await asyncio.wait_for(outcome, 10)
+        server.close()
+        return result
+
+    loop = uvloop.new_event_loop()
+    try:
+        error = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert isinstance(error, ConnectionError)
     assert handle.pins == 0
