@@ -76,6 +76,37 @@ def test_a_region_of_a_deleted_or_replaced_file_is_refused(data_file):
     assert not data_file.exists(), "a region never creates the file it came from"
 
 
+def run_with_region_writer(respond, read):
+    """On a uvloop: a server whose one connection has a 64 KiB send buffer (smaller than a large
+    region, so the writer waits for room) and a RegionWriter; respond(sender, writer) answers it,
+    then both are closed. read(reader, writer) is the client; its result is returned."""
+
+    async def main():
+        async def serve(reader, writer):
+            writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+            sender = RegionWriter(writer.transport)
+            try:
+                await respond(sender, writer)
+            finally:
+                sender.close()
+                writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            return await read(reader, writer)
+        finally:
+            writer.close()
+            server.close()
+
+    loop = uvloop.new_event_loop()
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
 def test_a_response_reaches_a_slow_reader_whole_and_in_order(data_file):
     """Fields, a region larger than any socket buffer, thousands of small fields (more than one
     writev takes), a small region, twice over one connection: the reader, taking its time, gets
@@ -87,41 +118,20 @@ def test_a_response_reaches_a_slow_reader_whole_and_in_order(data_file):
     expected = b"".join(read_regions(chunks))
     assert expected[4:6_000_004] == content[:6_000_000]
 
-    async def main() -> bytes:
-        received = asyncio.get_running_loop().create_future()
+    async def respond(sender, writer):
+        await sender.write(chunks)
+        await sender.write(chunks)  # the socket watched again for the second response
+        writer.write(b"!")  # a later answer, through the transport, comes after
+        await writer.drain()
 
-        async def serve(reader, writer):
-            writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
-            sender = RegionWriter(writer.transport)
-            try:
-                await sender.write(chunks)
-                await sender.write(chunks)  # the socket watched again for the second response
-                writer.write(b"!")  # a later answer, through the transport, comes after
-            finally:
-                sender.close()
-            await writer.drain()
-            writer.close()
-
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async def read_slowly(reader, writer) -> bytes:
         data = bytearray()
-        while True:
-            piece = await reader.read(200_000)
-            if not piece:
-                break
+        while piece := await reader.read(200_000):
             data += piece
             await asyncio.sleep(0.002)  # slower than the broker sends
-        writer.close()
-        server.close()
-        received.set_result(bytes(data))
-        return await received
+        return bytes(data)
 
-    loop = uvloop.new_event_loop()
-    try:
-        got = loop.run_until_complete(main())
-    finally:
-        loop.close()
+    got = run_with_region_writer(respond, read_slowly)
     assert got == expected + expected + b"!"
     assert handle.pins == 0
 
@@ -131,35 +141,23 @@ def test_a_reader_that_leaves_mid_response_ends_the_write_and_frees_the_file(dat
     connection error (the connection is then closed) and the segment file is no longer held."""
     handle = FileHandle(data_file, OpenFiles(4))
     chunks = [b"head", region_of(handle, 0, 6_000_000)]
+    outcome: list = []
 
-    async def main() -> BaseException | None:
-        outcome = asyncio.get_running_loop().create_future()
+    async def respond(sender, writer):
+        try:
+            await sender.write(chunks)
+            outcome.append(None)
+        except ConnectionError as error:
+            outcome.append(error)
 
-        async def serve(reader, writer):
-            writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
-            sender = RegionWriter(writer.transport)
-            try:
-                await sender.write(chunks)
-                outcome.set_result(None)
-            except ConnectionError as error:
-                outcome.set_result(error)
-            finally:
-                sender.close()
-                writer.close()
-
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async def leave_early(reader, writer):
         await reader.read(100_000)
         writer.transport.abort()  # gone, with 6 MB still owed
-        result = await asyncio.wait_for(outcome, 10)
-        server.close()
-        return result
+        for _ in range(1000):  # the server notices within 10 s
+            if outcome:
+                return
+            await asyncio.sleep(0.01)
 
-    loop = uvloop.new_event_loop()
-    try:
-        error = loop.run_until_complete(main())
-    finally:
-        loop.close()
-    assert isinstance(error, ConnectionError)
+    run_with_region_writer(respond, leave_early)
+    assert len(outcome) == 1 and isinstance(outcome[0], ConnectionError)
     assert handle.pins == 0
