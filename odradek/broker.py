@@ -131,6 +131,7 @@ class BrokerRuntime:
         self._inter_broker_security = None  # ClientSecurity towards the other brokers (cluster mode)
         self._tls_stores: dict[str, tuple[tuple, tuple]] = {}  # TLS listener -> (store fingerprint, certificate identity)
         self.operator_endpoints = None  # metrics.listener: web.endpoints.OperatorEndpoints
+        self.stop_requested = asyncio.Event()  # SIGTERM: also ends a start-up that waits for ZooKeeper
 
     async def start(self) -> None:
         """Lock the log dirs, bind the listeners, then (only then) read and load the data.
@@ -279,6 +280,8 @@ class BrokerRuntime:
         self.bound_port = self.servers[0].port
         if cluster_mode:
             await self.membership.start(self._registration(node_id, listeners))
+            if self.stop_requested.is_set():
+                return  # stopped while waiting for ZooKeeper: stop() ends what was started
             self._timers.append(asyncio.create_task(self._shrink_isrs(config["replica.lag.time.max.ms"])))
             self._watch_broker_configs(store, configs, controller, quotas)
             self.membership.last_peer_contact = lambda: replicas.last_peer_contact
@@ -371,6 +374,7 @@ class BrokerRuntime:
             session_timeout_ms=config["zookeeper.session.timeout.ms"],
             auto_leader_rebalance=config["auto.leader.rebalance.enable"],
             imbalance_check_interval_s=config["leader.imbalance.check.interval.seconds"],
+            stop_requested=self.stop_requested,
         )
         return self.membership
 
@@ -819,10 +823,9 @@ def run_broker(config: BrokerConfig) -> int:
 
     async def main() -> int:
         runtime = BrokerRuntime(config)
-        stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stopping.set)
+            loop.add_signal_handler(signum, runtime.stop_requested.set)
         loop.add_signal_handler(signal.SIGUSR1, _log_tasks)
         try:
             await runtime.start()
@@ -830,7 +833,7 @@ def run_broker(config: BrokerConfig) -> int:
             log.error("cannot start: %s", refusal_line(error))
             await runtime.stop()
             return 1
-        await stopping.wait()
+        await runtime.stop_requested.wait()
         log.info("Shutting down")
         await runtime.stop()
         return 0

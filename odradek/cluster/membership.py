@@ -2,7 +2,9 @@
 writes as a leader, ZooKeeper session loss, and controlled shutdown.
 
 - Registration: the ephemeral /brokers/ids/<id>, made once the listeners accept (other brokers
-  and clients find this one through it) and made again after a session expiry.
+  and clients find this one through it) and made again after a session expiry. While ZooKeeper
+  is away it is retried until ZooKeeper answers (as Kafka's broker waits), or until a stop is
+  asked for.
 - Election: every broker tries to create /controller; the winner runs an ActiveController until
   it loses its session; the others watch the node and try again when it disappears, so a new
   controller takes over within a moment of the old one's death (its session timeout if it hung).
@@ -25,13 +27,16 @@ ZooKeeper calls run in worker threads; kazoo's callbacks are handed to the event
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
 from kazoo.client import KazooState
+from kazoo.exceptions import ConnectionLoss, OperationTimeoutError, SessionExpiredError
 from kazoo.recipe.watchers import DataWatch
 
 from odradek.cluster.metadata import BrokerRegistration, MetadataCache
+from odradek.cluster.store import MetadataStoreUnavailableError
 from odradek.cluster.zk_controller import ActiveController, request_controlled_shutdown
 from odradek.cluster.zk_store import CONTROLLER, PartitionState, ZkMetadataStore
 from odradek.cluster.zk_watcher import ZkMetadataWatcher
@@ -39,9 +44,18 @@ from odradek.protocol.topic_partition import TopicPartition
 
 log = logging.getLogger(__name__)
 
+# ZooKeeper away for now: the call is worth making again once it answers
+ZOOKEEPER_AWAY = (ConnectionLoss, OperationTimeoutError, SessionExpiredError, MetadataStoreUnavailableError)
+
 
 async def _nothing(fenced: bool) -> None:
     return None
+
+
+def _forget(work: asyncio.Future) -> None:
+    """A ZooKeeper call given up on: its outcome no longer matters."""
+    if not work.cancelled():
+        work.exception()
 
 
 class ClusterMembership:
@@ -57,6 +71,7 @@ class ClusterMembership:
         session_timeout_ms: int,
         auto_leader_rebalance: bool,
         imbalance_check_interval_s: float,
+        stop_requested: asyncio.Event | None = None,
     ) -> None:
         self.store = store
         self.watcher = watcher
@@ -67,7 +82,8 @@ class ClusterMembership:
         self.session_timeout_ms = session_timeout_ms
         self.auto_leader_rebalance = auto_leader_rebalance
         self.imbalance_check_interval_s = imbalance_check_interval_s
-        self.registration: BrokerRegistration | None = None
+        self.stop_requested = stop_requested or asyncio.Event()  # set by SIGTERM, even while starting
+        self.registration: BrokerRegistration | None = None  # once registered
         self.controller: ActiveController | None = None
         self._controller_gone = asyncio.Event()
         self._session_lost = asyncio.Event()
@@ -80,10 +96,11 @@ class ClusterMembership:
         self.on_fenced = _nothing
 
     async def start(self, registration: BrokerRegistration) -> None:
+        """Register, then take part in controller elections. Returns early, unregistered, when
+        a stop is asked for while ZooKeeper is away."""
+        if not await self._register(registration):
+            return
         self.registration = registration
-        await asyncio.to_thread(
-            self.store.register_broker, registration, self.security_protocols, wait_s=self.session_timeout_ms / 1000 + 5
-        )
         log.info("Registered broker %d in ZooKeeper at %s", self.node_id, self.store.connect)
         self.store.client.add_listener(self._state_changed)
 
@@ -94,9 +111,43 @@ class ClusterMembership:
                 self._loop.call_soon_threadsafe(self._controller_gone.set)
             return True
 
-        await asyncio.to_thread(DataWatch, self.store.client, CONTROLLER, controller_changed)
+        if not await self._unless_stop_requested(DataWatch, self.store.client, CONTROLLER, controller_changed):
+            return
         self._tasks.append(asyncio.create_task(self._elect_forever(), name="odradek-controller-election"))
         self._tasks.append(asyncio.create_task(self._reregister_after_session_loss(), name="odradek-zk-session"))
+
+    async def _register(self, registration: BrokerRegistration) -> bool:
+        """Create our /brokers/ids node, trying again while ZooKeeper is away; False if a stop
+        is asked for first. Another live session holding our id is refused (MetadataStoreError)."""
+        while not self.stop_requested.is_set():
+            try:
+                return await self._unless_stop_requested(
+                    self.store.register_broker, registration, self.security_protocols,
+                    wait_s=self.session_timeout_ms / 1000 + 5,
+                )
+            except ZOOKEEPER_AWAY as exc:
+                log.info("Registering broker %d in ZooKeeper failed (%s); retrying", self.node_id,
+                         str(exc) or type(exc).__name__)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stop_requested.wait(), 1.0)
+        return False
+
+    async def _unless_stop_requested(self, call, *args, **kwargs) -> bool:
+        """Run `call` in a worker thread: True once it returns (its exception is raised), False
+        if a stop is asked for first. A kazoo call waits as long as ZooKeeper is away; one left
+        behind ends when the store closes its session."""
+        work = asyncio.ensure_future(asyncio.to_thread(call, *args, **kwargs))
+        stop = asyncio.ensure_future(self.stop_requested.wait())
+        try:
+            await asyncio.wait((work, stop), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not work.done():
+                work.add_done_callback(_forget)
+        if not work.done():
+            return False
+        work.result()
+        return True
 
     def _state_changed(self, state) -> None:  # kazoo's thread
         if self._stopping:
@@ -181,8 +232,7 @@ class ClusterMembership:
             log.warning("The ZooKeeper session of broker %d expired; registering again", self.node_id)
             while not self._stopping:
                 try:
-                    await asyncio.to_thread(self.store.register_broker, self.registration, self.security_protocols,
-                                            wait_s=self.session_timeout_ms / 1000 + 5)
+                    await self._register(self.registration)
                     break
                 except Exception as exc:  # noqa: BLE001
                     log.info("Registering again failed (%s); retrying", exc)
@@ -236,6 +286,7 @@ class ClusterMembership:
 
     async def stop(self) -> None:
         self._stopping = True
+        self.stop_requested.set()
         if self._fence_timer is not None:
             self._fence_timer.cancel()
         for task in self._tasks:

@@ -227,6 +227,66 @@ def test_while_zookeeper_is_away_admin_requests_time_out_and_records_keep_flowin
     assert_all_acknowledged_readable(brokers.bootstrap_servers, load)
 
 
+def _hold_broker_id(brokers, node_id: int):
+    """A live ZooKeeper session that owns /brokers/ids/<node_id>, as a crashed broker's does until
+    it expires: a broker with that id waits for it while registering."""
+    holder = brokers.zk()
+    holder.create(f"/brokers/ids/{node_id}", b"{}", ephemeral=True)
+    return holder
+
+
+def _end_session(brokers, holder) -> None:
+    """The held session ends (once reconnected, so ZooKeeper hears of it): its node goes."""
+    brokers.wait_for(lambda: holder.connected, 30, "the holder of the broker id reconnected")
+    holder.stop()
+    holder.close()
+
+
+def test_a_broker_that_loses_zookeeper_while_registering_joins_once_it_is_back(cluster, zookeeper):
+    """A broker restarted just as ZooKeeper went away used to exit with a ConnectionLoss traceback
+    from its registration (seen in the chaos test). Kafka's broker waits for ZooKeeper instead:
+    registration is tried again until ZooKeeper answers, and the broker then joins the cluster."""
+    brokers = cluster(1)
+    holder = _hold_broker_id(brokers, 2)
+    try:
+        broker = brokers.add_broker(2)
+        zookeeper.stop()
+        try:
+            time.sleep(3)  # ZooKeeper away for a few seconds while broker 2 registers
+            assert broker.running, broker.output()[-3000:]
+        finally:
+            zookeeper.start()
+    finally:
+        _end_session(brokers, holder)
+    brokers.wait_for(lambda: "Registered broker 2" in broker.output(), 60, "broker 2 registered")
+    brokers.wait_until_formed()
+    create_replicated_topic(brokers.bootstrap_servers, "joined", 2, replication_factor=2)
+    brokers.wait_for(lambda: all(sorted(isr) == [1, 2] for _, _, isr in describe(brokers.bootstrap_servers, "joined").values()),
+                     30, "both brokers in every ISR")
+    assert "Traceback" not in broker.output()
+
+
+def test_sigterm_while_a_broker_waits_for_zookeeper_to_register_stops_it_cleanly(cluster, zookeeper):
+    """Told to stop while its registration waits for ZooKeeper, a broker stops at once with exit
+    code 0 instead of waiting (kazoo would hold the call until ZooKeeper answers)."""
+    brokers = cluster(1)
+    holder = _hold_broker_id(brokers, 2)
+    try:
+        broker = brokers.add_broker(2)
+        zookeeper.stop()
+        try:
+            time.sleep(3)
+            assert broker.running, broker.output()[-3000:]
+            started = time.monotonic()
+            assert broker.stop(timeout_s=30) == 0, broker.output()[-3000:]
+            assert time.monotonic() - started < 10, broker.output()[-3000:]
+        finally:
+            zookeeper.start()
+    finally:
+        _end_session(brokers, holder)
+    assert "Traceback" not in broker.output()
+
+
 def test_topic_configs_changed_on_one_broker_apply_on_every_broker(cluster):
     brokers = cluster(3)
     create_replicated_topic(brokers.bootstrap_servers, "configured", 3)
