@@ -7,6 +7,7 @@ checks: no delivery fails, no acknowledged record is lost or written twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import time
@@ -227,19 +228,26 @@ def test_while_zookeeper_is_away_admin_requests_time_out_and_records_keep_flowin
     assert_all_acknowledged_readable(brokers.bootstrap_servers, load)
 
 
-def _hold_broker_id(brokers, node_id: int):
-    """A live ZooKeeper session that owns /brokers/ids/<node_id>, as a crashed broker's does until
-    it expires: a broker with that id waits for it while registering."""
+@contextlib.contextmanager
+def registering_while_zookeeper_is_away(brokers, zookeeper):
+    """Broker 2 starts while a live session holds /brokers/ids/2 (as a crashed broker's does until
+    it expires), so it is still registering when ZooKeeper stops; yields it 3 s into the outage,
+    then starts ZooKeeper again and ends the holding session (its node goes)."""
     holder = brokers.zk()
-    holder.create(f"/brokers/ids/{node_id}", b"{}", ephemeral=True)
-    return holder
-
-
-def _end_session(brokers, holder) -> None:
-    """The held session ends (once reconnected, so ZooKeeper hears of it): its node goes."""
-    brokers.wait_for(lambda: holder.connected, 30, "the holder of the broker id reconnected")
-    holder.stop()
-    holder.close()
+    holder.create("/brokers/ids/2", b"{}", ephemeral=True)
+    try:
+        broker = brokers.add_broker(2)
+        zookeeper.stop()
+        try:
+            time.sleep(3)
+            assert broker.running, broker.output()[-3000:]
+            yield broker
+        finally:
+            zookeeper.start()
+    finally:
+        brokers.wait_for(lambda: holder.connected, 30, "the holder of the broker id reconnected")
+        holder.stop()
+        holder.close()
 
 
 def test_a_broker_that_loses_zookeeper_while_registering_joins_once_it_is_back(cluster, zookeeper):
@@ -247,17 +255,8 @@ def test_a_broker_that_loses_zookeeper_while_registering_joins_once_it_is_back(c
     from its registration (seen in the chaos test). Kafka's broker waits for ZooKeeper instead:
     registration is tried again until ZooKeeper answers, and the broker then joins the cluster."""
     brokers = cluster(1)
-    holder = _hold_broker_id(brokers, 2)
-    try:
-        broker = brokers.add_broker(2)
-        zookeeper.stop()
-        try:
-            time.sleep(3)  # ZooKeeper away for a few seconds while broker 2 registers
-            assert broker.running, broker.output()[-3000:]
-        finally:
-            zookeeper.start()
-    finally:
-        _end_session(brokers, holder)
+    with registering_while_zookeeper_is_away(brokers, zookeeper) as broker:
+        pass
     brokers.wait_for(lambda: "Registered broker 2" in broker.output(), 60, "broker 2 registered")
     brokers.wait_until_formed()
     create_replicated_topic(brokers.bootstrap_servers, "joined", 2, replication_factor=2)
@@ -270,20 +269,10 @@ def test_sigterm_while_a_broker_waits_for_zookeeper_to_register_stops_it_cleanly
     """Told to stop while its registration waits for ZooKeeper, a broker stops at once with exit
     code 0 instead of waiting (kazoo would hold the call until ZooKeeper answers)."""
     brokers = cluster(1)
-    holder = _hold_broker_id(brokers, 2)
-    try:
-        broker = brokers.add_broker(2)
-        zookeeper.stop()
-        try:
-            time.sleep(3)
-            assert broker.running, broker.output()[-3000:]
-            started = time.monotonic()
-            assert broker.stop(timeout_s=30) == 0, broker.output()[-3000:]
-            assert time.monotonic() - started < 10, broker.output()[-3000:]
-        finally:
-            zookeeper.start()
-    finally:
-        _end_session(brokers, holder)
+    with registering_while_zookeeper_is_away(brokers, zookeeper) as broker:
+        started = time.monotonic()
+        assert broker.stop(timeout_s=30) == 0, broker.output()[-3000:]
+        assert time.monotonic() - started < 10, broker.output()[-3000:]
     assert "Traceback" not in broker.output()
 
 
