@@ -142,12 +142,12 @@ class ClusterMembership:
             await asyncio.wait((work, stop), return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.cancel()
-            if not work.done():
+            finished = work.done()
+            if not finished:  # a stop came first, or we were cancelled
                 work.add_done_callback(_forget)
-        if not work.done():
-            return False
-        work.result()
-        return True
+        if finished:
+            work.result()
+        return finished
 
     def _state_changed(self, state) -> None:  # kazoo's thread
         if self._stopping:
